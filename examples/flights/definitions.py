@@ -1,0 +1,61 @@
+"""Definitions of the flights example project (nycflights13, New York departures of 2013).
+
+Prediction: will a flight arrive more than 15 minutes late? It is made at the
+scheduled departure (``flights.sched_dep``); the label becomes known on arrival.
+Features come from the hourly weather at the origin airport (a time-versioned
+table, joined point-in-time) and from the plane (a static table).
+"""
+
+import fourloops as fl
+
+airport = fl.Entity("airport", join_keys=["origin"], description="A New York departure airport")
+plane = fl.Entity("plane", join_keys=["tailnum"], description="An aircraft, by tail number")
+
+weather = fl.FeatureView(
+    name="weather",
+    entity=airport,
+    source=fl.FileSource(
+        "data/weather/*.parquet", timestamp="time_hour", created="ingested_at", name="weather"
+    ),
+    ttl="3h",
+    contract=fl.Contract(
+        {
+            "origin": fl.Category(["EWR", "JFK", "LGA"]),
+            "temp": fl.Float(min=-40, max=130, description="degrees F"),
+            "dewp": fl.Float(min=-60, max=100, description="dew point, degrees F"),
+            "humid": fl.Float(min=0, max=100, description="relative humidity, %"),
+            "wind_dir": fl.Float(min=0, max=360, nullable=True, description="degrees"),
+            "wind_speed": fl.Float(min=0, max=100, nullable=True, description="mph"),
+            "wind_gust": fl.Float(min=0, max=150, nullable=True, description="mph"),
+            "precip": fl.Float(min=0, max=10, description="inches"),
+            "pressure": fl.Float(min=900, max=1100, nullable=True, description="millibars"),
+            "visib": fl.Float(min=0, max=10, description="miles"),
+        },
+        null_tokens=["", "NA", "NULL"],
+    ),
+    description="Hourly weather observations at the origin airport",
+)
+
+planes = fl.FeatureView(
+    name="planes",
+    entity=plane,
+    source=fl.FileSource("data/planes.parquet", timestamp="registered_at"),
+    ttl="36500d",
+    contract=fl.Contract(
+        {
+            "year": fl.Float(min=1940, max=2014, nullable=True, description="year manufactured"),
+            "type": fl.Category(
+                ["Fixed wing multi engine", "Fixed wing single engine", "Rotorcraft"], unknown="map"
+            ),
+            "manufacturer": fl.String(max_length=100),
+            "engines": fl.Int(min=1, max=8),
+            "seats": fl.Int(min=1, max=1000),
+            "engine": fl.Category(
+                ["Turbo-fan", "Turbo-jet", "Turbo-prop", "Turbo-shaft", "Reciprocating", "4 Cycle"],
+                unknown="map",
+            ),
+        },
+        null_tokens=["", "NA"],
+    ),
+    description="Aircraft registry data (static)",
+)

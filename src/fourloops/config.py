@@ -1,0 +1,172 @@
+"""Project configuration: ``fourloops.toml`` with ``FOURLOOPS_*`` environment overrides.
+
+Every setting has an embedded default, so a project runs with no configuration
+beyond its name. Any value can be overridden by an environment variable named
+``FOURLOOPS_<SECTION>_<KEY>`` (upper case), e.g. ``FOURLOOPS_STORAGE_ONLINE=redis://...``.
+Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project folder.
+
+::
+
+    [project]
+    name = "flights"
+    definitions = "definitions.py"
+
+    [storage]
+    metadata = "sqlite:///.fourloops/metadata.db"   # or postgresql+psycopg://...
+    offline = ".fourloops/offline"                  # validated feature data (Parquet)
+    online = "sqlite:///.fourloops/online.db"       # or redis://host:6379/0
+    quarantine = ".fourloops/quarantine"            # rows that broke a contract
+    artifacts = ".fourloops/artifacts"
+
+    [engine]
+    name = "duckdb"
+    memory_limit = ""        # e.g. "8GB"; empty = DuckDB's default (80% of RAM)
+    threads = 0              # 0 = all cores
+    temp_directory = ".fourloops/tmp"   # where DuckDB spills when out of memory
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fourloops.errors import ConfigError
+
+__all__ = ["CONFIG_FILE", "Config", "EngineConfig", "StorageConfig", "load_config"]
+
+CONFIG_FILE = "fourloops.toml"
+ENV_PREFIX = "FOURLOOPS_"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    metadata: str = "sqlite:///.fourloops/metadata.db"
+    offline: str = ".fourloops/offline"
+    online: str = "sqlite:///.fourloops/online.db"
+    quarantine: str = ".fourloops/quarantine"
+    artifacts: str = ".fourloops/artifacts"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    name: str = "duckdb"
+    memory_limit: str = ""
+    threads: int = 0
+    temp_directory: str = ".fourloops/tmp"
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str = "default"
+    definitions: str = "definitions.py"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration of one project (paths absolute, URLs resolved)."""
+
+    root: Path
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the project folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def url(self, value: str) -> str:
+        """Resolve a ``sqlite:///relative`` URL against the project folder; others unchanged."""
+        prefix = "sqlite:///"
+        if value.startswith(prefix) and not value.startswith(prefix + "/"):
+            rest = value[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.path(rest))
+        return value
+
+
+_SECTIONS: dict[str, type] = {
+    "project": ProjectConfig,
+    "storage": StorageConfig,
+    "engine": EngineConfig,
+}
+
+
+def _coerce(value: Any, expected: type, where: str) -> Any:
+    if expected is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {type(value).__name__}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _section(
+    name: str, cls: type, values: Mapping[str, Any], source: str, env: Mapping[str, str]
+) -> Any:
+    fields = cls.__dataclass_fields__
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key '{name}.{key}' (known keys: {known})")
+        kwargs[key] = _coerce(value, _field_type(cls, key), f"{source}: key '{name}.{key}'")
+    for key in fields:
+        env_name = f"{ENV_PREFIX}{name}_{key}".upper()
+        if env_name in env:
+            kwargs[key] = _coerce(env[env_name], _field_type(cls, key), f"environment {env_name}")
+    return cls(**kwargs)
+
+
+def _field_type(cls: type, key: str) -> type:
+    annotation = cls.__dataclass_fields__[key].type
+    return int if annotation in (int, "int") else str
+
+
+def load_config(root: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``fourloops.toml`` in ``root`` and apply environment overrides.
+
+    Raises :class:`ConfigError` with the file, key and problem on any mistake.
+    """
+    root = Path(root).resolve()
+    env = os.environ if env is None else env
+    file = root / CONFIG_FILE
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such project folder")
+    if not file.is_file():
+        raise ConfigError(
+            f"{file}: not found (run 'fourloops init {root}' to create a project there)"
+        )
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file}: invalid TOML: {err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{file}: cannot read: {err}") from err
+    sections: dict[str, Any] = {}
+    for name, values in data.items():
+        if name not in _SECTIONS:
+            known = ", ".join(_SECTIONS)
+            raise ConfigError(f"{file}: unknown section [{name}] (known sections: {known})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{file}: '{name}' must be a [{name}] table")
+    for name, cls in _SECTIONS.items():
+        sections[name] = _section(name, cls, data.get(name, {}), str(file), env)
+    if sections["engine"].name not in ("duckdb",):
+        raise ConfigError(
+            f"{file}: key 'engine.name': unknown engine {sections['engine'].name!r} "
+            "(available: duckdb)"
+        )
+    return Config(root=root, **sections)

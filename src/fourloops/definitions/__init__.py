@@ -1,0 +1,41 @@
+"""Declarative project objects: entities, sources, feature views, contracts and field types."""
+
+from __future__ import annotations
+
+from fourloops.definitions.contract import Contract, ExtraPolicy
+from fourloops.definitions.durations import format_duration, parse_duration
+from fourloops.definitions.entity import Entity
+from fourloops.definitions.feature_view import FeatureView
+from fourloops.definitions.fields import (
+    UNKNOWN_CATEGORY,
+    Bool,
+    Category,
+    Field,
+    Float,
+    Int,
+    Rule,
+    String,
+    Timestamp,
+    UnknownPolicy,
+)
+from fourloops.definitions.source import FileSource
+
+__all__ = [
+    "UNKNOWN_CATEGORY",
+    "Bool",
+    "Category",
+    "Contract",
+    "Entity",
+    "ExtraPolicy",
+    "FeatureView",
+    "Field",
+    "FileSource",
+    "Float",
+    "Int",
+    "Rule",
+    "String",
+    "Timestamp",
+    "UnknownPolicy",
+    "format_duration",
+    "parse_duration",
+]
