@@ -1,0 +1,151 @@
+"""The batch-engine interface: point-in-time-correct joins of entities to feature views.
+
+The point-in-time rule
+----------------------
+For each entity row with join keys ``k`` and time ``t`` and for each feature view,
+the feature values come from the view row ``r`` with the same keys that maximises
+the tuple ``(r.event_ts, r.created_ts, source order)`` among the rows *visible at*
+``t``, which are the rows with
+
+* ``r.event_ts <= t``, and
+* ``r.created_ts <= t`` when the view has a created (ingestion-time) column.
+
+*Source order* is the final tie-break: the row's position in the data (for a list
+of Parquet files, the position of the file in the list, then the row within the
+file; a glob expands to its files in sorted order). A later row wins, so results
+are deterministic even when the data has duplicate timestamps.
+
+If the chosen row's ``event_ts < t - ttl`` the values are **expired** and come
+back null; a row exactly at ``t - ttl`` is still valid. If no row is visible the
+values are **missing** (null). Rows whose event time (or created time, when the
+view has one) is null are never visible; entity rows with a null time or a null
+key find nothing.
+
+All timestamps must be time-zone aware (any zone; they compare as instants, at
+microsecond precision). A naive timestamp column raises
+:class:`~fourloops.errors.SchemaError` naming the column: fourloops never guesses
+a zone. Every entity row is kept, in input order, duplicates included; entity
+columns are returned unchanged except that time-zone-aware timestamps come back
+as ``timestamp[us, tz=UTC]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from fourloops.errors import SchemaError
+
+__all__ = ["Engine", "JoinStats", "ViewJoin", "ViewStats"]
+
+#: Data accepted for a view: a Parquet path or glob, a list of Parquet files, or an Arrow table.
+ViewData = str | Sequence[str] | pa.Table
+
+
+@dataclass(frozen=True)
+class ViewJoin:
+    """One feature view taking part in a point-in-time join.
+
+    Parameters
+    ----------
+    name:
+        The feature view's name (used in statistics and error messages).
+    data:
+        A Parquet path or glob, a list of Parquet files, or an Arrow table.
+    join_keys:
+        Key columns in the view data.
+    timestamp:
+        Event-time column in the view data (time-zone aware).
+    ttl:
+        How long a value stays valid after its event time.
+    features:
+        View column -> output column name.
+    created:
+        Created (ingestion-time) column, if the view has one; a row is not
+        visible before it was created.
+    entity_keys:
+        The entity columns matching ``join_keys`` position by position
+        (default: the same names).
+    """
+
+    name: str
+    data: ViewData
+    join_keys: list[str]
+    timestamp: str
+    ttl: timedelta
+    features: dict[str, str]
+    created: str | None = None
+    entity_keys: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.join_keys:
+            raise SchemaError(f"view {self.name!r}: join_keys must not be empty")
+        if self.entity_keys is not None and len(self.entity_keys) != len(self.join_keys):
+            raise SchemaError(
+                f"view {self.name!r}: entity_keys {self.entity_keys} do not match "
+                f"join_keys {self.join_keys}"
+            )
+        if not isinstance(self.ttl, timedelta) or self.ttl < timedelta(0):
+            raise SchemaError(f"view {self.name!r}: ttl must be a non-negative timedelta")
+
+    @property
+    def entity_columns(self) -> list[str]:
+        """The entity columns that carry this view's keys."""
+        return list(self.entity_keys) if self.entity_keys is not None else list(self.join_keys)
+
+
+@dataclass(frozen=True)
+class ViewStats:
+    """Outcome counts of one view over all entity rows.
+
+    ``found + missing + expired`` equals the number of entity rows.
+    """
+
+    name: str
+    found: int
+    missing: int
+    expired: int
+
+    @property
+    def coverage(self) -> float:
+        """Share of entity rows that got a value (1.0 for an empty entity table)."""
+        total = self.found + self.missing + self.expired
+        return self.found / total if total else 1.0
+
+
+@dataclass
+class JoinStats:
+    """Statistics of one point-in-time join: per-view counts, total rows, wall time."""
+
+    rows: int
+    seconds: float
+    views: dict[str, ViewStats] = field(default_factory=dict)
+    engine: str = ""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A batch engine able to build point-in-time-correct training frames."""
+
+    name: str
+
+    def point_in_time_join(
+        self,
+        entities: pa.Table | str,
+        *,
+        timestamp: str,
+        views: Sequence[ViewJoin],
+        out: str | None = None,
+    ) -> tuple[pa.Table | None, JoinStats]:
+        """Join ``views`` onto ``entities`` as of each row's ``timestamp`` column.
+
+        ``entities`` is an Arrow table or a Parquet path. The result has the
+        entity columns followed by one column per feature (named by each view's
+        ``features`` mapping). With ``out`` the result is written to that
+        Parquet file and ``None`` is returned in place of the table.
+        """
+        ...

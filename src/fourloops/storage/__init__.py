@@ -1,0 +1,1 @@
+"""Storage backends: metadata database, online store, (later) event and artifact stores."""

@@ -1,0 +1,458 @@
+"""The online store protocol and the encoding every backend shares.
+
+An online store keeps, per feature view and entity key, the newest row of
+feature values. Two rules hold on every backend:
+
+* **Reads honour the ttl.** A row whose ``now - event_time`` exceeds the
+  ttl comes back as :attr:`Status.EXPIRED` with no values; a row exactly at
+  the ttl is still :attr:`Status.OK`.
+* **Writes are monotonic.** A row replaces the stored one only when its
+  ``(event_time, created_time)`` is strictly greater (a missing created time
+  is the lowest). Older rows are skipped and counted, atomically per key.
+
+Rows are encoded once, here, so that backends only move strings:
+
+* entity keys become the compact JSON of the key list (``["EWR",3]``);
+* feature values become one compact JSON object per row, built by Polars in a
+  vectorised pass. Floats NaN and infinities are stored as null. Timestamps,
+  dates, durations and times are tagged (``{"@ts": "..."}``) so that they come
+  back as aware :class:`~datetime.datetime` (UTC), :class:`~datetime.date`,
+  :class:`~datetime.timedelta` and :class:`~datetime.time`. Naive timestamp
+  *features* are taken to be UTC.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+import polars as pl
+import pyarrow as pa
+
+from fourloops.errors import SchemaError
+
+__all__ = [
+    "EncodedRows",
+    "OnlineStore",
+    "OnlineStoreBase",
+    "OnlineValue",
+    "Status",
+    "WriteStats",
+    "decode_payload",
+    "encode_key",
+    "encode_rows",
+    "from_micros",
+    "to_micros",
+]
+
+#: Stored created time of a row written without one: lower than any real time.
+MISSING_CREATED_US = -(2**62)
+#: Rows encoded and sent to the backend per round.
+WRITE_CHUNK_ROWS = 100_000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TS, _DATE, _TD, _TIME = "@ts", "@date", "@td", "@time"
+_EVENT, _CREATED = "__fl_event_us", "__fl_created_us"
+
+
+class Status(enum.StrEnum):
+    """Outcome of reading one entity key."""
+
+    OK = "ok"
+    MISSING = "missing"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class OnlineValue:
+    """The stored feature values of one entity key, as of a read.
+
+    ``values`` is empty unless ``status`` is OK; ``event_time`` (UTC-aware) and
+    ``age`` (``now - event_time``) are set for OK and EXPIRED rows.
+    """
+
+    key: tuple[Any, ...]
+    status: Status
+    values: dict[str, Any]
+    event_time: datetime | None
+    age: timedelta | None
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What a write did: rows stored, and rows skipped as not newer."""
+
+    written: int
+    skipped_older: int
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """Latest feature values per (view, entity key); see the module docstring."""
+
+    url: str
+    namespace: str
+
+    def write(
+        self,
+        view: str,
+        rows: pa.Table | pl.DataFrame,
+        *,
+        keys: Sequence[str],
+        timestamp: str,
+        features: Sequence[str],
+        created: str | None = None,
+    ) -> WriteStats: ...
+
+    def read(
+        self,
+        view: str,
+        keys: Sequence[Sequence[Any]],
+        *,
+        ttl: timedelta,
+        now: datetime,
+        features: Sequence[str] | None = None,
+    ) -> list[OnlineValue]: ...
+
+    def watermark(self, view: str) -> datetime | None: ...
+
+    def set_watermark(self, view: str, when: datetime) -> None: ...
+
+    def delete_view(self, view: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# -- time ------------------------------------------------------------------
+
+
+def to_micros(when: datetime, *, what: str = "time") -> int:
+    """Microseconds since the Unix epoch of an aware datetime."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise SchemaError(f"{what} must be timezone-aware, got naive {when.isoformat()}")
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime ``micros`` microseconds after the Unix epoch."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+# -- keys ------------------------------------------------------------------
+
+
+def encode_key(key: Sequence[Any]) -> str:
+    """Deterministic text form of an entity key: compact JSON of its values.
+
+    >>> encode_key(("EWR", 3))
+    '["EWR",3]'
+    """
+    if isinstance(key, str | bytes):
+        raise SchemaError(f"an entity key is a sequence of values, got {key!r}")
+    return _KEY_ENCODER.encode(list(key))
+
+
+def _key_default(value: Any) -> Any:
+    # numpy integers and similar scalars expose item()
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise SchemaError(f"entity key values must be str or int, got {type(value).__name__}")
+
+
+# built once: json.dumps with options builds a new encoder on every call
+_KEY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_key_default)
+
+
+# -- rows ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncodedRows:
+    """Rows ready for a backend: the newest row of each distinct key, encoded."""
+
+    keys: list[str]
+    event_us: list[int]
+    created_us: list[int]
+    payloads: list[str]
+
+
+def _frame(rows: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    if isinstance(rows, pa.Table):
+        frame = pl.from_arrow(rows)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+    raise SchemaError(f"rows must be a pyarrow Table or polars DataFrame, got {type(rows)}")
+
+
+def _time_us(frame: pl.DataFrame, column: str) -> pl.Expr:
+    dtype = frame.schema[column]
+    if not isinstance(dtype, pl.Datetime):
+        raise SchemaError(f"column {column!r} must be a timestamp, got {dtype}")
+    if dtype.time_zone is None:
+        raise SchemaError(f"column {column!r} must be timezone-aware, got a naive timestamp")
+    return pl.col(column).dt.epoch("us")
+
+
+def _value_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        tz = col.dt.convert_time_zone if dtype.time_zone else col.dt.replace_time_zone
+        utc = tz("UTC")
+        tagged = pl.struct(utc.dt.cast_time_unit("us").alias(_TS))
+    elif isinstance(dtype, pl.Date):
+        tagged = pl.struct(col.alias(_DATE))
+    elif isinstance(dtype, pl.Duration):
+        tagged = pl.struct(col.dt.total_microseconds().alias(_TD))
+    elif isinstance(dtype, pl.Time):
+        tagged = pl.struct(col.dt.strftime("%H:%M:%S%.6f").alias(_TIME))
+    elif isinstance(dtype, pl.Categorical | pl.Enum):
+        return col.cast(pl.String)
+    elif isinstance(dtype, pl.Decimal):
+        return col.cast(pl.Float64)
+    elif isinstance(dtype, pl.Binary | pl.Object):
+        raise SchemaError(f"feature {name!r} has unsupported type {dtype}")
+    else:
+        return col
+    return pl.when(col.is_not_null()).then(tagged)
+
+
+def encode_rows(
+    rows: pa.Table | pl.DataFrame,
+    *,
+    keys: Sequence[str],
+    timestamp: str,
+    features: Sequence[str],
+    created: str | None = None,
+) -> tuple[Iterator[EncodedRows], int]:
+    """Validate ``rows``, keep the newest row per key, encode it in chunks.
+
+    Returns the chunks and the number of rows dropped because another row
+    of the same call had a greater ``(event_time, created_time)``.
+    """
+    frame = _frame(rows)
+    keys, features = list(keys), list(features)
+    if not keys:
+        raise SchemaError("at least one key column is needed")
+    needed = [*keys, timestamp, *features, *([created] if created else [])]
+    missing = [c for c in dict.fromkeys(needed) if c not in frame.schema]
+    if missing:
+        raise SchemaError(f"rows lack column(s) {missing}; have {list(frame.columns)}")
+    for column in [*keys, timestamp]:
+        if frame[column].null_count():
+            raise SchemaError(f"column {column!r} has nulls; keys and event times are required")
+    key_exprs = []
+    for column in keys:
+        dtype = frame.schema[column]
+        if isinstance(dtype, pl.Categorical | pl.Enum):
+            key_exprs.append(pl.col(column).cast(pl.String))
+        elif dtype.is_integer() or dtype == pl.String:
+            key_exprs.append(pl.col(column))
+        else:
+            raise SchemaError(f"key column {column!r} must be str or int, got {dtype}")
+    created_expr = (
+        _time_us(frame, created).fill_null(MISSING_CREATED_US)
+        if created
+        else pl.lit(MISSING_CREATED_US, dtype=pl.Int64)
+    )
+    slim = frame.select(
+        *key_exprs,
+        _time_us(frame, timestamp).alias(_EVENT),
+        created_expr.alias(_CREATED),
+        *[_value_expr(f, frame.schema[f]).alias(f"\x00{f}") for f in features],
+    )
+    # stable sort: among equal (event, created) the last row of the input wins
+    newest = slim.sort(_EVENT, _CREATED, maintain_order=True).unique(
+        subset=keys, keep="last", maintain_order=False
+    )
+    dropped = slim.height - newest.height
+    return _chunks(newest, keys, features), dropped
+
+
+# json.dumps leaves a string as is, between quotes, unless it holds one of these
+_JSON_ESCAPED = r'[\x00-\x1f"\\]'
+
+
+def _encoded_key_expr(frame: pl.DataFrame, keys: list[str]) -> pl.Expr:
+    """Vectorised :func:`encode_key`; null where a string needs escaping."""
+    parts = []
+    for column in keys:
+        col = pl.col(column)
+        if frame.schema[column] == pl.String:
+            quoted = pl.concat_str(pl.lit('"'), col, pl.lit('"'))
+            parts.append(pl.when(col.str.contains(_JSON_ESCAPED)).then(None).otherwise(quoted))
+        else:
+            parts.append(col.cast(pl.String))
+    return pl.concat_str(pl.lit("["), pl.concat_str(parts, separator=","), pl.lit("]"))
+
+
+def _chunks(frame: pl.DataFrame, keys: list[str], features: list[str]) -> Iterator[EncodedRows]:
+    value_cols = [pl.col(f"\x00{f}").alias(f) for f in features]
+    payload = pl.struct(value_cols).struct.json_encode() if features else pl.lit("{}")
+    for start in range(0, frame.height, WRITE_CHUNK_ROWS):
+        part = frame.slice(start, WRITE_CHUNK_ROWS)
+        encoded = part.select(
+            _encoded_key_expr(part, keys).alias("key"),
+            payload.alias("payload"),
+        )
+        codes = encoded["key"].to_list()
+        if encoded["key"].null_count():
+            rows = part.select(keys).iter_rows()
+            codes = [
+                encode_key(row) if code is None else code
+                for code, row in zip(codes, rows, strict=True)
+            ]
+        yield EncodedRows(
+            keys=codes,
+            event_us=part[_EVENT].to_list(),
+            created_us=part[_CREATED].to_list(),
+            payloads=encoded["payload"].to_list(),
+        )
+
+
+_UNTAG: dict[str, Callable[[Any], Any]] = {
+    _TS: datetime.fromisoformat,
+    _DATE: date.fromisoformat,
+    _TD: lambda micros: timedelta(microseconds=int(micros)),
+    _TIME: time.fromisoformat,
+}
+
+
+def decode_payload(payload: str | bytes) -> dict[str, Any]:
+    """Feature values of one stored row."""
+    values: dict[str, Any] = json.loads(payload)
+    for name, value in values.items():
+        # only top-level values are ever tagged, as {"@ts": ...} and the like
+        if type(value) is dict and len(value) == 1:
+            [(tag, raw)] = value.items()
+            untag = _UNTAG.get(tag)
+            if untag is not None:
+                values[name] = None if raw is None else untag(raw)
+    return values
+
+
+# -- shared behaviour ------------------------------------------------------
+
+
+class OnlineStoreBase(abc.ABC):
+    """Write/read logic shared by backends; they move encoded strings only.
+
+    A backend implements ``_upsert`` (monotonic, atomic per key, returning
+    the number of rows stored) and ``_fetch`` (stored ``(event_us, payload)``
+    by encoded key).
+    """
+
+    url: str
+    namespace: str
+
+    def write(
+        self,
+        view: str,
+        rows: pa.Table | pl.DataFrame,
+        *,
+        keys: Sequence[str],
+        timestamp: str,
+        features: Sequence[str],
+        created: str | None = None,
+    ) -> WriteStats:
+        """Store the newest row per key unless the stored one is as new or newer."""
+        _check_view(view)
+        chunks, dropped = encode_rows(
+            rows, keys=keys, timestamp=timestamp, features=features, created=created
+        )
+        written = skipped = 0
+        for chunk in chunks:
+            stored = self._upsert(view, chunk)
+            written += stored
+            skipped += len(chunk.keys) - stored
+        return WriteStats(written=written, skipped_older=skipped + dropped)
+
+    def read(
+        self,
+        view: str,
+        keys: Sequence[Sequence[Any]],
+        *,
+        ttl: timedelta,
+        now: datetime,
+        features: Sequence[str] | None = None,
+    ) -> list[OnlineValue]:
+        """Values of ``keys`` in order; rows older than ``ttl`` are EXPIRED.
+
+        With ``features`` only those are returned, ``None`` for any absent
+        from a stored row; without, every stored feature is.
+        """
+        _check_view(view)
+        now_us = to_micros(now, what="now")
+        ttl_us = ttl // timedelta(microseconds=1)
+        encoded = [encode_key(k) for k in keys]
+        stored = self._fetch(view, list(dict.fromkeys(encoded))) if encoded else {}
+        out = []
+        for key, code in zip(keys, encoded, strict=True):
+            found = stored.get(code)
+            if found is None:
+                out.append(OnlineValue(tuple(key), Status.MISSING, {}, None, None))
+                continue
+            event_us, payload = found
+            event_time = from_micros(event_us)
+            age = timedelta(microseconds=now_us - event_us)
+            if now_us - event_us > ttl_us:
+                out.append(OnlineValue(tuple(key), Status.EXPIRED, {}, event_time, age))
+                continue
+            values = decode_payload(payload)
+            if features is not None:
+                values = {f: values.get(f) for f in features}
+            out.append(OnlineValue(tuple(key), Status.OK, values, event_time, age))
+        return out
+
+    def set_watermark(self, view: str, when: datetime) -> None:
+        """Record ``when`` as the end of the latest materialisation of ``view``."""
+        _check_view(view)
+        self._set_watermark_us(view, to_micros(when, what="watermark"))
+
+    def watermark(self, view: str) -> datetime | None:
+        """The end of the latest materialisation of ``view``, or None."""
+        _check_view(view)
+        micros = self._watermark_us(view)
+        return None if micros is None else from_micros(micros)
+
+    def __enter__(self) -> OnlineStoreBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r}, namespace={self.namespace!r})"
+
+    @abc.abstractmethod
+    def _upsert(self, view: str, rows: EncodedRows) -> int: ...
+
+    @abc.abstractmethod
+    def _fetch(self, view: str, keys: list[str]) -> Mapping[str, tuple[int, str | bytes]]: ...
+
+    @abc.abstractmethod
+    def _set_watermark_us(self, view: str, micros: int) -> None: ...
+
+    @abc.abstractmethod
+    def _watermark_us(self, view: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def delete_view(self, view: str) -> None:
+        """Remove every row and the watermark of ``view``."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+
+def _check_view(view: str) -> None:
+    if not isinstance(view, str) or not view:
+        raise SchemaError(f"a feature view name must be a non-empty string, got {view!r}")

@@ -1,0 +1,113 @@
+"""SQLAlchemy table definitions of the metadata database.
+
+The schema is created and evolved only by the Alembic migrations in
+``storage/migrations``; these definitions are what the code queries, and a
+test checks that they match what the migrations create.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "audit_log",
+    "definition_heads",
+    "definitions",
+    "materializations",
+    "metadata",
+    "schema_observations",
+    "validation_runs",
+]
+
+metadata = MetaData()
+
+#: Every version of every definition ever applied (append-only).
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("applied_by", String(200), nullable=False),
+    UniqueConstraint("kind", "name", "version", name="uq_definitions_kind_name_version"),
+)
+
+#: The version of each definition currently in force.
+definition_heads = Table(
+    "definition_heads",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: The physical schema of a source as last observed (for schema-drift detection).
+schema_observations = Table(
+    "schema_observations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("snapshot", JSON, nullable=False),
+    Index("ix_schema_observations_source", "source", "id"),
+)
+
+#: One row per validation of a source against its contract.
+validation_runs = Table(
+    "validation_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("view", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("contract_version", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("n_valid", BigInteger, nullable=False),
+    Column("n_quarantined", BigInteger, nullable=False),
+    Column("quarantine_path", Text, nullable=True),
+    Column("report", JSON, nullable=False),
+    Index("ix_validation_runs_view", "view", "id"),
+)
+
+#: One row per materialisation of a feature view into the online store.
+materializations = Table(
+    "materializations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("view", String(200), nullable=False),
+    Column("start", DateTime(timezone=True), nullable=True),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("rows_written", BigInteger, nullable=False),
+    Column("rows_skipped", BigInteger, nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Index("ix_materializations_view", "view", "id"),
+)
+
+#: Append-only journal of every decision (apply, promote, rollback, ...).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(400), nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_log_subject", "subject", "id"),
+)

@@ -1,0 +1,145 @@
+"""Shared fixtures: external services (Redis, PostgreSQL) and backend suites.
+
+Service fixtures probe the service and skip the test when it is unreachable,
+unless ``FOURLOOPS_REQUIRE_SERVICES=1`` (CI), where they fail instead. Every
+test gets its own Redis namespace and the run its own PostgreSQL database,
+so parallel runs do not collide; both are removed afterwards.
+
+Override the addresses with ``FOURLOOPS_TEST_REDIS_URL`` and
+``FOURLOOPS_TEST_POSTGRES_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PROBE_TIMEOUT_S = 1.0
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def _require_services() -> bool:
+    return os.environ.get("FOURLOOPS_REQUIRE_SERVICES", "") == "1"
+
+
+def _unavailable(what: str, url: str, why: object) -> None:
+    message = f"{what} is not reachable at {url} ({why})"
+    if _require_services():
+        pytest.fail(f"{message}; FOURLOOPS_REQUIRE_SERVICES=1 requires it", pytrace=False)
+    pytest.skip(message)
+
+
+def _probe(url: str, default_port: int) -> str | None:
+    """None when a TCP connection to the URL's host and port succeeds, else why not."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), PROBE_TIMEOUT_S
+        ):
+            return None
+    except OSError as err:
+        return str(err)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a reachable Redis server (skips or fails otherwise)."""
+    url = os.environ.get("FOURLOOPS_TEST_REDIS_URL", REDIS_URL)
+    why = _probe(url, 6379)
+    if why is not None:
+        _unavailable("Redis", url, why)
+    return url
+
+
+@pytest.fixture
+def redis_namespace(redis_url: str) -> Iterator[str]:
+    """A namespace unique to this test; every Redis key containing it is removed after."""
+    import redis
+
+    namespace = f"fltest-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    yield namespace
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"*{namespace}*", count=1000))
+        if keys:
+            client.unlink(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a PostgreSQL database created for this run and dropped after it."""
+    base = os.environ.get("FOURLOOPS_TEST_POSTGRES_URL", POSTGRES_URL)
+    why = _probe(base, 5432)
+    if why is not None:
+        _unavailable("PostgreSQL", base, why)
+    try:
+        import psycopg
+    except ImportError as err:
+        _unavailable("PostgreSQL", base, f"psycopg is not installed: {err}")
+    parts = urlsplit(base)
+    libpq = urlunsplit(parts._replace(scheme="postgresql"))
+    database = f"fltest_{RUN_ID}"
+    try:
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    except psycopg.Error as err:
+        _unavailable("PostgreSQL", base, err)
+    yield urlunsplit(parts._replace(path=f"/{database}"))
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+ONLINE_BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.services)]
+
+
+@pytest.fixture(params=ONLINE_BACKENDS)
+def online_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """An empty online store on every backend the machine offers.
+
+    Open more handles on the same data with
+    ``open_online_store(store.url, namespace=store.namespace)``.
+    """
+    from fourloops.storage.online import open_online_store
+
+    if request.param == "sqlite":
+        url, namespace = f"sqlite:///{tmp_path / 'online.db'}", "test"
+    else:
+        url = request.getfixturevalue("redis_url")
+        namespace = request.getfixturevalue("redis_namespace")
+    store = open_online_store(url, namespace=namespace)
+    yield store
+    store.close()
+
+
+METADATA_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.services)]
+
+
+@pytest.fixture(params=METADATA_BACKENDS)
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty metadata database on every backend the machine offers.
+
+    PostgreSQL tests each get their own schema in the run's database.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'metadata.db'}"
+        return
+    import psycopg
+
+    base = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    libpq = urlunsplit(urlsplit(base)._replace(scheme="postgresql"))
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{base}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
