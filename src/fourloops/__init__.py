@@ -1,7 +1,9 @@
 """fourloops: run a machine-learning model in production through four loops.
 
 ``import fourloops as fl`` gives the definitions (``fl.Entity``, ``fl.FileSource``,
-``fl.FeatureView``, ``fl.Contract`` and the field types) and ``fl.Project``.
+``fl.FeatureView``, ``fl.Contract``, the field types, ``fl.Model`` with its
+``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``
+and ``fl.gates``) and ``fl.Project``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,20 @@ from fourloops.definitions import (
     Bool,
     Category,
     Contract,
+    Cost,
     Entity,
+    Fallback,
     FeatureView,
     FileSource,
     Float,
     Int,
+    Label,
+    Model,
+    Objective,
     String,
+    TimeSplit,
     Timestamp,
+    gates,
 )
 from fourloops.errors import FourloopsError
 
@@ -26,16 +35,23 @@ __all__ = [
     "Bool",
     "Category",
     "Contract",
+    "Cost",
     "Entity",
+    "Fallback",
     "FeatureView",
     "FileSource",
     "Float",
     "FourloopsError",
     "Int",
+    "Label",
+    "Model",
+    "Objective",
     "Project",
     "String",
+    "TimeSplit",
     "Timestamp",
     "__version__",
+    "gates",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Declarative project objects: entities, sources, feature views, contracts and field types."""
+"""Declarative project objects: entities, sources, feature views, contracts, field types, models."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from fourloops.definitions.fields import (
     Timestamp,
     UnknownPolicy,
 )
+from fourloops.definitions import gates
+from fourloops.definitions.model import Cost, Fallback, Label, Model, Objective, Task, TimeSplit
 from fourloops.definitions.source import FileSource
 
 __all__ = [
@@ -25,6 +27,14 @@ __all__ = [
     "Bool",
     "Category",
     "Contract",
+    "Cost",
+    "Fallback",
+    "Label",
+    "Model",
+    "Objective",
+    "Task",
+    "TimeSplit",
+    "gates",
     "Entity",
     "ExtraPolicy",
     "FeatureView",

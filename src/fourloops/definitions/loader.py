@@ -11,6 +11,7 @@ from types import ModuleType
 
 from fourloops.definitions.entity import Entity
 from fourloops.definitions.feature_view import FeatureView
+from fourloops.definitions.model import Model
 from fourloops.definitions.source import FileSource
 from fourloops.errors import DefinitionError
 
@@ -24,6 +25,7 @@ class Definitions:
     entities: dict[str, Entity] = field(default_factory=dict)
     sources: dict[str, FileSource] = field(default_factory=dict)
     feature_views: dict[str, FeatureView] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
 
     def add(self, obj: object, origin: str) -> None:
         if isinstance(obj, Entity):
@@ -32,6 +34,8 @@ class Definitions:
             self._put(self.feature_views, obj.name, obj, "feature view", origin)
             self.add(obj.entity, origin)
             self.add(obj.source, origin)
+        elif isinstance(obj, Model):
+            self._put(self.models, obj.name, obj, "model", origin)
         elif isinstance(obj, FileSource):
             self._put(self.sources, obj.name, obj, "source", origin)
 

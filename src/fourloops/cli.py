@@ -1,0 +1,329 @@
+"""The ``fourloops`` command line: parse, call :class:`fourloops.Project`, print.
+
+Errors become one red line on stderr and a non-zero exit code (``--debug``
+shows the traceback). Commands whose output is data accept ``--json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fourloops.errors import FourloopsError, SchemaError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fourloops",
+    help="Run a machine-learning model in production through four loops: "
+    "ingestion, inference, evaluation, adaptation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProjectOpt = Annotated[
+    Path,
+    typer.Option("--project", "-p", envvar="FOURLOOPS_PROJECT", help="Project folder (holds fourloops.toml)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn fourloops errors into one-line messages and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except FourloopsError as exc:
+            if _state["debug"]:
+                raise
+            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # a bug: say so in one line, traceback with --debug
+            if _state["debug"]:
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 70)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SchemaError(f"{option}: {value!r} is not an ISO-8601 time (e.g. 2013-06-01T12:00:00Z)") from None
+    if parsed.tzinfo is None:
+        raise SchemaError(f"{option}: {value!r} has no time zone; add 'Z' or an offset like +00:00")
+    return parsed
+
+
+def _project(path: Path) -> Any:
+    from fourloops.project import Project
+
+    return Project.load(path)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+@handle_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html and summary.json.")] = Path("demo-out"),
+    days: Annotated[int, typer.Option("--days", min=1, max=365, help="Days of 2013 to replay.")] = 365,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for the replay.")] = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay the bundled nycflights13 data through the loops and write a report.
+
+    Runs on the embedded default (SQLite, DuckDB, Parquet) in a fresh project
+    inside DIR; nothing is downloaded.
+    """
+    from fourloops.demo import run_demo
+
+    with _progress() as step:
+        summary = run_demo(out_dir, days=days, seed=seed, progress=step)
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(f"[bold green]demo finished[/] in {summary['seconds']:.1f}s")
+    for line in summary["highlights"]:
+        out.print(f"  • {line}")
+    out.print(f"report: {out_dir / 'report.html'}\nsummary: {out_dir / 'summary.json'}")
+
+
+@app.command()
+@handle_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing project.")] = False,
+) -> None:
+    """Scaffold a working example project (definitions, data, config) in DIRECTORY."""
+    from fourloops.scaffold import init_project
+
+    path = init_project(directory, force=force)
+    out.print(f"created project in {path}\nnext: cd {directory} && fourloops apply && fourloops validate")
+
+
+@app.command()
+@handle_errors
+def apply(
+    project: ProjectOpt = Path("."),
+    allow_breaking: Annotated[
+        bool, typer.Option("--allow-breaking", help="Accept breaking changes (they are audited).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan without applying it.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate the definitions and register their versions; refuse breaking changes."""
+    proj = _project(project)
+    plan = proj.plan() if dry_run else proj.apply(allow_breaking=allow_breaking)
+    if as_json:
+        _print_json(plan.to_dict())
+        return
+    table = Table("kind", "name", "action", "version", "details")
+    for c in plan.changes:
+        style = "red" if c.breaking else ("green" if c.action == "create" else "")
+        table.add_row(c.kind, c.name, f"[{style}]{c.action}[/]" if style else c.action,
+                      c.version or "", "\n".join(c.details))
+    out.print(table)
+    pending = len(plan.pending)
+    out.print(("would apply" if dry_run else "applied") + f" {pending} change(s)")
+
+
+@app.command()
+@handle_errors
+def validate(
+    source: Annotated[
+        str | None, typer.Argument(help="Feature view, source name or source path (default: all views).")
+    ] = None,
+    project: ProjectOpt = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Re-validate files already ingested.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the contract on a source: valid rows to the offline store, bad rows to quarantine.
+
+    Prints rows per outcome, failures by column and rule with examples, and
+    schema drift since the previous delivery. Exits 4 if any row was quarantined.
+    """
+    proj = _project(project)
+    with _progress() as step:
+        reports = proj.validate(source, force=force, progress=step)
+    if as_json:
+        _print_json([r.to_dict() for r in reports])
+    else:
+        for r in reports:
+            _print_report(r)
+    if any(r.quarantined for r in reports):
+        raise typer.Exit(4)
+
+
+def _print_report(report: Any) -> None:
+    skipped = sum(1 for f in report.files if f.skipped)
+    out.print(
+        f"[bold]{report.view}[/] (contract {report.contract_version}): {report.rows:,} rows read, "
+        f"[green]{report.valid:,} valid[/], [red]{report.quarantined:,} quarantined[/]"
+        + (f", {skipped} file(s) unchanged since last run" if skipped else "")
+    )
+    failures = report.failures()
+    if failures:
+        table = Table("column", "rule", "rows", "examples")
+        for f in failures:
+            table.add_row(f["column"], f["rule"], f"{f['rows']:,}", ", ".join(map(str, f["examples"])))
+        out.print(table)
+    for d in report.drift:
+        colour = "red" if d.get("severity") == "error" else "yellow"
+        out.print(f"  [{colour}]schema drift:[/] {d.get('message')}")
+    for f in report.files:
+        if f.quarantine_path:
+            out.print(f"  quarantine: {f.quarantine_path}")
+
+
+@app.command()
+@handle_errors
+def materialize(
+    project: ProjectOpt = Path("."),
+    start: Annotated[str | None, typer.Option("--start", help="Only rows knowable after this time (ISO-8601).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Values as known at this time (default: now).")] = None,
+    view: Annotated[list[str] | None, typer.Option("--view", help="Only this feature view (repeatable).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Ignore the watermark and read everything.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy the latest valid feature values into the online store (incremental by default)."""
+    proj = _project(project)
+    results = proj.materialize(
+        start=_parse_time(start, "--start"), end=_parse_time(end, "--end"), views=view, incremental=not full
+    )
+    if as_json:
+        _print_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        out.print(
+            f"{r.view}: {r.rows_read:,} rows read, {r.written:,} keys written, "
+            f"{r.skipped_older:,} skipped (store already newer); window ({r.start or '-'}, {r.end}]"
+        )
+
+
+@app.command()
+@handle_errors
+def dataset(
+    model: Annotated[str | None, typer.Argument(help="Model whose features to use (once models exist).")] = None,
+    entities: Annotated[Path, typer.Option("--entities", help="Parquet/CSV with join keys and a time column.")] = Path(),
+    out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write.")] = Path("dataset.parquet"),
+    features: Annotated[str | None, typer.Option("--features", help="Comma-separated view:field list.")] = None,
+    timestamp: Annotated[str, typer.Option("--timestamp", help="Time column of the entity file.")] = "event_timestamp",
+    label: Annotated[str | None, typer.Option("--label", help="Label column: run the leakage check.")] = None,
+    full_names: Annotated[bool, typer.Option("--full-names", help="Name columns view__field.")] = False,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a point-in-time-correct training frame: each row sees only values known at its time."""
+    if model is not None:
+        raise SchemaError(f"model {model!r}: models arrive with the adaptation loop; pass --features for now")
+    if features is None:
+        raise SchemaError("--features is required (e.g. --features weather:temp,weather:visib)")
+    if entities == Path():
+        raise SchemaError("--entities is required")
+    proj = _project(project)
+    with _progress() as step:
+        step("joining")
+        result = proj.dataset(
+            entities, features=features, timestamp=timestamp, out=out_file, full_names=full_names, label=label
+        )
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    out.print(f"wrote {result.rows:,} rows to {out_file}")
+    for view, counts in result.stats.get("views", {}).items():
+        out.print(f"  {view}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if isinstance(v, int)))
+    for finding in result.leakage:
+        out.print(f"  [bold red]leakage:[/] {finding.message}")
+
+
+@app.command()
+@handle_errors
+def lookup(
+    features: Annotated[str, typer.Option("--features", help="Comma-separated view:field list.")],
+    key: Annotated[list[str], typer.Option("--key", help="Join key as name=value (repeatable).")],
+    at: Annotated[str | None, typer.Option("--at", help="Read as of this time (default: now).")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Read features of one entity from the online store, with their age and status."""
+    row: dict[str, Any] = {}
+    for item in key:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SchemaError(f"--key {item!r}: use name=value")
+        row[name] = int(value) if value.lstrip("-").isdigit() else value
+    proj = _project(project)
+    [result] = proj.online_features([row], features=features, now=_parse_time(at, "--at"))
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    for view, status in result.status.items():
+        age = result.age_seconds.get(view)
+        out.print(f"{view}: {status}" + (f" (age {age:.0f}s)" if age is not None else ""))
+    for name, value in result.values.items():
+        out.print(f"  {name} = {value!r}")
+
+
+class _progress:
+    """A Rich status line for long work: ``with _progress() as step: step("doing x")``."""
+
+    def __enter__(self) -> Callable[[str], None]:
+        self._status = err.status("working…") if err.is_terminal else None
+        if self._status:
+            self._status.__enter__()
+        return self._update
+
+    def _update(self, message: str) -> None:
+        if self._status:
+            self._status.update(message)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status:
+            self._status.__exit__(None, None, None)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""Models: what to predict, from which features, trained how, judged how.
+
+>>> import fourloops as fl, polars as pl
+>>> label = fl.Label("delayed", expr=pl.col("arr_delay") > 15, available="arrived_at")
+>>> label.name
+'delayed'
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from fourloops.definitions.contract import Contract
+from fourloops.definitions.durations import format_duration, parse_duration
+from fourloops.definitions.gates import Gate
+from fourloops.definitions.hashing import content_hash
+from fourloops.definitions.naming import check_name
+from fourloops.definitions.source import FileSource
+from fourloops.errors import DefinitionError
+
+__all__ = ["Cost", "Fallback", "Label", "Model", "Objective", "Task", "TimeSplit"]
+
+
+class Task(enum.StrEnum):
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+
+
+#: Metrics where larger is better; every other known metric is "smaller is better".
+HIGHER_IS_BETTER = frozenset(
+    {"roc_auc", "average_precision", "accuracy", "macro_f1", "f1", "precision", "recall", "r2",
+     "interval_coverage"}
+)
+DEFAULT_PRIMARY = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse"}
+
+
+def _fingerprint(obj: Any) -> str:
+    try:
+        text = inspect.getsource(obj)
+    except (OSError, TypeError):
+        text = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Label:
+    """The target: a column of the entity source, or a Polars expression over it.
+
+    Parameters
+    ----------
+    name:
+        Name of the label column in training sets.
+    expr:
+        Polars expression computing the label (``pl.col("arr_delay") > 15``);
+        default: the column ``name`` itself. A null result means "no label"
+        (e.g. a cancelled flight): the row is left out of training and counted.
+    available:
+        Column with the time the label became known. A row whose label was not
+        yet known at the training cutoff is left out (label maturity).
+    delay:
+        Expected label delay; used for maturity when there is no ``available`` column.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        expr: Any = None,
+        available: str | None = None,
+        delay: str | int | timedelta | None = None,
+    ) -> None:
+        self.name = check_name(name, "Label")
+        self.expr = expr
+        self.available = available
+        self.delay = None if delay is None else parse_duration(delay, what=f"Label {name!r} delay")
+
+    def to_dict(self) -> dict[str, Any]:
+        expr = None
+        if self.expr is not None:
+            try:
+                expr = json.loads(self.expr.meta.serialize(format="json"))
+            except (AttributeError, TypeError, ValueError):
+                raise DefinitionError(f"Label {self.name!r}: expr must be a Polars expression") from None
+        return {
+            "name": self.name,
+            "expr": expr,
+            "available": self.available,
+            "delay": format_duration(self.delay) if self.delay else None,
+        }
+
+
+class Cost:
+    """Cost of each decision outcome for a binary model (false positives, false negatives...)."""
+
+    def __init__(self, *, fp: float, fn: float, tp: float = 0.0, tn: float = 0.0) -> None:
+        self.fp, self.fn, self.tp, self.tn = float(fp), float(fn), float(tp), float(tn)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"fp": self.fp, "fn": self.fn, "tp": self.tp, "tn": self.tn}
+
+    def __repr__(self) -> str:
+        return f"Cost(fp={self.fp}, fn={self.fn}, tp={self.tp}, tn={self.tn})"
+
+
+class Objective:
+    """How a model is judged: a primary metric, guardrail metrics, an optional cost matrix."""
+
+    def __init__(
+        self,
+        primary: str | None = None,
+        *,
+        guardrails: Sequence[str] = (),
+        cost: Cost | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        self.primary = primary
+        self.guardrails = list(guardrails)
+        self.cost = cost
+        self.threshold = float(threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "primary": self.primary,
+            "guardrails": self.guardrails,
+            "cost": self.cost.to_dict() if self.cost else None,
+            "threshold": self.threshold,
+        }
+
+
+class TimeSplit:
+    """Split rows by time: the oldest for training, then validation, the newest for test.
+
+    ``validation`` and ``test`` are fractions of the time span (``0.15``) or
+    durations (``"30d"``, counted back from the newest row). Never random.
+    """
+
+    def __init__(self, *, validation: float | str = 0.15, test: float | str = 0.15) -> None:
+        self.validation = validation
+        self.test = test
+        for what, value in (("validation", validation), ("test", test)):
+            if isinstance(value, float | int) and not isinstance(value, bool):
+                if not 0 < value < 0.5:
+                    raise DefinitionError(f"TimeSplit: {what} fraction must be in (0, 0.5), got {value}")
+            else:
+                parse_duration(value, what=f"TimeSplit {what}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"validation": self.validation, "test": self.test}
+
+
+class Fallback:
+    """What answers when the model cannot: a constant, the previous version, or a rule."""
+
+    def __init__(
+        self,
+        *,
+        constant: Any = None,
+        previous_version: bool = False,
+        rule: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        chosen = sum(x is not None and x is not False for x in (constant, rule)) + int(previous_version)
+        if chosen != 1:
+            raise DefinitionError("Fallback: give exactly one of constant=, previous_version=True, rule=")
+        self.constant = constant
+        self.previous_version = previous_version
+        self.rule = rule
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.rule is not None:
+            return {"rule": _fingerprint(self.rule)}
+        if self.previous_version:
+            return {"previous_version": True}
+        return {"constant": self.constant}
+
+
+class Model:
+    """A model definition.
+
+    Parameters
+    ----------
+    name:
+        Unique name.
+    task:
+        ``"binary"``, ``"multiclass"`` or ``"regression"``.
+    entities:
+        Source of prediction events: one row per prediction, its timestamp is
+        the moment of prediction (features are joined as known then).
+    features:
+        ``"view:field"`` references, looked up point-in-time (offline) or in the
+        online store (serving).
+    request:
+        Contract of fields the caller sends with each request (they are also
+        columns of ``entities``); validated identically in training and serving.
+    label:
+        The target and its maturity.
+    trainer:
+        A scikit-learn-compatible estimator (LightGBM and XGBoost ones included),
+        or a function ``(X, y, params) -> estimator``.
+    params:
+        Parameters passed to a trainer function (recorded in lineage).
+    objective, gates, segments, split, fallback:
+        How the model is judged, what it must pass, how metrics are sliced,
+        how rows are split by time, and what answers when it cannot.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        task: str | Task,
+        entities: FileSource,
+        label: Label,
+        trainer: Any,
+        features: Sequence[str] = (),
+        request: Contract | None = None,
+        params: dict[str, Any] | None = None,
+        objective: Objective | None = None,
+        gates: Sequence[Gate] = (),
+        segments: Sequence[str] = (),
+        split: TimeSplit | None = None,
+        fallback: Fallback | None = None,
+        description: str = "",
+    ) -> None:
+        self.name = check_name(name, "Model")
+        try:
+            self.task = Task(task)
+        except ValueError:
+            raise DefinitionError(
+                f"Model {name!r}: task must be binary, multiclass or regression, got {task!r}"
+            ) from None
+        if not isinstance(entities, FileSource):
+            raise DefinitionError(f"Model {name!r}: entities must be a source such as fl.FileSource")
+        if not isinstance(label, Label):
+            raise DefinitionError(f"Model {name!r}: label must be an fl.Label")
+        if trainer is None:
+            raise DefinitionError(f"Model {name!r}: a trainer is required")
+        if not features and request is None:
+            raise DefinitionError(f"Model {name!r}: give features=[...] and/or a request contract")
+        for ref in features:
+            if not isinstance(ref, str) or ref.count(":") != 1:
+                raise DefinitionError(f"Model {name!r}: feature {ref!r} must look like 'view:field'")
+        if request is not None and not isinstance(request, Contract):
+            raise DefinitionError(f"Model {name!r}: request must be an fl.Contract")
+        for gate in gates:
+            if not isinstance(gate, Gate):
+                raise DefinitionError(f"Model {name!r}: gates must be fl.gates objects, got {gate!r}")
+        self.entities = entities
+        self.label = label
+        self.trainer = trainer
+        self.features = list(features)
+        self.request = request
+        self.params = dict(params or {})
+        self.objective = objective or Objective()
+        if self.objective.primary is None:
+            self.objective.primary = DEFAULT_PRIMARY[self.task]
+        self.gates = list(gates)
+        self.segments = list(segments)
+        self.split = split or TimeSplit()
+        self.fallback = fallback
+        self.description = description
+
+    @property
+    def primary_metric(self) -> str:
+        assert self.objective.primary is not None
+        return self.objective.primary
+
+    def trainer_spec(self) -> dict[str, Any]:
+        """What the trainer is, as JSON: estimator class and parameters, or function fingerprint."""
+        if hasattr(self.trainer, "get_params") and hasattr(self.trainer, "fit"):
+            cls = type(self.trainer)
+            params = {k: _jsonable(v) for k, v in sorted(self.trainer.get_params(deep=False).items())}
+            return {"estimator": f"{cls.__module__}.{cls.__qualname__}", "params": params}
+        if callable(self.trainer):
+            return {"function": _fingerprint(self.trainer), "params": self.params}
+        raise DefinitionError(f"Model {self.name!r}: trainer must be an estimator or a function")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task.value,
+            "entities": self.entities.to_dict(),
+            "label": self.label.to_dict(),
+            "features": self.features,
+            "request": self.request.to_dict() if self.request else None,
+            "trainer": self.trainer_spec(),
+            "objective": self.objective.to_dict(),
+            "gates": [g.to_dict() for g in self.gates],
+            "segments": self.segments,
+            "split": self.split.to_dict(),
+            "fallback": self.fallback.to_dict() if self.fallback else None,
+        }
+
+    @property
+    def version(self) -> str:
+        return content_hash(self.to_dict())
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, task={self.task.value!r}, features={self.features!r})"
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)

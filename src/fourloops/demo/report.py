@@ -1,0 +1,157 @@
+"""A self-contained HTML page for the demo summary (no scripts, no external assets)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+__all__ = ["render_report"]
+
+_CSS = """
+body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1d2330;padding:0 1rem}
+h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #d6dae3;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
+th,td{border:1px solid #d6dae3;padding:.25rem .55rem;text-align:left;vertical-align:top}
+th{background:#f2f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bad{color:#b3261e;font-weight:600}.warn{color:#9a6700}.ok{color:#1a7f37}
+.bar{display:inline-block;height:.7rem;background:#5470c6;vertical-align:middle}
+ul.hl li{margin:.2rem 0}code{background:#f2f4f8;padding:0 .25rem}
+"""
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f'<td class="num">{value:,.4g}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="num">{value:,}</td>'
+    return f"<td>{escape(str(value))}</td>"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def render_report(summary: dict[str, Any]) -> str:
+    """The demo report as one HTML document."""
+    ing = summary["loops"]["ingestion"]
+    ts = summary["loops"]["training_set"]
+    online = summary["loops"]["online"]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<title>fourloops demo report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>fourloops demo report</h1>",
+        f"<p>{escape(summary['dataset'])}; replayed window {escape(summary['window']['start'])} → "
+        f"{escape(summary['window']['end'])} ({summary['days']} days) in {summary['seconds']:.1f} s.</p>",
+        '<ul class="hl">' + "".join(f"<li>{escape(h)}</li>" for h in summary["highlights"]) + "</ul>",
+        "<h2>Ingestion: weather deliveries against the contract</h2>",
+        _table(
+            ["delivery", "rows", "valid", "quarantined", "failures (column:rule rows)", "schema drift"],
+            [
+                [
+                    d["file"] + (" (fault injected)" if d["injected_fault"] else ""),
+                    d["rows"],
+                    d["valid"],
+                    d["quarantined"],
+                    "; ".join(f"{f['column']}:{f['rule']} {f['rows']}" for f in d["failures"]) or "–",
+                    "; ".join(x["message"] for x in d["drift"]) or "–",
+                ]
+                for d in ing["deliveries"]
+            ],
+        ),
+    ]
+    failures = [f for d in ing["deliveries"] for f in d["failures"]]
+    if failures:
+        parts.append("<h3>Quarantined values (examples)</h3>")
+        parts.append(
+            _table(
+                ["column", "rule", "rows", "examples"],
+                [[f["column"], f["rule"], f["rows"], ", ".join(map(str, f["examples"]))] for f in failures],
+            )
+        )
+    if ing.get("coverage"):
+        parts.append("<h3>Feature coverage (last delivery)</h3>")
+        rows = []
+        for name, cov in ing["coverage"].items():
+            rows.append(
+                [name, _pct(cov.get("share_present")), _pct(cov.get("share_null")),
+                 _pct(cov.get("share_default")), _pct(cov.get("share_unknown"))]
+            )
+        parts.append(_table(["feature", "present", "null", "at default", "unknown category"], rows))
+    parts.append("<h2>Point-in-time training set</h2>")
+    parts.append(
+        f"<p>{ts['rows']:,} flights, {len(ts['features'])} features, joined in {ts['seconds']:.2f} s; "
+        f"{ts['labelled']:,} labelled (cancelled flights never get a label); delay rate "
+        f"{_pct(ts['delay_rate'])}.</p>"
+    )
+    views = ts["stats"].get("views", {})
+    if views:
+        keys = sorted({k for v in views.values() for k in v if isinstance(v.get(k), int)})
+        parts.append(_table(["view", *keys], [[name, *(v.get(k, "") for k in keys)] for name, v in views.items()]))
+    parts.append("<h3>Delay rate by month (the label drifts with the seasons)</h3>")
+    top = max((m["rate"] for m in ts["delay_rate_by_month"]), default=1) or 1
+    parts.append(
+        _table(
+            ["month", "flights", "delay rate", ""],
+            [
+                [m["month"], m["flights"], _pct(m["rate"]), ""]
+                for m in ts["delay_rate_by_month"]
+            ],
+        )
+    )
+    parts[-1] = _bars(parts[-1], [m["rate"] / top for m in ts["delay_rate_by_month"]])
+    parts.append("<h3>Leakage guard</h3>")
+    parts.append(
+        f"<p>Each column scored alone against the label; above {ts['leakage_threshold']} it is "
+        "flagged. <code>arr_delay</code> (the label's source) and <code>dep_delay</code> (known "
+        "only after departure) are not features; they are scored to show what the guard sees. "
+        "A statistical check cannot catch every leak (departure delay stays below the "
+        "threshold), which is why point-in-time joins exclude late values by construction.</p>"
+    )
+    flagged = {f["feature"] for f in ts["leakage"]}
+    parts.append(
+        _table(
+            ["column", "metric", "score", "rows", "verdict"],
+            [
+                [f["feature"], f["metric"], round(f["score"], 4), f["rows"],
+                 "LEAKAGE SUSPECTED" if f["feature"] in flagged else "ok"]
+                for f in ts["single_feature_scores"]
+            ],
+        )
+    )
+    parts.append("<h2>Online store</h2>")
+    parts.append(
+        _table(
+            ["view", "rows read", "keys written", "skipped (store newer)"],
+            [[r["view"], r["rows_read"], r["written"], r["skipped_older"]] for r in online["materialized"]],
+        )
+    )
+    parts.append(f"<p>Reads at {escape(online['as_of'])} and 6 hours later (weather ttl: 3 h):</p>")
+    rows = []
+    for label, reads in (("as of", online["reads_at_as_of"]), ("+6 h", online["reads_6h_later"])):
+        for r in reads:
+            rows.append([label, r["entity"].get("origin"), r["status"].get("weather"),
+                         r["age_seconds"].get("weather"), r["values"].get("temp")])
+    parts.append(_table(["read", "airport", "status", "age (s)", "temp"], rows))
+    parts.append(
+        "<p>Re-materialising January 1st afterwards skipped "
+        f"{sum(r['skipped_older'] for r in online['rematerialize_old_window']):,} older values "
+        "instead of overwriting newer ones (monotonic writes).</p>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _bars(table_html: str, widths: list[float]) -> str:
+    for w in widths:
+        table_html = table_html.replace(
+            "<td></td>", f'<td><span class="bar" style="width:{max(1, int(w * 200))}px"></span></td>', 1
+        )
+    return table_html

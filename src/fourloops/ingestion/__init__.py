@@ -1,0 +1,1 @@
+"""The ingestion loop: sources -> contracts -> offline store -> training sets and online store."""

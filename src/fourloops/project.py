@@ -1,0 +1,236 @@
+"""``fl.Project``: a project folder, and every operation of fourloops as a method.
+
+>>> import fourloops as fl
+>>> project = fl.Project.load("examples/flights")      # doctest: +SKIP
+>>> project.apply()                                    # doctest: +SKIP
+>>> train = project.dataset(flights, features=["weather:temp"], timestamp="sched_dep")  # doctest: +SKIP
+
+The command line is a thin layer over these methods, so notebooks and
+schedulers (Airflow, Dagster, cron) can do everything it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from fourloops.config import Config, load_config
+from fourloops.definitions import FeatureView
+from fourloops.definitions.loader import Definitions, load_definitions
+from fourloops.engines import DuckDBEngine, Engine
+from fourloops.errors import NotFoundError
+from fourloops.ingestion.dataset import DEFAULT_TIMESTAMP, EntityFrame, TrainingSet, build_training_set
+from fourloops.ingestion.features import resolve_features
+from fourloops.ingestion.ingest import IngestReport, ingest_view
+from fourloops.ingestion.materialize import MaterializeResult, materialize_view
+from fourloops.ingestion.offline_store import OfflineStore
+from fourloops.ingestion.online import OnlineFeatures, read_online_features
+from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
+from fourloops.storage.metadata import MetadataStore, utcnow
+from fourloops.storage.online import OnlineStore, open_online_store
+
+__all__ = ["Project"]
+
+Progress = Callable[[str], None]
+
+
+class Project:
+    """A loaded fourloops project: its configuration, definitions and stores.
+
+    Stores open lazily on first use; ``clock`` (default: the wall clock, UTC)
+    is what "now" means for materialisation and online reads, so tests and
+    replays can control time.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        definitions: Definitions,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.definitions = definitions
+        self.clock = clock
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path = ".",
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Project:
+        """Load ``fourloops.toml`` and the definitions of the project in ``path``."""
+        config = load_config(path, env=env)
+        defs = load_definitions(config.path(config.project.definitions))
+        return cls(config, defs, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r}, name={self.name!r})"
+
+    # -- basic facts ----------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @property
+    def name(self) -> str:
+        return self.config.project.name
+
+    @property
+    def feature_views(self) -> dict[str, FeatureView]:
+        return self.definitions.feature_views
+
+    def feature_view(self, name: str) -> FeatureView:
+        try:
+            return self.feature_views[name]
+        except KeyError:
+            known = ", ".join(sorted(self.feature_views)) or "none"
+            raise NotFoundError(f"no feature view {name!r} (known: {known})") from None
+
+    # -- stores (opened on first use) ---------------------------------------------------------
+    @cached_property
+    def metadata(self) -> MetadataStore:
+        return MetadataStore(self.config.url(self.config.storage.metadata), clock=self.clock)
+
+    @cached_property
+    def offline(self) -> OfflineStore:
+        return OfflineStore(self.config.path(self.config.storage.offline))
+
+    @cached_property
+    def online(self) -> OnlineStore:
+        return open_online_store(self.config.url(self.config.storage.online), namespace=self.name)
+
+    @cached_property
+    def engine(self) -> Engine:
+        e = self.config.engine
+        temp = self.config.path(e.temp_directory)
+        return DuckDBEngine(
+            memory_limit=e.memory_limit or None,
+            threads=e.threads or None,
+            temp_directory=str(temp),
+        )
+
+    def close(self) -> None:
+        """Release database connections."""
+        for name in ("metadata", "online"):
+            store = self.__dict__.pop(name, None)
+            if store is not None:
+                store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- apply ------------------------------------------------------------------------------
+    def plan(self) -> ApplyPlan:
+        """What ``apply`` would change, without changing anything."""
+        return plan_definitions(self.definitions, self.metadata)
+
+    def apply(self, *, allow_breaking: bool = False, actor: str | None = None) -> ApplyPlan:
+        """Register the definitions' versions; refuse breaking changes unless allowed."""
+        return apply_definitions(self.definitions, self.metadata, allow_breaking=allow_breaking, actor=actor)
+
+    # -- ingestion ---------------------------------------------------------------------------
+    def _views_for(self, target: str | None) -> list[FeatureView]:
+        if target is None:
+            return list(self.feature_views.values())
+        if target in self.feature_views:
+            return [self.feature_views[target]]
+        by_source = [v for v in self.feature_views.values() if v.source.name == target]
+        if by_source:
+            return by_source
+        target_path = Path(target).resolve()
+        by_path = [v for v in self.feature_views.values() if Path(v.source.resolve(self.root)).resolve() == target_path]
+        if by_path:
+            return by_path
+        known = ", ".join(sorted(self.feature_views)) or "none"
+        raise NotFoundError(f"{target!r} is neither a feature view, a source name nor a source path (views: {known})")
+
+    def validate(
+        self, target: str | None = None, *, force: bool = False, progress: Progress | None = None
+    ) -> list[IngestReport]:
+        """Validate new source files of a view/source (default: all) into offline store and quarantine."""
+        return [
+            ingest_view(
+                view,
+                root=self.root,
+                offline=self.offline,
+                quarantine_dir=self.config.path(self.config.storage.quarantine),
+                metadata=self.metadata,
+                force=force,
+                now=self.clock,
+                progress=progress,
+            )
+            for view in self._views_for(target)
+        ]
+
+    ingest = validate
+
+    def dataset(
+        self,
+        entities: EntityFrame,
+        *,
+        features: Sequence[str] | str,
+        timestamp: str = DEFAULT_TIMESTAMP,
+        out: str | Path | None = None,
+        full_names: bool = False,
+        label: str | None = None,
+    ) -> TrainingSet:
+        """A point-in-time-correct training frame (see :mod:`fourloops.ingestion.dataset`).
+
+        Views whose source has new files are validated first, so the join always
+        sees every valid row and never an invalid one.
+        """
+        grouped = resolve_features(features, self.feature_views)
+        for view_name in grouped:
+            self.validate(view_name)
+        return build_training_set(
+            entities, features=features, views=self.feature_views, offline=self.offline,
+            engine=self.engine, timestamp=timestamp, out=out, full_names=full_names, label=label,
+        )
+
+    def materialize(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        views: Sequence[str] | None = None,
+        incremental: bool = True,
+    ) -> list[MaterializeResult]:
+        """Copy the latest values knowable at ``end`` (default: now) into the online store."""
+        end = end or self.clock()
+        results = []
+        for view in self._views_for(None) if views is None else [self.feature_view(v) for v in views]:
+            if not view.online:
+                continue
+            self.validate(view.name)
+            result = materialize_view(
+                view, offline=self.offline, online=self.online, end=end, start=start, incremental=incremental
+            )
+            self.metadata.record_materialization(
+                view=view.name, start=result.start, end=end, written=result.written, skipped=result.skipped_older
+            )
+            results.append(result)
+        return results
+
+    def online_features(
+        self,
+        entity_rows: Sequence[Mapping[str, Any]],
+        *,
+        features: Sequence[str] | str,
+        now: datetime | None = None,
+        full_names: bool = False,
+    ) -> list[OnlineFeatures]:
+        """Serve features for entity rows with their age; missing/expired values are marked."""
+        grouped = resolve_features(features, self.feature_views)
+        return read_online_features(
+            self.online, grouped, self.feature_views, entity_rows,
+            now=now or self.clock(), full_names=full_names,
+        )

@@ -1,0 +1,1 @@
+"""The registry: the system of record every loop reads (definitions now; model versions next)."""

@@ -1,0 +1,28 @@
+"""``fourloops init``: scaffold a working project from the bundled example."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fourloops.config import CONFIG_FILE
+from fourloops.errors import ConfigError
+from fourloops.examples import example_path
+
+__all__ = ["init_project"]
+
+_SKIP = shutil.ignore_patterns(".fourloops", "__pycache__", "*.pyc")
+
+
+def init_project(target: str | Path, *, example: str = "flights", force: bool = False) -> Path:
+    """Copy the example project into ``target`` (created if needed) and return its path.
+
+    Refuses to overwrite an existing project unless ``force``.
+    """
+    target = Path(target)
+    if (target / CONFIG_FILE).exists() and not force:
+        raise ConfigError(f"{target / CONFIG_FILE}: a project already exists here (use --force to overwrite)")
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target}: exists and is not a folder")
+    shutil.copytree(example_path(example), target, ignore=_SKIP, dirs_exist_ok=True)
+    return target.resolve()

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "fourloops.cli", "demo", "--out", str(out), "--days", "200", "--json"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert json.loads(result.stdout)["days"] == 200
+    ing = summary["loops"]["ingestion"]
+    totals = ing["totals"]
+    assert totals["rows"] == totals["valid"] + totals["quarantined"] > 10_000
+    # The real data's 1,048 mph wind reading (February) is quarantined.
+    feb = [d for d in ing["deliveries"] if d["file"] == "2013-02.parquet"][0]
+    assert any(f["column"] == "wind_speed" and f["rule"] == "max" for f in feb["failures"])
+    # The injected null -> "" change in June is caught as schema drift.
+    june = [d for d in ing["deliveries"] if d["injected_fault"]][0]
+    assert any("wind_gust" in d["message"] for d in june["drift"])
+    ts = summary["loops"]["training_set"]
+    assert ts["rows"] > 100_000 and 0.1 < ts["delay_rate"] < 0.4
+    assert [f["feature"] for f in ts["leakage"]] == ["arr_delay"]
+    online = summary["loops"]["online"]
+    assert all(r["status"]["weather"] == "ok" for r in online["reads_at_as_of"])
+    assert all(r["status"]["weather"] == "expired" for r in online["reads_6h_later"])
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "Point-in-time training set" in html

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+from fourloops.project import Project
+
+from .conftest import T0, weather_frame
+
+
+def test_every_row_is_either_stored_or_quarantined(project: Project) -> None:
+    [report] = project.validate("weather")
+    assert (report.rows, report.valid, report.quarantined) == (4, 3, 1)
+    [failure] = report.failures()
+    assert (failure["column"], failure["rule"], failure["rows"]) == ("temp", "max", 1)
+    assert "500" in failure["examples"][0]
+    [file] = report.files
+    quarantine = pl.read_parquet(file.quarantine_path)
+    assert quarantine["temp"].to_list() == [500.0]
+    assert quarantine["_fl_violations"].to_list() == [["temp:max"]]
+    assert quarantine["_fl_row"].to_list() == [2]
+    stored = pl.read_parquet(project.offline.parts(project.feature_view("weather")))
+    assert stored["temp"].to_list() == [40.0, 41.0, 43.0]
+    # The transformation ran once, in ingestion, for every path that reads features.
+    assert stored["temp_c"].to_list() == [(t - 32) * 5 / 9 for t in (40.0, 41.0, 43.0)]
+    runs = project.metadata.validation_runs("weather")
+    assert runs[0]["n_quarantined"] == 1
+
+
+def test_unchanged_files_are_not_validated_twice(project: Project) -> None:
+    project.validate("weather")
+    [again] = project.validate("weather")
+    assert [f.skipped for f in again.files] == [True]
+    assert len(project.metadata.validation_runs("weather")) == 1
+
+
+def test_null_becoming_empty_string_is_caught_as_drift(project: Project, project_dir: Path) -> None:
+    project.validate("weather")
+    broken = weather_frame([4, 5], [44.0, 45.0]).with_columns(
+        pl.Series("wind", ["", "7.5"]),
+    )
+    broken.write_parquet(project_dir / "data/weather/02.parquet")
+    [report] = project.validate("weather")
+    new = [f for f in report.files if not f.skipped]
+    assert [f.valid for f in new] == [2]  # "" is a declared null token: the rows stay valid
+    kinds = {d["kind"] for d in report.drift}
+    messages = " ".join(d["message"] for d in report.drift)
+    assert "wind" in messages
+    assert len(kinds) >= 2  # a type change and a null token that started appearing
+
+
+def test_csv_source_is_read_as_text_and_judged_by_the_contract(project: Project) -> None:
+    [report] = project.validate("readings")
+    assert (report.rows, report.valid, report.quarantined) == (4, 2, 2)
+    rules = {(f["column"], f["rule"]) for f in report.failures()}
+    assert rules == {("level", "type"), ("at", "timezone")}
+    stored = pl.read_parquet(project.offline.parts(project.feature_view("readings")))
+    assert stored["level"].to_list() == [3, None]  # NA is a declared null token
+
+
+def test_training_set_never_sees_a_quarantined_or_future_value(project: Project) -> None:
+    entities = pl.DataFrame(
+        {
+            "origin": ["EWR", "EWR", "EWR", "EWR", "JFK"],
+            "ts": [T0 + timedelta(minutes=m) for m in (4, 6, 125, 185, 60)],
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC")},
+    )
+    result = project.dataset(entities, features=["weather:temp", "weather:temp_c"], timestamp="ts")
+    frame = result.to_polars()
+    # 00:04 -> the 00:00 reading was ingested at 00:05: not yet knowable.
+    # 00:06 -> 40.0; 02:05 -> the 02:00 row (500) was quarantined, so 01:00's 41.0;
+    # 03:05 -> 43.0 (ingested 03:05, inclusive); JFK -> no data.
+    assert frame["temp"].to_list() == [None, 40.0, 41.0, 43.0, None]
+    assert frame["origin"].to_list() == entities["origin"].to_list()
+    assert result.rows == 5
+
+
+def test_materialize_and_read_honour_ttl_and_monotonic_writes(project: Project) -> None:
+    end = T0 + timedelta(hours=3, minutes=30)
+    [weather, readings] = sorted(project.materialize(end=end), key=lambda r: r.view, reverse=True)
+    assert weather.view == "weather" and weather.written == 1
+    rows = [{"origin": "EWR"}, {"origin": "JFK"}]
+    fresh = project.online_features(rows, features=["weather:temp"], now=end)
+    assert fresh[0].status["weather"] == "ok" and fresh[0].values["temp"] == 43.0
+    assert fresh[0].age_seconds["weather"] == 30 * 60
+    assert fresh[1].status["weather"] == "missing"
+    expired = project.online_features(rows, features=["weather:temp"], now=T0 + timedelta(hours=7))
+    assert expired[0].status["weather"] == "expired" and expired[0].values["temp"] is None
+    # Re-materialising an old window must not overwrite the newer value.
+    [old] = project.materialize(start=None, end=T0 + timedelta(hours=1), views=["weather"], incremental=False)
+    assert old.skipped_older == 1 and old.written == 0
+    again = project.online_features(rows[:1], features=["weather:temp"], now=end)
+    assert again[0].values["temp"] == 43.0
+
+
+def test_incremental_materialisation_uses_the_watermark(project: Project) -> None:
+    [first] = project.materialize(end=T0 + timedelta(hours=1, minutes=30), views=["weather"])
+    assert first.start is None and first.rows_read == 2
+    [second] = project.materialize(end=T0 + timedelta(hours=4), views=["weather"])
+    assert second.start == T0 + timedelta(hours=1, minutes=30)
+    assert second.rows_read == 1  # only the 03:00 row became knowable (02:00 was quarantined)
