@@ -6,6 +6,9 @@ Features come from the hourly weather at the origin airport (a time-versioned
 table, joined point-in-time) and from the plane (a static table).
 """
 
+import lightgbm
+import polars as pl
+
 import fourloops as fl
 
 airport = fl.Entity("airport", join_keys=["origin"], description="A New York departure airport")
@@ -58,4 +61,50 @@ planes = fl.FeatureView(
         null_tokens=["", "NA"],
     ),
     description="Aircraft registry data (static)",
+)
+
+CARRIERS = ["9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV"]
+
+delay = fl.Model(
+    "delay",
+    task="binary",
+    description="Will the flight arrive more than 15 minutes late? Predicted at scheduled departure.",
+    # One row per prediction: each flight, predicted at its scheduled departure.
+    entities=fl.FileSource("data/flights.parquet", timestamp="sched_dep", name="flights"),
+    # What the caller sends with a request (validated the same way in training and serving).
+    request=fl.Contract(
+        {
+            "origin": fl.Category(["EWR", "JFK", "LGA"]),
+            "carrier": fl.Category(CARRIERS, unknown="map"),
+            "distance": fl.Float(min=0, max=6000),
+            "hour": fl.Int(min=0, max=23),
+            "tailnum": fl.String(nullable=True),
+        },
+        null_tokens=["", "NA"],
+    ),
+    features=[
+        "weather:temp", "weather:dewp", "weather:humid", "weather:wind_speed", "weather:wind_gust",
+        "weather:precip", "weather:pressure", "weather:visib",
+        "planes:year", "planes:seats", "planes:engines", "planes:type",
+    ],
+    # The label is known on arrival; cancelled flights (no arrival delay) never get one.
+    label=fl.Label("delayed", expr=pl.col("arr_delay") > 15, available="arrived_at"),
+    trainer=lightgbm.LGBMClassifier(
+        n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=50,
+        subsample=0.8, subsample_freq=1, colsample_bytree=0.8, deterministic=True,
+        force_row_wise=True, n_jobs=2, verbose=-1,
+    ),
+    objective=fl.Objective("roc_auc", guardrails=["log_loss", "brier"], cost=fl.Cost(fp=1, fn=4)),
+    segments=["origin", "carrier"],
+    split=fl.TimeSplit(validation="30d", test="30d"),
+    gates=[
+        fl.gates.BeatsBaseline(min_lift=0.05),
+        fl.gates.NoRegression(max_drop=0.005),
+        fl.gates.MaxSegmentDrop(max_drop=0.03, min_size=500),
+        fl.gates.MaxCalibrationError(0.05),
+        fl.gates.LatencyBudget(p99_ms=20),
+        fl.gates.MaxArtifactSize("20MB"),
+        fl.gates.NoLeakage(),
+    ],
+    fallback=fl.Fallback(constant=0.2),
 )

@@ -17,18 +17,22 @@ turns them into 4xx JSON bodies.
     ├── SourceError              a source cannot be read (missing, corrupt, unsupported)
     ├── StoreError               a storage backend failed or is unreachable
     ├── RegistryError            the registry refused an operation
+    │   └── PromotionBlocked     a version's gates failed, so it may not be promoted
+    ├── ArtifactIntegrityError   a stored artifact is missing or its bytes changed
     └── NotFoundError            a named object does not exist
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactIntegrityError",
     "BreakingChangeError",
     "ConfigError",
     "ContractViolation",
     "DefinitionError",
     "FourloopsError",
     "NotFoundError",
+    "PromotionBlocked",
     "RegistryError",
     "SchemaError",
     "SourceError",
@@ -98,6 +102,16 @@ class StoreError(FourloopsError):
 
 class RegistryError(FourloopsError):
     """The registry refused an operation."""
+
+
+class PromotionBlocked(RegistryError):
+    """A version may not be promoted: its recorded validation gates did not pass."""
+
+
+class ArtifactIntegrityError(FourloopsError):
+    """A stored artifact is missing, or its SHA-256 or size no longer match its record."""
+
+    exit_code = 6
 
 
 class NotFoundError(FourloopsError):

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fourloops.config import Config, load_config
-from fourloops.definitions import FeatureView
+from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.loader import Definitions, load_definitions
 from fourloops.engines import DuckDBEngine, Engine
 from fourloops.errors import NotFoundError
@@ -31,6 +31,12 @@ from fourloops.ingestion.online import OnlineFeatures, read_online_features
 from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
 from fourloops.storage.metadata import MetadataStore, utcnow
 from fourloops.storage.online import OnlineStore, open_online_store
+
+if TYPE_CHECKING:
+    from fourloops.adaptation.training import TrainResult
+    from fourloops.registry.aliases import AliasChange
+    from fourloops.registry.models import ModelRegistry, ModelVersion
+    from fourloops.storage.artifacts import ArtifactStore
 
 __all__ = ["Project"]
 
@@ -85,6 +91,17 @@ class Project:
     def feature_views(self) -> dict[str, FeatureView]:
         return self.definitions.feature_views
 
+    @property
+    def models(self) -> dict[str, Model]:
+        return self.definitions.models
+
+    def model(self, name: str) -> Model:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise NotFoundError(f"no model {name!r} defined (known: {known})") from None
+
     def feature_view(self, name: str) -> FeatureView:
         try:
             return self.feature_views[name]
@@ -114,6 +131,19 @@ class Project:
             threads=e.threads or None,
             temp_directory=str(temp),
         )
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        from fourloops.registry.models import ModelRegistry
+
+        return ModelRegistry(self.metadata)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        from fourloops.storage.artifacts import open_artifact_store
+
+        value = self.config.storage.artifacts
+        return open_artifact_store(value if "://" in value else self.config.path(value))
 
     def close(self) -> None:
         """Release database connections."""
@@ -234,3 +264,109 @@ class Project:
             self.online, grouped, self.feature_views, entity_rows,
             now=now or self.clock(), full_names=full_names,
         )
+
+    # -- adaptation: training and the registry -------------------------------------------------
+    def _definition_versions(self, model: Model) -> dict[str, str]:
+        views = {ref.split(":")[0] for ref in model.features}
+        out = {f"model:{model.name}": model.version}
+        for name in sorted(views):
+            view = self.feature_view(name)
+            out[f"feature_view:{name}"] = view.version
+            out[f"contract:{name}"] = view.contract.version
+        if model.request is not None:
+            out[f"contract:{model.name}.request"] = model.request.version
+        return out
+
+    def _join(self, frame: Any, features: Sequence[str], timestamp: str) -> TrainingSet:
+        return self.dataset(frame, features=features, timestamp=timestamp)
+
+    def train(
+        self,
+        name: str,
+        *,
+        params: dict[str, Any] | None = None,
+        seed: int = 0,
+        cutoff: datetime | None = None,
+        start: datetime | None = None,
+        register: bool = True,
+        progress: Progress | None = None,
+    ) -> TrainResult:
+        """Train a candidate version of model ``name``: lineage, evaluation, gates, registration.
+
+        ``cutoff`` is "now" for the run (rows and labels known by then; default:
+        the newest row); ``start`` drops older rows.
+        """
+        from fourloops.adaptation.training import train_model
+
+        model = self.model(name)
+        return train_model(
+            model, root=self.root, views=self.feature_views, join=self._join, registry=self.registry,
+            artifacts=self.artifacts, definition_versions=self._definition_versions(model),
+            params=params, seed=seed, cutoff=cutoff, start=start, register=register, progress=progress,
+        )
+
+    def reproduce(self, name: str, version: int, *, progress: Progress | None = None) -> dict[str, Any]:
+        """Re-run a version's training with its recorded ingredients and compare the results."""
+        from fourloops.adaptation.reproduce import compare_runs
+
+        recorded = self.registry.get_version(name, version)
+        if recorded.status.value != "ready":
+            raise NotFoundError(f"model {name!r} v{version} is {recorded.status.value}; nothing to reproduce")
+        lineage = recorded.lineage
+        cutoff = datetime.fromisoformat(lineage["cutoff"]) if lineage.get("cutoff") else None
+        start = datetime.fromisoformat(lineage["start"]) if lineage.get("start") else None
+        rerun = self.train(name, params=recorded.params, seed=int(lineage.get("seed", 0)), cutoff=cutoff,
+                           start=start, register=False, progress=progress)
+        result = compare_runs({"lineage": lineage, "metrics": recorded.metrics},
+                              {"lineage": rerun.lineage, "metrics": rerun.metrics})
+        return {"model": name, "version": version, **result}
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every registered version of a model (failed runs included)."""
+        return self.registry.versions(name)
+
+    def verify(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Check every registered artifact (of one model or all) against its recorded SHA-256."""
+        from fourloops.errors import ArtifactIntegrityError
+        from fourloops.storage.artifacts import ArtifactRef
+
+        names = [name] if name else [m.name for m in self.registry.models()]
+        results = []
+        for model_name in names:
+            for v in self.registry.versions(model_name):
+                if v.artifact is None:
+                    continue
+                ref = ArtifactRef.from_dict(v.artifact)
+                try:
+                    self.artifacts.verify(ref)
+                    results.append({"model": model_name, "version": v.version, "ok": True, "sha256": ref.sha256})
+                except ArtifactIntegrityError as err:
+                    results.append({"model": model_name, "version": v.version, "ok": False,
+                                    "sha256": ref.sha256, "error": str(err)})
+        return results
+
+    def promote(
+        self, name: str, version: int, *, alias: str = "champion", reason: str = "", force: bool = False,
+        actor: str | None = None,
+    ) -> AliasChange:
+        """Point ``alias`` (champion) at ``version``; refused when its gates failed unless ``force``."""
+        return self.registry.promote(name, version, alias=alias, reason=reason or "promoted", force=force,
+                                     actor=actor)
+
+    def rollback(self, name: str, *, alias: str = "champion", reason: str = "", actor: str | None = None) -> AliasChange:
+        """Move ``alias`` back to the version it held before (one command, journaled)."""
+        return self.registry.rollback(name, alias=alias, reason=reason or "rolled back", actor=actor)
+
+    def load_model(self, name: str, version: int | str = "champion") -> Any:
+        """The predictor of a version or alias, loaded after its artifact's hash is verified."""
+        from fourloops.adaptation.training import load_version
+
+        v = self.registry.get_version(name, version)
+        task = self.models[name].task.value if name in self.models else self.registry_task(name)
+        return load_version(self.artifacts, v, task=task)
+
+    def registry_task(self, name: str) -> str:
+        for summary in self.registry.models():
+            if summary.name == name:
+                return str(summary.task)
+        raise NotFoundError(f"no registered model {name!r}")

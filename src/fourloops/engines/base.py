@@ -70,6 +70,11 @@ class ViewJoin:
     entity_keys:
         The entity columns matching ``join_keys`` position by position
         (default: the same names).
+    prepared:
+        ``data`` is the output of an engine's ``prepare_view`` for a view with
+        the same ``join_keys``, ``timestamp``, ``created`` and a superset of
+        ``features`` (the rows that can never win are already dropped; the
+        ttl is still applied at join time).
     """
 
     name: str
@@ -80,6 +85,7 @@ class ViewJoin:
     features: dict[str, str]
     created: str | None = None
     entity_keys: list[str] | None = None
+    prepared: bool = False
 
     def __post_init__(self) -> None:
         if not self.join_keys:
@@ -148,4 +154,8 @@ class Engine(Protocol):
         ``features`` mapping). With ``out`` the result is written to that
         Parquet file and ``None`` is returned in place of the table.
         """
+        ...
+
+    def prepare_view(self, view: ViewJoin, out_path: str) -> ViewJoin:
+        """Write ``view`` compacted for joins to ``out_path``; return a prepared ViewJoin."""
         ...

@@ -3,23 +3,35 @@
 The point-in-time join is one DuckDB query: each feature view is turned into a
 relation whose rows carry a packed sort key, and the entity rows are matched to
 each view with a chained ``ASOF LEFT JOIN`` (see :mod:`fourloops.engines.duckdb_pit`
-for why that match is exactly the rule in :mod:`fourloops.engines.base`). The
-result is ordered by the entity row's input position. With ``out=`` DuckDB writes
-the Parquet file itself (``COPY``), so nothing is pulled into Python and the join
-can spill to ``temp_directory`` under ``memory_limit``.
+for why that match is exactly the rule in :mod:`fourloops.engines.base`).
+
+:meth:`DuckDBEngine.prepare_view` writes, once, a compacted copy of a view (only
+the rows that can ever win, sorted, with a unique per-key sort time); joins on
+prepared views skip the bounds pass and the window functions.
+
+In memory, the query returns only the entity row id, the feature columns and a
+status byte per view, in DuckDB's (unordered) ASOF output order; the features
+are put back in input order with an inverse permutation, and the entity columns
+are taken from the caller's Arrow table as they are. ``out=`` writes that table
+to Parquet, unless the engine has a ``memory_limit``: then the ordered result
+streams from DuckDB (which may spill to ``temp_directory``) into the Parquet
+writer, counting outcomes on the way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.base import JoinStats, ViewJoin, ViewStats
@@ -35,6 +47,8 @@ _INTEGER_TYPES = frozenset(
 )
 _RESERVED_PREFIX = "__fl_"
 _FILE_COLUMN = "__fl_file"
+_UTC_US = pa.timestamp("us", tz="UTC")
+_BATCH_ROWS = 1 << 20
 
 
 class DuckDBEngine:
@@ -130,28 +144,48 @@ class DuckDBEngine:
             _check_time(ent_types, timestamp, "entities")
             outputs = _check_outputs(ent_types, views)
             ctes: list[str] = []
-            packings: list[sql.Packing] = []
+            probes: list[sql.Packing | sql.Direct] = []
             for i, view in enumerate(views):
                 what = f"view {view.name!r}"
                 with _translate(what):
-                    src, types = _register(con, f"__fl_src{i}", view.data, what)
+                    src, types = _register(
+                        con, f"__fl_src{i}", view.data, what, ordered=not view.prepared
+                    )
                 _check_view(view, types, ent_types)
+                if view.prepared:
+                    probes.append(sql.Direct())
+                    ctes.append(sql.prepared_cte(i, view, src))
+                    continue
                 with _translate(what):
                     rows, lo, hi = con.execute(sql.view_bounds_sql(view, src)).fetchall()[0]
                 packing = sql.Packing.choose(rows, lo, hi)
-                packings.append(packing)
+                probes.append(packing)
                 casts = {c: "TIMESTAMPTZ" for c in view.features if types[c] == "TIMESTAMPTZ_NS"}
                 ctes.extend(sql.view_cte(i, view, src, packing, casts))
-            ctes.insert(0, sql.entity_cte(ent_src, timestamp, packings))
-            entity_columns = [(c, _entity_expr(c, t)) for c, t in ent_types.items() if c != sql.ORD]
+            ctes.insert(0, sql.entity_cte(ent_src, timestamp, probes))
+            # Without a memory limit the result is built in memory (fastest), also for
+            # ``out``; with one, ``out`` streams DuckDB's ordered (spillable) result.
+            in_memory = out is None or self.memory_limit is None
+            keep = entities if isinstance(entities, pa.Table) and in_memory else None
+            columns = [c for c in ent_types if c != sql.ORD]
+            in_sql = [c for c in columns if keep is None or ent_types[c] == "TIMESTAMPTZ_NS"]
+            entity_columns = [(c, _entity_expr(c, ent_types[c])) for c in in_sql]
             body, status = sql.join_sql(views, entity_columns, outputs)
             query = "WITH " + ", ".join(ctes) + " " + body
             with _translate("point-in-time join"):
-                if out is None:
-                    table, counts, rows_total = _fetch(con, query, status)
+                if in_memory:
+                    result = con.sql(query).to_arrow_table()
+                    counts = _count(result, status)
+                    names = columns + [n for names in outputs for n in names]
+                    table = _reorder(result, keep, names, self.threads)
+                    rows_total = table.num_rows
+                    if out is not None:
+                        Path(out).parent.mkdir(parents=True, exist_ok=True)
+                        pq.write_table(table, os.fspath(out))
+                        table = None
                 else:
                     table = None
-                    counts, rows_total = _copy(con, query, status, os.fspath(out))
+                    counts, rows_total = _stream(con, query, status, os.fspath(out))
         finally:
             con.close()
         stats = JoinStats(
@@ -165,36 +199,133 @@ class DuckDBEngine:
         )
         return table, stats
 
+    def prepare_view(self, view: ViewJoin, out_path: str | os.PathLike[str]) -> ViewJoin:
+        """Write the compacted form of ``view`` to ``out_path``; return a ViewJoin reading it.
 
-def _fetch(
-    con: duckdb.DuckDBPyConnection, query: str, status: list[str]
-) -> tuple[pa.Table, list[list[int]], int]:
-    table = con.sql(
-        f"SELECT * EXCLUDE (__fl_rid) FROM ({query}) ORDER BY __fl_rid"
-    ).to_arrow_table()
+        The file keeps only the rows that can ever be chosen by the rule (ties on
+        ``(keys, time)`` resolved, and, with a created column, rows superseded
+        before they become visible dropped), sorted by keys and availability
+        time. It depends on the view's rows, ``join_keys``, ``timestamp``,
+        ``created`` and ``features`` only, not on ``ttl`` or ``entity_keys``, so
+        it can be cached per view version and joined with any subset of the
+        features (``dataclasses.replace(prepared, features=...)``). The file is
+        written to a temporary name and renamed, so readers never see half of it.
+
+        Raises
+        ------
+        SchemaError
+            A column is missing, a timestamp is naive or not a timestamp.
+        SourceError
+            The data cannot be read.
+        """
+        if view.prepared:
+            raise SchemaError(f"view {view.name!r} is already prepared")
+        what = f"view {view.name!r}"
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        con = self.connect()
+        try:
+            with _translate(what):
+                src, types = _register(con, "__fl_src", view.data, what)
+            _check_source(view, types)
+            casts = {c: "TIMESTAMPTZ" for c in view.features if types[c] == "TIMESTAMPTZ_NS"}
+            query = sql.prepare_sql(view, src, casts)
+            with _translate(what):
+                con.execute(f"COPY ({query}) TO {sql.literal(str(tmp))} (FORMAT parquet)")
+        finally:
+            con.close()
+        os.replace(tmp, out)
+        return dataclasses.replace(view, data=str(out), prepared=True)
+
+
+def _count(result: pa.Table, status: list[str]) -> list[list[int]]:
+    """``[found, missing, expired]`` per view from the status columns."""
     counts = []
     for name in status:
-        values = table.column(name).to_numpy()
+        values = result.column(name).to_numpy()
         counts.append([int(n) for n in np.bincount(values, minlength=3)[:3]])
-    return table.drop_columns(status), counts, table.num_rows
+    return counts
 
 
-def _copy(
+def _reorder(
+    result: pa.Table, keep: pa.Table | None, names: list[str], threads: int | None
+) -> pa.Table:
+    """The result in entity input order: ``keep``'s columns as they are, the rest permuted."""
+    rid = result.column("__fl_rid").to_numpy()
+    n = len(rid)
+    perm: np.ndarray | None = np.empty(n, dtype=np.int64)
+    perm[rid] = np.arange(n, dtype=np.int64)  # type: ignore[index]
+    if np.array_equal(perm, np.arange(n)):
+        perm = None
+    moved = [c for c in names if c in result.column_names]
+    workers = max(1, min(threads or os.cpu_count() or 1, len(moved)))
+    with ThreadPoolExecutor(workers) as pool:
+        gathered = dict(
+            zip(moved, pool.map(lambda c: _gather(result.column(c), perm), moved), strict=True)
+        )
+    arrays = []
+    for name in names:
+        if name in gathered:
+            arrays.append(gathered[name])
+        else:
+            arrays.append(_as_utc(keep.column(name)))  # type: ignore[union-attr]
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+_NUMPY_WIDTHS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _gather(column: pa.ChunkedArray, perm: np.ndarray | None) -> pa.Array | pa.ChunkedArray:
+    """``column`` taken at ``perm``; fixed-width columns go through NumPy (much faster)."""
+    if perm is None:
+        return column
+    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    kind = arr.type
+    fixed = (
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
+    ) and not pa.types.is_interval(kind)
+    width = kind.bit_width // 8 if fixed else 0
+    if width not in _NUMPY_WIDTHS or len(arr) == 0:
+        return arr.take(pa.array(perm))
+    n, offset = len(arr), arr.offset
+    validity, data = arr.buffers()[:2]
+    values = np.frombuffer(data, dtype=_NUMPY_WIDTHS[width])[offset : offset + n]
+    mask = None
+    if arr.null_count and validity is not None:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        mask = pa.py_buffer(np.packbits(bits[offset : offset + n][perm], bitorder="little"))
+    return pa.Array.from_buffers(
+        kind, n, [mask, pa.py_buffer(np.take(values, perm))], null_count=arr.null_count
+    )
+
+
+def _as_utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Time-zone-aware timestamps as ``timestamp[us, tz=UTC]`` (exact for s/ms/us)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is not None and kind != _UTC_US:
+        return column.cast(_UTC_US)
+    return column
+
+
+def _stream(
     con: duckdb.DuckDBPyConnection, query: str, status: list[str], out: str
 ) -> tuple[list[list[int]], int]:
-    con.execute(f"CREATE TEMP TABLE __fl_result AS {query}")
-    sums = ", ".join(
-        ["count(*)", *(f"count(*) FILTER ({s} = {k})" for s in status for k in range(3))]
-    )
-    totals = con.execute(f"SELECT {sums} FROM __fl_result").fetchall()[0]
-    drop = ", ".join([*status, "__fl_rid"])
+    """Write the ordered result to ``out``, counting outcomes on the way (one pass)."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    con.execute(
-        f"COPY (SELECT * EXCLUDE ({drop}) FROM __fl_result ORDER BY __fl_rid) "
-        f"TO {sql.literal(str(out))} (FORMAT parquet)"
-    )
-    counts = [list(totals[1 + 3 * i : 4 + 3 * i]) for i in range(len(status))]
-    return counts, int(totals[0])
+    ordered = con.sql(f"SELECT * EXCLUDE (__fl_rid) FROM ({query}) ORDER BY __fl_rid")
+    reader = ordered.to_arrow_reader(_BATCH_ROWS)
+    counts = np.zeros((len(status), 3), dtype=np.int64)
+    keep = [i for i, name in enumerate(reader.schema.names) if name not in status]
+    schema = pa.schema([reader.schema.field(i) for i in keep])
+    rows = 0
+    with pq.ParquetWriter(out, schema) as writer:
+        for batch in reader:
+            for i, name in enumerate(status):
+                counts[i] += np.bincount(batch.column(name).to_numpy(), minlength=3)[:3]
+            writer.write_batch(batch.select(keep))
+            rows += batch.num_rows
+    return counts.tolist(), rows
 
 
 @contextmanager
@@ -211,18 +342,28 @@ def _translate(what: str) -> Iterator[None]:
 
 
 def _register(
-    con: duckdb.DuckDBPyConnection, name: str, data: object, what: str
+    con: duckdb.DuckDBPyConnection, name: str, data: object, what: str, ordered: bool = True
 ) -> tuple[str, dict[str, str]]:
-    """Expose ``data`` as relation ``name`` with a dense ``__fl_ord`` position column."""
+    """Expose ``data`` as relation ``name``, with a dense ``__fl_ord`` position if ``ordered``.
+
+    Without ``ordered`` (prepared views) the data is exposed as it is.
+    """
     if isinstance(data, pa.Table):
-        _check_reserved(data.column_names, what)
-        ordered = data.append_column(sql.ORD, pa.array(np.arange(data.num_rows, dtype=np.int64)))
-        con.register(name, ordered)
+        if not ordered:
+            con.register(name, data)
+        else:
+            _check_reserved(data.column_names, what)
+            positions = pa.array(np.arange(data.num_rows, dtype=np.int64))
+            con.register(name, data.append_column(sql.ORD, positions))
     elif isinstance(data, str | os.PathLike) or (
         isinstance(data, Sequence) and all(isinstance(p, str | os.PathLike) for p in data)
     ):
         files = _parquet_files(con, data, what)
-        con.execute(f"CREATE TEMP VIEW {name} AS {_parquet_sql(con, files, what)}")
+        if ordered:
+            con.execute(f"CREATE TEMP VIEW {name} AS {_parquet_sql(con, files, what)}")
+        else:
+            listed = "[" + ", ".join(sql.literal(f) for f in files) + "]"
+            con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({listed})")
     else:
         raise SourceError(f"{what}: expected an Arrow table or Parquet path(s), got {type(data)}")
     described = con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
@@ -293,15 +434,29 @@ def _require(types: dict[str, str], column: str, what: str) -> str:
     return types[column]
 
 
+def _check_source(view: ViewJoin, types: dict[str, str]) -> None:
+    what = f"view {view.name!r}"
+    if view.prepared:
+        need = [sql.AT] if view.created is None else [sql.AT, sql.EV]
+        for column in need:
+            if types.get(column) != "BIGINT":
+                raise SchemaError(
+                    f"{what}: not a prepared view (no BIGINT column {column!r}); "
+                    "make it with DuckDBEngine.prepare_view"
+                )
+    else:
+        _check_time(types, view.timestamp, what)
+        if view.created is not None:
+            _check_time(types, view.created, what)
+    for column in [*view.join_keys, *view.features]:
+        _require(types, column, what)
+
+
 def _check_view(view: ViewJoin, types: dict[str, str], ent_types: dict[str, str]) -> None:
     what = f"view {view.name!r}"
-    _check_time(types, view.timestamp, what)
-    if view.created is not None:
-        _check_time(types, view.created, what)
-    for column in view.features:
-        _require(types, column, what)
+    _check_source(view, types)
     for key, ek in zip(view.join_keys, view.entity_columns, strict=True):
-        vt = _require(types, key, what)
+        vt = types[key]
         et = _require(ent_types, ek, f"entities (keys of {what})")
         if vt != et and not (vt in _INTEGER_TYPES and et in _INTEGER_TYPES):
             raise SchemaError(f"{what}: key {key!r} is {vt} but entity column {ek!r} is {et}")

@@ -35,6 +35,16 @@ is ``(time_us - lo) * 2**b + ord`` (probes below ``lo`` become NULL, which match
 nothing, and probes above ``hi`` are clamped to ``hi``); otherwise it is the
 HUGEINT ``time_us * 2**64 + ord``. TTL is applied after the match, on the
 matched row's event time: ``event_us >= t_us - ttl_us`` keeps the value.
+
+Prepared views
+    :func:`prepare_sql` materialises, once, only the rows that can ever win: the
+    set ``K`` above (or, without a created column, every row), reduced to the
+    last row of each ``(keys, avail)`` group (two rows of ``K`` with the same
+    ``avail`` are visible at the same instants and the later one, with the
+    greater ``T``, always wins). The availability time is then unique per key,
+    so it *is* the sort key: ``__fl_at`` (avail us, BIGINT) with probe ``t_us``,
+    and ``__fl_ev`` (event us) for the ttl test when it differs from
+    ``__fl_at``. The join needs no packing, no window and no bounds pass.
 """
 
 from __future__ import annotations
@@ -44,8 +54,13 @@ from dataclasses import dataclass
 from fourloops.engines.base import ViewJoin
 
 __all__ = [
+    "AT",
+    "EV",
     "ORD",
+    "Direct",
     "Packing",
+    "prepare_sql",
+    "prepared_cte",
     "entity_cte",
     "quote",
     "view_bounds_sql",
@@ -54,6 +69,10 @@ __all__ = [
 
 #: Dense source position column every source relation exposes.
 ORD = "__fl_ord"
+#: Availability time (us) of a prepared view row: its unique sort key within the keys.
+AT = "__fl_at"
+#: Event time (us) of a prepared view row, stored when the view has a created column.
+EV = "__fl_ev"
 #: Entity-time column (microseconds since the epoch) added to the entity relation.
 TUS = "__fl_tus"
 _INT64_MAX = 2**63 - 1
@@ -110,6 +129,73 @@ class Packing:
             f"CASE WHEN {time_us} >= {self.lo} THEN "
             f"(least({time_us}, {self.hi}) - {self.lo}) * {1 << self.bits} + {mask} END"
         )
+
+
+@dataclass(frozen=True)
+class Direct:
+    """The probe of a prepared view: the entity time itself (sort keys are unique times)."""
+
+    def probe(self, time_us: str) -> str:
+        """SQL for the probe of an entity row at ``time_us``."""
+        return time_us
+
+
+def prepare_sql(view: ViewJoin, source: str, casts: dict[str, str]) -> str:
+    """SQL for the prepared (compacted) form of ``view``, sorted by keys and ``__fl_at``.
+
+    Columns: the join keys, ``__fl_at``, ``__fl_ev`` (only with a created
+    column), then the feature columns under their own names.
+    """
+    key_names = [quote(k) for k in view.join_keys]
+    keys = ", ".join(key_names)
+    feats = []
+    for column in view.features:
+        if column in view.join_keys:
+            continue
+        expr = quote(column)
+        if column in casts:
+            expr = f"CAST({expr} AS {casts[column]}) AS {expr}"
+        feats.append(expr)
+    valid = " AND ".join(f"{k} IS NOT NULL" for k in [*key_names, quote(view.timestamp)])
+    if view.created is None:
+        inner = ", ".join([*key_names, f"{us(view.timestamp)} AS {AT}", *feats, ORD])
+        last = (
+            f"SELECT * FROM (SELECT {inner} FROM {source} WHERE {valid}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys}, {AT} ORDER BY {ORD} DESC) = 1"
+        )
+        return f"SELECT * EXCLUDE ({ORD}) FROM ({last}) ORDER BY {keys}, {AT}"
+    valid += f" AND {quote(view.created)} IS NOT NULL"
+    ev, cr = us(view.timestamp), us(view.created)
+    inner = ", ".join(
+        [*key_names, f"greatest({ev}, {cr}) AS {AT}", f"{ev} AS {EV}", f"{cr} AS __fl_cr"]
+        + [*feats, ORD]
+    )
+    tup = f"{EV}, __fl_cr, {ORD}"
+    tupled = (
+        f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {tup}) AS __fl_tup "
+        f"FROM (SELECT {inner} FROM {source} WHERE {valid})"
+    )
+    frame = f"PARTITION BY {keys} ORDER BY {AT}, __fl_tup"
+    ranked = (
+        f"SELECT *, max(__fl_tup) OVER ({frame} ROWS BETWEEN UNBOUNDED PRECEDING AND "
+        f"1 PRECEDING) AS __fl_prev FROM ({tupled})"
+    )
+    kept = f"SELECT * FROM ({ranked}) WHERE __fl_prev IS NULL OR __fl_tup > __fl_prev"
+    last = (
+        f"SELECT * FROM ({kept}) "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys}, {AT} ORDER BY __fl_tup DESC) = 1"
+    )
+    drop = f"__fl_cr, {ORD}, __fl_tup, __fl_prev"
+    return f"SELECT * EXCLUDE ({drop}) FROM ({last}) ORDER BY {keys}, {AT}"
+
+
+def prepared_cte(i: int, view: ViewJoin, source: str) -> str:
+    """CTE ``__fl_v{i}`` over a prepared view, with the names :func:`view_cte` uses."""
+    cols = [f"{quote(k)} AS __fl_k{j}" for j, k in enumerate(view.join_keys)]
+    cols.append(f"{AT} AS __fl_sk")
+    cols.append(f"{EV if view.created is not None else AT} AS __fl_evus")
+    cols += [f"{quote(c)} AS __fl_f{j}" for j, c in enumerate(view.features)]
+    return f"__fl_v{i} AS (SELECT {', '.join(cols)} FROM {source})"
 
 
 def view_bounds_sql(view: ViewJoin, source: str) -> str:
@@ -182,7 +268,7 @@ def view_cte(
     ]
 
 
-def entity_cte(source: str, timestamp: str, packings: list[Packing]) -> str:
+def entity_cte(source: str, timestamp: str, packings: list[Packing | Direct]) -> str:
     """CTE ``__fl_e``: entity rows plus their time in us and one probe per view."""
     probes = ", ".join(f"{p.probe(TUS)} AS __fl_p{i}" for i, p in enumerate(packings))
     probes = f", {probes}" if probes else ""
@@ -196,7 +282,8 @@ def join_sql(
 ) -> tuple[str, list[str]]:
     """The SELECT list and FROM clause joining ``__fl_e`` to every ``__fl_v{i}``.
 
-    ``entity_columns`` holds ``(name, sql expression)`` pairs. Returns the SQL
+    ``entity_columns`` holds ``(name, sql expression)`` pairs (possibly none:
+    the caller may take entity columns from its own copy). Returns the SQL
     (without ORDER BY) and the names of the per-view status columns (0 found,
     1 missing, 2 expired). The entity order column is selected as ``__fl_rid``.
     """
@@ -206,7 +293,10 @@ def join_sql(
     for i, view in enumerate(views):
         v = f"__fl_v{i}"
         ttl_us = _ttl_us(view)
-        fresh = f"{v}.__fl_evus >= __fl_e.{TUS} - {ttl_us}"
+        limit = f"__fl_e.{TUS} - {ttl_us}"
+        if ttl_us >= 2**62:  # keep the subtraction exact for huge ttls
+            limit = f"CAST(__fl_e.{TUS} AS HUGEINT) - {ttl_us}"
+        fresh = f"{v}.__fl_evus >= {limit}"
         for j, name in enumerate(feature_outputs[i]):
             select.append(f"CASE WHEN {fresh} THEN {v}.__fl_f{j} END AS {quote(name)}")
         status.append(f"__fl_s{i}")

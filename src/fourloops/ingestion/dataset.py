@@ -19,6 +19,7 @@ compared as UTC instants; naive (zone-less) times are refused, never guessed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,6 @@ def build_training_set(
     out_names: list[str] = []
     for view_name, fields in grouped.items():
         view = views[view_name]
-        parts = offline.parts(view)
         mapping = {f: (f"{view_name}__{f}" if full_names else f) for f in fields}
         for name in mapping.values():
             if name in out_names:
@@ -139,17 +139,7 @@ def build_training_set(
                     f"feature {name!r} is requested from two views; use full names (view__field)"
                 )
             out_names.append(name)
-        joins.append(
-            ViewJoin(
-                name=view_name,
-                data=parts if parts else _empty_view(view, fields),
-                join_keys=list(view.entity.join_keys),
-                timestamp=view.source.timestamp,
-                created=view.source.created,
-                ttl=view.ttl,
-                features=mapping,
-            )
-        )
+        joins.append(dataclasses.replace(prepared_view(view, offline, engine), features=mapping))
     source = to_arrow(entities)
     table, stats = engine.point_in_time_join(
         source, timestamp=timestamp, views=joins, out=None if out is None else str(out)
@@ -163,6 +153,33 @@ def build_training_set(
             raise SchemaError(f"label column {label!r} is not in the entity frame")
         result.leakage = check_leakage(frame, label, out_names)
     return result
+
+
+def prepared_view(view: FeatureView, offline: OfflineStore, engine: Engine) -> ViewJoin:
+    """The view's offline rows compacted for point-in-time joins, prepared once and cached.
+
+    The prepared file is named after the content of the offline parts, so it is
+    rebuilt exactly when the view's validated rows change.
+    """
+    parts = offline.parts(view)
+    base = ViewJoin(
+        name=view.name,
+        data=parts if parts else _empty_view(view, list(view.features)),
+        join_keys=list(view.entity.join_keys),
+        timestamp=view.source.timestamp,
+        created=view.source.created,
+        ttl=view.ttl,
+        features={f: f for f in view.features},
+    )
+    if not parts:
+        return base
+    key = hashlib.sha256("\n".join(Path(p).name for p in parts).encode()).hexdigest()[:16]
+    target = offline.folder(view) / f"prepared-{key}.parquet"
+    if target.exists():
+        return dataclasses.replace(base, data=str(target), prepared=True)
+    for stale in offline.folder(view).glob("prepared-*.parquet"):
+        stale.unlink(missing_ok=True)
+    return engine.prepare_view(base, target)
 
 
 def _empty_view(view: FeatureView, fields: list[str]) -> pa.Table:

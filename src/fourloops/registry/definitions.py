@@ -61,6 +61,7 @@ def _records(defs: Definitions) -> list[DefinitionRecord]:
         ("entity", defs.entities),
         ("source", defs.sources),
         ("feature_view", defs.feature_views),
+        ("model", defs.models),
     ):
         for name, obj in sorted(table.items()):
             out.append(DefinitionRecord(kind, name, obj.version, obj.to_dict()))

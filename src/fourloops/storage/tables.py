@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -22,11 +23,15 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alias_events",
+    "aliases",
     "audit_log",
     "definition_heads",
     "definitions",
     "materializations",
     "metadata",
+    "model_versions",
+    "models",
     "schema_observations",
     "validation_runs",
 ]
@@ -110,4 +115,65 @@ audit_log = Table(
     Column("subject", String(400), nullable=False),
     Column("details", JSON, nullable=False),
     Index("ix_audit_log_subject", "subject", "id"),
+)
+
+#: One row per registered model (the name is the key every other model table uses).
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("task", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("spec", JSON, nullable=True),
+    Column("tags", JSON, nullable=False),
+)
+
+#: Every trained (or failed) version of every model; numbers are 1, 2, 3... per model.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), ForeignKey("models.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("artifact", JSON, nullable=True),
+    Column("format", String(64), nullable=True),
+    Column("metrics", JSON, nullable=False),
+    Column("gates", JSON, nullable=False),
+    Column("lineage", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("failure_reason", Text, nullable=True),
+    Column("description", Text, nullable=False),
+    Column("tags", JSON, nullable=False),
+    UniqueConstraint("model", "version", name="uq_model_versions_model_version"),
+)
+
+#: Where each alias (champion, challenger, ...) of each model points now.
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model", String(200), ForeignKey("models.name"), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Append-only journal of every alias move; replayed, it is the alias's history.
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_alias_events_model_alias", "model", "alias", "id"),
 )

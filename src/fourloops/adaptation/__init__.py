@@ -1,0 +1,1 @@
+"""The adaptation loop: training runs with lineage, gates, (later) rollout and triggers."""

@@ -1,0 +1,117 @@
+"""Judging a trained model on its test rows: metrics, baseline, champion, segments, calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from fourloops.adaptation.gates import GateContext
+from fourloops.definitions import Model
+from fourloops.evaluation import (
+    Cost,
+    baseline_predictions,
+    bootstrap_diff,
+    calibration,
+    evaluate,
+    segment_metrics,
+)
+
+__all__ = ["Evaluation", "evaluate_candidate"]
+
+#: Bootstrap replicates for confidence intervals of gates and segments.
+N_BOOT = 200
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    baseline: dict[str, Any]
+    champion: dict[str, Any] | None
+    champion_version: int | None
+    diff_ci: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test": self.metrics,
+            "baseline": self.baseline,
+            "champion": self.champion,
+            "champion_version": self.champion_version,
+            "versus_champion": {m: {"diff": d, "ci_low": lo, "ci_high": hi} for m, (d, lo, hi) in self.diff_ci.items()},
+            "segments": self.segments,
+            "calibration": self.calibration,
+        }
+
+
+def _cost(model: Model) -> Cost | None:
+    c = model.objective.cost
+    return None if c is None else Cost(fp=c.fp, fn=c.fn, tp=c.tp, tn=c.tn)
+
+
+def _segment_table(
+    model: Model, y: np.ndarray, pred: np.ndarray, test: pl.DataFrame, seed: int
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    if not model.segments:
+        return [], {}
+    segments = {c: test[c].cast(pl.String).fill_null("(null)").to_numpy() for c in model.segments}
+    metrics = [model.primary_metric, *[m for m in model.objective.guardrails if m != model.primary_metric]]
+    results = segment_metrics(
+        model.task.value, y, pred, segments, metrics=metrics, n_boot=N_BOOT, seed=seed,
+        threshold=model.objective.threshold,
+    )
+    rows, points = [], {}
+    for r in results:
+        row = {"column": r.column, "value": r.value, "n": r.n, "positives": r.positives, "too_small": r.too_small,
+               "metrics": {m: {"point": i.point, "low": i.low, "high": i.high} for m, i in r.metrics.items()}}
+        rows.append(row)
+        if r.column is not None:
+            points[(r.column, str(r.value))] = {"n": r.n, **{m: i.point for m, i in r.metrics.items()}}
+    return rows, points
+
+
+def evaluate_candidate(
+    model: Model,
+    *,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray | None,
+    champion_version: int | None,
+    test: pl.DataFrame,
+    seed: int,
+) -> tuple[Evaluation, GateContext]:
+    """Score ``candidate`` (and the champion, on the same rows) and collect what gates need."""
+    task = model.task.value
+    kwargs: dict[str, Any] = {"threshold": model.objective.threshold}
+    if task == "binary":
+        kwargs["cost"] = _cost(model)
+    n_classes = candidate.shape[1] if candidate.ndim == 2 else None
+    metrics = evaluate(task, y_test, candidate, **kwargs)
+    base = baseline_predictions(task, y_train, len(y_test), n_classes=n_classes)
+    baseline = evaluate(task, y_test, base, **kwargs)
+    champ_metrics = None if champion is None else evaluate(task, y_test, champion, **kwargs)
+    diff_ci: dict[str, tuple[float, float, float]] = {}
+    if champion is not None:
+        for metric in {model.primary_metric, *model.objective.guardrails}:
+            d = bootstrap_diff(task, y_test, candidate, champion, metric, n_boot=N_BOOT, seed=seed,
+                               threshold=model.objective.threshold)
+            if d.point is not None and d.low is not None and d.high is not None:
+                diff_ci[metric] = (d.point, d.low, d.high)
+    seg_rows, seg_points = _segment_table(model, y_test, candidate, test, seed)
+    champ_points: dict[tuple[str, str], dict[str, Any]] = {}
+    if champion is not None:
+        _, champ_points = _segment_table(model, y_test, champion, test, seed)
+    calib = None
+    if task == "binary":
+        calib = calibration(y_test, candidate).to_dict()
+    evaluation = Evaluation(metrics, baseline, champ_metrics, champion_version, diff_ci, seg_rows, calib)
+    ctx = GateContext(
+        primary=model.primary_metric, metrics=metrics, baseline=baseline, champion=champ_metrics,
+        champion_version=champion_version, diff_ci=diff_ci, segments=seg_points,
+        champion_segments=champ_points, ece=None if calib is None else calib["ece"],
+    )
+    return evaluation, ctx

@@ -1,0 +1,115 @@
+"""Saving and loading models in their native formats, predicting through one interface.
+
+>>> import tempfile
+>>> import numpy as np
+>>> from sklearn.linear_model import LinearRegression
+>>> X = np.array([[0.0], [1.0], [2.0]])
+>>> model = LinearRegression().fit(X, [1.0, 3.0, 5.0])
+>>> saved = save_model(model, tempfile.mkdtemp(), feature_names=["x"])
+>>> saved.format, saved.path.name
+('sklearn', 'model.skops')
+>>> predictor = load_model(saved.path, saved.format, task="regression")
+>>> round(predictor.predict_one({"x": 3.0}), 6)
+7.0
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fourloops.errors import RegistryError
+from fourloops.registry.formats.base import (
+    ModelFormat,
+    Predictor,
+    SavedModel,
+    Task,
+    check_task,
+    read_meta,
+    write_meta,
+)
+from fourloops.registry.formats.lightgbm import LightGBMFormat
+from fourloops.registry.formats.onnx import ONNXFormat
+from fourloops.registry.formats.sklearn import SklearnFormat
+from fourloops.registry.formats.xgboost import XGBoostFormat
+
+__all__ = [
+    "FORMATS",
+    "ModelFormat",
+    "Predictor",
+    "SavedModel",
+    "Task",
+    "detect_format",
+    "load_model",
+    "save_model",
+]
+
+#: Every supported format by name, in detection order (specific libraries before sklearn).
+FORMATS: dict[str, ModelFormat] = {
+    fmt.name: fmt for fmt in (LightGBMFormat(), XGBoostFormat(), ONNXFormat(), SklearnFormat())
+}
+
+
+def _format(name: str) -> ModelFormat:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise RegistryError(
+            f"unknown model format {name!r}; expected one of {', '.join(FORMATS)}"
+        ) from None
+
+
+def detect_format(model: object) -> str:
+    """The name of the format that saves ``model``, or a :class:`RegistryError`."""
+    for name, fmt in FORMATS.items():
+        if fmt.handles(model):
+            return name
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    raise RegistryError(f"cannot save a {kind}: supported formats are {', '.join(FORMATS)}")
+
+
+def save_model(
+    model: object,
+    folder: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> SavedModel:
+    """Write ``model`` into ``folder`` in its native format, plus its metadata file.
+
+    ``feature_names`` records the input columns when the model cannot (numpy-
+    trained estimators, single-tensor ONNX graphs).
+    """
+    fmt = _format(format if format is not None else detect_format(model))
+    target = Path(folder)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RegistryError(f"cannot create model folder {target}: {err}") from err
+    saved = fmt.save(model, target)
+    meta = dict(saved.meta)
+    if feature_names is not None:
+        meta["feature_names"] = list(feature_names)
+    write_meta(target, {"format": saved.format, **meta})
+    return SavedModel(path=saved.path, format=saved.format, meta=meta)
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    format: str,
+    *,
+    task: str,
+    meta: Mapping[str, Any] | None = None,
+) -> Predictor:
+    """Load a saved model (file or folder) as a :class:`Predictor` for ``task``.
+
+    ``meta`` defaults to the metadata file beside the model, if there is one.
+    """
+    fmt = _format(format)
+    checked: Task = check_task(task)
+    model_path = Path(path)
+    if not model_path.exists():
+        raise RegistryError(f"model file {model_path} does not exist")
+    return fmt.load(model_path, checked, meta if meta is not None else read_meta(model_path))

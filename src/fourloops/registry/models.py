@@ -1,0 +1,430 @@
+"""The model registry: models, their numbered versions, and aliases with a journal.
+
+Every loop reads it: training registers versions (with artifact hash, metrics,
+gate verdicts and lineage), the server loads whatever ``champion`` points at,
+the rollout controller promotes and rolls back. It lives in the metadata
+database (SQLite or PostgreSQL) and is safe under concurrent writers:
+
+* version numbers are 1, 2, 3... per model; two processes creating versions at
+  once never get the same number (a unique constraint decides, the loser
+  retries with the next number);
+* every alias move runs in one transaction that first takes the model's write
+  lock (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+  SQLite), then reads, compares-and-sets, and appends to the alias journal and
+  the audit log; the move and its records commit together or not at all.
+
+>>> from fourloops.storage.metadata import MetadataStore
+>>> registry = ModelRegistry(MetadataStore("sqlite://"))
+>>> registry.register_model("delays", "binary")
+>>> art = {"uri": "file:///a/1", "sha256": "0" * 64, "size": 10}
+>>> [registry.create_version("delays", artifact=art, actor="ci").version for _ in range(2)]
+[1, 2]
+>>> registry.promote("delays", 1, actor="me", reason="first model")
+AliasChange(model='delays', alias='champion', previous=None, current=1)
+>>> registry.promote("delays", 2, actor="me", reason="better AUC")
+AliasChange(model='delays', alias='champion', previous=1, current=2)
+>>> registry.rollback("delays", actor="me", reason="regressed on winter flights").current
+1
+>>> registry.get_version("delays", "champion").version
+1
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from fourloops.errors import NotFoundError, RegistryError, StoreError
+from fourloops.registry.aliases import (
+    ANY,
+    AliasChange,
+    AliasEvent,
+    AliasOperations,
+    current_version,
+    utc,
+)
+from fourloops.storage import tables as t
+from fourloops.storage.metadata import MetadataStore, default_actor
+
+__all__ = [
+    "ANY",
+    "AliasChange",
+    "AliasEvent",
+    "ModelRegistry",
+    "ModelSummary",
+    "ModelVersion",
+    "Stage",
+    "VersionStatus",
+]
+
+#: How often ``create_version`` retries after losing a race for a version number.
+VERSION_ATTEMPTS = 50
+#: Upper bound of the random pause between those retries, per attempt (seconds).
+RETRY_PAUSE_S = 0.005
+_ARTIFACT_KEYS = ("uri", "sha256", "size")
+
+
+class VersionStatus(enum.StrEnum):
+    """Whether a training run produced a usable version."""
+
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Stage(enum.StrEnum):
+    """Where a version is in its lifecycle (set by the rollout controller or by hand)."""
+
+    NONE = "none"
+    STAGING = "staging"
+    SHADOW = "shadow"
+    CANARY = "canary"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model, as stored."""
+
+    id: int
+    model: str
+    version: int
+    status: VersionStatus
+    stage: Stage
+    created_at: datetime
+    created_by: str
+    artifact: dict[str, Any] | None = None
+    format: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    failure_reason: str | None = None
+    description: str = ""
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def _from_mapping(cls, row: Mapping[Any, Any]) -> ModelVersion:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values.update(status=VersionStatus(row["status"]), stage=Stage(row["stage"]),
+                      created_at=utc(row["created_at"]))
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (enums as strings, ``created_at`` as ISO 8601)."""
+        return {**asdict(self), "status": self.status.value, "stage": self.stage.value,
+                "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model with its version count, latest version and aliases."""
+
+    name: str
+    task: str
+    created_at: datetime
+    description: str
+    spec: dict[str, Any] | None
+    tags: dict[str, Any]
+    versions: int
+    latest: int | None
+    aliases: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (``created_at`` as ISO 8601)."""
+        return {**asdict(self), "created_at": self.created_at.isoformat()}
+
+
+class _Conflict(StoreError):
+    """A write lost a race on a unique key (retried where that is expected)."""
+
+
+def _enum_value(kind: type[enum.StrEnum], value: str, what: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in kind)
+        raise RegistryError(f"unknown {what} {value!r} (use one of {allowed})") from None
+
+
+class ModelRegistry(AliasOperations):
+    """Models, versions and aliases in a :class:`MetadataStore` (see the module docs)."""
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self.metadata = metadata
+        self._engine = metadata.engine
+        self._sqlite = self._engine.dialect.name == "sqlite"
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({self._where()})"
+
+    def _where(self) -> str:
+        return sa.engine.make_url(self.metadata.url).render_as_string(hide_password=True)
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction; a ``write`` one on SQLite holds the write lock from its start.
+
+        pysqlite opens a deferred transaction only at the first DML statement, so a
+        read-then-write transaction could read stale data and then fail to upgrade
+        its lock. Issuing ``BEGIN IMMEDIATE`` ourselves takes the lock (waiting up to
+        the busy timeout) before anything is read; pysqlite sees the open transaction
+        and commits or rolls it back with the SQLAlchemy one.
+        """
+        try:
+            with self._engine.begin() as conn:
+                if write and self._sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+        except IntegrityError as err:
+            raise _Conflict(f"registry {self._where()}: conflicting write: {err.orig}") from err
+        except SQLAlchemyError as err:
+            raise StoreError(
+                f"registry {self._where()}: {err.__class__.__name__}: {err}"
+            ) from err
+
+    def _model_row(self, conn: Connection, model: str, *, lock: bool = False) -> Row[Any]:
+        query = sa.select(t.models).where(t.models.c.name == model)
+        if lock:
+            # Serialises every alias move of this model. NO KEY UPDATE (not UPDATE) so
+            # that inserting versions, whose foreign key takes KEY SHARE, is not blocked.
+            query = query.with_for_update(key_share=True)
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no model named {model!r} in the registry")
+        return row
+
+    def _version_row(self, conn: Connection, model: str, version: int) -> Row[Any]:
+        v = t.model_versions
+        row = conn.execute(
+            sa.select(v).where(v.c.model == model, v.c.version == version)
+        ).first()
+        if row is None:
+            self._model_row(conn, model)
+            raise NotFoundError(f"model {model!r} has no version {version}")
+        return row
+
+    def _audit(self, conn: Connection, action: str, model: str, actor: str,
+               details: dict[str, Any]) -> None:
+        conn.execute(t.audit_log.insert().values(
+            at=self.metadata.clock(), actor=actor, action=action, subject=f"model:{model}",
+            details=details,
+        ))
+
+    # -- models ----------------------------------------------------------------------------
+    def register_model(
+        self,
+        name: str,
+        task: str,
+        *,
+        description: str = "",
+        spec: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
+        """Create the model, or update its task, description, spec and tags (idempotent).
+
+        ``spec`` and ``tags`` left as ``None`` keep what is stored. A model that
+        has versions cannot change its task.
+        """
+        if not name:
+            raise RegistryError("a model needs a name")
+        m = t.models
+        for _ in range(VERSION_ATTEMPTS):
+            try:
+                with self._transaction(write=True) as conn:
+                    row = conn.execute(sa.select(m).where(m.c.name == name)).first()
+                    if row is None:
+                        conn.execute(m.insert().values(
+                            name=name, task=task, created_at=self.metadata.clock(),
+                            description=description, spec=spec, tags=dict(tags or {}),
+                        ))
+                        self._audit(conn, "model.register", name, default_actor(), {"task": task})
+                        return
+                    if row.task != task and self._count_versions(conn, name):
+                        raise RegistryError(
+                            f"model {name!r} is registered for task {row.task!r} and has "
+                            f"versions; it cannot become {task!r} (register a new model)"
+                        )
+                    values: dict[str, Any] = {"task": task, "description": description}
+                    if spec is not None:
+                        values["spec"] = spec
+                    if tags is not None:
+                        values["tags"] = dict(tags)
+                    conn.execute(m.update().where(m.c.name == name).values(**values))
+                    return
+            except _Conflict:
+                continue  # another process registered it first: update instead
+        raise RegistryError(f"could not register model {name!r}: too many concurrent writers")
+
+    @staticmethod
+    def _count_versions(conn: Connection, model: str) -> int:
+        v = t.model_versions
+        return int(conn.execute(
+            sa.select(sa.func.count()).select_from(v).where(v.c.model == model)
+        ).scalar_one())
+
+    def models(self) -> list[ModelSummary]:
+        """Every registered model, by name."""
+        v, a = t.model_versions, t.aliases
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(t.models).order_by(t.models.c.name)).all()
+            counts = {
+                r.model: (int(r.n), r.latest)
+                for r in conn.execute(
+                    sa.select(v.c.model, sa.func.count().label("n"),
+                              sa.func.max(v.c.version).label("latest")).group_by(v.c.model)
+                )
+            }
+            names: dict[str, dict[str, int]] = {}
+            for r in conn.execute(sa.select(a.c.model, a.c.alias, a.c.version).order_by(a.c.alias)):
+                names.setdefault(r.model, {})[r.alias] = r.version
+        return [
+            ModelSummary(
+                name=r.name, task=r.task, created_at=utc(r.created_at),
+                description=r.description, spec=r.spec, tags=r.tags,
+                versions=counts.get(r.name, (0, None))[0], latest=counts.get(r.name, (0, None))[1],
+                aliases=names.get(r.name, {}),
+            )
+            for r in rows
+        ]
+
+    # -- versions --------------------------------------------------------------------------
+    def create_version(
+        self,
+        model: str,
+        *,
+        status: str = VersionStatus.READY,
+        artifact: dict[str, Any] | None = None,
+        format: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        gates: dict[str, Any] | None = None,
+        lineage: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        failure_reason: str | None = None,
+        description: str = "",
+        tags: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Record the next version of ``model`` (1, 2, 3...) and return it.
+
+        A ``ready`` version needs its ``artifact`` (``uri``, ``sha256``, ``size``);
+        a ``failed`` one needs a ``failure_reason``. Failed runs get a number too,
+        so the history shows every attempt.
+        """
+        state: VersionStatus = _enum_value(VersionStatus, status, "version status")
+        if state is VersionStatus.READY:
+            missing = [k for k in _ARTIFACT_KEYS if not artifact or k not in artifact]
+            if missing:
+                raise RegistryError(
+                    f"a ready version of {model!r} needs an artifact with {', '.join(missing)}"
+                )
+        elif not failure_reason:
+            raise RegistryError(f"a failed version of {model!r} needs a failure_reason")
+        values: dict[str, Any] = {
+            "model": model, "status": state.value, "stage": Stage.NONE.value,
+            "created_by": actor or default_actor(), "artifact": artifact, "format": format,
+            "metrics": metrics or {}, "gates": gates or {}, "lineage": lineage or {},
+            "params": params or {}, "failure_reason": failure_reason,
+            "description": description, "tags": dict(tags or {}),
+        }
+        v = t.model_versions
+        for attempt in range(VERSION_ATTEMPTS):
+            try:
+                with self._transaction(write=True) as conn:
+                    self._model_row(conn, model)
+                    last = conn.execute(
+                        sa.select(sa.func.max(v.c.version)).where(v.c.model == model)
+                    ).scalar_one()
+                    values.update(version=(last or 0) + 1, created_at=self.metadata.clock())
+                    key = conn.execute(v.insert().values(**values)).inserted_primary_key
+                    self._audit(conn, "model.version", model, values["created_by"],
+                                {"version": values["version"], "status": state.value})
+                return ModelVersion._from_mapping(
+                    {**values, "id": int(key[0]) if key else 0}
+                )
+            except _Conflict:
+                # Another writer took this number between our read and insert: try the next.
+                time.sleep(random.uniform(0, RETRY_PAUSE_S * (attempt + 1)))
+        raise RegistryError(
+            f"could not assign a version number to {model!r} after {VERSION_ATTEMPTS} attempts"
+        )
+
+    def get_version(self, model: str, version_or_alias: int | str) -> ModelVersion:
+        """One version, by number (``3`` or ``"3"``) or through an alias (``"champion"``)."""
+        with self._transaction() as conn:
+            number = self._resolve(conn, model, version_or_alias)
+            return ModelVersion._from_mapping(self._version_row(conn, model, number)._mapping)
+
+    def _resolve(self, conn: Connection, model: str, version_or_alias: int | str) -> int:
+        if isinstance(version_or_alias, int):
+            return version_or_alias
+        if version_or_alias.isdigit():
+            return int(version_or_alias)
+        number = current_version(conn, model, version_or_alias)
+        if number is None:
+            self._model_row(conn, model)
+            raise NotFoundError(f"model {model!r} has no alias {version_or_alias!r}")
+        return number
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        """Every version of ``model``, oldest first."""
+        v = t.model_versions
+        with self._transaction() as conn:
+            self._model_row(conn, model)
+            rows = conn.execute(
+                sa.select(v).where(v.c.model == model).order_by(v.c.version)
+            ).mappings().all()
+        return [ModelVersion._from_mapping(r) for r in rows]
+
+    def set_stage(
+        self, model: str, version: int, stage: str, *, actor: str | None = None
+    ) -> ModelVersion:
+        """Move one version to ``stage`` (a :class:`Stage` value); audited."""
+        new: Stage = _enum_value(Stage, stage, "stage")
+        actor = actor or default_actor()
+        v = t.model_versions
+        with self._transaction(write=True) as conn:
+            row = self._version_row(conn, model, version)
+            if new is not Stage.NONE and row.status != VersionStatus.READY:
+                raise RegistryError(
+                    f"version {version} of {model!r} failed ({row.failure_reason}); "
+                    f"it cannot enter stage {new.value!r}"
+                )
+            conn.execute(v.update().where(v.c.id == row.id).values(stage=new.value))
+            self._audit(conn, "model.stage", model, actor,
+                        {"version": version, "from": row.stage, "to": new.value})
+            return ModelVersion._from_mapping({**row._mapping, "stage": new.value})
+
+    def set_tags(self, model: str, version: int | None, tags: Mapping[str, Any]) -> None:
+        """Merge ``tags`` into a version's (``None``: the model's); ``None`` values remove."""
+        table = t.models if version is None else t.model_versions
+        with self._transaction(write=True) as conn:
+            row = (self._model_row(conn, model) if version is None
+                   else self._version_row(conn, model, version))
+            merged = {**row.tags, **tags}
+            merged = {k: val for k, val in merged.items() if val is not None}
+            key = t.models.c.name == model if version is None else t.model_versions.c.id == row.id
+            conn.execute(table.update().where(key).values(tags=merged))
+
+    def set_description(self, model: str, version: int | None, description: str) -> None:
+        """Replace a version's description (``version=None``: the model's)."""
+        with self._transaction(write=True) as conn:
+            if version is None:
+                self._model_row(conn, model)
+                conn.execute(t.models.update().where(t.models.c.name == model)
+                             .values(description=description))
+            else:
+                row = self._version_row(conn, model, version)
+                conn.execute(t.model_versions.update().where(t.model_versions.c.id == row.id)
+                             .values(description=description))
