@@ -104,7 +104,7 @@ def _root(
 @handle_errors
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html and summary.json.")] = Path("demo-out"),
-    days: Annotated[int, typer.Option("--days", min=1, max=365, help="Days of 2013 to replay.")] = 365,
+    days: Annotated[int, typer.Option("--days", min=120, max=365, help="Days of 2013 to replay (120-365).")] = 365,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the replay.")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
@@ -468,6 +468,27 @@ def rollback(
         _print_json(change.to_dict())
         return
     out.print(f"{model}: {alias} v{change.previous} -> v{change.current}")
+
+
+@app.command("import-mlflow")
+@handle_errors
+def import_mlflow(
+    path: Annotated[Path, typer.Argument(help="An MLflow model folder (holds an MLmodel file).")],
+    name: Annotated[str, typer.Option("--name", help="Register as this model.")],
+    task: Annotated[str, typer.Option("--task", help="binary, multiclass or regression.")] = "binary",
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Accept a pickled model (runs its code: trust it).")
+    ] = False,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an existing MLflow model folder as a new version (re-saved in a native format)."""
+    version = _project(project).import_mlflow(path, name=name, task=task, allow_pickle=allow_pickle)
+    if as_json:
+        _print_json(version.to_dict())
+        return
+    out.print(f"imported {path} as {name} v{version.version} ({version.format}); "
+              "it has not been evaluated: promote with --force once you have checked it")
 
 
 class _progress:

@@ -370,3 +370,32 @@ class Project:
             if summary.name == name:
                 return str(summary.task)
         raise NotFoundError(f"no registered model {name!r}")
+
+    def import_mlflow(
+        self, path: str | Path, *, name: str, task: str, allow_pickle: bool = False,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Register an existing MLflow model folder as a new version of model ``name``.
+
+        The model is re-saved in its native format (pickles only with
+        ``allow_pickle=True``, re-saved with skops) and recorded with the MLflow
+        run's metadata as its lineage. It has no gate results: promoting it needs
+        ``force=True``, as for any version nobody has judged.
+        """
+        import tempfile
+
+        from fourloops.registry.mlflow_import import import_mlflow_model
+
+        imported = import_mlflow_model(path, allow_pickle=allow_pickle)
+        self.registry.register_model(name, task)
+        with tempfile.TemporaryDirectory(prefix="fourloops-import-") as tmp:
+            saved = imported.save(tmp)
+            ref = self.artifacts.put_file(saved.path)
+        return self.registry.create_version(
+            name, status="ready", artifact={**ref.to_dict(), "meta": saved.meta}, format=saved.format,
+            lineage={"imported_from": "mlflow", "path": str(Path(path).resolve()), **imported.metadata,
+                     "signature": imported.signature},
+            gates={"passed": False, "verdicts": [{"gate": "imported", "passed": False, "numbers": {},
+                                                   "message": "imported from MLflow; never evaluated"}]},
+            actor=actor,
+        )

@@ -30,5 +30,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     online = summary["loops"]["online"]
     assert all(r["status"]["weather"] == "ok" for r in online["reads_at_as_of"])
     assert all(r["status"]["weather"] == "expired" for r in online["reads_6h_later"])
+    ad = summary["loops"]["adaptation"]
+    assert [r["version"] for r in ad["runs"]] == [1, 2]
+    first = ad["runs"][0]
+    assert first["test"]["roc_auc"] > first["baseline"]["roc_auc"] + 0.1
+    assert ad["runs"][1]["champion_version"] == (1 if "v1 promoted to champion" in ad["decisions"] else None)
+    assert ad["aliases"]["champion"] == ad["journal"][-1]["to_version"]
+    assert any("refused" in d or "promoted" in d for d in ad["decisions"])
+    if "v1 promoted to champion" in ad["decisions"]:
+        # v2 was promoted (on its merits or by an audited override), then rolled back to v1.
+        assert ad["aliases"] == {"champion": 1}
+        assert [e["action"] for e in ad["journal"]] == ["promote", "promote", "rollback"]
+    assert ad["artifacts_verified"] == ad["artifacts"] == 2
     html = (out / "report.html").read_text()
+    assert "Adaptation: training, gates, registry" in html
     assert html.startswith("<!doctype html>") and "Point-in-time training set" in html

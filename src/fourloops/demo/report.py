@@ -145,6 +145,8 @@ def render_report(summary: dict[str, Any]) -> str:
         f"{sum(r['skipped_older'] for r in online['rematerialize_old_window']):,} older values "
         "instead of overwriting newer ones (monotonic writes).</p>"
     )
+    if "adaptation" in summary["loops"]:
+        parts.extend(_adaptation(summary["loops"]["adaptation"]))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -155,3 +157,59 @@ def _bars(table_html: str, widths: list[float]) -> str:
             "<td></td>", f'<td><span class="bar" style="width:{max(1, int(w * 200))}px"></span></td>', 1
         )
     return table_html
+
+
+def _interval(m: dict[str, Any] | None) -> str:
+    if not m or m.get("point") is None:
+        return "–"
+    low, high = m.get("low"), m.get("high")
+    ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    return f"{m['point']:.3f}{ci}"
+
+
+def _adaptation(ad: dict[str, Any]) -> list[str]:
+    parts = ["<h2>Adaptation: training, gates, registry</h2>"]
+    metrics = ["roc_auc", "average_precision", "log_loss", "brier", "ece", "f1", "best_threshold", "best_cost_per_row"]
+    rows = []
+    for run in ad["runs"]:
+        rows.append([f"v{run['version']} test", *[run["test"].get(m) for m in metrics]])
+        rows.append([f"v{run['version']} do-nothing baseline", *[run["baseline"].get(m) for m in metrics]])
+        if run["champion"]:
+            rows.append([f"champion v{run['champion_version']} on v{run['version']}'s test rows",
+                         *[run["champion"].get(m) for m in metrics]])
+    parts.append(
+        "<p>Metrics on each run's test rows (the newest 30 days, never seen in training), beside "
+        "the do-nothing baseline (the training delay rate for every flight) and the champion "
+        "scored on the same rows. The cost metrics use a false negative costing 4 false positives.</p>"
+    )
+    parts.append(_table(["model", *metrics], [[r[0], *("–" if v is None else float(v) for v in r[1:])] for r in rows]))
+    last = ad["runs"][-1]
+    parts.append(f"<h3>Gates of v{last['version']}</h3>")
+    parts.append(_table(
+        ["gate", "verdict", "numbers"],
+        [[g["gate"], "pass" if g["passed"] else "FAIL", g["message"]] for g in last["gates"]],
+    ))
+    parts.append(f"<h3>Segments of v{last['version']} (ROC-AUC with 95% bootstrap interval)</h3>")
+    seg_rows = []
+    for seg in last["segments"]:
+        label = "all" if seg["column"] is None else f"{seg['column']}={seg['value']}"
+        value = "too small" if seg["too_small"] else _interval(seg["metrics"].get("roc_auc"))
+        seg_rows.append([label, seg["n"], seg.get("positives") if seg.get("positives") is not None else "–", value])
+    parts.append(_table(["segment", "rows", "delayed", "roc_auc"], seg_rows))
+    calib = last["calibration"]
+    parts.append(f"<h3>Calibration of v{last['version']} (ECE {calib['ece']:.4f})</h3>")
+    parts.append(_table(
+        ["bin", "flights", "mean predicted", "observed rate"],
+        [[f"{b['lower']:.1f}–{b['upper']:.1f}", b["count"],
+          "–" if b["mean_score"] is None else b["mean_score"],
+          "–" if b["observed_rate"] is None else b["observed_rate"]] for b in calib["bins"]],
+    ))
+    parts.append("<h3>Decisions (the alias journal)</h3>")
+    parts.append("<ul>" + "".join(f"<li>{escape(d)}</li>" for d in ad["decisions"]) + "</ul>")
+    parts.append(_table(
+        ["at", "action", "from", "to", "actor", "reason"],
+        [[e["at"], e["action"], e["from_version"] or "–", e["to_version"] or "–", e["actor"], e["reason"]]
+         for e in ad["journal"]],
+    ))
+    parts.append(f"<p>Artifacts verified against their SHA-256: {ad['artifacts_verified']} of {ad['artifacts']}.</p>")
+    return parts

@@ -18,6 +18,13 @@ project folder under ``--out``:
    the ttl (values are fresh at the end, expired hours later), and writes are
    monotonic (re-materialising an old window changes nothing).
 
+4. **adaptation** — a LightGBM model trained on two thirds of the window
+   (point-in-time features, time split, evaluated against the do-nothing
+   baseline with per-segment intervals and calibration, gated, registered with
+   lineage) becomes champion; a second version trained on all data is judged
+   against it on the same test rows, promoted if its gates pass, then rolled
+   back in one command to show the journal.
+
 Writes ``report.html`` and ``summary.json`` into ``--out``.
 """
 
@@ -34,6 +41,7 @@ from typing import Any
 import polars as pl
 
 from fourloops.demo.report import render_report
+from fourloops.errors import FourloopsError
 from fourloops.ingestion.leakage import LEAKAGE_THRESHOLD, leakage_scores
 from fourloops.project import Project
 from fourloops.scaffold import init_project
@@ -168,6 +176,9 @@ def run_demo(
             "reads_6h_later": [r.to_dict() for r in later],
             "rematerialize_old_window": [r.to_dict() for r in again],
         }
+
+        # 4. adaptation: train, judge, register, promote, roll back ---------------------------
+        summary["loops"]["adaptation"] = _adaptation(project, end, seed, say)
     finally:
         project.close()
         shutil.rmtree(staged, ignore_errors=True)
@@ -177,6 +188,69 @@ def run_demo(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     (out / "report.html").write_text(render_report(summary), encoding="utf-8")
     return summary
+
+
+def _adaptation(project: Project, end: datetime, seed: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """Two training runs a season apart; the first becomes champion, the second is judged against it."""
+    span = end - YEAR_START
+    first_cutoff = YEAR_START + span * 2 / 3
+    runs = []
+    say("training v1 (data up to two thirds of the window)")
+    first = project.train("delay", seed=seed, cutoff=first_cutoff)
+    runs.append(first)
+    decisions = []
+    try:
+        project.promote("delay", first.version, reason="first model")
+        decisions.append(f"v{first.version} promoted to champion")
+    except FourloopsError as err:
+        decisions.append(f"v{first.version} not promoted: {err}")
+    say("training v2 (all data) and judging it against the champion")
+    second = project.train("delay", seed=seed, cutoff=min(end, datetime(2013, 12, 31, 5, tzinfo=UTC)))
+    runs.append(second)
+    try:
+        project.promote("delay", second.version, reason="passed its gates against the champion")
+        decisions.append(f"v{second.version} promoted to champion")
+    except FourloopsError as err:
+        decisions.append(f"v{second.version} refused: {err}")
+        # An operator may override a gate; the override is journaled with its reason.
+        project.promote("delay", second.version, force=True, reason="operator override (demo)")
+        decisions.append(f"v{second.version} promoted anyway with --force (audited)")
+    try:
+        change = project.rollback("delay", reason="demo: one-command rollback")
+        decisions.append(f"rollback in one command: champion v{change.previous} -> v{change.current}")
+    except FourloopsError as err:
+        decisions.append(f"rollback refused: {err}")
+    verified = project.verify("delay")
+    return {
+        "runs": [
+            {
+                "version": r.version,
+                "passed": r.passed,
+                "cutoff": r.lineage["cutoff"],
+                "rows": r.lineage["data"]["rows"],
+                "split": r.lineage["data"]["split"],
+                "test": r.metrics["test"],
+                "validation": r.metrics["validation"],
+                "baseline": r.metrics["baseline"],
+                "champion": r.metrics["champion"],
+                "champion_version": r.metrics["champion_version"],
+                "versus_champion": r.metrics["versus_champion"],
+                "segments": r.metrics["segments"],
+                "calibration": r.metrics["calibration"],
+                "gates": r.gates,
+                "latency_p99_ms": r.metrics["latency_p99_ms"],
+                "artifact_bytes": r.metrics["artifact_bytes"],
+                "data_fingerprint": r.lineage["data"]["fingerprint"],
+                "timings": r.timings,
+            }
+            for r in runs
+        ],
+        "decisions": decisions,
+        "aliases": project.registry.aliases("delay"),
+        "journal": [e.to_dict() for e in project.registry.alias_history("delay")],
+        "artifacts_verified": sum(r["ok"] for r in verified),
+        "artifacts": len(verified),
+    }
 
 
 def _delivery(report: Any) -> dict[str, Any]:
@@ -220,6 +294,15 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
     )
     for finding in ts["leakage"]:
         lines.append(f"leakage guard: {finding['message']}")
+    adaptation = summary["loops"].get("adaptation")
+    if adaptation:
+        for run in adaptation["runs"]:
+            test, base = run["test"], run["baseline"]
+            lines.append(
+                f"model v{run['version']}: ROC-AUC {test['roc_auc']:.3f} (do-nothing {base['roc_auc']:.3f}), "
+                f"ECE {run['calibration']['ece']:.3f}, gates {'passed' if run['passed'] else 'FAILED'}"
+            )
+        lines.extend(adaptation["decisions"])
     online = summary["loops"]["online"]
     statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]
     lines.append(

@@ -1,0 +1,229 @@
+"""Training runs end to end on a small synthetic project (real LightGBM, real registry)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from fourloops.cli import app
+from fourloops.errors import ArtifactIntegrityError, PromotionBlocked, RegistryError
+from fourloops.project import Project
+
+T0 = datetime(2013, 1, 1, tzinfo=UTC)
+
+DEFINITIONS = '''
+import lightgbm
+import polars as pl
+import fourloops as fl
+
+station = fl.Entity("station", join_keys=["station"])
+weather = fl.FeatureView(
+    "weather", entity=station,
+    source=fl.FileSource("data/weather.parquet", timestamp="at"),
+    ttl="2h",
+    contract=fl.Contract({"rain": fl.Float(min=0)}),
+)
+late = fl.Model(
+    "late", task="binary",
+    entities=fl.FileSource("data/trips.parquet", timestamp="at"),
+    request=fl.Contract({"station": fl.Category(["a", "b", "c"]), "load": fl.Float(min=0, max=1)}),
+    features=["weather:rain"],
+    label=fl.Label("late", expr=pl.col("minutes_late") > 10, available="arrived"),
+    trainer=lightgbm.LGBMClassifier(n_estimators=30, num_leaves=7, min_child_samples=20,
+                                    deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1),
+    segments=["station"],
+    split=fl.TimeSplit(validation=0.2, test=0.2),
+    gates=[fl.gates.BeatsBaseline(min_lift=0.05), fl.gates.NoRegression(max_drop=0.02),
+           fl.gates.MaxCalibrationError(0.2), fl.gates.MaxArtifactSize("5MB"), fl.gates.NoLeakage(),
+           fl.gates.MaxSegmentDrop(max_drop=0.1, min_size=100)],
+)
+'''
+
+
+def write_project(root: Path, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    (root / "data").mkdir(parents=True)
+    (root / "fourloops.toml").write_text('[project]\nname = "trips"\n')
+    (root / "definitions.py").write_text(DEFINITIONS)
+    hours = 24 * 40
+    stations = ["a", "b", "c"]
+    weather = pl.DataFrame(
+        {
+            "station": [s for _ in range(hours) for s in stations],
+            "at": [T0 + timedelta(hours=h) for h in range(hours) for _ in stations],
+            "rain": rng.gamma(0.5, 2.0, hours * 3),
+        },
+        schema_overrides={"at": pl.Datetime("us", "UTC")},
+    )
+    weather.write_parquet(root / "data/weather.parquet")
+    n = 4000
+    at = [T0 + timedelta(minutes=int(m)) for m in np.sort(rng.integers(60, hours * 60, n))]
+    station = rng.choice(stations, n)
+    load = rng.uniform(0, 1, n)
+    trips = pl.DataFrame({"at": at, "station": station, "load": load},
+                         schema_overrides={"at": pl.Datetime("us", "UTC")})
+    joined = trips.join_asof(weather.sort("at"), on="at", by="station", strategy="backward")
+    logit = -2 + 0.8 * joined["rain"].to_numpy() + 2 * load + (station == "c") * 0.7
+    late = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
+    minutes = np.where(late, 30.0, 0.0)
+    minutes[rng.uniform(size=n) < 0.03] = np.nan  # cancelled: never labelled
+    trips.with_columns(
+        pl.Series("minutes_late", minutes).fill_nan(None),
+        (pl.col("at") + pl.duration(hours=1)).alias("arrived"),
+    ).write_parquet(root / "data/trips.parquet")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    write_project(tmp_path / "p")
+    with Project.load(tmp_path / "p", env={}) as proj:
+        yield proj  # type: ignore[misc]
+
+
+def test_train_registers_an_evaluated_version_with_lineage(project: Project) -> None:
+    result = project.train("late", seed=3)
+    assert result.version == 1 and result.status == "ready"
+    version = project.registry.get_version("late", 1)
+    assert version.format == "lightgbm" and version.artifact["sha256"] == result.lineage["artifact_sha256"]
+    lineage = version.lineage
+    assert lineage["seed"] == 3 and lineage["definitions"]["model:late"] == project.model("late").version
+    assert "contract:weather" in lineage["definitions"] and "contract:late.request" in lineage["definitions"]
+    assert len(lineage["data"]["fingerprint"]) == 64 and lineage["data"]["rows"]["no_label"] > 0
+    assert "lightgbm" in lineage["environment"]["packages"] and lineage["timings"]["fit_s"] > 0
+    assert lineage["code"]["git"] is False  # the project folder is not a git repository
+    metrics = version.metrics
+    test = metrics["test"]
+    assert 0.6 < test["roc_auc"] < 1.0
+    assert metrics["baseline"]["roc_auc"] is None or metrics["baseline"]["roc_auc"] == 0.5
+    assert metrics["calibration"]["ece"] is not None and metrics["latency_p99_ms"] > 0
+    segments = {(s["column"], s["value"]) for s in metrics["segments"]}
+    assert {("station", "a"), ("station", "b"), ("station", "c")} <= segments
+    verdicts = {v["gate"]: v for v in version.gates["verdicts"]}
+    assert verdicts["beats_baseline"]["passed"]
+    assert verdicts["no_regression"]["message"].startswith("no champion")
+    # The recorded AUC is what an independent computation on the stored model gives.
+    split_start = datetime.fromisoformat(lineage["data"]["split"]["test_start"])
+    predictor = project.load_model("late", 1)
+    frame = project.dataset(
+        pl.read_parquet(project.root / "data/trips.parquet").filter(
+            (pl.col("at") >= split_start) & pl.col("minutes_late").is_not_null()
+            & (pl.col("arrived") <= datetime.fromisoformat(lineage["cutoff"]))
+        ),
+        features=["weather:rain"], timestamp="at",
+    ).to_polars()
+    from fourloops.adaptation.frame import feature_fields, to_matrix
+
+    X = to_matrix(frame, feature_fields(project.model("late"), project.feature_views))
+    auc = roc_auc_score((frame["minutes_late"] > 10).to_numpy(), predictor.predict(X))
+    assert abs(auc - test["roc_auc"]) < 1e-9
+
+
+def test_champion_comparison_promotion_and_rollback(project: Project) -> None:
+    project.train("late", seed=1)
+    project.promote("late", 1, reason="first")
+    second = project.train("late", seed=2, params={"n_estimators": 5})
+    verdicts = {v["gate"]: v for v in second.gates}
+    numbers = verdicts["no_regression"]["numbers"]
+    assert numbers["champion_version"] == 1
+    assert numbers["ci_low"] <= numbers["diff"] <= numbers["ci_high"]
+    assert second.metrics["champion"]["roc_auc"] == project.registry.get_version("late", 1).metrics["test"]["roc_auc"]
+    if not second.passed:
+        with pytest.raises(PromotionBlocked):
+            project.promote("late", 2)
+    project.promote("late", 2, force=True, reason="test")
+    assert project.registry.aliases("late") == {"champion": 2}
+    change = project.rollback("late", reason="bad canary")
+    assert (change.previous, change.current) == (2, 1)
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        project.rollback("late")
+    actions = [e["action"] for e in project.metadata.audit_entries("model:late")]
+    assert "alias.rollback" in actions and "alias.promote" in actions
+
+
+def test_reproduce_gives_the_same_data_metrics_and_bytes(project: Project) -> None:
+    project.train("late", seed=5)
+    report = project.reproduce("late", 1)
+    assert report["reproduced"] and report["data_match"] and report["metrics_match"]
+    assert report["model_bytes_match"]
+    assert project.registry.versions("late")[-1].version == 1  # reproducing registers nothing
+
+
+def test_tampered_artifact_is_refused(project: Project) -> None:
+    project.train("late")
+    version = project.registry.get_version("late", 1)
+    path = Path(version.artifact["uri"].removeprefix("file://"))
+    if not path.is_absolute():
+        path = project.config.path(project.config.storage.artifacts) / path
+    candidates = [path] if path.exists() else list(project.config.path(".fourloops/artifacts").rglob(version.artifact["sha256"] + "*"))
+    target = candidates[0]
+    target.chmod(0o644)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    [result] = project.verify("late")
+    assert not result["ok"] and version.artifact["sha256"] in result["error"]
+    with pytest.raises(ArtifactIntegrityError):
+        project.load_model("late", 1)
+
+
+def test_a_failed_run_leaves_a_failed_record(project: Project) -> None:
+    with pytest.raises(Exception, match="unknown trainer parameters"):
+        project.train("late", params={"no_such_param": 1})
+    [failed] = project.registry.versions("late")
+    assert failed.status.value == "failed" and "no_such_param" in failed.failure_reason
+    assert failed.artifact is None
+    with pytest.raises(RegistryError):
+        project.promote("late", failed.version, force=True)
+
+
+def test_cli_train_models_verify_promote_rollback(project: Project) -> None:
+    runner = CliRunner()
+    p = str(project.root)
+    result = runner.invoke(app, ["train", "late", "--project", p, "--json", "--param", "n_estimators=10"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["version"] == 1
+    result = runner.invoke(app, ["models", "late", "--project", p, "--json"])
+    assert json.loads(result.stdout)["versions"][0]["gates"]["verdicts"]
+    assert runner.invoke(app, ["verify", "--project", p]).exit_code == 0
+    result = runner.invoke(app, ["promote", "late", "1", "--project", p, "--force", "--reason", "ok"])
+    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["rollback", "late", "--project", p])
+    assert result.exit_code != 0 and "nothing to roll back to" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = runner.invoke(app, ["train", "late", "--project", p, "--reproduce", "1", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["reproduced"] is True
+
+
+def test_import_mlflow_folder(project: Project, tmp_path: Path) -> None:
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, (X[:, 0] > 0).astype(int)), 5)
+    folder = tmp_path / "mlflow-model"
+    folder.mkdir()
+    booster.save_model(str(folder / "model.lgb"))
+    (folder / "MLmodel").write_text(
+        "artifact_path: model\nflavors:\n  lightgbm:\n    data: model.lgb\n    lgb_version: 4.5.0\n"
+        "    model_class: lightgbm.basic.Booster\n  python_function:\n    data: model.lgb\n"
+        "    loader_module: mlflow.lightgbm\nmlflow_version: 2.16.0\nrun_id: abc123\n"
+        "utc_time_created: '2024-09-01 10:00:00.000000'\n"
+    )
+    runner = CliRunner()
+    result = runner.invoke(app, ["import-mlflow", str(folder), "--name", "imported", "--project",
+                                 str(project.root), "--json"])
+    assert result.exit_code == 0, result.stderr
+    version = project.registry.get_version("imported", 1)
+    assert version.lineage["run_id"] == "abc123"
+    predictor = project.load_model("imported", 1)
+    assert np.allclose(predictor.predict(X[:10]), booster.predict(X[:10]), rtol=1e-12)
+    with pytest.raises(PromotionBlocked):
+        project.promote("imported", 1)
