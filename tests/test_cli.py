@@ -33,7 +33,10 @@ def test_every_command_has_help() -> None:
 
 def test_console_script_runs() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "fourloops.cli", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "fourloops.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0 and "demo" in result.stdout
 
@@ -80,8 +83,18 @@ def test_apply_validate_dataset_flow(initialised: Path, tmp_path: Path) -> None:
     flights.select("origin", "sched_dep", "arr_delay").write_parquet(entities)
     out_file = tmp_path / "train.parquet"
     code, out, err = run(
-        "dataset", "--project", p, "--entities", str(entities), "--timestamp", "sched_dep",
-        "--features", "weather:temp,weather:visib", "--out", str(out_file), "--json",
+        "dataset",
+        "--project",
+        p,
+        "--entities",
+        str(entities),
+        "--timestamp",
+        "sched_dep",
+        "--features",
+        "weather:temp,weather:visib",
+        "--out",
+        str(out_file),
+        "--json",
     )
     assert code == 0, err
     frame = pl.read_parquet(out_file)
@@ -93,8 +106,17 @@ def test_dataset_refuses_naive_times(initialised: Path, tmp_path: Path) -> None:
     entities = tmp_path / "naive.parquet"
     pl.DataFrame({"origin": ["EWR"], "ts": [datetime(2013, 1, 1, 12)]}).write_parquet(entities)
     code, _, err = run(
-        "dataset", "--project", str(initialised), "--entities", str(entities), "--timestamp", "ts",
-        "--features", "weather:temp", "--out", str(tmp_path / "o.parquet"),
+        "dataset",
+        "--project",
+        str(initialised),
+        "--entities",
+        str(entities),
+        "--timestamp",
+        "ts",
+        "--features",
+        "weather:temp",
+        "--out",
+        str(tmp_path / "o.parquet"),
     )
     assert code == 2
     assert "ts" in err and len(err.strip().splitlines()) == 1
@@ -122,8 +144,16 @@ def test_lookup_after_materialize(initialised: Path) -> None:
     code, _, err = run("materialize", "--project", p, "--end", "2013-06-01T12:30:00Z", "--view", "weather")
     assert code == 0, err
     code, out, err = run(
-        "lookup", "--project", p, "--features", "weather:temp", "--key", "origin=JFK",
-        "--at", "2013-06-01T12:30:00Z", "--json",
+        "lookup",
+        "--project",
+        p,
+        "--features",
+        "weather:temp",
+        "--key",
+        "origin=JFK",
+        "--at",
+        "2013-06-01T12:30:00Z",
+        "--json",
     )
     assert code == 0, err
     result = json.loads(out)

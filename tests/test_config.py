@@ -24,7 +24,9 @@ def test_defaults_are_embedded(tmp_path: Path) -> None:
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
     root = write(tmp_path, '[storage]\nonline = "sqlite:///a.db"\n[engine]\nthreads = 1\n')
-    cfg = load_config(root, env={"FOURLOOPS_STORAGE_ONLINE": "redis://h:6379/0", "FOURLOOPS_ENGINE_THREADS": "2"})
+    cfg = load_config(
+        root, env={"FOURLOOPS_STORAGE_ONLINE": "redis://h:6379/0", "FOURLOOPS_ENGINE_THREADS": "2"}
+    )
     assert cfg.storage.online == "redis://h:6379/0"
     assert cfg.engine.threads == 2
 
@@ -47,7 +49,11 @@ def test_absolute_and_memory_urls_unchanged(tmp_path: Path) -> None:
         ("[storage\n", {}, "invalid TOML"),
         ("storage = 3\n", {}, "'storage' must be a [storage] table"),
         ("[engine]\nname = 'spork'\n", {}, "unknown engine 'spork'"),
-        ("", {"FOURLOOPS_ENGINE_THREADS": "x"}, "environment FOURLOOPS_ENGINE_THREADS: expected an integer"),
+        (
+            "",
+            {"FOURLOOPS_ENGINE_THREADS": "x"},
+            "environment FOURLOOPS_ENGINE_THREADS: expected an integer",
+        ),
     ],
 )
 def test_broken_config_names_file_key_and_problem(

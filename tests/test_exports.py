@@ -5,9 +5,26 @@ import fourloops as fl
 
 def test_public_surface_is_what_we_mean() -> None:
     assert set(fl.__all__) == {
-        "Bool", "Category", "Contract", "Cost", "Entity", "Fallback", "FeatureView", "FileSource",
-        "Float", "FourloopsError", "Int", "Label", "Model", "Objective", "Project", "String",
-        "TimeSplit", "Timestamp", "__version__", "gates",
+        "Bool",
+        "Category",
+        "Contract",
+        "Cost",
+        "Entity",
+        "Fallback",
+        "FeatureView",
+        "FileSource",
+        "Float",
+        "FourloopsError",
+        "Int",
+        "Label",
+        "Model",
+        "Objective",
+        "Project",
+        "String",
+        "TimeSplit",
+        "Timestamp",
+        "__version__",
+        "gates",
     }
     for name in fl.__all__:
         assert getattr(fl, name) is not None

@@ -38,7 +38,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ProjectOpt = Annotated[
     Path,
-    typer.Option("--project", "-p", envvar="FOURLOOPS_PROJECT", help="Project folder (holds fourloops.toml)."),
+    typer.Option(
+        "--project", "-p", envvar="FOURLOOPS_PROJECT", help="Project folder (holds fourloops.toml)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
@@ -66,7 +68,10 @@ def handle_errors(func: F) -> F:
         except Exception as exc:  # a bug: say so in one line, traceback with --debug
             if _state["debug"]:
                 raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 70)
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                70,
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -81,7 +86,9 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise SchemaError(f"{option}: {value!r} is not an ISO-8601 time (e.g. 2013-06-01T12:00:00Z)") from None
+        raise SchemaError(
+            f"{option}: {value!r} is not an ISO-8601 time (e.g. 2013-06-01T12:00:00Z)"
+        ) from None
     if parsed.tzinfo is None:
         raise SchemaError(f"{option}: {value!r} has no time zone; add 'Z' or an offset like +00:00")
     return parsed
@@ -103,8 +110,12 @@ def _root(
 @app.command()
 @handle_errors
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html and summary.json.")] = Path("demo-out"),
-    days: Annotated[int, typer.Option("--days", min=120, max=365, help="Days of 2013 to replay (120-365).")] = 365,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html and summary.json.")] = Path(
+        "demo-out"
+    ),
+    days: Annotated[
+        int, typer.Option("--days", min=120, max=365, help="Days of 2013 to replay (120-365).")
+    ] = 365,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the replay.")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
@@ -158,8 +169,13 @@ def apply(
     table = Table("kind", "name", "action", "version", "details")
     for c in plan.changes:
         style = "red" if c.breaking else ("green" if c.action == "create" else "")
-        table.add_row(c.kind, c.name, f"[{style}]{c.action}[/]" if style else c.action,
-                      c.version or "", "\n".join(c.details))
+        table.add_row(
+            c.kind,
+            c.name,
+            f"[{style}]{c.action}[/]" if style else c.action,
+            c.version or "",
+            "\n".join(c.details),
+        )
     out.print(table)
     pending = len(plan.pending)
     out.print(("would apply" if dry_run else "applied") + f" {pending} change(s)")
@@ -169,7 +185,8 @@ def apply(
 @handle_errors
 def validate(
     source: Annotated[
-        str | None, typer.Argument(help="Feature view, source name or source path (default: all views).")
+        str | None,
+        typer.Argument(help="Feature view, source name or source path (default: all views)."),
     ] = None,
     project: ProjectOpt = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Re-validate files already ingested.")] = False,
@@ -217,16 +234,25 @@ def _print_report(report: Any) -> None:
 @handle_errors
 def materialize(
     project: ProjectOpt = Path("."),
-    start: Annotated[str | None, typer.Option("--start", help="Only rows knowable after this time (ISO-8601).")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Values as known at this time (default: now).")] = None,
-    view: Annotated[list[str] | None, typer.Option("--view", help="Only this feature view (repeatable).")] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Only rows knowable after this time (ISO-8601).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Values as known at this time (default: now).")
+    ] = None,
+    view: Annotated[
+        list[str] | None, typer.Option("--view", help="Only this feature view (repeatable).")
+    ] = None,
     full: Annotated[bool, typer.Option("--full", help="Ignore the watermark and read everything.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy the latest valid feature values into the online store (incremental by default)."""
     proj = _project(project)
     results = proj.materialize(
-        start=_parse_time(start, "--start"), end=_parse_time(end, "--end"), views=view, incremental=not full
+        start=_parse_time(start, "--start"),
+        end=_parse_time(end, "--end"),
+        views=view,
+        incremental=not full,
     )
     if as_json:
         _print_json([r.to_dict() for r in results])
@@ -241,11 +267,19 @@ def materialize(
 @app.command()
 @handle_errors
 def dataset(
-    model: Annotated[str | None, typer.Argument(help="Model whose features to use (once models exist).")] = None,
-    entities: Annotated[Path, typer.Option("--entities", help="Parquet/CSV with join keys and a time column.")] = Path(),
+    model: Annotated[
+        str | None, typer.Argument(help="Model whose features to use (once models exist).")
+    ] = None,
+    entities: Annotated[
+        Path, typer.Option("--entities", help="Parquet/CSV with join keys and a time column.")
+    ] = Path(),
     out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write.")] = Path("dataset.parquet"),
-    features: Annotated[str | None, typer.Option("--features", help="Comma-separated view:field list.")] = None,
-    timestamp: Annotated[str, typer.Option("--timestamp", help="Time column of the entity file.")] = "event_timestamp",
+    features: Annotated[
+        str | None, typer.Option("--features", help="Comma-separated view:field list.")
+    ] = None,
+    timestamp: Annotated[
+        str, typer.Option("--timestamp", help="Time column of the entity file.")
+    ] = "event_timestamp",
     label: Annotated[str | None, typer.Option("--label", help="Label column: run the leakage check.")] = None,
     full_names: Annotated[bool, typer.Option("--full-names", help="Name columns view__field.")] = False,
     project: ProjectOpt = Path("."),
@@ -261,11 +295,18 @@ def dataset(
         if timestamp == "event_timestamp":
             timestamp = spec.entities.timestamp
     if not features:
-        raise SchemaError("--features is required (e.g. --features weather:temp,weather:visib) or name a MODEL")
+        raise SchemaError(
+            "--features is required (e.g. --features weather:temp,weather:visib) or name a MODEL"
+        )
     with _progress() as step:
         step("joining")
         result = proj.dataset(
-            entities, features=features, timestamp=timestamp, out=out_file, full_names=full_names, label=label
+            entities,
+            features=features,
+            timestamp=timestamp,
+            out=out_file,
+            full_names=full_names,
+            label=label,
         )
     if as_json:
         _print_json(result.to_dict())
@@ -330,8 +371,12 @@ def _parse_params(values: list[str] | None, file: Path | None) -> dict[str, Any]
 def train(
     model: Annotated[str, typer.Argument(help="Model to train (defined in the project).")],
     project: ProjectOpt = Path("."),
-    params_file: Annotated[Path | None, typer.Option("--params", help="JSON file of trainer parameters.")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", help="One parameter as name=value (repeatable).")] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params", help="JSON file of trainer parameters.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="One parameter as name=value (repeatable).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (recorded).")] = 0,
     cutoff: Annotated[str | None, typer.Option("--cutoff", help="Train as of this time (ISO-8601).")] = None,
     reproduce: Annotated[int | None, typer.Option("--reproduce", help="Re-run VERSION and compare.")] = None,
@@ -347,15 +392,22 @@ def train(
         if reproduce is not None:
             result = proj.reproduce(model, reproduce, progress=step)
         else:
-            result = proj.train(model, params=_parse_params(param, params_file), seed=seed,
-                                cutoff=_parse_time(cutoff, "--cutoff"), progress=step).to_dict()
+            result = proj.train(
+                model,
+                params=_parse_params(param, params_file),
+                seed=seed,
+                cutoff=_parse_time(cutoff, "--cutoff"),
+                progress=step,
+            ).to_dict()
     if as_json:
         _print_json(result)
         return
     if reproduce is not None:
         verdict = "[green]reproduced[/]" if result["reproduced"] else "[red]not reproduced[/]"
-        out.print(f"{model} v{reproduce}: {verdict}; data match {result['data_match']}, metrics match "
-                  f"{result['metrics_match']}, model bytes match {result['model_bytes_match']}")
+        out.print(
+            f"{model} v{reproduce}: {verdict}; data match {result['data_match']}, metrics match "
+            f"{result['metrics_match']}, model bytes match {result['model_bytes_match']}"
+        )
         for name, diff in result["metric_differences"].items():
             out.print(f"  {name}: recorded {diff['recorded']} re-run {diff['rerun']}")
         if not result["reproduced"]:
@@ -363,8 +415,10 @@ def train(
         return
     test = result["metrics"]["test"]
     base = result["metrics"]["baseline"]
-    out.print(f"[bold]{model} v{result['version']}[/] registered; gates "
-              + ("[green]passed[/]" if result["passed"] else "[red]failed[/]"))
+    out.print(
+        f"[bold]{model} v{result['version']}[/] registered; gates "
+        + ("[green]passed[/]" if result["passed"] else "[red]failed[/]")
+    )
     primary = proj.model(model).primary_metric
     out.print(f"  {primary}: {test.get(primary)!s:.8} (do-nothing baseline {base.get(primary)!s:.8})")
     for v in result["gates"]:
@@ -388,8 +442,13 @@ def models(
             return
         table = Table("model", "task", "versions", "latest", "aliases")
         for m in summaries:
-            table.add_row(m.name, m.task, str(m.versions), str(m.latest or "-"),
-                          ", ".join(f"{a}=v{v}" for a, v in sorted(m.aliases.items())))
+            table.add_row(
+                m.name,
+                m.task,
+                str(m.versions),
+                str(m.latest or "-"),
+                ", ".join(f"{a}=v{v}" for a, v in sorted(m.aliases.items())),
+            )
         out.print(table)
         return
     versions = proj.versions(model)
@@ -402,15 +461,23 @@ def models(
         by_version.setdefault(number, []).append(alias)
     table = Table("version", "status", "stage", "aliases", "created", "primary metric", "gates")
     for v in versions:
-        primary = (v.metrics.get("test") or {})
+        primary = v.metrics.get("test") or {}
         spec = proj.models.get(model)
         name = spec.primary_metric if spec else next(iter(primary), "")
         gates = v.gates.get("verdicts", [])
         failed = [g["gate"] for g in gates if not g["passed"]]
         gate_text = "-" if not gates else ("passed" if not failed else "failed: " + ", ".join(failed))
-        table.add_row(f"v{v.version}", v.status.value, v.stage.value, ", ".join(by_version.get(v.version, [])),
-                      v.created_at.strftime("%Y-%m-%d %H:%M"),
-                      f"{name} {primary[name]:.4f}" if primary.get(name) is not None else (v.failure_reason or "-")[:60], gate_text)
+        table.add_row(
+            f"v{v.version}",
+            v.status.value,
+            v.stage.value,
+            ", ".join(by_version.get(v.version, [])),
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            f"{name} {primary[name]:.4f}"
+            if primary.get(name) is not None
+            else (v.failure_reason or "-")[:60],
+            gate_text,
+        )
     out.print(table)
 
 
@@ -441,7 +508,9 @@ def promote(
     version: Annotated[int, typer.Argument(help="Version to promote.")],
     alias: Annotated[str, typer.Option("--alias", help="Alias to move.")] = "champion",
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
-    force: Annotated[bool, typer.Option("--force", help="Promote even though gates failed (audited).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even though gates failed (audited).")
+    ] = False,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -477,7 +546,8 @@ def import_mlflow(
     name: Annotated[str, typer.Option("--name", help="Register as this model.")],
     task: Annotated[str, typer.Option("--task", help="binary, multiclass or regression.")] = "binary",
     allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle", help="Accept a pickled model (runs its code: trust it).")
+        bool,
+        typer.Option("--allow-pickle", help="Accept a pickled model (runs its code: trust it)."),
     ] = False,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
@@ -487,8 +557,10 @@ def import_mlflow(
     if as_json:
         _print_json(version.to_dict())
         return
-    out.print(f"imported {path} as {name} v{version.version} ({version.format}); "
-              "it has not been evaluated: promote with --force once you have checked it")
+    out.print(
+        f"imported {path} as {name} v{version.version} ({version.format}); "
+        "it has not been evaluated: promote with --force once you have checked it"
+    )
 
 
 class _progress:

@@ -27,6 +27,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -113,17 +114,16 @@ def _coerce(value: Any, expected: type, where: str) -> Any:
     return value
 
 
-def _section(
-    name: str, cls: type, values: Mapping[str, Any], source: str, env: Mapping[str, str]
-) -> Any:
-    fields = cls.__dataclass_fields__
+def _section(name: str, cls: type, values: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Any:
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in fields:
-            known = ", ".join(sorted(fields))
+        if key not in names:
+            known = ", ".join(sorted(names))
             raise ConfigError(f"{source}: unknown key '{name}.{key}' (known keys: {known})")
         kwargs[key] = _coerce(value, _field_type(cls, key), f"{source}: key '{name}.{key}'")
-    for key in fields:
+    for key in (f.name for f in fields):
         env_name = f"{ENV_PREFIX}{name}_{key}".upper()
         if env_name in env:
             kwargs[key] = _coerce(env[env_name], _field_type(cls, key), f"environment {env_name}")
@@ -131,7 +131,7 @@ def _section(
 
 
 def _field_type(cls: type, key: str) -> type:
-    annotation = cls.__dataclass_fields__[key].type
+    annotation = next(f.type for f in dataclasses.fields(cls) if f.name == key)
     return int if annotation in (int, "int") else str
 
 
@@ -146,9 +146,7 @@ def load_config(root: str | Path, *, env: Mapping[str, str] | None = None) -> Co
     if not root.is_dir():
         raise ConfigError(f"{root}: no such project folder")
     if not file.is_file():
-        raise ConfigError(
-            f"{file}: not found (run 'fourloops init {root}' to create a project there)"
-        )
+        raise ConfigError(f"{file}: not found (run 'fourloops init {root}' to create a project there)")
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
@@ -166,7 +164,6 @@ def load_config(root: str | Path, *, env: Mapping[str, str] | None = None) -> Co
         sections[name] = _section(name, cls, data.get(name, {}), str(file), env)
     if sections["engine"].name not in ("duckdb",):
         raise ConfigError(
-            f"{file}: key 'engine.name': unknown engine {sections['engine'].name!r} "
-            "(available: duckdb)"
+            f"{file}: key 'engine.name': unknown engine {sections['engine'].name!r} (available: duckdb)"
         )
     return Config(root=root, **sections)

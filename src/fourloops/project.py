@@ -22,7 +22,12 @@ from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.loader import Definitions, load_definitions
 from fourloops.engines import DuckDBEngine, Engine
 from fourloops.errors import NotFoundError
-from fourloops.ingestion.dataset import DEFAULT_TIMESTAMP, EntityFrame, TrainingSet, build_training_set
+from fourloops.ingestion.dataset import (
+    DEFAULT_TIMESTAMP,
+    EntityFrame,
+    TrainingSet,
+    build_training_set,
+)
 from fourloops.ingestion.features import resolve_features
 from fourloops.ingestion.ingest import IngestReport, ingest_view
 from fourloops.ingestion.materialize import MaterializeResult, materialize_view
@@ -177,11 +182,17 @@ class Project:
         if by_source:
             return by_source
         target_path = Path(target).resolve()
-        by_path = [v for v in self.feature_views.values() if Path(v.source.resolve(self.root)).resolve() == target_path]
+        by_path = [
+            v
+            for v in self.feature_views.values()
+            if Path(v.source.resolve(self.root)).resolve() == target_path
+        ]
         if by_path:
             return by_path
         known = ", ".join(sorted(self.feature_views)) or "none"
-        raise NotFoundError(f"{target!r} is neither a feature view, a source name nor a source path (views: {known})")
+        raise NotFoundError(
+            f"{target!r} is neither a feature view, a source name nor a source path (views: {known})"
+        )
 
     def validate(
         self, target: str | None = None, *, force: bool = False, progress: Progress | None = None
@@ -222,8 +233,15 @@ class Project:
         for view_name in grouped:
             self.validate(view_name)
         return build_training_set(
-            entities, features=features, views=self.feature_views, offline=self.offline,
-            engine=self.engine, timestamp=timestamp, out=out, full_names=full_names, label=label,
+            entities,
+            features=features,
+            views=self.feature_views,
+            offline=self.offline,
+            engine=self.engine,
+            timestamp=timestamp,
+            out=out,
+            full_names=full_names,
+            label=label,
         )
 
     def materialize(
@@ -242,10 +260,19 @@ class Project:
                 continue
             self.validate(view.name)
             result = materialize_view(
-                view, offline=self.offline, online=self.online, end=end, start=start, incremental=incremental
+                view,
+                offline=self.offline,
+                online=self.online,
+                end=end,
+                start=start,
+                incremental=incremental,
             )
             self.metadata.record_materialization(
-                view=view.name, start=result.start, end=end, written=result.written, skipped=result.skipped_older
+                view=view.name,
+                start=result.start,
+                end=end,
+                written=result.written,
+                skipped=result.skipped_older,
             )
             results.append(result)
         return results
@@ -261,8 +288,12 @@ class Project:
         """Serve features for entity rows with their age; missing/expired values are marked."""
         grouped = resolve_features(features, self.feature_views)
         return read_online_features(
-            self.online, grouped, self.feature_views, entity_rows,
-            now=now or self.clock(), full_names=full_names,
+            self.online,
+            grouped,
+            self.feature_views,
+            entity_rows,
+            now=now or self.clock(),
+            full_names=full_names,
         )
 
     # -- adaptation: training and the registry -------------------------------------------------
@@ -300,9 +331,19 @@ class Project:
 
         model = self.model(name)
         return train_model(
-            model, root=self.root, views=self.feature_views, join=self._join, registry=self.registry,
-            artifacts=self.artifacts, definition_versions=self._definition_versions(model),
-            params=params, seed=seed, cutoff=cutoff, start=start, register=register, progress=progress,
+            model,
+            root=self.root,
+            views=self.feature_views,
+            join=self._join,
+            registry=self.registry,
+            artifacts=self.artifacts,
+            definition_versions=self._definition_versions(model),
+            params=params,
+            seed=seed,
+            cutoff=cutoff,
+            start=start,
+            register=register,
+            progress=progress,
         )
 
     def reproduce(self, name: str, version: int, *, progress: Progress | None = None) -> dict[str, Any]:
@@ -315,10 +356,19 @@ class Project:
         lineage = recorded.lineage
         cutoff = datetime.fromisoformat(lineage["cutoff"]) if lineage.get("cutoff") else None
         start = datetime.fromisoformat(lineage["start"]) if lineage.get("start") else None
-        rerun = self.train(name, params=recorded.params, seed=int(lineage.get("seed", 0)), cutoff=cutoff,
-                           start=start, register=False, progress=progress)
-        result = compare_runs({"lineage": lineage, "metrics": recorded.metrics},
-                              {"lineage": rerun.lineage, "metrics": rerun.metrics})
+        rerun = self.train(
+            name,
+            params=recorded.params,
+            seed=int(lineage.get("seed", 0)),
+            cutoff=cutoff,
+            start=start,
+            register=False,
+            progress=progress,
+        )
+        result = compare_runs(
+            {"lineage": lineage, "metrics": recorded.metrics},
+            {"lineage": rerun.lineage, "metrics": rerun.metrics},
+        )
         return {"model": name, "version": version, **result}
 
     def versions(self, name: str) -> list[ModelVersion]:
@@ -339,21 +389,44 @@ class Project:
                 ref = ArtifactRef.from_dict(v.artifact)
                 try:
                     self.artifacts.verify(ref)
-                    results.append({"model": model_name, "version": v.version, "ok": True, "sha256": ref.sha256})
+                    results.append(
+                        {
+                            "model": model_name,
+                            "version": v.version,
+                            "ok": True,
+                            "sha256": ref.sha256,
+                        }
+                    )
                 except ArtifactIntegrityError as err:
-                    results.append({"model": model_name, "version": v.version, "ok": False,
-                                    "sha256": ref.sha256, "error": str(err)})
+                    results.append(
+                        {
+                            "model": model_name,
+                            "version": v.version,
+                            "ok": False,
+                            "sha256": ref.sha256,
+                            "error": str(err),
+                        }
+                    )
         return results
 
     def promote(
-        self, name: str, version: int, *, alias: str = "champion", reason: str = "", force: bool = False,
+        self,
+        name: str,
+        version: int,
+        *,
+        alias: str = "champion",
+        reason: str = "",
+        force: bool = False,
         actor: str | None = None,
     ) -> AliasChange:
         """Point ``alias`` (champion) at ``version``; refused when its gates failed unless ``force``."""
-        return self.registry.promote(name, version, alias=alias, reason=reason or "promoted", force=force,
-                                     actor=actor)
+        return self.registry.promote(
+            name, version, alias=alias, reason=reason or "promoted", force=force, actor=actor
+        )
 
-    def rollback(self, name: str, *, alias: str = "champion", reason: str = "", actor: str | None = None) -> AliasChange:
+    def rollback(
+        self, name: str, *, alias: str = "champion", reason: str = "", actor: str | None = None
+    ) -> AliasChange:
         """Move ``alias`` back to the version it held before (one command, journaled)."""
         return self.registry.rollback(name, alias=alias, reason=reason or "rolled back", actor=actor)
 
@@ -372,7 +445,12 @@ class Project:
         raise NotFoundError(f"no registered model {name!r}")
 
     def import_mlflow(
-        self, path: str | Path, *, name: str, task: str, allow_pickle: bool = False,
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        task: str,
+        allow_pickle: bool = False,
         actor: str | None = None,
     ) -> ModelVersion:
         """Register an existing MLflow model folder as a new version of model ``name``.
@@ -392,10 +470,26 @@ class Project:
             saved = imported.save(tmp)
             ref = self.artifacts.put_file(saved.path)
         return self.registry.create_version(
-            name, status="ready", artifact={**ref.to_dict(), "meta": saved.meta}, format=saved.format,
-            lineage={"imported_from": "mlflow", "path": str(Path(path).resolve()), **imported.metadata,
-                     "signature": imported.signature},
-            gates={"passed": False, "verdicts": [{"gate": "imported", "passed": False, "numbers": {},
-                                                   "message": "imported from MLflow; never evaluated"}]},
+            name,
+            status="ready",
+            artifact={**ref.to_dict(), "meta": saved.meta},
+            format=saved.format,
+            lineage={
+                "imported_from": "mlflow",
+                "path": str(Path(path).resolve()),
+                **imported.metadata,
+                "signature": imported.signature,
+            },
+            gates={
+                "passed": False,
+                "verdicts": [
+                    {
+                        "gate": "imported",
+                        "passed": False,
+                        "numbers": {},
+                        "message": "imported from MLflow; never evaluated",
+                    }
+                ],
+            },
             actor=actor,
         )

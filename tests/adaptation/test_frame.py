@@ -15,7 +15,7 @@ from fourloops.project import Project
 
 T0 = datetime(2013, 1, 1, tzinfo=UTC)
 
-DEFINITIONS = '''
+DEFINITIONS = """
 import polars as pl
 import fourloops as fl
 
@@ -36,7 +36,7 @@ model = fl.Model(
     trainer=lambda X, y, params: None,
     segments=["origin"],
 )
-'''
+"""
 
 
 @pytest.fixture
@@ -46,7 +46,11 @@ def project(tmp_path: Path) -> Project:
     (root / "fourloops.toml").write_text("")
     (root / "definitions.py").write_text(DEFINITIONS)
     pl.DataFrame(
-        {"origin": ["EWR", "EWR", "JFK"], "time_hour": [T0, T0 + timedelta(hours=1), T0], "temp": [30.0, 31.0, 40.0]},
+        {
+            "origin": ["EWR", "EWR", "JFK"],
+            "time_hour": [T0, T0 + timedelta(hours=1), T0],
+            "temp": [30.0, 31.0, 40.0],
+        },
         schema_overrides={"time_hour": pl.Datetime("us", "UTC")},
     ).write_parquet(root / "data/weather.parquet")
     h = lambda m: T0 + timedelta(minutes=m)  # noqa: E731
@@ -59,7 +63,10 @@ def project(tmp_path: Path) -> Project:
             "arr_delay": [20.0, 5.0, None, 30.0, 0.0, 40.0],
             "arrived_at": [h(100), h(160), None, h(200), h(190), h(400)],
         },
-        schema_overrides={"sched_dep": pl.Datetime("us", "UTC"), "arrived_at": pl.Datetime("us", "UTC")},
+        schema_overrides={
+            "sched_dep": pl.Datetime("us", "UTC"),
+            "arrived_at": pl.Datetime("us", "UTC"),
+        },
     ).write_parquet(root / "data/flights.parquet")
     return Project.load(root, env={})
 
@@ -70,12 +77,19 @@ def join(project: Project):  # type: ignore[no-untyped-def]
 
 def test_frame_validates_requests_labels_maturity_and_joins_point_in_time(project: Project) -> None:
     model = project.definitions.models["delay"]
-    mf = build_model_frame(model, root=project.root, views=project.feature_views, join=join(project),
-                           cutoff=h_(300))
+    mf = build_model_frame(
+        model, root=project.root, views=project.feature_views, join=join(project), cutoff=h_(300)
+    )
     # XXX origin and the negative distance break the request contract; the JFK flight at 01:20 was
     # cancelled (no label); the 03:20 flight's label arrives after the cutoff (not mature).
-    assert mf.counts == {"rows": 6, "request_invalid": 2, "after_time_filter": 4, "no_label": 1,
-                         "label_not_mature": 1, "rows_used": 2}
+    assert mf.counts == {
+        "rows": 6,
+        "request_invalid": 2,
+        "after_time_filter": 4,
+        "no_label": 1,
+        "label_not_mature": 1,
+        "rows_used": 2,
+    }
     assert mf.frame["delayed"].to_list() == [1, 0]
     assert mf.frame["temp"].to_list() == [30.0, 31.0]  # as known at 00:10 and 01:10
     assert mf.features == ["origin", "distance", "temp"]
@@ -99,9 +113,13 @@ def test_matrix_fixes_category_codes_whatever_the_batch_holds(project: Project) 
 
 def test_feature_from_request_and_view_is_ambiguous(project: Project) -> None:
     model = fl.Model(
-        "m", task="binary", entities=fl.FileSource("x.parquet", timestamp="t"),
-        request=fl.Contract({"temp": fl.Float()}), features=["weather:temp"],
-        label=fl.Label("y"), trainer=lambda X, y, p: None,
+        "m",
+        task="binary",
+        entities=fl.FileSource("x.parquet", timestamp="t"),
+        request=fl.Contract({"temp": fl.Float()}),
+        features=["weather:temp"],
+        label=fl.Label("y"),
+        trainer=lambda X, y, p: None,
     )
     with pytest.raises(SchemaError, match="both the request and view"):
         feature_fields(model, project.feature_views)

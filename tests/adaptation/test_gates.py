@@ -44,8 +44,12 @@ def test_no_champion_passes_regression_gates() -> None:
 
 
 def test_baseline_guardrail_calibration_latency_size_leakage() -> None:
-    c = ctx(ece=0.03, latency_p99_ms=2.5, artifact_size=5_000_000,
-            leakage=[{"feature": "leak", "metric": "auc", "score": 0.99, "rows": 100}])
+    c = ctx(
+        ece=0.03,
+        latency_p99_ms=2.5,
+        artifact_size=5_000_000,
+        leakage=[{"feature": "leak", "metric": "auc", "score": 0.99, "rows": 100}],
+    )
     assert verdict(fl.gates.BeatsBaseline(min_lift=0.1), c)[0]
     assert not verdict(fl.gates.BeatsBaseline(min_lift=0.3), c)[0]
     assert verdict(fl.gates.BeatsBaseline("log_loss", min_lift=0.04), c)[0]
@@ -64,10 +68,16 @@ def test_baseline_guardrail_calibration_latency_size_leakage() -> None:
 def test_segment_drop_names_the_worst_segment_and_skips_small_ones() -> None:
     c = ctx(
         champion={"roc_auc": 0.7},
-        segments={("origin", "EWR"): {"n": 1000, "roc_auc": 0.60}, ("origin", "JFK"): {"n": 1000, "roc_auc": 0.72},
-                  ("origin", "LGA"): {"n": 10, "roc_auc": 0.10}},
-        champion_segments={("origin", "EWR"): {"n": 1000, "roc_auc": 0.66}, ("origin", "JFK"): {"n": 1000, "roc_auc": 0.70},
-                           ("origin", "LGA"): {"n": 10, "roc_auc": 0.90}},
+        segments={
+            ("origin", "EWR"): {"n": 1000, "roc_auc": 0.60},
+            ("origin", "JFK"): {"n": 1000, "roc_auc": 0.72},
+            ("origin", "LGA"): {"n": 10, "roc_auc": 0.10},
+        },
+        champion_segments={
+            ("origin", "EWR"): {"n": 1000, "roc_auc": 0.66},
+            ("origin", "JFK"): {"n": 1000, "roc_auc": 0.70},
+            ("origin", "LGA"): {"n": 10, "roc_auc": 0.90},
+        },
     )
     passed, numbers = verdict(fl.gates.MaxSegmentDrop(max_drop=0.05, min_size=100), c)
     assert not passed

@@ -18,7 +18,7 @@ from fourloops.project import Project
 
 T0 = datetime(2013, 1, 1, tzinfo=UTC)
 
-DEFINITIONS = '''
+DEFINITIONS = """
 import lightgbm
 import polars as pl
 import fourloops as fl
@@ -44,7 +44,7 @@ late = fl.Model(
            fl.gates.MaxCalibrationError(0.2), fl.gates.MaxArtifactSize("5MB"), fl.gates.NoLeakage(),
            fl.gates.MaxSegmentDrop(max_drop=0.1, min_size=100)],
 )
-'''
+"""
 
 
 def write_project(root: Path, seed: int = 0) -> None:
@@ -67,8 +67,10 @@ def write_project(root: Path, seed: int = 0) -> None:
     at = [T0 + timedelta(minutes=int(m)) for m in np.sort(rng.integers(60, hours * 60, n))]
     station = rng.choice(stations, n)
     load = rng.uniform(0, 1, n)
-    trips = pl.DataFrame({"at": at, "station": station, "load": load},
-                         schema_overrides={"at": pl.Datetime("us", "UTC")})
+    trips = pl.DataFrame(
+        {"at": at, "station": station, "load": load},
+        schema_overrides={"at": pl.Datetime("us", "UTC")},
+    )
     joined = trips.join_asof(weather.sort("at"), on="at", by="station", strategy="backward")
     logit = -2 + 0.8 * joined["rain"].to_numpy() + 2 * load + (station == "c") * 0.7
     late = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
@@ -113,10 +115,12 @@ def test_train_registers_an_evaluated_version_with_lineage(project: Project) -> 
     predictor = project.load_model("late", 1)
     frame = project.dataset(
         pl.read_parquet(project.root / "data/trips.parquet").filter(
-            (pl.col("at") >= split_start) & pl.col("minutes_late").is_not_null()
+            (pl.col("at") >= split_start)
+            & pl.col("minutes_late").is_not_null()
             & (pl.col("arrived") <= datetime.fromisoformat(lineage["cutoff"]))
         ),
-        features=["weather:rain"], timestamp="at",
+        features=["weather:rain"],
+        timestamp="at",
     ).to_polars()
     from fourloops.adaptation.frame import feature_fields, to_matrix
 
@@ -133,7 +137,10 @@ def test_champion_comparison_promotion_and_rollback(project: Project) -> None:
     numbers = verdicts["no_regression"]["numbers"]
     assert numbers["champion_version"] == 1
     assert numbers["ci_low"] <= numbers["diff"] <= numbers["ci_high"]
-    assert second.metrics["champion"]["roc_auc"] == project.registry.get_version("late", 1).metrics["test"]["roc_auc"]
+    assert (
+        second.metrics["champion"]["roc_auc"]
+        == project.registry.get_version("late", 1).metrics["test"]["roc_auc"]
+    )
     if not second.passed:
         with pytest.raises(PromotionBlocked):
             project.promote("late", 2)
@@ -161,7 +168,11 @@ def test_tampered_artifact_is_refused(project: Project) -> None:
     path = Path(version.artifact["uri"].removeprefix("file://"))
     if not path.is_absolute():
         path = project.config.path(project.config.storage.artifacts) / path
-    candidates = [path] if path.exists() else list(project.config.path(".fourloops/artifacts").rglob(version.artifact["sha256"] + "*"))
+    candidates = (
+        [path]
+        if path.exists()
+        else list(project.config.path(".fourloops/artifacts").rglob(version.artifact["sha256"] + "*"))
+    )
     target = candidates[0]
     target.chmod(0o644)
     data = bytearray(target.read_bytes())
@@ -218,8 +229,18 @@ def test_import_mlflow_folder(project: Project, tmp_path: Path) -> None:
         "utc_time_created: '2024-09-01 10:00:00.000000'\n"
     )
     runner = CliRunner()
-    result = runner.invoke(app, ["import-mlflow", str(folder), "--name", "imported", "--project",
-                                 str(project.root), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "import-mlflow",
+            str(folder),
+            "--name",
+            "imported",
+            "--project",
+            str(project.root),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     version = project.registry.get_version("imported", 1)
     assert version.lineage["run_id"] == "abc123"

@@ -130,9 +130,7 @@ def test_timestamps_from_arrow_columns() -> None:
 
 
 def test_defaults_nulls_and_coverage() -> None:
-    contract = fl.Contract(
-        {"n": fl.Int(default=0), "x": fl.Float(nullable=True)}, null_tokens=["", "NaN"]
-    )
+    contract = fl.Contract({"n": fl.Int(default=0), "x": fl.Float(nullable=True)}, null_tokens=["", "NaN"])
     data = pa.table({"n": ["", "0", "5", None], "x": [math.nan, 1.0, None, 2.0]})
     r = run(contract, data)
     assert r.n_valid == 4

@@ -16,9 +16,7 @@ CONTRACT = fl.Contract(
 
 
 def test_observe_schema_counts_tokens_and_nan() -> None:
-    data = pa.table(
-        {"city": ["Oslo", "", "NA", ""], "temp": [1.0, math.nan, None, 2.0], "z": [1, 2, 3, 4]}
-    )
+    data = pa.table({"city": ["Oslo", "", "NA", ""], "temp": [1.0, math.nan, None, 2.0], "z": [1, 2, 3, 4]})
     snap = observe_schema(data, CONTRACT)
     json.dumps(snap)
     assert snap == {
@@ -34,9 +32,7 @@ def test_observe_schema_counts_tokens_and_nan() -> None:
 def test_first_snapshot_only_reports_missing_columns() -> None:
     snap = observe_schema(pl.DataFrame({"city": ["a"]}), CONTRACT)
     assert compare_schemas(None, snap, CONTRACT) == [
-        Finding(
-            "temp", "missing_column", "error", "column 'temp': declared in the contract but missing"
-        )
+        Finding("temp", "missing_column", "error", "column 'temp': declared in the contract but missing")
     ]
 
 

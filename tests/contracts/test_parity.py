@@ -112,16 +112,12 @@ def fields(draw: st.DrawFn) -> fl.Field:
         return fl.Category(cats, unknown=unknown, nullable=nullable, default=default)
     if kind == "string":
         max_length = draw(st.none() | st.integers(0, 4))
-        return fl.String(
-            max_length=max_length, nullable=nullable, default="x" if use_default else None
-        )
+        return fl.String(max_length=max_length, nullable=nullable, default="x" if use_default else None)
     lo, hi = _bound(draw, st.sampled_from([T0 - timedelta(days=1), T0, T0 + timedelta(days=9000)]))
     return fl.Timestamp(min=lo, max=hi, nullable=nullable)
 
 
-aware = st.datetimes(
-    min_value=datetime(1990, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
-)
+aware = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC))
 naive = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 1, 1))
 PHYSICAL: dict[str, tuple[pa.DataType, st.SearchStrategy[Any]]] = {
     "float64": (pa.float64(), st.sampled_from(FLOATS) | st.floats()),
@@ -183,9 +179,7 @@ def test_batch_and_row_validators_agree(case: tuple[fl.Contract, pa.Table]) -> N
 
     failing = [i for i, r in enumerate(rows) if not r.ok]
     assert batch.quarantine.get_column("_fl_row").to_list() == failing
-    for i, labels in zip(
-        failing, batch.quarantine.get_column("_fl_violations").to_list(), strict=True
-    ):
+    for i, labels in zip(failing, batch.quarantine.get_column("_fl_violations").to_list(), strict=True):
         expected = sorted(f"{k}:{v}" for k, v in rows[i].violations.items())
         assert sorted(labels) == expected, (i, table.to_pylist()[i])
 

@@ -75,9 +75,7 @@ def test_null_tokens_apply_to_any_type_and_nan_is_null() -> None:
 
 def test_defaults_fill_nulls_and_are_reported() -> None:
     v = RowValidator(
-        fl.Contract(
-            {"n": fl.Int(default=0), "m": fl.Float(nullable=True, default=1.5)}, null_tokens=[""]
-        )
+        fl.Contract({"n": fl.Int(default=0), "m": fl.Float(nullable=True, default=1.5)}, null_tokens=[""])
     )
     r = v.validate_row({"n": "", "m": None})
     assert r.ok and r.values == {"n": 0, "m": 1.5} and r.defaulted == ["n", "m"]
@@ -104,9 +102,7 @@ def test_defaults_fill_nulls_and_are_reported() -> None:
     ],
 )
 def test_int(value: object, result: object) -> None:
-    values, violations = check(
-        fl.Int(min=-(2**63), max=10) if value != -6 else fl.Int(min=-5), value
-    )
+    values, violations = check(fl.Int(min=-(2**63), max=10) if value != -6 else fl.Int(min=-5), value)
     if isinstance(result, str):
         assert violations == {"x": result}
     else:

@@ -102,8 +102,14 @@ def test_nan_token_sets_nan_is_null() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("3h", timedelta(hours=3)), ("1d12h", timedelta(hours=36)), ("90s", timedelta(seconds=90)),
-     ("250ms", timedelta(milliseconds=250)), (timedelta(minutes=5), timedelta(minutes=5)), (60, timedelta(minutes=1))],
+    [
+        ("3h", timedelta(hours=3)),
+        ("1d12h", timedelta(hours=36)),
+        ("90s", timedelta(seconds=90)),
+        ("250ms", timedelta(milliseconds=250)),
+        (timedelta(minutes=5), timedelta(minutes=5)),
+        (60, timedelta(minutes=1)),
+    ],
 )
 def test_parse_duration(text: object, expected: timedelta) -> None:
     assert parse_duration(text) == expected  # type: ignore[arg-type]

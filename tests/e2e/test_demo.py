@@ -9,8 +9,21 @@ from pathlib import Path
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "fourloops.cli", "demo", "--out", str(out), "--days", "200", "--json"],
-        capture_output=True, text=True, check=False, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "fourloops.cli",
+            "demo",
+            "--out",
+            str(out),
+            "--days",
+            "200",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())

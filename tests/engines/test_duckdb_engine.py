@@ -51,9 +51,7 @@ def test_found_missing_expired_counts(view_table: pa.Table) -> None:
     # at 1h: row at 0h; at 5h: row at 2h is exactly ttl old (valid); at 5h01: expired;
     # id 2 at -1h: before any data (missing); id 3: unknown (missing).
     entities = pa.table({"id": [1, 1, 1, 2, 3], "t": times(1, 5, 5 + 1 / 60, -1, 1)})
-    table, stats = DuckDBEngine().point_in_time_join(
-        entities, timestamp="t", views=[view_join(view_table)]
-    )
+    table, stats = DuckDBEngine().point_in_time_join(entities, timestamp="t", views=[view_join(view_table)])
     assert table is not None
     assert table.column("v_x").to_pylist() == [10, 20, None, None, None]
     got = stats.views["v"]
@@ -73,9 +71,7 @@ def test_naive_timestamps_are_refused(where: str, view_table: pa.Table) -> None:
         kw["created"] = "made"
     column = {"entities": "t", "view": "ts", "created": "made"}[where]
     with pytest.raises(SchemaError, match=f"'{column}'.*naive"):
-        DuckDBEngine().point_in_time_join(
-            entities, timestamp="t", views=[view_join(view_table, **kw)]
-        )
+        DuckDBEngine().point_in_time_join(entities, timestamp="t", views=[view_join(view_table, **kw)])
 
 
 def test_non_timestamp_time_column_is_refused(view_table: pa.Table) -> None:
@@ -126,9 +122,7 @@ def test_unreadable_sources(tmp_path: Path, view_table: pa.Table) -> None:
 
 def test_empty_entities(view_table: pa.Table) -> None:
     entities = pa.table({"id": pa.array([], pa.int64()), "t": pa.array([], UTC_US)})
-    table, stats = DuckDBEngine().point_in_time_join(
-        entities, timestamp="t", views=[view_join(view_table)]
-    )
+    table, stats = DuckDBEngine().point_in_time_join(entities, timestamp="t", views=[view_join(view_table)])
     assert table is not None and table.num_rows == 0
     assert table.column_names == ["id", "t", "v_x"]
     assert stats.rows == 0 and stats.views["v"].coverage == 1.0
@@ -201,9 +195,7 @@ def test_out_writes_parquet(tmp_path: Path, view_table: pa.Table) -> None:
     engine = DuckDBEngine(memory_limit="512MB", threads=1, temp_directory=str(tmp_path / "spill"))
     expected, expected_stats = engine.point_in_time_join(entities, timestamp="t", views=views)
     out = tmp_path / "nested" / "train.parquet"
-    table, stats = engine.point_in_time_join(
-        str(entity_file), timestamp="t", views=views, out=str(out)
-    )
+    table, stats = engine.point_in_time_join(str(entity_file), timestamp="t", views=views, out=str(out))
     assert table is None
     written = pq.read_table(out)
     assert expected is not None

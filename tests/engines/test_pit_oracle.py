@@ -54,9 +54,7 @@ def view_case(draw: st.DrawFn, name: str) -> tuple[OracleView, dict[str, Any]]:
     for _ in range(n):
         row: dict[str, Any] = {}
         for key in template["join_keys"]:
-            row[key] = draw(
-                st.one_of(KEY_VALUES[key], st.just(None)) if n > 20 else KEY_VALUES[key]
-            )
+            row[key] = draw(st.one_of(KEY_VALUES[key], st.just(None)) if n > 20 else KEY_VALUES[key])
         row["ts"] = draw(st.one_of(grid_time(0, 12), grid_time(0, 12), event_times))
         if created:
             if row["ts"] is None:
@@ -126,14 +124,10 @@ def cases(draw: st.DrawFn) -> tuple[list[dict[str, Any]], str, list[tuple[Oracle
     for i in range(n):
         entities.append(
             {
-                "id": draw(
-                    st.one_of(st.integers(0, 4), st.just(None)) if i == 7 else st.integers(0, 4)
-                ),
+                "id": draw(st.one_of(st.integers(0, 4), st.just(None)) if i == 7 else st.integers(0, 4)),
                 "a": draw(st.integers(0, 1)),
                 "b": draw(st.sampled_from(["x", "y"])),
-                "t": draw(
-                    st.one_of(grid_time(-2, 16), st.just(None)) if i == 5 else grid_time(-2, 16)
-                ),
+                "t": draw(st.one_of(grid_time(-2, 16), st.just(None)) if i == 5 else grid_time(-2, 16)),
                 "label": i,
             }
         )
@@ -171,9 +165,7 @@ def test_engine_matches_oracle(case: tuple[list[dict[str, Any]], str, list[Any]]
             )
             for view, form in views
         ]
-        table, stats = DuckDBEngine(threads=2).point_in_time_join(
-            entity_table, timestamp="t", views=joins
-        )
+        table, stats = DuckDBEngine(threads=2).point_in_time_join(entity_table, timestamp="t", views=joins)
     expected, counts = pit_join(entities, "t", [view for view, _ in views])
     assert table is not None
     features = [name for view, _ in views for name in view.features.values()]

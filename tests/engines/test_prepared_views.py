@@ -56,9 +56,7 @@ def test_prepared_views_match_oracle(case: tuple[list[dict[str, Any]], str, list
         entity_file = Path(tmp) / "entities.parquet"
         pq.write_table(entity_table, entity_file)
         out = Path(tmp) / "out.parquet"
-        _, out_stats = engine.point_in_time_join(
-            str(entity_file), timestamp="t", views=joins, out=str(out)
-        )
+        _, out_stats = engine.point_in_time_join(str(entity_file), timestamp="t", views=joins, out=str(out))
         written = pq.read_table(out)
     expected, counts = pit_join(entities, "t", [view for view, _ in views])
     assert table is not None

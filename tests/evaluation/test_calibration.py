@@ -17,9 +17,7 @@ def brute_force(y, score, edges):
     for i in range(len(edges) - 1):
         lo, hi = edges[i], edges[i + 1]
         members = [
-            j
-            for j in range(n)
-            if lo <= score[j] and (score[j] < hi or (i == last and score[j] <= hi))
+            j for j in range(n) if lo <= score[j] and (score[j] < hi or (i == last and score[j] <= hi))
         ]
         if members:
             mean_score = sum(score[j] for j in members) / len(members)

@@ -17,11 +17,7 @@ def multiclass_rows(draw):
     n = draw(st.integers(1, 40))
     y = np.array(draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
     raw = np.array(
-        draw(
-            st.lists(
-                st.sampled_from([0.0, 1.0, 1.0, 2.0, 3.0, 0.5]), min_size=n * k, max_size=n * k
-            )
-        )
+        draw(st.lists(st.sampled_from([0.0, 1.0, 1.0, 2.0, 3.0, 0.5]), min_size=n * k, max_size=n * k))
     ).reshape(n, k)
     raw[raw.sum(axis=1) == 0] = 1.0
     proba = raw / raw.sum(axis=1, keepdims=True)
@@ -39,9 +35,7 @@ def test_multiclass_metrics_match_sklearn(rows) -> None:
     assert ev.accuracy(y, proba, sample_weight=w) == pytest.approx(
         skm.accuracy_score(y, hard, sample_weight=w), abs=TOL
     )
-    want = skm.f1_score(
-        y, hard, labels=list(range(k)), average="macro", zero_division=0, sample_weight=w
-    )
+    want = skm.f1_score(y, hard, labels=list(range(k)), average="macro", zero_division=0, sample_weight=w)
     assert ev.macro_f1(y, proba, sample_weight=w) == pytest.approx(want, abs=TOL)
     want = skm.log_loss(y, proba, labels=list(range(k)), sample_weight=w)
     assert ev.multiclass_log_loss(y, proba, sample_weight=w) == pytest.approx(want, abs=TOL)

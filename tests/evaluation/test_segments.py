@@ -127,9 +127,7 @@ def test_bootstrap_ci_and_diff() -> None:
     ci = ev.bootstrap_ci("binary", y, better, "roc_auc", n_boot=200)
     assert ci.low < ci.point < ci.high
     diff = ev.bootstrap_diff("binary", y, better, worse, "roc_auc", n_boot=200)
-    assert diff.point == pytest.approx(
-        skm.roc_auc_score(y, better) - skm.roc_auc_score(y, worse), abs=1e-12
-    )
+    assert diff.point == pytest.approx(skm.roc_auc_score(y, better) - skm.roc_auc_score(y, worse), abs=1e-12)
     assert 0 < diff.low < diff.point < diff.high
     same = ev.bootstrap_diff("binary", y, better, better, "log_loss", n_boot=50)
     assert same == ev.Interval(0.0, 0.0, 0.0)

@@ -13,7 +13,7 @@ from fourloops.project import Project
 
 T0 = datetime(2013, 1, 1, tzinfo=UTC)
 
-DEFINITIONS = '''
+DEFINITIONS = """
 import polars as pl
 import fourloops as fl
 
@@ -22,7 +22,9 @@ airport = fl.Entity("airport", join_keys=["origin"])
 weather = fl.FeatureView(
     "weather",
     entity=airport,
-    source=fl.FileSource("data/weather/*.parquet", timestamp="time_hour", created="ingested_at", name="weather"),
+    source=fl.FileSource(
+        "data/weather/*.parquet", timestamp="time_hour", created="ingested_at", name="weather"
+    ),
     ttl="3h",
     contract=fl.Contract(
         {
@@ -43,11 +45,12 @@ readings = fl.FeatureView(
     ttl="1d",
     contract=fl.Contract({"level": fl.Int(min=0, nullable=True), "at": fl.Timestamp()}, null_tokens=["NA"]),
 )
-'''
+"""
 
 
-def weather_frame(hours: list[int], temps: list[float | None], *, origin: str = "EWR",
-                  delay_minutes: int = 5) -> pl.DataFrame:
+def weather_frame(
+    hours: list[int], temps: list[float | None], *, origin: str = "EWR", delay_minutes: int = 5
+) -> pl.DataFrame:
     times = [T0 + timedelta(hours=h) for h in hours]
     return pl.DataFrame(
         {
@@ -58,7 +61,10 @@ def weather_frame(hours: list[int], temps: list[float | None], *, origin: str = 
             "sky": ["clear"] * len(hours),
             "ingested_at": [t + timedelta(minutes=delay_minutes) for t in times],
         },
-        schema_overrides={"time_hour": pl.Datetime("us", "UTC"), "ingested_at": pl.Datetime("us", "UTC")},
+        schema_overrides={
+            "time_hour": pl.Datetime("us", "UTC"),
+            "ingested_at": pl.Datetime("us", "UTC"),
+        },
     )
 
 

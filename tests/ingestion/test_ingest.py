@@ -102,3 +102,18 @@ def test_incremental_materialisation_uses_the_watermark(project: Project) -> Non
     [second] = project.materialize(end=T0 + timedelta(hours=4), views=["weather"])
     assert second.start == T0 + timedelta(hours=1, minutes=30)
     assert second.rows_read == 1  # only the 03:00 row became knowable (02:00 was quarantined)
+
+
+def test_view_with_no_valid_rows_still_joins_as_missing(project: Project, project_dir: Path) -> None:
+    for f in (project_dir / "data/weather").glob("*.parquet"):
+        f.unlink()
+    weather_frame([0, 1], [500.0, 600.0]).write_parquet(project_dir / "data/weather/bad.parquet")
+    entities = pl.DataFrame(
+        {"origin": ["EWR"], "ts": [T0 + timedelta(hours=2)]},
+        schema_overrides={"ts": pl.Datetime("us", "UTC")},
+    )
+    result = project.dataset(entities, features=["weather:temp", "weather:sky"], timestamp="ts")
+    frame = result.to_polars()
+    assert frame["temp"].to_list() == [None] and frame["sky"].to_list() == [None]
+    assert frame.schema["temp"] == pl.Float64
+    assert result.stats["views"]["weather"]["missing"] == 1

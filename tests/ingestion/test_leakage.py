@@ -52,7 +52,7 @@ def test_nulls_and_unlabelled_rows_are_ignored() -> None:
 def test_numeric_label_uses_spearman() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=500)
-    df = pl.DataFrame({"y": x ** 3 + rng.normal(0, 0.01, 500), "x": x, "z": rng.normal(size=500)})
+    df = pl.DataFrame({"y": x**3 + rng.normal(0, 0.01, 500), "x": x, "z": rng.normal(size=500)})
     findings = check_leakage(df, "y", ["x", "z"])
     assert [f.feature for f in findings] == ["x"]
     rho = spearmanr(df["x"].to_numpy(), df["y"].to_numpy()).statistic

@@ -103,8 +103,12 @@ def test_promote_and_rollback_walk_the_journal_as_a_stack(
 
     history = registry.alias_history("delays", "champion")
     assert [(e.action, e.from_version, e.to_version) for e in history] == [
-        (AliasAction.PROMOTE, None, 1), (AliasAction.PROMOTE, 1, 2), (AliasAction.PROMOTE, 2, 3),
-        (AliasAction.ROLLBACK, 3, 2), (AliasAction.PROMOTE, 2, 4), (AliasAction.ROLLBACK, 4, 2),
+        (AliasAction.PROMOTE, None, 1),
+        (AliasAction.PROMOTE, 1, 2),
+        (AliasAction.PROMOTE, 2, 3),
+        (AliasAction.ROLLBACK, 3, 2),
+        (AliasAction.PROMOTE, 2, 4),
+        (AliasAction.ROLLBACK, 4, 2),
         (AliasAction.ROLLBACK, 2, 1),
     ]
     assert [e.at for e in history] == sorted(e.at for e in history)
@@ -115,7 +119,10 @@ def test_promote_and_rollback_walk_the_journal_as_a_stack(
     assert len(audit) == len(history)
     assert audit[0]["action"] == "alias.rollback"  # newest first
     assert audit[0]["details"] == {
-        "alias": "champion", "from_version": 2, "to_version": 1, "reason": "further"
+        "alias": "champion",
+        "from_version": 2,
+        "to_version": 1,
+        "reason": "further",
     }
 
 
@@ -152,9 +159,13 @@ def test_delete_alias(registry: ModelRegistry) -> None:
 
 
 def test_failed_gates_block_promotion_unless_forced(registry: ModelRegistry) -> None:
-    gates = {"passed": False, "verdicts": [
-        {"gate": "min_auc", "passed": False}, {"gate": "latency", "passed": True},
-    ]}
+    gates = {
+        "passed": False,
+        "verdicts": [
+            {"gate": "min_auc", "passed": False},
+            {"gate": "latency", "passed": True},
+        ],
+    }
     registry.create_version("delays", artifact=ARTIFACT, gates=gates)  # version 6
     blocked = r"version 6 of 'delays' failed its gates \(min_auc\)"
     with pytest.raises(PromotionBlocked, match=blocked):
@@ -169,12 +180,16 @@ def test_a_move_and_its_records_commit_together(
     registry: ModelRegistry, store: MetadataStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry.promote("delays", 1, actor="a", reason="r")
-    broken = sa.Table("no_such_audit_log", sa.MetaData(), *(
-        sa.Column(c.name, c.type) for c in tables.audit_log.columns
-    ))
-    monkeypatch.setattr(aliases_module, "t", types.SimpleNamespace(
-        aliases=tables.aliases, alias_events=tables.alias_events, audit_log=broken
-    ))
+    broken = sa.Table(
+        "no_such_audit_log",
+        sa.MetaData(),
+        *(sa.Column(c.name, c.type) for c in tables.audit_log.columns),
+    )
+    monkeypatch.setattr(
+        aliases_module,
+        "t",
+        types.SimpleNamespace(aliases=tables.aliases, alias_events=tables.alias_events, audit_log=broken),
+    )
     with pytest.raises(StoreError):
         registry.promote("delays", 2, actor="a", reason="r")
     monkeypatch.undo()
@@ -212,9 +227,7 @@ def _promote_many(url: str, worker: int, start: Any) -> None:
             current = registry.aliases("race").get("champion")
             time.sleep(rng.uniform(0, 0.002))  # widen the window between look and move
             try:
-                registry.promote(
-                    "race", target, actor=f"w{worker}", reason=str(i), expected=current
-                )
+                registry.promote("race", target, actor=f"w{worker}", reason=str(i), expected=current)
                 break
             except RegistryError:
                 continue  # someone moved it since we looked: look again

@@ -24,7 +24,9 @@ def defs(contract: fl.Contract, *, ttl: str = "3h", keys: tuple[str, ...] = ("or
     return d
 
 
-BASE = fl.Contract({"temp": fl.Float(min=-40, max=130), "visib": fl.Float(min=0, max=10)}, null_tokens=["", "NA"])
+BASE = fl.Contract(
+    {"temp": fl.Float(min=-40, max=130), "visib": fl.Float(min=0, max=10)}, null_tokens=["", "NA"]
+)
 
 
 @pytest.fixture
@@ -37,7 +39,9 @@ def store(metadata_url: str) -> MetadataStore:
 def test_first_apply_creates_then_nothing_changes(store: MetadataStore) -> None:
     plan = apply_definitions(defs(BASE), store, actor="t")
     assert {(c.kind, c.action) for c in plan.changes} == {
-        ("entity", "create"), ("source", "create"), ("feature_view", "create")
+        ("entity", "create"),
+        ("source", "create"),
+        ("feature_view", "create"),
     }
     again = apply_definitions(defs(BASE), store)
     assert all(c.action == "unchanged" for c in again.changes)
@@ -47,15 +51,30 @@ def test_first_apply_creates_then_nothing_changes(store: MetadataStore) -> None:
 @pytest.mark.parametrize(
     ("new", "expected"),
     [
-        (fl.Contract({"temp": fl.Float(min=-40, max=120), "visib": fl.Float(min=0, max=10)},
-                     null_tokens=["", "NA"]), "max lowered from 130.0 to 120.0"),
+        (
+            fl.Contract(
+                {"temp": fl.Float(min=-40, max=120), "visib": fl.Float(min=0, max=10)},
+                null_tokens=["", "NA"],
+            ),
+            "max lowered from 130.0 to 120.0",
+        ),
         (fl.Contract({"temp": fl.Float(min=-40, max=130)}, null_tokens=["", "NA"]), "visib"),
-        (fl.Contract({"temp": fl.Int(), "visib": fl.Float(min=0, max=10)}, null_tokens=["", "NA"]), "temp"),
-        (fl.Contract({"temp": fl.Float(min=-40, max=130), "visib": fl.Float(min=0, max=10)},
-                     null_tokens=[""]), "NA"),
+        (
+            fl.Contract({"temp": fl.Int(), "visib": fl.Float(min=0, max=10)}, null_tokens=["", "NA"]),
+            "temp",
+        ),
+        (
+            fl.Contract(
+                {"temp": fl.Float(min=-40, max=130), "visib": fl.Float(min=0, max=10)},
+                null_tokens=[""],
+            ),
+            "NA",
+        ),
     ],
 )
-def test_breaking_changes_are_refused_and_named(store: MetadataStore, new: fl.Contract, expected: str) -> None:
+def test_breaking_changes_are_refused_and_named(
+    store: MetadataStore, new: fl.Contract, expected: str
+) -> None:
     apply_definitions(defs(BASE), store)
     with pytest.raises(BreakingChangeError) as info:
         apply_definitions(defs(new), store)
@@ -72,8 +91,11 @@ def test_breaking_changes_are_refused_and_named(store: MetadataStore, new: fl.Co
 def test_loosening_and_ttl_are_not_breaking(store: MetadataStore) -> None:
     apply_definitions(defs(BASE), store)
     looser = fl.Contract(
-        {"temp": fl.Float(min=-50, max=140), "visib": fl.Float(min=0, max=10),
-         "gust": fl.Float(nullable=True)},
+        {
+            "temp": fl.Float(min=-50, max=140),
+            "visib": fl.Float(min=0, max=10),
+            "gust": fl.Float(nullable=True),
+        },
         null_tokens=["", "NA", "NULL"],
     )
     plan = plan_definitions(defs(looser, ttl="6h"), store)

@@ -274,10 +274,12 @@ def test_lightgbm_predict_one_maps_pandas_categories_like_the_frame_path(tmp_pat
     rng = np.random.default_rng(0)
     cats = ["EWR", "JFK", "LGA", "__unknown__"]
     origin = rng.choice(cats[:3], 600)
-    X = pd.DataFrame({
-        "origin": pd.Categorical(origin, categories=cats),
-        "x": rng.normal(size=600),
-    })
+    X = pd.DataFrame(
+        {
+            "origin": pd.Categorical(origin, categories=cats),
+            "x": rng.normal(size=600),
+        }
+    )
     y = ((origin == "JFK") ^ (X["x"] > 0.5)).astype(int)
     model = lgb.LGBMClassifier(n_estimators=20, min_child_samples=5, verbose=-1).fit(X, y)
     saved = save_model(model, tmp_path)

@@ -188,9 +188,7 @@ def test_folder_without_mlmodel(tmp_path: Path) -> None:
 
 def test_unknown_flavor(tmp_path: Path) -> None:
     _write_mlmodel(tmp_path, "pytorch", {"pytorch_version": "2.3.0"}, "data")
-    with pytest.raises(
-        RegistryError, match="no supported flavor \\(found pytorch, python_function"
-    ):
+    with pytest.raises(RegistryError, match="no supported flavor \\(found pytorch, python_function"):
         import_mlflow_model(tmp_path)
 
 

@@ -71,9 +71,16 @@ def test_task_is_fixed_once_a_model_has_versions(registry: ModelRegistry) -> Non
 
 def test_create_version_numbers_and_records_every_field(registry: ModelRegistry) -> None:
     first = registry.create_version(
-        "delays", artifact=ARTIFACT, format="sklearn", metrics={"auc": 0.71},
-        gates={"passed": True, "verdicts": []}, lineage={"code": "abc"}, params={"depth": 3},
-        description="baseline", tags={"k": "v"}, actor="ci",
+        "delays",
+        artifact=ARTIFACT,
+        format="sklearn",
+        metrics={"auc": 0.71},
+        gates={"passed": True, "verdicts": []},
+        lineage={"code": "abc"},
+        params={"depth": 3},
+        description="baseline",
+        tags={"k": "v"},
+        actor="ci",
     )
     failed = registry.create_version(
         "delays", status="failed", failure_reason="ValueError: no rows", actor="ci"
@@ -88,7 +95,10 @@ def test_create_version_numbers_and_records_every_field(registry: ModelRegistry)
     assert stored == first
     assert stored.created_at.tzinfo is not None and stored.created_at.utcoffset() == timedelta(0)
     assert (stored.metrics, stored.params, stored.lineage, stored.tags) == (
-        {"auc": 0.71}, {"depth": 3}, {"code": "abc"}, {"k": "v"}
+        {"auc": 0.71},
+        {"depth": 3},
+        {"code": "abc"},
+        {"k": "v"},
     )
     as_dict = json.loads(json.dumps(stored.to_dict()))
     assert as_dict["status"] == "ready" and as_dict["stage"] == "none"

@@ -47,8 +47,14 @@ def test_schema_runs_and_audit(metadata_url: str) -> None:
     store.record_schema("weather", {"columns": {"a": "string"}})
     assert store.last_schema("weather") == {"columns": {"a": "string"}}
     run = store.record_validation(
-        view="weather", source="f.parquet", contract_version="c1", n_rows=10, n_valid=9,
-        n_quarantined=1, quarantine_path="q.parquet", report={"failures": []},
+        view="weather",
+        source="f.parquet",
+        contract_version="c1",
+        n_rows=10,
+        n_valid=9,
+        n_quarantined=1,
+        quarantine_path="q.parquet",
+        report={"failures": []},
     )
     [row] = store.validation_runs("weather")
     assert row["id"] == run and row["n_quarantined"] == 1 and row["started_at"] == clock()
@@ -57,7 +63,11 @@ def test_schema_runs_and_audit(metadata_url: str) -> None:
     assert (m["rows_written"], m["rows_skipped"], m["end"]) == (3, 1, clock())
     store.audit("apply.create", "feature_view:weather", {"version": "x"}, actor="me")
     [entry] = store.audit_entries("feature_view:weather")
-    assert (entry["actor"], entry["action"], entry["details"]) == ("me", "apply.create", {"version": "x"})
+    assert (entry["actor"], entry["action"], entry["details"]) == (
+        "me",
+        "apply.create",
+        {"version": "x"},
+    )
     store.close()
 
 

@@ -34,13 +34,9 @@ def frame(keys: list, times: list[datetime], values: list, created: list | None 
     return pl.DataFrame(data, schema_overrides={"created": pl.Datetime("us", "UTC")})
 
 
-def write(
-    store: OnlineStore, rows: pl.DataFrame, view: str = "airport", features=("delay",)
-) -> WriteStats:
+def write(store: OnlineStore, rows: pl.DataFrame, view: str = "airport", features=("delay",)) -> WriteStats:
     created = "created" if "created" in rows.columns else None
-    return store.write(
-        view, rows, keys=["origin"], timestamp="ts", features=features, created=created
-    )
+    return store.write(view, rows, keys=["origin"], timestamp="ts", features=features, created=created)
 
 
 def read_one(store: OnlineStore, key: tuple, *, now: datetime = T0, ttl=HOUR, **kw):
@@ -221,12 +217,8 @@ def test_key_only_write(online_store: OnlineStore) -> None:
 
 
 def test_arrow_input(online_store: OnlineStore) -> None:
-    table = pa.table(
-        {"origin": ["EWR"], "ts": pa.array([T0], pa.timestamp("us", "UTC")), "delay": [7.5]}
-    )
-    stats = online_store.write(
-        "airport", table, keys=["origin"], timestamp="ts", features=["delay"]
-    )
+    table = pa.table({"origin": ["EWR"], "ts": pa.array([T0], pa.timestamp("us", "UTC")), "delay": [7.5]})
+    stats = online_store.write("airport", table, keys=["origin"], timestamp="ts", features=["delay"])
     assert stats.written == 1
     assert read_one(online_store, ("EWR",)).values == {"delay": 7.5}
 

@@ -41,7 +41,9 @@ class Evaluation:
             "baseline": self.baseline,
             "champion": self.champion,
             "champion_version": self.champion_version,
-            "versus_champion": {m: {"diff": d, "ci_low": lo, "ci_high": hi} for m, (d, lo, hi) in self.diff_ci.items()},
+            "versus_champion": {
+                m: {"diff": d, "ci_low": lo, "ci_high": hi} for m, (d, lo, hi) in self.diff_ci.items()
+            },
             "segments": self.segments,
             "calibration": self.calibration,
         }
@@ -58,18 +60,36 @@ def _segment_table(
     if not model.segments:
         return [], {}
     segments = {c: test[c].cast(pl.String).fill_null("(null)").to_numpy() for c in model.segments}
-    metrics = [model.primary_metric, *[m for m in model.objective.guardrails if m != model.primary_metric]]
+    metrics = [
+        model.primary_metric,
+        *[m for m in model.objective.guardrails if m != model.primary_metric],
+    ]
     results = segment_metrics(
-        model.task.value, y, pred, segments, metrics=metrics, n_boot=N_BOOT, seed=seed,
+        model.task.value,
+        y,
+        pred,
+        segments,
+        metrics=metrics,
+        n_boot=N_BOOT,
+        seed=seed,
         threshold=model.objective.threshold,
     )
     rows, points = [], {}
     for r in results:
-        row = {"column": r.column, "value": r.value, "n": r.n, "positives": r.positives, "too_small": r.too_small,
-               "metrics": {m: {"point": i.point, "low": i.low, "high": i.high} for m, i in r.metrics.items()}}
+        row = {
+            "column": r.column,
+            "value": r.value,
+            "n": r.n,
+            "positives": r.positives,
+            "too_small": r.too_small,
+            "metrics": {m: {"point": i.point, "low": i.low, "high": i.high} for m, i in r.metrics.items()},
+        }
         rows.append(row)
         if r.column is not None:
-            points[(r.column, str(r.value))] = {"n": r.n, **{m: i.point for m, i in r.metrics.items()}}
+            points[(r.column, str(r.value))] = {
+                "n": r.n,
+                **{m: i.point for m, i in r.metrics.items()},
+            }
     return rows, points
 
 
@@ -97,8 +117,16 @@ def evaluate_candidate(
     diff_ci: dict[str, tuple[float, float, float]] = {}
     if champion is not None:
         for metric in {model.primary_metric, *model.objective.guardrails}:
-            d = bootstrap_diff(task, y_test, candidate, champion, metric, n_boot=N_BOOT, seed=seed,
-                               threshold=model.objective.threshold)
+            d = bootstrap_diff(
+                task,
+                y_test,
+                candidate,
+                champion,
+                metric,
+                n_boot=N_BOOT,
+                seed=seed,
+                threshold=model.objective.threshold,
+            )
             if d.point is not None and d.low is not None and d.high is not None:
                 diff_ci[metric] = (d.point, d.low, d.high)
     seg_rows, seg_points = _segment_table(model, y_test, candidate, test, seed)
@@ -110,8 +138,14 @@ def evaluate_candidate(
         calib = calibration(y_test, candidate).to_dict()
     evaluation = Evaluation(metrics, baseline, champ_metrics, champion_version, diff_ci, seg_rows, calib)
     ctx = GateContext(
-        primary=model.primary_metric, metrics=metrics, baseline=baseline, champion=champ_metrics,
-        champion_version=champion_version, diff_ci=diff_ci, segments=seg_points,
-        champion_segments=champ_points, ece=None if calib is None else calib["ece"],
+        primary=model.primary_metric,
+        metrics=metrics,
+        baseline=baseline,
+        champion=champ_metrics,
+        champion_version=champion_version,
+        diff_ci=diff_ci,
+        segments=seg_points,
+        champion_segments=champ_points,
+        ece=None if calib is None else calib["ece"],
     )
     return evaluation, ctx

@@ -20,7 +20,15 @@ import pandas as pd
 import polars as pl
 
 from fourloops.contracts import compile_contract
-from fourloops.definitions import UNKNOWN_CATEGORY, Bool, Category, FeatureView, Field, Model, String
+from fourloops.definitions import (
+    UNKNOWN_CATEGORY,
+    Bool,
+    Category,
+    FeatureView,
+    Field,
+    Model,
+    String,
+)
 from fourloops.definitions.fields import Float, Int, Timestamp, UnknownPolicy
 from fourloops.errors import SchemaError
 from fourloops.ingestion.features import resolve_features
@@ -54,7 +62,8 @@ def feature_fields(model: Model, views: dict[str, FeatureView]) -> dict[str, Fie
         for name in names:
             if name in out:
                 raise SchemaError(
-                    f"model {model.name!r}: feature {name!r} comes from both the request and view {view_name!r}"
+                    f"model {model.name!r}: feature {name!r} comes from both the request "
+                    f"and view {view_name!r}"
                 )
             out[name] = views[view_name].features[name]
     return out
@@ -102,7 +111,11 @@ def build_model_frame(
         raise SchemaError(f"model {model.name!r}: cannot compute label {label.name!r}: {err}") from err
     if start is not None:
         raw = raw.filter(pl.col(ts) >= start)
-    cutoff = cutoff or raw[ts].max()  # type: ignore[assignment]
+    newest = raw[ts].max()
+    if cutoff is None:
+        if not isinstance(newest, datetime):
+            raise SchemaError(f"model {model.name!r}: no prediction events to train on")
+        cutoff = newest
     raw = raw.filter(pl.col(ts) <= cutoff)
     counts["after_time_filter"] = raw.height
     unlabelled = raw[label.name].is_null()
@@ -131,9 +144,18 @@ def build_model_frame(
     keep = [ts, *inputs, label.name, *[s for s in model.segments if s not in inputs and s != ts]]
     missing = [c for c in keep if c not in joined.columns]
     if missing:
-        raise SchemaError(f"model {model.name!r}: columns {missing} are in neither the entity source nor the features")
-    return ModelFrame(joined.select(keep).sort(ts, maintain_order=True), ts, list(inputs), label.name,
-                      cutoff, counts, join_stats)
+        raise SchemaError(
+            f"model {model.name!r}: columns {missing} are in neither the entity source nor the features"
+        )
+    return ModelFrame(
+        joined.select(keep).sort(ts, maintain_order=True),
+        ts,
+        list(inputs),
+        label.name,
+        cutoff,
+        counts,
+        join_stats,
+    )
 
 
 def to_matrix(frame: pl.DataFrame, fields: dict[str, Field]) -> pd.DataFrame:

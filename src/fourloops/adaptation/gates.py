@@ -40,7 +40,12 @@ class GateVerdict:
     numbers: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate, "passed": self.passed, "message": self.message, "numbers": self.numbers}
+        return {
+            "gate": self.gate,
+            "passed": self.passed,
+            "message": self.message,
+            "numbers": self.numbers,
+        }
 
 
 def _better(metric: str) -> int:
@@ -62,9 +67,17 @@ def _no_regression(gate: g.NoRegression, ctx: GateContext) -> GateVerdict:
     worst = low if sign > 0 else -high
     bound = gate.max_drop * abs(ctx.champion[metric]) if gate.relative else gate.max_drop
     passed = worst >= -bound
-    numbers = {"metric": metric, "candidate": ctx.metrics.get(metric), "champion": ctx.champion.get(metric),
-               "diff": point, "ci_low": low, "ci_high": high, "confidence": gate.confidence,
-               "allowed_drop": bound, "champion_version": ctx.champion_version}
+    numbers = {
+        "metric": metric,
+        "candidate": ctx.metrics.get(metric),
+        "champion": ctx.champion.get(metric),
+        "diff": point,
+        "ci_low": low,
+        "ci_high": high,
+        "confidence": gate.confidence,
+        "allowed_drop": bound,
+        "champion_version": ctx.champion_version,
+    }
     message = (
         f"{metric} {_fmt(ctx.metrics.get(metric))} vs champion v{ctx.champion_version} "
         f"{_fmt(ctx.champion.get(metric))}: difference {point:+.4g} "
@@ -80,17 +93,31 @@ def _beats_baseline(gate: g.BeatsBaseline, ctx: GateContext) -> GateVerdict:
         return GateVerdict(gate.kind, False, f"{metric} is undefined on the test rows", {"metric": metric})
     lift = (model - base) * _better(metric)
     return GateVerdict(
-        gate.kind, lift >= gate.min_lift,
-        f"{metric} {_fmt(model)} vs do-nothing baseline {_fmt(base)}: lift {lift:+.4g} (need {gate.min_lift:+.4g})",
-        {"metric": metric, "model": model, "baseline": base, "lift": lift, "min_lift": gate.min_lift},
+        gate.kind,
+        lift >= gate.min_lift,
+        f"{metric} {_fmt(model)} vs do-nothing baseline {_fmt(base)}: "
+        f"lift {lift:+.4g} (need {gate.min_lift:+.4g})",
+        {
+            "metric": metric,
+            "model": model,
+            "baseline": base,
+            "lift": lift,
+            "min_lift": gate.min_lift,
+        },
     )
 
 
 def _guardrail(gate: g.Guardrail, ctx: GateContext) -> GateVerdict:
     value = ctx.metrics.get(gate.metric)
-    ok = value is not None and (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
+    ok = (
+        value is not None
+        and (gate.min is None or value >= gate.min)
+        and (gate.max is None or value <= gate.max)
+    )
     return GateVerdict(
-        gate.kind, ok, f"{gate.metric} {_fmt(value)} within [{_fmt(gate.min)}, {_fmt(gate.max)}]",
+        gate.kind,
+        ok,
+        f"{gate.metric} {_fmt(value)} within [{_fmt(gate.min)}, {_fmt(gate.max)}]",
         {"metric": gate.metric, "value": value, "min": gate.min, "max": gate.max},
     )
 
@@ -116,38 +143,60 @@ def _segment_drop(gate: g.MaxSegmentDrop, ctx: GateContext) -> GateVerdict:
     passed = worst is None or worst[0] >= -gate.max_drop
     message = (
         f"worst segment {worst[1]}: {metric} change {worst[0]:+.4g} (allowed -{gate.max_drop})"
-        if worst else f"no segment with at least {gate.min_size} rows to judge"
+        if worst
+        else f"no segment with at least {gate.min_size} rows to judge"
     )
-    return GateVerdict(gate.kind, passed, message, {
-        "metric": metric, "worst_change": None if worst is None else worst[0],
-        "worst_segment": None if worst is None else worst[1], "segments_judged": judged,
-        "segments_too_small": too_small, "max_drop": gate.max_drop,
-    })
+    return GateVerdict(
+        gate.kind,
+        passed,
+        message,
+        {
+            "metric": metric,
+            "worst_change": None if worst is None else worst[0],
+            "worst_segment": None if worst is None else worst[1],
+            "segments_judged": judged,
+            "segments_too_small": too_small,
+            "max_drop": gate.max_drop,
+        },
+    )
 
 
 def _calibration(gate: g.MaxCalibrationError, ctx: GateContext) -> GateVerdict:
     ok = ctx.ece is not None and ctx.ece <= gate.max_ece
-    return GateVerdict(gate.kind, ok, f"expected calibration error {_fmt(ctx.ece)} (max {gate.max_ece})",
-                       {"ece": ctx.ece, "max_ece": gate.max_ece})
+    return GateVerdict(
+        gate.kind,
+        ok,
+        f"expected calibration error {_fmt(ctx.ece)} (max {gate.max_ece})",
+        {"ece": ctx.ece, "max_ece": gate.max_ece},
+    )
 
 
 def _latency(gate: g.LatencyBudget, ctx: GateContext) -> GateVerdict:
     ok = ctx.latency_p99_ms is not None and ctx.latency_p99_ms <= gate.p99_ms
-    return GateVerdict(gate.kind, ok, f"single-row p99 {_fmt(ctx.latency_p99_ms)} ms (budget {gate.p99_ms} ms)",
-                       {"p99_ms": ctx.latency_p99_ms, "budget_ms": gate.p99_ms, "sample": gate.sample})
+    return GateVerdict(
+        gate.kind,
+        ok,
+        f"single-row p99 {_fmt(ctx.latency_p99_ms)} ms (budget {gate.p99_ms} ms)",
+        {"p99_ms": ctx.latency_p99_ms, "budget_ms": gate.p99_ms, "sample": gate.sample},
+    )
 
 
 def _size(gate: g.MaxArtifactSize, ctx: GateContext) -> GateVerdict:
     ok = ctx.artifact_size is not None and ctx.artifact_size <= gate.size
-    return GateVerdict(gate.kind, ok, f"artifact {ctx.artifact_size:,} bytes (max {gate.size:,})",
-                       {"bytes": ctx.artifact_size, "max_bytes": gate.size})
+    return GateVerdict(
+        gate.kind,
+        ok,
+        f"artifact {ctx.artifact_size:,} bytes (max {gate.size:,})",
+        {"bytes": ctx.artifact_size, "max_bytes": gate.size},
+    )
 
 
 def _leakage(gate: g.NoLeakage, ctx: GateContext) -> GateVerdict:
     flagged = [f for f in ctx.leakage if f["score"] > gate.threshold]
     message = (
         "; ".join(f"{f['feature']} {f['metric']} {f['score']:.3f}" for f in flagged)
-        if flagged else f"no feature alone above {gate.threshold}"
+        if flagged
+        else f"no feature alone above {gate.threshold}"
     )
     return GateVerdict(gate.kind, not flagged, message, {"threshold": gate.threshold, "flagged": flagged})
 

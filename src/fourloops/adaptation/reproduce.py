@@ -21,16 +21,20 @@ def compare_runs(recorded: dict[str, Any], rerun: dict[str, Any]) -> dict[str, A
     Both arguments are ``{"lineage": ..., "metrics": ...}``. Returns which
     ingredients match and, for metrics, every difference.
     """
-    old, new = _numbers(recorded["metrics"].get("test", {})), _numbers(rerun["metrics"].get("test", {}))
+    old, new = (
+        _numbers(recorded["metrics"].get("test", {})),
+        _numbers(rerun["metrics"].get("test", {})),
+    )
     diffs = {
         k: {"recorded": old[k], "rerun": new.get(k)}
         for k in old
-        if k not in new or not (
-            (math.isnan(old[k]) and math.isnan(new[k])) or abs(old[k] - new[k]) <= TOLERANCE
-        )
+        if k not in new
+        or not ((math.isnan(old[k]) and math.isnan(new[k])) or abs(old[k] - new[k]) <= TOLERANCE)
     }
     old_lineage, new_lineage = recorded["lineage"], rerun["lineage"]
-    data_same = old_lineage.get("data", {}).get("fingerprint") == new_lineage.get("data", {}).get("fingerprint")
+    data_same = old_lineage.get("data", {}).get("fingerprint") == new_lineage.get("data", {}).get(
+        "fingerprint"
+    )
     bytes_same = old_lineage.get("artifact_sha256") == new_lineage.get("artifact_sha256")
     code_same = old_lineage.get("code", {}).get("commit") == new_lineage.get("code", {}).get("commit")
     old_pkgs = old_lineage.get("environment", {}).get("packages", {})

@@ -28,8 +28,8 @@ from fourloops.adaptation.gates import evaluate_gates
 from fourloops.adaptation.lineage import code_state, environment, frame_fingerprint
 from fourloops.adaptation.split import time_split
 from fourloops.definitions import FeatureView, Model
-from fourloops.evaluation import evaluate
 from fourloops.errors import FourloopsError, NotFoundError, RegistryError
+from fourloops.evaluation import evaluate
 from fourloops.ingestion.leakage import leakage_scores
 from fourloops.registry.formats import load_model, save_model
 from fourloops.registry.models import ModelRegistry
@@ -152,7 +152,9 @@ def train_model(
     try:
         t0 = time.perf_counter()
         say("building the point-in-time training frame")
-        mf: ModelFrame = build_model_frame(model, root=root, views=views, join=join, cutoff=cutoff, start=start)
+        mf: ModelFrame = build_model_frame(
+            model, root=root, views=views, join=join, cutoff=cutoff, start=start
+        )
         split = time_split(mf.frame, mf.timestamp, model.split)
         timings["frame_s"] = time.perf_counter() - t0
         fields = feature_fields(model, views)
@@ -187,8 +189,14 @@ def train_model(
         champ = _champion(registry, artifacts, model)
         champion_scores = None if champ is None else champ[0].predict(X_test)
         evaluation, ctx = evaluate_candidate(
-            model, y_train=y_train, y_test=y_test, candidate=candidate, champion=champion_scores,
-            champion_version=None if champ is None else champ[1], test=split.test, seed=seed,
+            model,
+            y_train=y_train,
+            y_test=y_test,
+            candidate=candidate,
+            champion=champion_scores,
+            champion_version=None if champ is None else champ[1],
+            test=split.test,
+            seed=seed,
         )
         validation_metrics = evaluate(
             model.task.value, y_val, predictor.predict(X_val), threshold=model.objective.threshold
@@ -214,9 +222,15 @@ def train_model(
         number = 0
         if register:
             number = registry.create_version(
-                model.name, status="ready", artifact=artifact, format=saved.format,
-                metrics=metrics, gates={"passed": passed, "verdicts": verdicts}, lineage=lineage,
-                params=params, actor=actor,
+                model.name,
+                status="ready",
+                artifact=artifact,
+                format=saved.format,
+                metrics=metrics,
+                gates={"passed": passed, "verdicts": verdicts},
+                lineage=lineage,
+                params=params,
+                actor=actor,
             ).version
     except Exception as err:
         if not register:
@@ -224,8 +238,14 @@ def train_model(
         reason = f"{type(err).__name__}: {err}"
         lineage["traceback"] = traceback.format_exc(limit=20)
         try:
-            registry.create_version(model.name, status="failed", failure_reason=reason, lineage=lineage,
-                                    params=params, actor=actor)
+            registry.create_version(
+                model.name,
+                status="failed",
+                failure_reason=reason,
+                lineage=lineage,
+                params=params,
+                actor=actor,
+            )
         except RegistryError:
             pass
         raise

@@ -284,13 +284,7 @@ def _parse_timestamps(col: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     om = pl.when(zulu).then(0).otherwise(off.str.slice(-2, 2).cast(pl.Int64, strict=False))
     sign = pl.when(off.str.starts_with("-")).then(-1).otherwise(1)
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    dim = (
-        pl.when(mo == 2)
-        .then(28 + leap.cast(pl.Int64))
-        .when(mo.is_in([4, 6, 9, 11]))
-        .then(30)
-        .otherwise(31)
-    )
+    dim = pl.when(mo == 2).then(28 + leap.cast(pl.Int64)).when(mo.is_in([4, 6, 9, 11])).then(30).otherwise(31)
     fields_ok = (
         (y >= 1) & mo.is_between(1, 12) & d.is_between(1, dim) & (h <= 23) & (mi <= 59) & (s <= 59)
     ).fill_null(False)

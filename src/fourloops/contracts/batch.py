@@ -128,9 +128,7 @@ class BatchValidator:
     def _plans(self, df: pl.DataFrame) -> dict[str, Plan]:
         schema = df.schema
         return {
-            name: plan_column(name, f, schema[name], self.contract)
-            if name in schema
-            else plan_absent(f)
+            name: plan_column(name, f, schema[name], self.contract) if name in schema else plan_absent(f)
             for name, f in self.contract.fields.items()
         }
 
@@ -144,9 +142,7 @@ class BatchValidator:
         forbidden = extras if self.contract.extra is ExtraPolicy.FORBID else []
 
         # Pass 1, all rows: valid rows, bad rows and the sums behind coverage.
-        all_bad = bool(forbidden) or any(
-            p.absent and p.null_code >= FIRST_RULE for p in plans.values()
-        )
+        all_bad = bool(forbidden) or any(p.absent and p.null_code >= FIRST_RULE for p in plans.values())
         present = {k: p for k, p in plans.items() if not p.absent}
         stats: list[pl.Expr] = []
         for name, p in present.items():
@@ -228,9 +224,7 @@ class BatchValidator:
             worst = rows.select(pl.col(c).max() for c in code_names.values()).row(0)
         for (name, code_name), top in zip(code_names.items(), worst, strict=True):
             mapping = {code: f"{name}:{rule.value}" for code, rule in RULE_BY_CODE.items()}
-            labels.append(
-                pl.col(code_name).replace_strict(mapping, default=None, return_dtype=pl.String)
-            )
+            labels.append(pl.col(code_name).replace_strict(mapping, default=None, return_dtype=pl.String))
             if top is None or top < FIRST_RULE:
                 continue
             if plans[name].absent:

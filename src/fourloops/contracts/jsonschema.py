@@ -76,9 +76,7 @@ def json_schema(contract: Contract) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {name: field_schema(f) for name, f in contract.fields.items()},
-        "required": [
-            name for name, f in contract.fields.items() if not f.nullable and f.default is None
-        ],
+        "required": [name for name, f in contract.fields.items() if not f.nullable and f.default is None],
         "additionalProperties": contract.extra is ExtraPolicy.ALLOW,
     }
     if contract.description:

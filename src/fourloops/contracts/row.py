@@ -347,8 +347,7 @@ class RowValidator:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self._plan = [
-            (name, compile_check(f, contract), absent_outcome(f))
-            for name, f in contract.fields.items()
+            (name, compile_check(f, contract), absent_outcome(f)) for name, f in contract.fields.items()
         ]
         self._names = frozenset(contract.fields)
         self._forbid = contract.extra is ExtraPolicy.FORBID

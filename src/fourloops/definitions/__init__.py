@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fourloops.definitions import gates
 from fourloops.definitions.contract import Contract, ExtraPolicy
 from fourloops.definitions.durations import format_duration, parse_duration
 from fourloops.definitions.entity import Entity
@@ -18,7 +19,6 @@ from fourloops.definitions.fields import (
     Timestamp,
     UnknownPolicy,
 )
-from fourloops.definitions import gates
 from fourloops.definitions.model import Cost, Fallback, Label, Model, Objective, Task, TimeSplit
 from fourloops.definitions.source import FileSource
 

@@ -80,9 +80,7 @@ class Contract:
         try:
             self.extra = ExtraPolicy(extra)
         except ValueError:
-            raise DefinitionError(
-                f"Contract: extra must be 'allow' or 'forbid', got {extra!r}"
-            ) from None
+            raise DefinitionError(f"Contract: extra must be 'allow' or 'forbid', got {extra!r}") from None
         self.description = description
 
     def to_dict(self) -> dict[str, Any]:

@@ -87,7 +87,9 @@ class FeatureView:
         reserved = set(entity.join_keys) | {source.timestamp, source.created}
         for fname in list(contract.fields) + list(self.derived):
             if fname in self.derived and fname in contract.fields:
-                raise DefinitionError(f"FeatureView {name!r}: derived field {fname!r} is also in the contract")
+                raise DefinitionError(
+                    f"FeatureView {name!r}: derived field {fname!r} is also in the contract"
+                )
         for key in entity.join_keys:
             if key in self.derived:
                 raise DefinitionError(f"FeatureView {name!r}: join key {key!r} cannot be derived")

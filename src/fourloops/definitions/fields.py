@@ -150,9 +150,7 @@ class Float(Field):
         description: str = "",
         sensitive: bool = False,
     ) -> None:
-        super().__init__(
-            nullable=nullable, default=default, description=description, sensitive=sensitive
-        )
+        super().__init__(nullable=nullable, default=default, description=description, sensitive=sensitive)
         self.min = _bound(min, "min", "Float")
         self.max = _bound(max, "max", "Float")
         self.allow_inf = bool(allow_inf)
@@ -187,9 +185,7 @@ class Int(Field):
         description: str = "",
         sensitive: bool = False,
     ) -> None:
-        super().__init__(
-            nullable=nullable, default=default, description=description, sensitive=sensitive
-        )
+        super().__init__(nullable=nullable, default=default, description=description, sensitive=sensitive)
         for name, value in (("min", min), ("max", max), ("default", default)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise DefinitionError(f"Int: {name} must be an integer, got {value!r}")
@@ -228,9 +224,7 @@ class Category(Field):
         description: str = "",
         sensitive: bool = False,
     ) -> None:
-        super().__init__(
-            nullable=nullable, default=default, description=description, sensitive=sensitive
-        )
+        super().__init__(nullable=nullable, default=default, description=description, sensitive=sensitive)
         if isinstance(categories, str) or not all(isinstance(c, str) for c in categories):
             raise DefinitionError("Category: categories must be a list of strings")
         if not categories:
@@ -240,9 +234,7 @@ class Category(Field):
             self.unknown = UnknownPolicy(unknown)
         except ValueError:
             choices = ", ".join(p.value for p in UnknownPolicy)
-            raise DefinitionError(
-                f"Category: unknown must be one of {choices}, got {unknown!r}"
-            ) from None
+            raise DefinitionError(f"Category: unknown must be one of {choices}, got {unknown!r}") from None
 
     def _options(self) -> dict[str, Any]:
         return {"categories": sorted(self.categories), "unknown": self.unknown.value}
@@ -262,9 +254,7 @@ class String(Field):
         description: str = "",
         sensitive: bool = False,
     ) -> None:
-        super().__init__(
-            nullable=nullable, default=default, description=description, sensitive=sensitive
-        )
+        super().__init__(nullable=nullable, default=default, description=description, sensitive=sensitive)
         if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
             raise DefinitionError(f"String: max_length must be a non-negative int, got {max_length!r}")
         self.max_length = max_length

@@ -67,7 +67,11 @@ class NoRegression(Gate):
     kind = "no_regression"
 
     def __init__(
-        self, metric: str | None = None, *, max_drop: float = 0.0, relative: bool = False,
+        self,
+        metric: str | None = None,
+        *,
+        max_drop: float = 0.0,
+        relative: bool = False,
         confidence: float = 0.95,
     ) -> None:
         if max_drop < 0 or not 0 < confidence < 1:

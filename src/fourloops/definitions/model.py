@@ -35,8 +35,17 @@ class Task(enum.StrEnum):
 
 #: Metrics where larger is better; every other known metric is "smaller is better".
 HIGHER_IS_BETTER = frozenset(
-    {"roc_auc", "average_precision", "accuracy", "macro_f1", "f1", "precision", "recall", "r2",
-     "interval_coverage"}
+    {
+        "roc_auc",
+        "average_precision",
+        "accuracy",
+        "macro_f1",
+        "f1",
+        "precision",
+        "recall",
+        "r2",
+        "interval_coverage",
+    }
 )
 DEFAULT_PRIMARY = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse"}
 

@@ -53,7 +53,14 @@ def render_report(summary: dict[str, Any]) -> str:
         '<ul class="hl">' + "".join(f"<li>{escape(h)}</li>" for h in summary["highlights"]) + "</ul>",
         "<h2>Ingestion: weather deliveries against the contract</h2>",
         _table(
-            ["delivery", "rows", "valid", "quarantined", "failures (column:rule rows)", "schema drift"],
+            [
+                "delivery",
+                "rows",
+                "valid",
+                "quarantined",
+                "failures (column:rule rows)",
+                "schema drift",
+            ],
             [
                 [
                     d["file"] + (" (fault injected)" if d["injected_fault"] else ""),
@@ -81,8 +88,13 @@ def render_report(summary: dict[str, Any]) -> str:
         rows = []
         for name, cov in ing["coverage"].items():
             rows.append(
-                [name, _pct(cov.get("share_present")), _pct(cov.get("share_null")),
-                 _pct(cov.get("share_default")), _pct(cov.get("share_unknown"))]
+                [
+                    name,
+                    _pct(cov.get("share_present")),
+                    _pct(cov.get("share_null")),
+                    _pct(cov.get("share_default")),
+                    _pct(cov.get("share_unknown")),
+                ]
             )
         parts.append(_table(["feature", "present", "null", "at default", "unknown category"], rows))
     parts.append("<h2>Point-in-time training set</h2>")
@@ -94,16 +106,18 @@ def render_report(summary: dict[str, Any]) -> str:
     views = ts["stats"].get("views", {})
     if views:
         keys = sorted({k for v in views.values() for k in v if isinstance(v.get(k), int)})
-        parts.append(_table(["view", *keys], [[name, *(v.get(k, "") for k in keys)] for name, v in views.items()]))
+        parts.append(
+            _table(
+                ["view", *keys],
+                [[name, *(v.get(k, "") for k in keys)] for name, v in views.items()],
+            )
+        )
     parts.append("<h3>Delay rate by month (the label drifts with the seasons)</h3>")
     top = max((m["rate"] for m in ts["delay_rate_by_month"]), default=1) or 1
     parts.append(
         _table(
             ["month", "flights", "delay rate", ""],
-            [
-                [m["month"], m["flights"], _pct(m["rate"]), ""]
-                for m in ts["delay_rate_by_month"]
-            ],
+            [[m["month"], m["flights"], _pct(m["rate"]), ""] for m in ts["delay_rate_by_month"]],
         )
     )
     parts[-1] = _bars(parts[-1], [m["rate"] / top for m in ts["delay_rate_by_month"]])
@@ -120,8 +134,13 @@ def render_report(summary: dict[str, Any]) -> str:
         _table(
             ["column", "metric", "score", "rows", "verdict"],
             [
-                [f["feature"], f["metric"], round(f["score"], 4), f["rows"],
-                 "LEAKAGE SUSPECTED" if f["feature"] in flagged else "ok"]
+                [
+                    f["feature"],
+                    f["metric"],
+                    round(f["score"], 4),
+                    f["rows"],
+                    "LEAKAGE SUSPECTED" if f["feature"] in flagged else "ok",
+                ]
                 for f in ts["single_feature_scores"]
             ],
         )
@@ -137,8 +156,15 @@ def render_report(summary: dict[str, Any]) -> str:
     rows = []
     for label, reads in (("as of", online["reads_at_as_of"]), ("+6 h", online["reads_6h_later"])):
         for r in reads:
-            rows.append([label, r["entity"].get("origin"), r["status"].get("weather"),
-                         r["age_seconds"].get("weather"), r["values"].get("temp")])
+            rows.append(
+                [
+                    label,
+                    r["entity"].get("origin"),
+                    r["status"].get("weather"),
+                    r["age_seconds"].get("weather"),
+                    r["values"].get("temp"),
+                ]
+            )
     parts.append(_table(["read", "airport", "status", "age (s)", "temp"], rows))
     parts.append(
         "<p>Re-materialising January 1st afterwards skipped "
@@ -154,7 +180,9 @@ def render_report(summary: dict[str, Any]) -> str:
 def _bars(table_html: str, widths: list[float]) -> str:
     for w in widths:
         table_html = table_html.replace(
-            "<td></td>", f'<td><span class="bar" style="width:{max(1, int(w * 200))}px"></span></td>', 1
+            "<td></td>",
+            f'<td><span class="bar" style="width:{max(1, int(w * 200))}px"></span></td>',
+            1,
         )
     return table_html
 
@@ -169,47 +197,95 @@ def _interval(m: dict[str, Any] | None) -> str:
 
 def _adaptation(ad: dict[str, Any]) -> list[str]:
     parts = ["<h2>Adaptation: training, gates, registry</h2>"]
-    metrics = ["roc_auc", "average_precision", "log_loss", "brier", "ece", "f1", "best_threshold", "best_cost_per_row"]
+    metrics = [
+        "roc_auc",
+        "average_precision",
+        "log_loss",
+        "brier",
+        "ece",
+        "f1",
+        "best_threshold",
+        "best_cost_per_row",
+    ]
     rows = []
     for run in ad["runs"]:
         rows.append([f"v{run['version']} test", *[run["test"].get(m) for m in metrics]])
         rows.append([f"v{run['version']} do-nothing baseline", *[run["baseline"].get(m) for m in metrics]])
         if run["champion"]:
-            rows.append([f"champion v{run['champion_version']} on v{run['version']}'s test rows",
-                         *[run["champion"].get(m) for m in metrics]])
+            rows.append(
+                [
+                    f"champion v{run['champion_version']} on v{run['version']}'s test rows",
+                    *[run["champion"].get(m) for m in metrics],
+                ]
+            )
     parts.append(
         "<p>Metrics on each run's test rows (the newest 30 days, never seen in training), beside "
         "the do-nothing baseline (the training delay rate for every flight) and the champion "
         "scored on the same rows. The cost metrics use a false negative costing 4 false positives.</p>"
     )
-    parts.append(_table(["model", *metrics], [[r[0], *("–" if v is None else float(v) for v in r[1:])] for r in rows]))
+    parts.append(
+        _table(
+            ["model", *metrics],
+            [[r[0], *("–" if v is None else float(v) for v in r[1:])] for r in rows],
+        )
+    )
     last = ad["runs"][-1]
     parts.append(f"<h3>Gates of v{last['version']}</h3>")
-    parts.append(_table(
-        ["gate", "verdict", "numbers"],
-        [[g["gate"], "pass" if g["passed"] else "FAIL", g["message"]] for g in last["gates"]],
-    ))
+    parts.append(
+        _table(
+            ["gate", "verdict", "numbers"],
+            [[g["gate"], "pass" if g["passed"] else "FAIL", g["message"]] for g in last["gates"]],
+        )
+    )
     parts.append(f"<h3>Segments of v{last['version']} (ROC-AUC with 95% bootstrap interval)</h3>")
     seg_rows = []
     for seg in last["segments"]:
         label = "all" if seg["column"] is None else f"{seg['column']}={seg['value']}"
         value = "too small" if seg["too_small"] else _interval(seg["metrics"].get("roc_auc"))
-        seg_rows.append([label, seg["n"], seg.get("positives") if seg.get("positives") is not None else "–", value])
+        seg_rows.append(
+            [
+                label,
+                seg["n"],
+                seg.get("positives") if seg.get("positives") is not None else "–",
+                value,
+            ]
+        )
     parts.append(_table(["segment", "rows", "delayed", "roc_auc"], seg_rows))
     calib = last["calibration"]
     parts.append(f"<h3>Calibration of v{last['version']} (ECE {calib['ece']:.4f})</h3>")
-    parts.append(_table(
-        ["bin", "flights", "mean predicted", "observed rate"],
-        [[f"{b['lower']:.1f}–{b['upper']:.1f}", b["count"],
-          "–" if b["mean_score"] is None else b["mean_score"],
-          "–" if b["observed_rate"] is None else b["observed_rate"]] for b in calib["bins"]],
-    ))
+    parts.append(
+        _table(
+            ["bin", "flights", "mean predicted", "observed rate"],
+            [
+                [
+                    f"{b['lower']:.1f}–{b['upper']:.1f}",
+                    b["count"],
+                    "–" if b["mean_score"] is None else b["mean_score"],
+                    "–" if b["observed_rate"] is None else b["observed_rate"],
+                ]
+                for b in calib["bins"]
+            ],
+        )
+    )
     parts.append("<h3>Decisions (the alias journal)</h3>")
     parts.append("<ul>" + "".join(f"<li>{escape(d)}</li>" for d in ad["decisions"]) + "</ul>")
-    parts.append(_table(
-        ["at", "action", "from", "to", "actor", "reason"],
-        [[e["at"], e["action"], e["from_version"] or "–", e["to_version"] or "–", e["actor"], e["reason"]]
-         for e in ad["journal"]],
-    ))
-    parts.append(f"<p>Artifacts verified against their SHA-256: {ad['artifacts_verified']} of {ad['artifacts']}.</p>")
+    parts.append(
+        _table(
+            ["at", "action", "from", "to", "actor", "reason"],
+            [
+                [
+                    e["at"],
+                    e["action"],
+                    e["from_version"] or "–",
+                    e["to_version"] or "–",
+                    e["actor"],
+                    e["reason"],
+                ]
+                for e in ad["journal"]
+            ],
+        )
+    )
+    parts.append(
+        f"<p>Artifacts verified against their SHA-256: {ad['artifacts_verified']} of {ad['artifacts']}.</p>"
+    )
     return parts

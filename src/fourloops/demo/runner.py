@@ -116,7 +116,11 @@ def run_demo(
             frame.write_parquet(weather_dir / f.name)
             say(f"validating weather delivery {f.stem}")
             [report] = project.validate("weather")
-            delivery = {"file": f.name, "injected_fault": month == FAULTY_MONTH, **_delivery(report)}
+            delivery = {
+                "file": f.name,
+                "injected_fault": month == FAULTY_MONTH,
+                **_delivery(report),
+            }
             ingestion["deliveries"].append(delivery)
         [planes] = project.validate("planes")
         ingestion["planes"] = _delivery(planes)
@@ -165,9 +169,7 @@ def run_demo(
         mat = project.materialize(end=as_of)
         keys = [{"origin": o, "tailnum": "N14228"} for o in ("EWR", "JFK", "LGA")]
         fresh = project.online_features(keys, features=["weather:temp", "weather:visib"], now=as_of)
-        later = project.online_features(
-            keys, features=["weather:temp"], now=as_of + timedelta(hours=6)
-        )
+        later = project.online_features(keys, features=["weather:temp"], now=as_of + timedelta(hours=6))
         again = project.materialize(start=YEAR_START, end=YEAR_START + timedelta(days=1), incremental=False)
         summary["loops"]["online"] = {
             "as_of": as_of.isoformat(),

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import pyarrow as pa
 
@@ -43,7 +43,7 @@ from fourloops.errors import SchemaError
 __all__ = ["Engine", "JoinStats", "ViewJoin", "ViewStats"]
 
 #: Data accepted for a view: a Parquet path or glob, a list of Parquet files, or an Arrow table.
-ViewData = str | Sequence[str] | pa.Table
+ViewData: TypeAlias = str | Sequence[str] | pa.Table
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,7 @@ class ViewJoin:
             raise SchemaError(f"view {self.name!r}: join_keys must not be empty")
         if self.entity_keys is not None and len(self.entity_keys) != len(self.join_keys):
             raise SchemaError(
-                f"view {self.name!r}: entity_keys {self.entity_keys} do not match "
-                f"join_keys {self.join_keys}"
+                f"view {self.name!r}: entity_keys {self.entity_keys} do not match join_keys {self.join_keys}"
             )
         if not isinstance(self.ttl, timedelta) or self.ttl < timedelta(0):
             raise SchemaError(f"view {self.name!r}: ttl must be a non-negative timedelta")

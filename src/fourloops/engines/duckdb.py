@@ -102,7 +102,7 @@ class DuckDBEngine:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A fresh in-memory DuckDB connection with this engine's settings, in UTC."""
-        config: dict[str, str | int] = {}
+        config: dict[str, str | bool | int | float | list[str]] = {}
         if self.memory_limit is not None:
             config["memory_limit"] = self.memory_limit
         if self.threads is not None:
@@ -148,9 +148,7 @@ class DuckDBEngine:
             for i, view in enumerate(views):
                 what = f"view {view.name!r}"
                 with _translate(what):
-                    src, types = _register(
-                        con, f"__fl_src{i}", view.data, what, ordered=not view.prepared
-                    )
+                    src, types = _register(con, f"__fl_src{i}", view.data, what, ordered=not view.prepared)
                 _check_view(view, types, ent_types)
                 if view.prepared:
                     probes.append(sql.Direct())
@@ -185,6 +183,7 @@ class DuckDBEngine:
                         table = None
                 else:
                     table = None
+                    assert out is not None  # the streaming path is only taken for out=
                     counts, rows_total = _stream(con, query, status, os.fspath(out))
         finally:
             con.close()
@@ -248,22 +247,17 @@ def _count(result: pa.Table, status: list[str]) -> list[list[int]]:
     return counts
 
 
-def _reorder(
-    result: pa.Table, keep: pa.Table | None, names: list[str], threads: int | None
-) -> pa.Table:
+def _reorder(result: pa.Table, keep: pa.Table | None, names: list[str], threads: int | None) -> pa.Table:
     """The result in entity input order: ``keep``'s columns as they are, the rest permuted."""
     rid = result.column("__fl_rid").to_numpy()
     n = len(rid)
-    perm: np.ndarray | None = np.empty(n, dtype=np.int64)
-    perm[rid] = np.arange(n, dtype=np.int64)  # type: ignore[index]
-    if np.array_equal(perm, np.arange(n)):
-        perm = None
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[rid] = np.arange(n, dtype=np.int64)
+    perm: np.ndarray | None = None if np.array_equal(inverse, np.arange(n)) else inverse
     moved = [c for c in names if c in result.column_names]
     workers = max(1, min(threads or os.cpu_count() or 1, len(moved)))
     with ThreadPoolExecutor(workers) as pool:
-        gathered = dict(
-            zip(moved, pool.map(lambda c: _gather(result.column(c), perm), moved), strict=True)
-        )
+        gathered = dict(zip(moved, pool.map(lambda c: _gather(result.column(c), perm), moved), strict=True))
     arrays = []
     for name in names:
         if name in gathered:
@@ -386,17 +380,13 @@ def _parquet_files(con: duckdb.DuckDBPyConnection, data: object, what: str) -> l
 
 def _parquet_sql(con: duckdb.DuckDBPyConnection, files: list[str], what: str) -> str:
     listed = "[" + ", ".join(sql.literal(f) for f in files) + "]"
-    columns = [
-        r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()
-    ]
+    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()]
     _check_reserved(columns, what)
     if "file_row_number" in columns:
         raise SchemaError(f"{what}: column name 'file_row_number' is reserved by DuckDB")
     if len(files) == 1:
         return f"SELECT *, file_row_number AS {sql.ORD} FROM read_parquet({listed})"
-    sizes = con.execute(
-        f"SELECT file_name, num_rows FROM parquet_file_metadata({listed})"
-    ).fetchall()
+    sizes = con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata({listed})").fetchall()
     rows = dict(sizes)
     offsets, offset = [], 0
     for f in files:
@@ -423,9 +413,7 @@ def _check_time(types: dict[str, str], column: str, what: str) -> None:
             "give it a time zone (fourloops never guesses one)"
         )
     if kind not in _TZ_TYPES:
-        raise SchemaError(
-            f"{what}: column {column!r} must be a timestamp with time zone, not {kind}"
-        )
+        raise SchemaError(f"{what}: column {column!r} must be a timestamp with time zone, not {kind}")
 
 
 def _require(types: dict[str, str], column: str, what: str) -> str:
@@ -469,9 +457,7 @@ def _check_outputs(ent_types: dict[str, str], views: list[ViewJoin]) -> list[lis
         names = []
         for name in view.features.values():
             if name in seen:
-                raise SchemaError(
-                    f"view {view.name!r}: output column {name!r} clashes with {seen[name]}"
-                )
+                raise SchemaError(f"view {view.name!r}: output column {name!r} clashes with {seen[name]}")
             if name.startswith(_RESERVED_PREFIX):
                 raise SchemaError(f"view {view.name!r}: output column {name!r} is reserved")
             seen[name] = f"view {view.name!r}"

@@ -167,8 +167,7 @@ def prepare_sql(view: ViewJoin, source: str, casts: dict[str, str]) -> str:
     valid += f" AND {quote(view.created)} IS NOT NULL"
     ev, cr = us(view.timestamp), us(view.created)
     inner = ", ".join(
-        [*key_names, f"greatest({ev}, {cr}) AS {AT}", f"{ev} AS {EV}", f"{cr} AS __fl_cr"]
-        + [*feats, ORD]
+        [*key_names, f"greatest({ev}, {cr}) AS {AT}", f"{ev} AS {EV}", f"{cr} AS __fl_cr"] + [*feats, ORD]
     )
     tup = f"{EV}, __fl_cr, {ORD}"
     tupled = (
@@ -201,13 +200,10 @@ def prepared_cte(i: int, view: ViewJoin, source: str) -> str:
 def view_bounds_sql(view: ViewJoin, source: str) -> str:
     """SQL returning ``(rows, lo, hi)``: row count and range of the ASOF time in us."""
     if view.created is None:
-        return (
-            f"SELECT count(*), min({us(view.timestamp)}), max({us(view.timestamp)}) FROM {source}"
-        )
+        return f"SELECT count(*), min({us(view.timestamp)}), max({us(view.timestamp)}) FROM {source}"
     avail = f"greatest({us(view.timestamp)}, {us(view.created)})"
     return (
-        f"SELECT count(*), min({avail}), max({avail}) FROM {source} "
-        f"WHERE {quote(view.created)} IS NOT NULL"
+        f"SELECT count(*), min({avail}), max({avail}) FROM {source} WHERE {quote(view.created)} IS NOT NULL"
     )
 
 
@@ -221,9 +217,7 @@ def _feature_exprs(view: ViewJoin, casts: dict[str, str]) -> list[str]:
     return out
 
 
-def view_cte(
-    i: int, view: ViewJoin, source: str, packing: Packing, casts: dict[str, str]
-) -> list[str]:
+def view_cte(i: int, view: ViewJoin, source: str, packing: Packing, casts: dict[str, str]) -> list[str]:
     """CTE definitions producing relation ``__fl_v{i}``: keys, event us, sort key, features.
 
     ``casts`` maps feature columns to the SQL type they are cast to (used to turn

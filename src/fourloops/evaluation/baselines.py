@@ -101,8 +101,7 @@ def evaluate_with_baseline(
     if task == "regression" and options.get("quantiles"):
         train = as_vector(y_train, "y_train")
         base_options["quantiles"] = {
-            level: np.full(n, np.quantile(_nonempty(train), level))
-            for level in options["quantiles"]
+            level: np.full(n, np.quantile(_nonempty(train), level)) for level in options["quantiles"]
         }
     base_pred = baseline_predictions(task, y_train, n, n_classes=n_classes)
     baseline = evaluate(task, y_true, base_pred, **base_options)

@@ -66,9 +66,7 @@ class CalibrationReport:
         return asdict(self)
 
 
-def bin_edges(
-    score: ArrayLike, bins: int = DEFAULT_BINS, strategy: Strategy = "uniform"
-) -> FloatArray:
+def bin_edges(score: ArrayLike, bins: int = DEFAULT_BINS, strategy: Strategy = "uniform") -> FloatArray:
     """Bin edges, ascending, first and last included.
 
     >>> bin_edges([0.1, 0.2], bins=4).tolist()
@@ -99,9 +97,7 @@ def _stats(edges: FloatArray) -> Callable[[FloatArray, FloatArray], FloatArray]:
 
     def stats(y: FloatArray, score: FloatArray) -> FloatArray:
         member = (_bin_index(score, edges)[:, np.newaxis] == np.arange(k)).astype(float)
-        return np.hstack(
-            [member * score[:, np.newaxis], member * y[:, np.newaxis], np.ones((y.size, 1))]
-        )
+        return np.hstack([member * score[:, np.newaxis], member * y[:, np.newaxis], np.ones((y.size, 1))])
 
     return stats
 

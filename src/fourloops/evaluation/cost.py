@@ -72,9 +72,7 @@ def _total(cost: Cost, tp: Any, fp: Any, positives: float, negatives: float) -> 
     return cost.tp * tp + cost.fp * fp + cost.fn * (positives - tp) + cost.tn * (negatives - fp)
 
 
-def expected_cost(
-    y_true: ArrayLike, score: ArrayLike, cost: Cost, *, threshold: float = 0.5
-) -> float:
+def expected_cost(y_true: ArrayLike, score: ArrayLike, cost: Cost, *, threshold: float = 0.5) -> float:
     """Total cost of acting on ``score >= threshold``.
 
     >>> expected_cost([0, 1, 1], [0.7, 0.8, 0.2], Cost(fp=1.0, fn=5.0))

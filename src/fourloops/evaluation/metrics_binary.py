@@ -249,9 +249,7 @@ def _compute(
     return optional(spec(y, s, as_weights(sample_weight, y.shape[0])))
 
 
-def roc_auc(
-    y_true: ArrayLike, score: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def roc_auc(y_true: ArrayLike, score: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Area under the ROC curve, ties counted as half; ``None`` without both classes.
 
     >>> roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9])
@@ -271,9 +269,7 @@ def average_precision(
     return _compute("average_precision", y_true, score, sample_weight)
 
 
-def log_loss(
-    y_true: ArrayLike, score: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def log_loss(y_true: ArrayLike, score: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Mean negative log-likelihood (natural log); ``None`` for an empty sample.
 
     ``p`` and ``1 - p`` are clipped to ``[eps, 1 - eps]`` with ``eps`` the float64
@@ -286,9 +282,7 @@ def log_loss(
     return _compute("log_loss", y_true, score, sample_weight, probability=True)
 
 
-def brier(
-    y_true: ArrayLike, score: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def brier(y_true: ArrayLike, score: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Brier score, the mean squared error of the probabilities.
 
     >>> round(brier([0, 1], [0.2, 0.6]), 6)

@@ -88,23 +88,17 @@ def multiclass_specs() -> dict[str, MetricSpec]:
     }
 
 
-def _compute(
-    name: str, y_true: ArrayLike, proba: ArrayLike, sample_weight: ArrayLike | None
-) -> float | None:
+def _compute(name: str, y_true: ArrayLike, proba: ArrayLike, sample_weight: ArrayLike | None) -> float | None:
     y, p = prepare_multiclass(y_true, proba)
     return optional(multiclass_specs()[name](y, p, as_weights(sample_weight, y.shape[0])))
 
 
-def accuracy(
-    y_true: ArrayLike, proba: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def accuracy(y_true: ArrayLike, proba: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Share of rows whose arg-max class is the true class; ``None`` when empty."""
     return _compute("accuracy", y_true, proba, sample_weight)
 
 
-def macro_f1(
-    y_true: ArrayLike, proba: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def macro_f1(y_true: ArrayLike, proba: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Unweighted mean over all K classes of the per-class F1."""
     return _compute("macro_f1", y_true, proba, sample_weight)
 

@@ -120,15 +120,11 @@ def regression_specs(levels: Sequence[float] = ()) -> dict[str, MetricSpec]:
     ]
     for column, level in enumerate(levels, start=1):
         specs.append(
-            MetricSpec(
-                f"pinball@{level:g}", False, from_stats(_pinball_stats(column, level), mean_finish)
-            )
+            MetricSpec(f"pinball@{level:g}", False, from_stats(_pinball_stats(column, level), mean_finish))
         )
     if len(levels) >= 2:
         name = f"coverage@{levels[0]:g}-{levels[-1]:g}"
-        specs.append(
-            MetricSpec(name, True, from_stats(_coverage_stats(1, len(levels)), mean_finish))
-        )
+        specs.append(MetricSpec(name, True, from_stats(_coverage_stats(1, len(levels)), mean_finish)))
     return {spec.name: spec for spec in specs}
 
 
@@ -139,23 +135,17 @@ def _compute(
     return optional(regression_specs()[name](y, pred, as_weights(sample_weight, y.shape[0])))
 
 
-def mae(
-    y_true: ArrayLike, prediction: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def mae(y_true: ArrayLike, prediction: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Mean absolute error; ``None`` when empty."""
     return _compute("mae", y_true, prediction, sample_weight)
 
 
-def rmse(
-    y_true: ArrayLike, prediction: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def rmse(y_true: ArrayLike, prediction: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Root mean squared error; ``None`` when empty."""
     return _compute("rmse", y_true, prediction, sample_weight)
 
 
-def r2(
-    y_true: ArrayLike, prediction: ArrayLike, *, sample_weight: ArrayLike | None = None
-) -> float | None:
+def r2(y_true: ArrayLike, prediction: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float | None:
     """Coefficient of determination; ``None`` when ``y_true`` is constant or empty."""
     return _compute("r2", y_true, prediction, sample_weight)
 

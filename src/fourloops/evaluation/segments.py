@@ -159,8 +159,7 @@ def _measure(
     ones = np.ones(y.shape[0])
     values = _replicates(specs, y, [pred], n_boot, rng)
     return {
-        spec.name: _interval(spec(y, pred, ones), values[i, 0], confidence)
-        for i, spec in enumerate(specs)
+        spec.name: _interval(spec(y, pred, ones), values[i, 0], confidence) for i, spec in enumerate(specs)
     }
 
 
@@ -173,9 +172,7 @@ def _plain(value: Any) -> Any:
 
 def _groups(values: ArrayLike, n: int) -> list[tuple[Any, np.ndarray]]:
     """(value, row indices) per distinct value, in sorted order of the values."""
-    codes, uniques = pd.factorize(
-        pd.Series(np.asarray(values, dtype=object)), use_na_sentinel=False
-    )
+    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object)), use_na_sentinel=False)
     if codes.shape[0] != n:
         raise ValueError(f"a segment column has {codes.shape[0]} rows, expected {n}")
     order = np.argsort(codes, kind="stable")

@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import polars as pl
@@ -42,7 +42,7 @@ __all__ = ["EntityFrame", "TrainingSet", "build_training_set", "to_arrow"]
 #: The default name of the entity frame's time column.
 DEFAULT_TIMESTAMP = "event_timestamp"
 
-EntityFrame = pa.Table | pd.DataFrame | pl.DataFrame | str | Path
+EntityFrame: TypeAlias = pa.Table | pd.DataFrame | pl.DataFrame | str | Path
 
 
 @dataclass
@@ -179,17 +179,26 @@ def prepared_view(view: FeatureView, offline: OfflineStore, engine: Engine) -> V
         return dataclasses.replace(base, data=str(target), prepared=True)
     for stale in offline.folder(view).glob("prepared-*.parquet"):
         stale.unlink(missing_ok=True)
-    return engine.prepare_view(base, target)
+    return engine.prepare_view(base, str(target))
 
 
 def _empty_view(view: FeatureView, fields: list[str]) -> pa.Table:
     # A view that has not ingested a single valid row still joins (every value missing).
-    from fourloops.contracts import arrow_type
-
     cols = {k: pa.array([], pa.string()) for k in view.entity.join_keys}
     cols[view.source.timestamp] = pa.array([], pa.timestamp("us", tz="UTC"))
     if view.source.created:
         cols[view.source.created] = pa.array([], pa.timestamp("us", tz="UTC"))
     for f in fields:
-        cols[f] = pa.array([], arrow_type(view.features[f]))
+        cols[f] = pa.array([], _ARROW_TYPES[view.features[f].kind])
     return pa.table(cols)
+
+
+#: The Arrow type of each field type's validated (normalised) values.
+_ARROW_TYPES = {
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "category": pa.string(),
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}

@@ -10,9 +10,7 @@ from fourloops.errors import NotFoundError, SchemaError
 __all__ = ["resolve_features"]
 
 
-def resolve_features(
-    refs: Iterable[str] | str, views: Mapping[str, FeatureView]
-) -> dict[str, list[str]]:
+def resolve_features(refs: Iterable[str] | str, views: Mapping[str, FeatureView]) -> dict[str, list[str]]:
     """Group ``["weather:temp", "weather:visib", "planes:*"]`` by view, checking each exists.
 
     ``"view:*"`` stands for every feature of the view. Order is kept; duplicates are removed.
@@ -34,7 +32,8 @@ def resolve_features(
             if name not in view.features:
                 known = ", ".join(view.features)
                 raise NotFoundError(
-                    f"feature reference {ref!r}: view {view_name!r} has no feature {name!r} (features: {known})"
+                    f"feature reference {ref!r}: view {view_name!r} has no feature {name!r} "
+                    f"(features: {known})"
                 )
             chosen = grouped.setdefault(view_name, [])
             if name not in chosen:

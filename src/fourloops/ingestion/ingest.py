@@ -128,8 +128,7 @@ def ingestion_contract(view: FeatureView, table: pa.Table | None = None) -> Cont
         )
         fields[key] = Int() if is_int else String()
     c = view.contract
-    return Contract(fields, null_tokens=[*c.null_tokens, *(["NaN"] if c.nan_is_null else [])],
-                    extra=c.extra)
+    return Contract(fields, null_tokens=[*c.null_tokens, *(["NaN"] if c.nan_is_null else [])], extra=c.extra)
 
 
 def validate_table(view: FeatureView, table: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame, Any]:
@@ -155,8 +154,7 @@ def _apply_transform(
         ) from err
     if not isinstance(transformed, pl.DataFrame) or transformed.height != valid.height:
         raise DefinitionError(
-            f"FeatureView {view.name!r}: transform must return a Polars DataFrame "
-            "with one row per input row"
+            f"FeatureView {view.name!r}: transform must return a Polars DataFrame with one row per input row"
         )
     missing = [c for c in view.derived if c not in transformed.columns]
     if missing:
@@ -202,16 +200,21 @@ def ingest_view(
         key = str(src.path)
         entry = manifest.get(key)
         if entry is not None and entry["fingerprint"] == src.fingerprint:
-            report.files.append(FileReport(key, src.fingerprint, rows=entry["rows"],
-                                           valid=entry["valid"], quarantined=entry["quarantined"],
-                                           skipped=True))
+            report.files.append(
+                FileReport(
+                    key,
+                    src.fingerprint,
+                    rows=entry["rows"],
+                    valid=entry["valid"],
+                    quarantined=entry["quarantined"],
+                    skipped=True,
+                )
+            )
             continue
         if progress:
             progress(f"validating {src.path.name}")
         table = read_file(src.path, view.source.format)
-        file_report, part = _ingest_table(
-            view, table, src, stored, offline, quarantine_dir, metadata, now
-        )
+        file_report, part = _ingest_table(view, table, src, stored, offline, quarantine_dir, metadata, now)
         manifest[key] = {
             "fingerprint": src.fingerprint,
             "part": part.name if part else None,
@@ -245,8 +248,13 @@ def _ingest_table(
     metadata.record_schema(view.source.name, snapshot)
 
     valid, quarantine, result = validate_table(view, table)
-    report = FileReport(str(src.path), src.fingerprint, rows=table.num_rows, valid=valid.height,
-                        quarantined=quarantine.height)
+    report = FileReport(
+        str(src.path),
+        src.fingerprint,
+        rows=table.num_rows,
+        valid=valid.height,
+        quarantined=quarantine.height,
+    )
     report.failures = [
         {"column": col, "rule": rule, "rows": n, "examples": result.examples.get((col, rule), [])}
         for (col, rule), n in sorted(result.counts.items(), key=lambda kv: -kv[1])
@@ -270,9 +278,14 @@ def _ingest_table(
         quarantine.with_columns(pl.lit(str(src.path)).alias(FILE)).write_parquet(qpath)
         report.quarantine_path = str(qpath)
     metadata.record_validation(
-        view=view.name, source=str(src.path), contract_version=view.contract.version,
-        n_rows=report.rows, n_valid=report.valid, n_quarantined=report.quarantined,
-        quarantine_path=report.quarantine_path, report=report.to_dict(),
+        view=view.name,
+        source=str(src.path),
+        contract_version=view.contract.version,
+        n_rows=report.rows,
+        n_valid=report.valid,
+        n_quarantined=report.quarantined,
+        quarantine_path=report.quarantine_path,
+        report=report.to_dict(),
     )
     return report, part
 

@@ -65,11 +65,7 @@ def latest_rows(
     rows = eligible.select(pl.len()).collect().item()
     order = [ts, *([created] if created else []), _ORDER]
     latest = (
-        eligible.sort(order)
-        .group_by(keys, maintain_order=False)
-        .agg(pl.all().last())
-        .drop(_ORDER)
-        .collect()
+        eligible.sort(order).group_by(keys, maintain_order=False).agg(pl.all().last()).drop(_ORDER).collect()
     )
     return latest, int(rows)
 

@@ -66,7 +66,5 @@ class OfflineStore:
         """Parquet files holding the view's current rows (those listed in the manifest)."""
         folder = self.folder(view)
         return sorted(
-            str(folder / entry["part"])
-            for entry in self.manifest(view).values()
-            if entry.get("part")
+            str(folder / entry["part"]) for entry in self.manifest(view).values() if entry.get("part")
         )

@@ -81,8 +81,12 @@ class AliasChange:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
-        return {"model": self.model, "alias": self.alias, "previous": self.previous,
-                "current": self.current}
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "previous": self.previous,
+            "current": self.current,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,17 @@ class AliasEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (``at`` as ISO 8601)."""
-        return {"id": self.id, "model": self.model, "alias": self.alias,
-                "action": self.action.value, "from_version": self.from_version,
-                "to_version": self.to_version, "actor": self.actor, "at": self.at.isoformat(),
-                "reason": self.reason}
+        return {
+            "id": self.id,
+            "model": self.model,
+            "alias": self.alias,
+            "action": self.action.value,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "actor": self.actor,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+        }
 
 
 def utc(value: datetime) -> datetime:
@@ -117,9 +128,7 @@ def utc(value: datetime) -> datetime:
 def current_version(conn: Connection, model: str, alias: str) -> int | None:
     """The version ``alias`` points at now, or ``None`` when it is unset."""
     a = t.aliases
-    row = conn.execute(
-        sa.select(a.c.version).where(a.c.model == model, a.c.alias == alias)
-    ).first()
+    row = conn.execute(sa.select(a.c.version).where(a.c.model == model, a.c.alias == alias)).first()
     return None if row is None else int(row.version)
 
 
@@ -131,9 +140,15 @@ def journal(conn: Connection, model: str, alias: str | None = None) -> list[Alia
         query = query.where(e.c.alias == alias)
     return [
         AliasEvent(
-            id=r.id, model=r.model, alias=r.alias, action=AliasAction(r.action),
-            from_version=r.from_version, to_version=r.to_version, actor=r.actor,
-            at=utc(r.at), reason=r.reason,
+            id=r.id,
+            model=r.model,
+            alias=r.alias,
+            action=AliasAction(r.action),
+            from_version=r.from_version,
+            to_version=r.to_version,
+            actor=r.actor,
+            at=utc(r.at),
+            reason=r.reason,
         )
         for r in conn.execute(query)
     ]
@@ -211,16 +226,29 @@ def move_alias(
         conn.execute(a.update().where(*where).values(version=version, updated_at=at))
     conn.execute(
         t.alias_events.insert().values(
-            model=model, alias=alias, action=action.value, from_version=current,
-            to_version=version, actor=actor, at=at, reason=reason,
+            model=model,
+            alias=alias,
+            action=action.value,
+            from_version=current,
+            to_version=version,
+            actor=actor,
+            at=at,
+            reason=reason,
         )
     )
     # The general audit log gets the same decision, in the same transaction.
     conn.execute(
         t.audit_log.insert().values(
-            at=at, actor=actor, action=f"alias.{action.value}", subject=f"model:{model}",
-            details={"alias": alias, "from_version": current, "to_version": version,
-                     "reason": reason},
+            at=at,
+            actor=actor,
+            action=f"alias.{action.value}",
+            subject=f"model:{model}",
+            details={
+                "alias": alias,
+                "from_version": current,
+                "to_version": version,
+                "reason": reason,
+            },
         )
     )
     return change
@@ -284,7 +312,12 @@ class AliasOperations:
         return self._move(model, alias, AliasAction.SET, version, actor, reason, expected)
 
     def delete_alias(
-        self, model: str, alias: str, *, actor: str | None = None, reason: str,
+        self,
+        model: str,
+        alias: str,
+        *,
+        actor: str | None = None,
+        reason: str,
         expected: Expected = ANY,
     ) -> AliasChange:
         """Remove ``alias``; its journal is kept, but a later rollback cannot reach past this."""
@@ -308,11 +341,24 @@ class AliasOperations:
         """
         if force:
             reason = f"{reason} [forced past failed gates]"
-        return self._move(model, alias, AliasAction.PROMOTE, version, actor, reason, expected,
-                          check_gates=not force)
+        return self._move(
+            model,
+            alias,
+            AliasAction.PROMOTE,
+            version,
+            actor,
+            reason,
+            expected,
+            check_gates=not force,
+        )
 
     def rollback(
-        self, model: str, *, alias: str = CHAMPION, actor: str | None = None, reason: str,
+        self,
+        model: str,
+        *,
+        alias: str = CHAMPION,
+        actor: str | None = None,
+        reason: str,
         expected: Expected = ANY,
     ) -> AliasChange:
         """Move ``alias`` back to the version it held before its current one.
@@ -325,14 +371,28 @@ class AliasOperations:
             self._model_row(conn, model, lock=True)
             _, previous = rollback_target(conn, model, alias)
             return move_alias(
-                conn, model=model, alias=alias, action=AliasAction.ROLLBACK, version=previous,
-                actor=actor or default_actor(), reason=reason, at=self.metadata.clock(),
+                conn,
+                model=model,
+                alias=alias,
+                action=AliasAction.ROLLBACK,
+                version=previous,
+                actor=actor or default_actor(),
+                reason=reason,
+                at=self.metadata.clock(),
                 expected=expected,
             )
 
     def _move(
-        self, model: str, alias: str, action: AliasAction, version: int | None,
-        actor: str | None, reason: str, expected: Expected, *, check_gates: bool = False,
+        self,
+        model: str,
+        alias: str,
+        action: AliasAction,
+        version: int | None,
+        actor: str | None,
+        reason: str,
+        expected: Expected,
+        *,
+        check_gates: bool = False,
     ) -> AliasChange:
         check_alias_name(alias)
         with self._transaction(write=True) as conn:
@@ -343,14 +403,18 @@ class AliasOperations:
             else:
                 self._check_aliasable(conn, model, version, check_gates=check_gates)
             return move_alias(
-                conn, model=model, alias=alias, action=action, version=version,
-                actor=actor or default_actor(), reason=reason, at=self.metadata.clock(),
+                conn,
+                model=model,
+                alias=alias,
+                action=action,
+                version=version,
+                actor=actor or default_actor(),
+                reason=reason,
+                at=self.metadata.clock(),
                 expected=expected,
             )
 
-    def _check_aliasable(
-        self, conn: Connection, model: str, version: int, *, check_gates: bool
-    ) -> None:
+    def _check_aliasable(self, conn: Connection, model: str, version: int, *, check_gates: bool) -> None:
         row = self._version_row(conn, model, version)
         if row.status != READY:
             raise RegistryError(
@@ -358,8 +422,11 @@ class AliasOperations:
                 "only ready versions can be aliased"
             )
         if check_gates and row.gates.get("passed") is False:
-            failed = [str(g.get("gate", g.get("name", "?"))) for g in row.gates.get("verdicts", [])
-                      if isinstance(g, dict) and not g.get("passed", True)]
+            failed = [
+                str(g.get("gate", g.get("name", "?")))
+                for g in row.gates.get("verdicts", [])
+                if isinstance(g, dict) and not g.get("passed", True)
+            ]
             raise PromotionBlocked(
                 f"version {version} of {model!r} failed its gates "
                 f"({', '.join(failed) or 'see its gate verdicts'}); promote with force=True "

@@ -57,12 +57,13 @@ class ApplyPlan:
 
 def _records(defs: Definitions) -> list[DefinitionRecord]:
     out = []
-    for kind, table in (
+    tables: tuple[tuple[str, dict[str, Any]], ...] = (
         ("entity", defs.entities),
         ("source", defs.sources),
         ("feature_view", defs.feature_views),
         ("model", defs.models),
-    ):
+    )
+    for kind, table in tables:
         for name, obj in sorted(table.items()):
             out.append(DefinitionRecord(kind, name, obj.version, obj.to_dict()))
     return out
@@ -72,14 +73,19 @@ def _view_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, b
     changes: list[tuple[str, bool]] = []
     if old["entity"]["join_keys"] != new["entity"]["join_keys"]:
         changes.append(
-            (f"join keys changed from {old['entity']['join_keys']} to {new['entity']['join_keys']}", True)
+            (
+                f"join keys changed from {old['entity']['join_keys']} to {new['entity']['join_keys']}",
+                True,
+            )
         )
     for key in ("timestamp", "created", "path", "format"):
         if old["source"].get(key) != new["source"].get(key):
             breaking = key in ("timestamp", "created")
             changes.append(
-                (f"source {key} changed from {old['source'].get(key)!r} to {new['source'].get(key)!r}",
-                 breaking)
+                (
+                    f"source {key} changed from {old['source'].get(key)!r} to {new['source'].get(key)!r}",
+                    breaking,
+                )
             )
     if old["ttl"] != new["ttl"]:
         changes.append((f"ttl changed from {old['ttl']} to {new['ttl']}", False))
@@ -116,39 +122,67 @@ def plan_definitions(defs: Definitions, metadata: MetadataStore) -> ApplyPlan:
             if rec.kind == "feature_view":
                 found = _view_changes(head.spec, rec.spec)
             elif rec.kind == "entity":
-                found = [(f"join keys changed from {head.spec['join_keys']} to {rec.spec['join_keys']}", True)]
+                found = [
+                    (
+                        f"join keys changed from {head.spec['join_keys']} to {rec.spec['join_keys']}",
+                        True,
+                    )
+                ]
             else:
                 found = [
-                    (f"{k} changed from {head.spec.get(k)!r} to {rec.spec.get(k)!r}", k in ("timestamp", "created"))
+                    (
+                        f"{k} changed from {head.spec.get(k)!r} to {rec.spec.get(k)!r}",
+                        k in ("timestamp", "created"),
+                    )
                     for k in sorted(set(head.spec) | set(rec.spec))
                     if head.spec.get(k) != rec.spec.get(k)
                 ]
             plan.changes.append(
                 Change(
-                    rec.kind, rec.name, "update",
+                    rec.kind,
+                    rec.name,
+                    "update",
                     breaking=any(b for _, b in found),
                     details=tuple(m + (" (breaking)" if b else "") for m, b in found),
-                    version=rec.version, previous=head.version,
+                    version=rec.version,
+                    previous=head.version,
                 )
             )
     for (kind, name), head in sorted(heads.items()):
         if (kind, name) not in seen:
             plan.changes.append(
-                Change(kind, name, "remove", breaking=kind == "feature_view",
-                       details=(f"{kind} {name!r} is no longer defined",), previous=head.version)
+                Change(
+                    kind,
+                    name,
+                    "remove",
+                    breaking=kind == "feature_view",
+                    details=(f"{kind} {name!r} is no longer defined",),
+                    previous=head.version,
+                )
             )
     return plan
 
 
 def apply_definitions(
-    defs: Definitions, metadata: MetadataStore, *, allow_breaking: bool = False, actor: str | None = None
+    defs: Definitions,
+    metadata: MetadataStore,
+    *,
+    allow_breaking: bool = False,
+    actor: str | None = None,
 ) -> ApplyPlan:
     """Register the definitions; raise :class:`BreakingChangeError` on breaking changes unless allowed."""
     plan = plan_definitions(defs, metadata)
     if plan.breaking and not allow_breaking:
-        lines = [f"{c.subject}: {d}" for c in plan.breaking for d in c.details if "(breaking)" in d or c.action == "remove"]
+        lines = [
+            f"{c.subject}: {d}"
+            for c in plan.breaking
+            for d in c.details
+            if "(breaking)" in d or c.action == "remove"
+        ]
         raise BreakingChangeError(
-            f"{len(lines)} breaking change(s): " + "; ".join(lines) + " (re-run with --allow-breaking to accept)",
+            f"{len(lines)} breaking change(s): "
+            + "; ".join(lines)
+            + " (re-run with --allow-breaking to accept)",
             lines,
         )
     pending = [c for c in plan.pending]
@@ -159,9 +193,15 @@ def apply_definitions(
     metadata.apply_definitions(records, actor=actor, remove=removed)
     for change in pending:
         metadata.audit(
-            f"apply.{change.action}", change.subject,
-            {"version": change.version, "previous": change.previous, "breaking": change.breaking,
-             "details": list(change.details), "allowed_breaking": allow_breaking and change.breaking},
+            f"apply.{change.action}",
+            change.subject,
+            {
+                "version": change.version,
+                "previous": change.previous,
+                "breaking": change.breaking,
+                "details": list(change.details),
+                "allowed_breaking": allow_breaking and change.breaking,
+            },
             actor=actor,
         )
     return plan

@@ -67,9 +67,7 @@ class ImportedModel:
 
     def save(self, folder: str | os.PathLike[str]) -> SavedModel:
         """Write the model into ``folder`` in its native fourloops format."""
-        model = (
-            _load_native(self.model, self.format) if isinstance(self.model, Path) else self.model
-        )
+        model = _load_native(self.model, self.format) if isinstance(self.model, Path) else self.model
         return save_model(model, folder, format=self.format, feature_names=self.feature_names)
 
 
@@ -131,9 +129,7 @@ def _model_file(folder: Path, flavor: str, conf: Any) -> Path:
     key = SUPPORTED_FLAVORS[flavor]
     name = conf.get(key) if isinstance(conf, dict) else None
     if not isinstance(name, str) or not name:
-        raise SourceError(
-            f"MLflow flavor {flavor} in {folder} does not name its model file ({key})"
-        )
+        raise SourceError(f"MLflow flavor {flavor} in {folder} does not name its model file ({key})")
     path = (folder / name).resolve()
     if not path.is_relative_to(folder.resolve()):
         raise SourceError(f"MLflow flavor {flavor} points outside its folder: {name}")
@@ -170,9 +166,7 @@ def _unpickle(path: Path, flavor: str, allow_pickle: bool) -> Any:
     return model
 
 
-def import_mlflow_model(
-    path: str | os.PathLike[str], *, allow_pickle: bool = False
-) -> ImportedModel:
+def import_mlflow_model(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> ImportedModel:
     """Read the MLflow model folder at ``path`` (the one holding ``MLmodel``)."""
     folder = Path(path)
     document = _read_mlmodel(folder)
@@ -189,8 +183,7 @@ def import_mlflow_model(
     if _is_pickle(flavor, model_path, conf):
         model = _unpickle(model_path, flavor, allow_pickle)
     metadata = {
-        key: (str(document[key]) if document.get(key) is not None else None)
-        for key in _METADATA_KEYS
+        key: (str(document[key]) if document.get(key) is not None else None) for key in _METADATA_KEYS
     }
     metadata["flavor"] = flavor
     return ImportedModel(

@@ -116,14 +116,21 @@ class ModelVersion:
     @classmethod
     def _from_mapping(cls, row: Mapping[Any, Any]) -> ModelVersion:
         values = {f.name: row[f.name] for f in fields(cls)}
-        values.update(status=VersionStatus(row["status"]), stage=Stage(row["stage"]),
-                      created_at=utc(row["created_at"]))
+        values.update(
+            status=VersionStatus(row["status"]),
+            stage=Stage(row["stage"]),
+            created_at=utc(row["created_at"]),
+        )
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (enums as strings, ``created_at`` as ISO 8601)."""
-        return {**asdict(self), "status": self.status.value, "stage": self.stage.value,
-                "created_at": self.created_at.isoformat()}
+        return {
+            **asdict(self),
+            "status": self.status.value,
+            "stage": self.stage.value,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -190,9 +197,7 @@ class ModelRegistry(AliasOperations):
         except IntegrityError as err:
             raise _Conflict(f"registry {self._where()}: conflicting write: {err.orig}") from err
         except SQLAlchemyError as err:
-            raise StoreError(
-                f"registry {self._where()}: {err.__class__.__name__}: {err}"
-            ) from err
+            raise StoreError(f"registry {self._where()}: {err.__class__.__name__}: {err}") from err
 
     def _model_row(self, conn: Connection, model: str, *, lock: bool = False) -> Row[Any]:
         query = sa.select(t.models).where(t.models.c.name == model)
@@ -207,20 +212,22 @@ class ModelRegistry(AliasOperations):
 
     def _version_row(self, conn: Connection, model: str, version: int) -> Row[Any]:
         v = t.model_versions
-        row = conn.execute(
-            sa.select(v).where(v.c.model == model, v.c.version == version)
-        ).first()
+        row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == version)).first()
         if row is None:
             self._model_row(conn, model)
             raise NotFoundError(f"model {model!r} has no version {version}")
         return row
 
-    def _audit(self, conn: Connection, action: str, model: str, actor: str,
-               details: dict[str, Any]) -> None:
-        conn.execute(t.audit_log.insert().values(
-            at=self.metadata.clock(), actor=actor, action=action, subject=f"model:{model}",
-            details=details,
-        ))
+    def _audit(self, conn: Connection, action: str, model: str, actor: str, details: dict[str, Any]) -> None:
+        conn.execute(
+            t.audit_log.insert().values(
+                at=self.metadata.clock(),
+                actor=actor,
+                action=action,
+                subject=f"model:{model}",
+                details=details,
+            )
+        )
 
     # -- models ----------------------------------------------------------------------------
     def register_model(
@@ -245,10 +252,16 @@ class ModelRegistry(AliasOperations):
                 with self._transaction(write=True) as conn:
                     row = conn.execute(sa.select(m).where(m.c.name == name)).first()
                     if row is None:
-                        conn.execute(m.insert().values(
-                            name=name, task=task, created_at=self.metadata.clock(),
-                            description=description, spec=spec, tags=dict(tags or {}),
-                        ))
+                        conn.execute(
+                            m.insert().values(
+                                name=name,
+                                task=task,
+                                created_at=self.metadata.clock(),
+                                description=description,
+                                spec=spec,
+                                tags=dict(tags or {}),
+                            )
+                        )
                         self._audit(conn, "model.register", name, default_actor(), {"task": task})
                         return
                     if row.task != task and self._count_versions(conn, name):
@@ -270,9 +283,9 @@ class ModelRegistry(AliasOperations):
     @staticmethod
     def _count_versions(conn: Connection, model: str) -> int:
         v = t.model_versions
-        return int(conn.execute(
-            sa.select(sa.func.count()).select_from(v).where(v.c.model == model)
-        ).scalar_one())
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(v).where(v.c.model == model)).scalar_one()
+        )
 
     def models(self) -> list[ModelSummary]:
         """Every registered model, by name."""
@@ -282,8 +295,11 @@ class ModelRegistry(AliasOperations):
             counts = {
                 r.model: (int(r.n), r.latest)
                 for r in conn.execute(
-                    sa.select(v.c.model, sa.func.count().label("n"),
-                              sa.func.max(v.c.version).label("latest")).group_by(v.c.model)
+                    sa.select(
+                        v.c.model,
+                        sa.func.count().label("n"),
+                        sa.func.max(v.c.version).label("latest"),
+                    ).group_by(v.c.model)
                 )
             }
             names: dict[str, dict[str, int]] = {}
@@ -291,9 +307,14 @@ class ModelRegistry(AliasOperations):
                 names.setdefault(r.model, {})[r.alias] = r.version
         return [
             ModelSummary(
-                name=r.name, task=r.task, created_at=utc(r.created_at),
-                description=r.description, spec=r.spec, tags=r.tags,
-                versions=counts.get(r.name, (0, None))[0], latest=counts.get(r.name, (0, None))[1],
+                name=r.name,
+                task=r.task,
+                created_at=utc(r.created_at),
+                description=r.description,
+                spec=r.spec,
+                tags=r.tags,
+                versions=counts.get(r.name, (0, None))[0],
+                latest=counts.get(r.name, (0, None))[1],
                 aliases=names.get(r.name, {}),
             )
             for r in rows
@@ -332,11 +353,19 @@ class ModelRegistry(AliasOperations):
         elif not failure_reason:
             raise RegistryError(f"a failed version of {model!r} needs a failure_reason")
         values: dict[str, Any] = {
-            "model": model, "status": state.value, "stage": Stage.NONE.value,
-            "created_by": actor or default_actor(), "artifact": artifact, "format": format,
-            "metrics": metrics or {}, "gates": gates or {}, "lineage": lineage or {},
-            "params": params or {}, "failure_reason": failure_reason,
-            "description": description, "tags": dict(tags or {}),
+            "model": model,
+            "status": state.value,
+            "stage": Stage.NONE.value,
+            "created_by": actor or default_actor(),
+            "artifact": artifact,
+            "format": format,
+            "metrics": metrics or {},
+            "gates": gates or {},
+            "lineage": lineage or {},
+            "params": params or {},
+            "failure_reason": failure_reason,
+            "description": description,
+            "tags": dict(tags or {}),
         }
         v = t.model_versions
         for attempt in range(VERSION_ATTEMPTS):
@@ -348,11 +377,14 @@ class ModelRegistry(AliasOperations):
                     ).scalar_one()
                     values.update(version=(last or 0) + 1, created_at=self.metadata.clock())
                     key = conn.execute(v.insert().values(**values)).inserted_primary_key
-                    self._audit(conn, "model.version", model, values["created_by"],
-                                {"version": values["version"], "status": state.value})
-                return ModelVersion._from_mapping(
-                    {**values, "id": int(key[0]) if key else 0}
-                )
+                    self._audit(
+                        conn,
+                        "model.version",
+                        model,
+                        values["created_by"],
+                        {"version": values["version"], "status": state.value},
+                    )
+                return ModelVersion._from_mapping({**values, "id": int(key[0]) if key else 0})
             except _Conflict:
                 # Another writer took this number between our read and insert: try the next.
                 time.sleep(random.uniform(0, RETRY_PAUSE_S * (attempt + 1)))
@@ -382,14 +414,10 @@ class ModelRegistry(AliasOperations):
         v = t.model_versions
         with self._transaction() as conn:
             self._model_row(conn, model)
-            rows = conn.execute(
-                sa.select(v).where(v.c.model == model).order_by(v.c.version)
-            ).mappings().all()
+            rows = conn.execute(sa.select(v).where(v.c.model == model).order_by(v.c.version)).mappings().all()
         return [ModelVersion._from_mapping(r) for r in rows]
 
-    def set_stage(
-        self, model: str, version: int, stage: str, *, actor: str | None = None
-    ) -> ModelVersion:
+    def set_stage(self, model: str, version: int, stage: str, *, actor: str | None = None) -> ModelVersion:
         """Move one version to ``stage`` (a :class:`Stage` value); audited."""
         new: Stage = _enum_value(Stage, stage, "stage")
         actor = actor or default_actor()
@@ -402,16 +430,20 @@ class ModelRegistry(AliasOperations):
                     f"it cannot enter stage {new.value!r}"
                 )
             conn.execute(v.update().where(v.c.id == row.id).values(stage=new.value))
-            self._audit(conn, "model.stage", model, actor,
-                        {"version": version, "from": row.stage, "to": new.value})
+            self._audit(
+                conn,
+                "model.stage",
+                model,
+                actor,
+                {"version": version, "from": row.stage, "to": new.value},
+            )
             return ModelVersion._from_mapping({**row._mapping, "stage": new.value})
 
     def set_tags(self, model: str, version: int | None, tags: Mapping[str, Any]) -> None:
         """Merge ``tags`` into a version's (``None``: the model's); ``None`` values remove."""
         table = t.models if version is None else t.model_versions
         with self._transaction(write=True) as conn:
-            row = (self._model_row(conn, model) if version is None
-                   else self._version_row(conn, model, version))
+            row = self._model_row(conn, model) if version is None else self._version_row(conn, model, version)
             merged = {**row.tags, **tags}
             merged = {k: val for k, val in merged.items() if val is not None}
             key = t.models.c.name == model if version is None else t.model_versions.c.id == row.id
@@ -422,9 +454,13 @@ class ModelRegistry(AliasOperations):
         with self._transaction(write=True) as conn:
             if version is None:
                 self._model_row(conn, model)
-                conn.execute(t.models.update().where(t.models.c.name == model)
-                             .values(description=description))
+                conn.execute(
+                    t.models.update().where(t.models.c.name == model).values(description=description)
+                )
             else:
                 row = self._version_row(conn, model, version)
-                conn.execute(t.model_versions.update().where(t.model_versions.c.id == row.id)
-                             .values(description=description))
+                conn.execute(
+                    t.model_versions.update()
+                    .where(t.model_versions.c.id == row.id)
+                    .values(description=description)
+                )

@@ -109,9 +109,7 @@ def _ref_key(ref: ArtifactRef) -> str:
     """The store-relative key a reference names; its file name must start with its hash."""
     name = ref.uri.rstrip("/").rsplit("/", 1)[-1]
     if len(ref.sha256) != 64 or not name.startswith(ref.sha256):
-        raise ArtifactIntegrityError(
-            f"artifact {ref.uri} does not name its recorded sha256 {ref.sha256}"
-        )
+        raise ArtifactIntegrityError(f"artifact {ref.uri} does not name its recorded sha256 {ref.sha256}")
     return _key(ref.sha256, name[len(ref.sha256) :])
 
 
@@ -119,8 +117,7 @@ def _check(ref: ArtifactRef, actual: tuple[str, int] | None) -> None:
     """Raise unless ``actual`` (hash, size) matches the reference."""
     if actual is None:
         raise ArtifactIntegrityError(
-            f"artifact {ref.uri} is missing: expected sha256 {ref.sha256} ({ref.size} bytes), "
-            "found nothing"
+            f"artifact {ref.uri} is missing: expected sha256 {ref.sha256} ({ref.size} bytes), found nothing"
         )
     sha256, size = actual
     if sha256 != ref.sha256 or size != ref.size:

@@ -115,8 +115,12 @@ class MetadataStore:
     # -- definitions -----------------------------------------------------------------------
     def heads(self) -> dict[tuple[str, str], DefinitionRecord]:
         """The definition versions currently in force, by (kind, name)."""
-        query = sa.select(t.definition_heads.c.kind, t.definition_heads.c.name, t.definitions.c.version,
-                          t.definitions.c.spec).join(
+        query = sa.select(
+            t.definition_heads.c.kind,
+            t.definition_heads.c.name,
+            t.definitions.c.version,
+            t.definitions.c.spec,
+        ).join(
             t.definitions,
             sa.and_(
                 t.definitions.c.kind == t.definition_heads.c.kind,
@@ -150,8 +154,12 @@ class MetadataStore:
                 if exists is None:
                     conn.execute(
                         t.definitions.insert().values(
-                            kind=rec.kind, name=rec.name, version=rec.version, spec=rec.spec,
-                            applied_at=now, applied_by=actor,
+                            kind=rec.kind,
+                            name=rec.name,
+                            version=rec.version,
+                            spec=rec.spec,
+                            applied_at=now,
+                            applied_by=actor,
                         )
                     )
                 head = t.definition_heads
@@ -220,12 +228,20 @@ class MetadataStore:
         with self._begin() as conn:
             result = conn.execute(
                 t.validation_runs.insert().values(
-                    view=view, source=source, contract_version=contract_version,
-                    started_at=self.clock(), n_rows=n_rows, n_valid=n_valid,
-                    n_quarantined=n_quarantined, quarantine_path=quarantine_path, report=report,
+                    view=view,
+                    source=source,
+                    contract_version=contract_version,
+                    started_at=self.clock(),
+                    n_rows=n_rows,
+                    n_valid=n_valid,
+                    n_quarantined=n_quarantined,
+                    quarantine_path=quarantine_path,
+                    report=report,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def validation_runs(self, view: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         v = t.validation_runs
@@ -243,8 +259,12 @@ class MetadataStore:
         with self._begin() as conn:
             conn.execute(
                 t.materializations.insert().values(
-                    view=view, start=start, end=end, rows_written=written,
-                    rows_skipped=skipped, finished_at=self.clock(),
+                    view=view,
+                    start=start,
+                    end=end,
+                    rows_written=written,
+                    rows_skipped=skipped,
+                    finished_at=self.clock(),
                 )
             )
 
@@ -256,21 +276,26 @@ class MetadataStore:
         with self._begin() as conn:
             rows = conn.execute(query).mappings().all()
         return [
-            {**r, "start": _aware(r["start"]), "end": _aware(r["end"]),
-             "finished_at": _aware(r["finished_at"])}
+            {
+                **r,
+                "start": _aware(r["start"]),
+                "end": _aware(r["end"]),
+                "finished_at": _aware(r["finished_at"]),
+            }
             for r in rows
         ]
 
     # -- audit -----------------------------------------------------------------------------
-    def audit(
-        self, action: str, subject: str, details: dict[str, Any], *, actor: str | None = None
-    ) -> None:
+    def audit(self, action: str, subject: str, details: dict[str, Any], *, actor: str | None = None) -> None:
         """Append one entry to the audit log."""
         with self._begin() as conn:
             conn.execute(
                 t.audit_log.insert().values(
-                    at=self.clock(), actor=actor or default_actor(), action=action,
-                    subject=subject, details=details,
+                    at=self.clock(),
+                    actor=actor or default_actor(),
+                    action=action,
+                    subject=subject,
+                    details=details,
                 )
             )
 
@@ -294,9 +319,7 @@ def _create_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}
-        )
+        engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -56,9 +56,7 @@ def _format(name: str) -> ModelFormat:
     try:
         return FORMATS[name]
     except KeyError:
-        raise RegistryError(
-            f"unknown model format {name!r}; expected one of {', '.join(FORMATS)}"
-        ) from None
+        raise RegistryError(f"unknown model format {name!r}; expected one of {', '.join(FORMATS)}") from None
 
 
 def detect_format(model: object) -> str:

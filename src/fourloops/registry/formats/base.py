@@ -70,9 +70,7 @@ class Predictor:
 
     def __init__(self, task: Task, feature_names: Sequence[str] | None) -> None:
         self.task: Task = check_task(task)
-        self.feature_names: list[str] | None = (
-            list(feature_names) if feature_names is not None else None
-        )
+        self.feature_names: list[str] | None = list(feature_names) if feature_names is not None else None
 
     def __repr__(self) -> str:
         n = len(self.feature_names) if self.feature_names is not None else "?"
@@ -111,9 +109,7 @@ def _missing(row: Mapping[str, Any], names: Sequence[str]) -> SchemaError:
     return SchemaError(f"input lacks feature(s) {', '.join(missing)}")
 
 
-def row_vector(
-    row: Mapping[str, Any], names: Sequence[str], dtype: type = np.float64
-) -> np.ndarray:
+def row_vector(row: Mapping[str, Any], names: Sequence[str], dtype: type = np.float64) -> np.ndarray:
     """One mapping as a 1 x n array in ``names`` order (no DataFrame on this path)."""
     try:
         values = [row[name] for name in names]

@@ -86,8 +86,7 @@ class LightGBMFormat:
         per_iteration = booster.num_model_per_iteration()
         if (task == "multiclass") != (per_iteration > 1):
             raise RegistryError(
-                f"LightGBM model {path} has {per_iteration} output(s) per row; "
-                f"it does not fit task {task}"
+                f"LightGBM model {path} has {per_iteration} output(s) per row; it does not fit task {task}"
             )
         return LightGBMPredictor(booster, task, classes=meta.get("classes"))
 
@@ -124,10 +123,14 @@ class LightGBMPredictor(Predictor):
 
     def predict_one(self, row: Mapping[str, Any]) -> float | list[float]:
         if self._codes:
-            row = {**row, **{
-                name: codes.get(row[name], np.nan) if row.get(name) is not None else np.nan
-                for name, codes in self._codes.items() if name in row
-            }}
+            row = {
+                **row,
+                **{
+                    name: codes.get(row[name], np.nan) if row.get(name) is not None else np.nan
+                    for name, codes in self._codes.items()
+                    if name in row
+                },
+            }
         raw = self.booster.predict(row_vector(row, self._names()), num_threads=PREDICT_ONE_THREADS)
         if self.task == "multiclass":
             return [float(v) for v in raw[0]]

@@ -41,9 +41,7 @@ _DTYPES: dict[str, Any] = {
 
 
 def _missing_extra(err: ImportError) -> RegistryError:
-    return RegistryError(
-        f"ONNX models need onnx and onnxruntime: pip install 'fourloops[onnx]' ({err})"
-    )
+    return RegistryError(f"ONNX models need onnx and onnxruntime: pip install 'fourloops[onnx]' ({err})")
 
 
 class ONNXFormat:

@@ -43,9 +43,7 @@ def trusted_types(path: Path) -> list[str]:
     except Exception as err:  # skops raises assorted errors on a bad archive
         raise RegistryError(f"cannot read skops model {path}: {err}") from err
     refused = [
-        name
-        for name in needed
-        if name.split(".", 1)[0] not in TRUSTED_MODULES and name not in TRUSTED_EXTRA
+        name for name in needed if name.split(".", 1)[0] not in TRUSTED_MODULES and name not in TRUSTED_EXTRA
     ]
     if refused:
         raise RegistryError(

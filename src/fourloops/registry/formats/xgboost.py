@@ -88,9 +88,7 @@ class XGBoostPredictor(Predictor):
 
     format = "xgboost"
 
-    def __init__(
-        self, booster: Any, task: Task, names: list[str] | None, classes: list[Any] | None
-    ) -> None:
+    def __init__(self, booster: Any, task: Task, names: list[str] | None, classes: list[Any] | None) -> None:
         super().__init__(task, names)
         self.booster = booster
         self.classes = classes

@@ -41,6 +41,4 @@ def open_online_store(url: str, *, namespace: str = "default") -> OnlineStore:
         return SQLiteOnlineStore(url, namespace=namespace)
     if scheme in ("redis", "rediss", "unix"):
         return RedisOnlineStore(url, namespace=namespace)
-    raise ConfigError(
-        f"unsupported online store URL {url!r}: use sqlite:///path.db or redis://host:port/db"
-    )
+    raise ConfigError(f"unsupported online store URL {url!r}: use sqlite:///path.db or redis://host:port/db")

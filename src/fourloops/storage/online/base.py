@@ -306,10 +306,7 @@ def _chunks(frame: pl.DataFrame, keys: list[str], features: list[str]) -> Iterat
         codes = encoded["key"].to_list()
         if encoded["key"].null_count():
             rows = part.select(keys).iter_rows()
-            codes = [
-                encode_key(row) if code is None else code
-                for code, row in zip(codes, rows, strict=True)
-            ]
+            codes = [encode_key(row) if code is None else code for code, row in zip(codes, rows, strict=True)]
         yield EncodedRows(
             keys=codes,
             event_us=part[_EVENT].to_list(),
