@@ -187,7 +187,15 @@ def train_model(
         t0 = time.perf_counter()
         candidate = predictor.predict(X_test)
         champ = _champion(registry, artifacts, model)
-        champion_scores = None if champ is None else champ[0].predict(X_test)
+        champion_scores = None
+        champion_note = None
+        if champ is not None:
+            try:
+                champion_scores = champ[0].predict(X_test)
+            except FourloopsError as err:
+                # The champion was trained on other inputs; it cannot be scored on these rows.
+                champion_note = f"champion v{champ[1]} cannot score these rows: {err}"
+                champ = None
         evaluation, ctx = evaluate_candidate(
             model,
             y_train=y_train,
@@ -216,6 +224,7 @@ def train_model(
             "latency_p99_ms": ctx.latency_p99_ms,
             "artifact_bytes": ref.size,
             "leakage_scores": ctx.leakage[:10],
+            "champion_note": champion_note,
         }
         passed = all(v["passed"] for v in verdicts)
         lineage["artifact_sha256"] = ref.sha256
