@@ -143,3 +143,28 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield f"{base}?options=-csearch_path%3D{schema}"
     with psycopg.connect(libpq, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+EVENT_BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.services)]
+
+
+@pytest.fixture(params=EVENT_BACKENDS)
+def event_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty event store on every backend the machine offers.
+
+    Local stores live in the test's temporary folder; PostgreSQL stores each get
+    their own schema in the run's database.
+    """
+    if request.param == "local":
+        yield f"local://{tmp_path / 'events'}"
+        return
+    import psycopg
+
+    base = request.getfixturevalue("postgres_url")
+    schema = f"ev_{uuid.uuid4().hex[:12]}"
+    libpq = urlunsplit(urlsplit(base)._replace(scheme="postgresql"))
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{base}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -563,6 +563,100 @@ def import_mlflow(
     )
 
 
+@app.command()
+@handle_errors
+def serve(
+    project: ProjectOpt = Path("."),
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default: server.host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8080).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes.")] = None,
+) -> None:
+    """Run the prediction server (every model with a champion; Ctrl-C drains and stops)."""
+    from fourloops.server import serve as run_server
+
+    run_server(_project(project), host=host, port=port, workers=workers)
+
+
+@app.command()
+@handle_errors
+def events(
+    project: ProjectOpt = Path("."),
+    model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only events at or after (ISO-8601).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write Parquet here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the prediction event log, with any labels joined."""
+    from fourloops.server import open_events
+
+    proj = _project(project)
+    store = open_events(proj)
+    try:
+        table = store.scan(model=model, since=_parse_time(since, "--since"))
+        if out_file is not None:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, out_file)
+            out.print(f"wrote {table.num_rows:,} events to {out_file}")
+        elif as_json:
+            _print_json(table.to_pylist())
+        else:
+            out.print(
+                f"{table.num_rows:,} events"
+                + (f" of model {model}" if model else "")
+                + "; use --out FILE.parquet or --json to export them"
+            )
+    finally:
+        store.close()
+
+
+@app.command()
+@handle_errors
+def labels(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet with request_id and label columns.")],
+    project: ProjectOpt = Path("."),
+    column: Annotated[str, typer.Option("--column", help="Column holding the label.")] = "label",
+    as_json: JsonOpt = False,
+) -> None:
+    """Record delayed ground truth by request id (idempotent; duplicates and unknown ids counted)."""
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from fourloops.server import open_events
+    from fourloops.storage.events import Label
+
+    if not file.exists():
+        raise SchemaError(f"{file}: not found")
+    try:
+        frame = pl.read_parquet(file) if file.suffix in (".parquet", ".pq") else pl.read_csv(file)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise SchemaError(f"{file}: cannot read: {exc}") from None
+    for needed in ("request_id", column):
+        if needed not in frame.columns:
+            raise SchemaError(f"{file}: no column {needed!r} (columns: {', '.join(frame.columns)})")
+    now = datetime.now(UTC)
+    items = [
+        Label(request_id=str(r["request_id"]), value=r[column], at=now)
+        for r in frame.select("request_id", column).to_dicts()
+    ]
+    store = open_events(_project(project))
+    try:
+        stats = store.add_labels(items)
+    finally:
+        store.close()
+    result = {"inserted": stats.inserted, "duplicates": stats.duplicates, "unknown": stats.unknown}
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(
+            f"{stats.inserted:,} labels recorded, {stats.duplicates:,} duplicates ignored, "
+            f"{stats.unknown:,} for unknown request ids (kept until their prediction arrives)"
+        )
+
+
 class _progress:
     """A Rich status line for long work: ``with _progress() as step: step("doing x")``."""
 

@@ -17,12 +17,25 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     online = "sqlite:///.fourloops/online.db"       # or redis://host:6379/0
     quarantine = ".fourloops/quarantine"            # rows that broke a contract
     artifacts = ".fourloops/artifacts"
+    events = ".fourloops/events"                    # prediction events; or postgresql+psycopg://...
 
     [engine]
     name = "duckdb"
     memory_limit = ""        # e.g. "8GB"; empty = DuckDB's default (80% of RAM)
     threads = 0              # 0 = all cores
     temp_directory = ".fourloops/tmp"   # where DuckDB spills when out of memory
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    workers = 1
+    refresh_interval = "5s"  # how soon a promotion or rollback reaches every server
+    admin_token = ""         # bearer token for /v1/admin/...; empty = admin routes refuse all
+    max_body_bytes = 1048576
+    max_instances = 1000
+    model_rate = 0           # requests/s per model (0 = unlimited)
+    client_rate = 0          # requests/s per client key (X-Client-Key header)
+    rate_limit_store = ""    # "" = per process; redis://host:6379/0 = shared by all servers
 """
 
 from __future__ import annotations
@@ -50,6 +63,7 @@ class StorageConfig:
     online: str = "sqlite:///.fourloops/online.db"
     quarantine: str = ".fourloops/quarantine"
     artifacts: str = ".fourloops/artifacts"
+    events: str = ".fourloops/events"
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,20 @@ class EngineConfig:
     memory_limit: str = ""
     threads: int = 0
     temp_directory: str = ".fourloops/tmp"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    refresh_interval: str = "5s"
+    admin_token: str = ""
+    max_body_bytes: int = 1_048_576
+    max_instances: int = 1000
+    model_rate: int = 0  # requests per second per model; 0 = unlimited
+    client_rate: int = 0  # requests per second per client key; 0 = unlimited
+    rate_limit_store: str = ""  # "" = in-process; redis://... = shared by every server
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,7 @@ class Config:
     project: ProjectConfig = field(default_factory=ProjectConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured path against the project folder."""
@@ -94,6 +123,7 @@ _SECTIONS: dict[str, type] = {
     "project": ProjectConfig,
     "storage": StorageConfig,
     "engine": EngineConfig,
+    "server": ServerConfig,
 }
 
 

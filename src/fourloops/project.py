@@ -432,7 +432,7 @@ class Project:
 
     def load_model(self, name: str, version: int | str = "champion") -> Any:
         """The predictor of a version or alias, loaded after its artifact's hash is verified."""
-        from fourloops.adaptation.training import load_version
+        from fourloops.registry.loading import load_version
 
         v = self.registry.get_version(name, version)
         task = self.models[name].task.value if name in self.models else self.registry_task(name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,71 +15,7 @@ from typer.testing import CliRunner
 from fourloops.cli import app
 from fourloops.errors import ArtifactIntegrityError, PromotionBlocked, RegistryError
 from fourloops.project import Project
-
-T0 = datetime(2013, 1, 1, tzinfo=UTC)
-
-DEFINITIONS = """
-import lightgbm
-import polars as pl
-import fourloops as fl
-
-station = fl.Entity("station", join_keys=["station"])
-weather = fl.FeatureView(
-    "weather", entity=station,
-    source=fl.FileSource("data/weather.parquet", timestamp="at"),
-    ttl="2h",
-    contract=fl.Contract({"rain": fl.Float(min=0)}),
-)
-late = fl.Model(
-    "late", task="binary",
-    entities=fl.FileSource("data/trips.parquet", timestamp="at"),
-    request=fl.Contract({"station": fl.Category(["a", "b", "c"]), "load": fl.Float(min=0, max=1)}),
-    features=["weather:rain"],
-    label=fl.Label("late", expr=pl.col("minutes_late") > 10, available="arrived"),
-    trainer=lightgbm.LGBMClassifier(n_estimators=30, num_leaves=7, min_child_samples=20,
-                                    deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1),
-    segments=["station"],
-    split=fl.TimeSplit(validation=0.2, test=0.2),
-    gates=[fl.gates.BeatsBaseline(min_lift=0.05), fl.gates.NoRegression(max_drop=0.02),
-           fl.gates.MaxCalibrationError(0.2), fl.gates.MaxArtifactSize("5MB"), fl.gates.NoLeakage(),
-           fl.gates.MaxSegmentDrop(max_drop=0.1, min_size=100)],
-)
-"""
-
-
-def write_project(root: Path, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    (root / "data").mkdir(parents=True)
-    (root / "fourloops.toml").write_text('[project]\nname = "trips"\n')
-    (root / "definitions.py").write_text(DEFINITIONS)
-    hours = 24 * 40
-    stations = ["a", "b", "c"]
-    weather = pl.DataFrame(
-        {
-            "station": [s for _ in range(hours) for s in stations],
-            "at": [T0 + timedelta(hours=h) for h in range(hours) for _ in stations],
-            "rain": rng.gamma(0.5, 2.0, hours * 3),
-        },
-        schema_overrides={"at": pl.Datetime("us", "UTC")},
-    )
-    weather.write_parquet(root / "data/weather.parquet")
-    n = 4000
-    at = [T0 + timedelta(minutes=int(m)) for m in np.sort(rng.integers(60, hours * 60, n))]
-    station = rng.choice(stations, n)
-    load = rng.uniform(0, 1, n)
-    trips = pl.DataFrame(
-        {"at": at, "station": station, "load": load},
-        schema_overrides={"at": pl.Datetime("us", "UTC")},
-    )
-    joined = trips.join_asof(weather.sort("at"), on="at", by="station", strategy="backward")
-    logit = -2 + 0.8 * joined["rain"].to_numpy() + 2 * load + (station == "c") * 0.7
-    late = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
-    minutes = np.where(late, 30.0, 0.0)
-    minutes[rng.uniform(size=n) < 0.03] = np.nan  # cancelled: never labelled
-    trips.with_columns(
-        pl.Series("minutes_late", minutes).fill_nan(None),
-        (pl.col("at") + pl.duration(hours=1)).alias("arrived"),
-    ).write_parquet(root / "data/trips.parquet")
+from trips import write_project
 
 
 @pytest.fixture

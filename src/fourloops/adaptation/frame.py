@@ -27,14 +27,13 @@ from fourloops.definitions import (
     FeatureView,
     Field,
     Model,
-    String,
 )
-from fourloops.definitions.fields import Float, Int, Timestamp, UnknownPolicy
+from fourloops.definitions.fields import Float, Int, UnknownPolicy
 from fourloops.errors import SchemaError
-from fourloops.ingestion.features import resolve_features
+from fourloops.ingestion.features import model_inputs as feature_fields
 from fourloops.ingestion.sources import list_files, read_file
 
-__all__ = ["ModelFrame", "feature_fields", "to_matrix"]
+__all__ = ["ModelFrame", "build_model_frame", "feature_fields", "to_matrix"]
 
 
 @dataclass
@@ -48,25 +47,6 @@ class ModelFrame:
     cutoff: datetime
     counts: dict[str, int] = field(default_factory=dict)
     join_stats: dict[str, Any] = field(default_factory=dict)
-
-
-def feature_fields(model: Model, views: dict[str, FeatureView]) -> dict[str, Field]:
-    """The model's inputs in order: request fields (except free text), then view features."""
-    out: dict[str, Field] = {}
-    if model.request is not None:
-        for name, f in model.request.fields.items():
-            if not isinstance(f, String | Timestamp):
-                out[name] = f
-    grouped = resolve_features(model.features, views) if model.features else {}
-    for view_name, names in grouped.items():
-        for name in names:
-            if name in out:
-                raise SchemaError(
-                    f"model {model.name!r}: feature {name!r} comes from both the request "
-                    f"and view {view_name!r}"
-                )
-            out[name] = views[view_name].features[name]
-    return out
 
 
 def _read_entities(model: Model, root: Path) -> pl.DataFrame:

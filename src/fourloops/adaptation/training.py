@@ -32,6 +32,7 @@ from fourloops.errors import FourloopsError, NotFoundError, RegistryError
 from fourloops.evaluation import evaluate
 from fourloops.ingestion.leakage import leakage_scores
 from fourloops.registry.formats import load_model, save_model
+from fourloops.registry.loading import load_version
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.artifacts import ArtifactStore
 
@@ -98,16 +99,6 @@ def _champion(registry: ModelRegistry, artifacts: ArtifactStore, model: Model) -
     except NotFoundError:
         return None
     return load_version(artifacts, version, task=model.task.value), version.version
-
-
-def load_version(artifacts: ArtifactStore, version: Any, *, task: str) -> Any:
-    """The predictor of a registered version; its artifact's hash is checked before loading."""
-    from fourloops.storage.artifacts import ArtifactRef
-
-    if version.artifact is None or version.format is None:
-        raise RegistryError(f"model {version.model!r} v{version.version} has no artifact ({version.status})")
-    path = artifacts.open(ArtifactRef.from_dict(version.artifact))
-    return load_model(path, version.format, task=task, meta=version.artifact.get("meta", {}))
 
 
 def train_model(

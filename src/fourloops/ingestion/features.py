@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from fourloops.definitions import FeatureView
+from fourloops.definitions import FeatureView, Field, Model, String, Timestamp
 from fourloops.errors import NotFoundError, SchemaError
 
-__all__ = ["resolve_features"]
+__all__ = ["model_inputs", "resolve_features"]
 
 
 def resolve_features(refs: Iterable[str] | str, views: Mapping[str, FeatureView]) -> dict[str, list[str]]:
@@ -41,3 +41,22 @@ def resolve_features(refs: Iterable[str] | str, views: Mapping[str, FeatureView]
     if not grouped:
         raise SchemaError("no features requested")
     return grouped
+
+
+def model_inputs(model: Model, views: dict[str, FeatureView]) -> dict[str, Field]:
+    """The model's inputs in order: request fields (except free text), then view features."""
+    out: dict[str, Field] = {}
+    if model.request is not None:
+        for name, f in model.request.fields.items():
+            if not isinstance(f, String | Timestamp):
+                out[name] = f
+    grouped = resolve_features(model.features, views) if model.features else {}
+    for view_name, names in grouped.items():
+        for name in names:
+            if name in out:
+                raise SchemaError(
+                    f"model {model.name!r}: feature {name!r} comes from both the request "
+                    f"and view {view_name!r}"
+                )
+            out[name] = views[view_name].features[name]
+    return out

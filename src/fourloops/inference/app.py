@@ -1,0 +1,504 @@
+"""The prediction server: a Starlette ASGI app over :class:`ModelService` objects.
+
+Routes (see ``../shared/DESIGN.md``): ``POST /v1/models/{model}/predict``,
+``POST /v2/models/{model}/infer`` (Open Inference Protocol), ``POST /v1/labels``,
+``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``POST /v1/admin/...``.
+
+Bad input never gets a 5xx: a body that is not JSON, too large, of the wrong
+shape, or breaking the model's contract gets a 4xx whose JSON body names the
+field and the rule. A 503 means the server could not log the prediction (it
+is then not acknowledged) or has no model loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fourloops.errors import ContractViolation, FourloopsError, NotFoundError, RegistryError, StoreError
+from fourloops.inference.service import CANARY_SHARE_TAG, ModelService
+from fourloops.registry.models import ModelRegistry
+from fourloops.storage.events import EventStore, Label
+
+__all__ = ["ServerSettings", "create_app"]
+
+log = logging.getLogger("fourloops.server")
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    refresh_interval: float = 5.0
+    admin_token: str = ""
+    max_body_bytes: int = 1_048_576
+    max_instances: int = 1000
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("fourloops_requests", "Prediction requests", ["model", "status"], registry=r)
+        self.predictions = Counter(
+            "fourloops_predictions", "Answered predictions", ["model", "version", "route"], registry=r
+        )
+        self.latency = Histogram(
+            "fourloops_request_seconds", "Request latency", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.fallbacks = Counter("fourloops_fallbacks", "Fallback answers", ["model", "kind"], registry=r)
+        self.rejections = Counter(
+            "fourloops_rejections", "Rejected inputs by rule", ["model", "rule"], registry=r
+        )
+        self.rate_limited = Counter("fourloops_rate_limited", "429 answers", ["model", "limit"], registry=r)
+        self.event_failures = Counter(
+            "fourloops_event_log_failures", "Predictions not acknowledged", ["model"], registry=r
+        )
+        self.batch = Histogram(
+            "fourloops_batch_size",
+            "Instances per request",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 64, 256),
+            registry=r,
+        )
+
+
+def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _HTTPError(413, "payload_too_large", f"body of {declared} bytes exceeds {limit}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _HTTPError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise _HTTPError(400, "invalid_json", f"body is not valid JSON: {err}") from None
+
+
+def _reject_constant(name: str) -> float:
+    # Python's json accepts NaN/Infinity; JSON does not. Keep them as NaN so the contract
+    # judges them (rule "nan"/"infinite") instead of failing the parse.
+    return float(name.replace("Infinity", "inf"))
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.response = _error(status, kind, message, **extra)
+
+
+def create_app(
+    services: Mapping[str, ModelService],
+    *,
+    events: EventStore,
+    registry: ModelRegistry,
+    settings: ServerSettings | None = None,
+    limiter: Callable[[str, str], Any] | None = None,
+) -> Starlette:
+    """The ASGI app serving ``services`` (model name -> service).
+
+    ``limiter(model, client_key)`` returns a rate-limit decision (``allowed``,
+    ``retry_after``, ``limit``) or None to allow everything.
+    """
+    settings = settings or ServerSettings()
+    metrics = _Metrics()
+
+    def service_for(request: Request) -> ModelService:
+        name = request.path_params["model"]
+        service = services.get(name)
+        if service is None:
+            raise _HTTPError(
+                404, "not_found", f"no model {name!r} is served here (served: {sorted(services)})"
+            )
+        return service
+
+    def check_rate(request: Request, model: str) -> None:
+        if limiter is None:
+            return
+        client = request.headers.get("x-client-key", "anonymous")
+        decision = limiter(model, client)
+        if decision is not None and not decision.allowed:
+            metrics.rate_limited.labels(model, decision.limit or "model").inc()
+            retry = decision.retry_after
+            headers = {} if math.isinf(retry) else {"Retry-After": str(max(1, math.ceil(retry)))}
+            response = _error(429, "rate_limited", f"rate limit of {decision.limit or 'model'} exceeded")
+            response.headers.update(headers)
+            raise _Respond(response)
+
+    def run(service: ModelService, instances: list[Any], request_id: str | None, unit_ids: list[Any]) -> Any:
+        try:
+            return service.predict(instances, request_id=request_id, unit_ids=unit_ids)
+        except ContractViolation as err:
+            for rule in set(err.violations.values()):
+                metrics.rejections.labels(service.name, rule).inc()
+            raise _HTTPError(
+                422,
+                "contract_violation",
+                str(err),
+                violations=[{"field": f, "rule": r} for f, r in err.violations.items()],
+            ) from None
+        except NotFoundError as err:
+            raise _HTTPError(503, "not_ready", str(err)) from None
+        except StoreError as err:
+            metrics.event_failures.labels(service.name).inc()
+            raise _HTTPError(503, "unavailable", str(err)) from None
+
+    def record(service: ModelService, answers: list[Any], started: float) -> None:
+        metrics.latency.labels(service.name).observe(time.perf_counter() - started)
+        metrics.batch.labels(service.name).observe(len(answers))
+        for a in answers:
+            metrics.predictions.labels(service.name, str(a.version), a.route).inc()
+            if a.fallback:
+                metrics.fallbacks.labels(service.name, a.fallback).inc()
+
+    async def predict(request: Request) -> Response:
+        started = time.perf_counter()
+        service = service_for(request)
+        check_rate(request, service.name)
+        body = await _json_body(request, settings.max_body_bytes)
+        if not isinstance(body, dict):
+            raise _HTTPError(
+                400, "invalid_request", "body must be a JSON object with 'inputs' or 'instances'"
+            )
+        request_id = body.get("request_id")
+        if request_id is not None and (
+            not isinstance(request_id, str) or not request_id or len(request_id) > 200
+        ):
+            raise _HTTPError(
+                400, "invalid_request", "request_id must be a non-empty string (max 200)", field="request_id"
+            )
+        unit_id = body.get("unit_id")
+        if unit_id is not None and not isinstance(unit_id, str | int):
+            raise _HTTPError(400, "invalid_request", "unit_id must be a string", field="unit_id")
+        if "inputs" in body and "instances" in body:
+            raise _HTTPError(400, "invalid_request", "give 'inputs' or 'instances', not both")
+        if "inputs" in body:
+            if not isinstance(body["inputs"], dict):
+                raise _HTTPError(400, "invalid_request", "'inputs' must be an object", field="inputs")
+            instances, single = [body["inputs"]], True
+        elif "instances" in body:
+            instances, single = body["instances"], False
+            if not isinstance(instances, list) or not instances:
+                raise _HTTPError(
+                    400, "invalid_request", "'instances' must be a non-empty list", field="instances"
+                )
+            if len(instances) > settings.max_instances:
+                raise _HTTPError(
+                    413,
+                    "too_many_instances",
+                    f"{len(instances)} instances exceed the limit of {settings.max_instances}",
+                )
+        else:
+            raise _HTTPError(400, "invalid_request", "body must have 'inputs' or 'instances'")
+        units = [unit_id] * len(instances)
+        answers, shadow = await asyncio.to_thread(run, service, instances, request_id, units)
+        record(service, answers, started)
+        metrics.requests.labels(service.name, "ok").inc()
+        task = BackgroundTask(service.score_shadow, shadow) if shadow else None
+        if single:
+            return JSONResponse(answers[0].to_dict(), background=task)
+        return JSONResponse(
+            {"model": service.name, "predictions": [a.to_dict() for a in answers]}, background=task
+        )
+
+    async def infer_v2(request: Request) -> Response:
+        """Open Inference Protocol: named, columnar inputs -> one output tensor."""
+        started = time.perf_counter()
+        service = service_for(request)
+        check_rate(request, service.name)
+        body = await _json_body(request, settings.max_body_bytes)
+        tensors = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(tensors, list) or not tensors:
+            raise _HTTPError(400, "invalid_request", "'inputs' must be a non-empty list of named tensors")
+        columns: dict[str, list[Any]] = {}
+        for t in tensors:
+            if (
+                not isinstance(t, dict)
+                or not isinstance(t.get("name"), str)
+                or not isinstance(t.get("data"), list)
+            ):
+                raise _HTTPError(400, "invalid_request", "each input needs 'name' and a flat 'data' list")
+            columns[t["name"]] = t["data"]
+        sizes = {len(v) for v in columns.values()}
+        if len(sizes) != 1:
+            raise _HTTPError(400, "invalid_request", "every input must have the same number of rows")
+        n = sizes.pop()
+        if n == 0 or n > settings.max_instances:
+            raise _HTTPError(400, "invalid_request", f"rows must be between 1 and {settings.max_instances}")
+        instances = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        request_id = body.get("id") if isinstance(body.get("id"), str) else None
+        answers, shadow = await asyncio.to_thread(run, service, instances, request_id, [None] * n)
+        record(service, answers, started)
+        metrics.requests.labels(service.name, "ok").inc()
+        data = [a.prediction for a in answers]
+        shape = [n, len(data[0])] if data and isinstance(data[0], list) else [n]
+        flat = [x for row in data for x in row] if len(shape) == 2 else data
+        return JSONResponse(
+            {
+                "model_name": service.name,
+                "model_version": ",".join(sorted({str(a.version) for a in answers})),
+                "id": answers[0].request_id
+                if n == 1
+                else (request_id or answers[0].request_id.rsplit("-", 1)[0]),
+                "outputs": [{"name": "prediction", "shape": shape, "datatype": "FP64", "data": flat}],
+                "parameters": {
+                    "fallback": any(a.fallback for a in answers),
+                    "request_ids": [a.request_id for a in answers],
+                },
+            },
+            background=BackgroundTask(service.score_shadow, shadow) if shadow else None,
+        )
+
+    async def labels(request: Request) -> Response:
+        body = await _json_body(request, settings.max_body_bytes)
+        items = body.get("labels") if isinstance(body, dict) and "labels" in body else [body]
+        if not isinstance(items, list) or not items:
+            raise _HTTPError(400, "invalid_request", "give {'labels': [{'request_id', 'value'}, ...]}")
+        parsed = []
+        for i, item in enumerate(items):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("request_id"), str)
+                or "value" not in item
+            ):
+                raise _HTTPError(
+                    400,
+                    "invalid_request",
+                    f"labels[{i}] needs 'request_id' (string) and 'value'",
+                    field=f"labels[{i}]",
+                )
+            try:
+                parsed.append(Label(request_id=item["request_id"], value=item["value"], at=_now(services)))
+            except (ValueError, TypeError, FourloopsError) as err:
+                raise _HTTPError(
+                    400, "invalid_request", f"labels[{i}]: {err}", field=f"labels[{i}]"
+                ) from None
+        try:
+            stats = await asyncio.to_thread(events.add_labels, parsed)
+        except StoreError as err:
+            raise _HTTPError(503, "unavailable", str(err)) from None
+        return JSONResponse(
+            {"inserted": stats.inserted, "duplicates": stats.duplicates, "unknown": stats.unknown}
+        )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problems = {}
+        for name, service in services.items():
+            if service.state is None:
+                problems[name] = "no champion loaded"
+        try:
+            await asyncio.to_thread(events.count)
+        except Exception as err:  # any failure of the store means "not ready", never a crash
+            problems["event_store"] = str(err)
+        if problems:
+            return JSONResponse({"status": "not_ready", "problems": problems}, status_code=503)
+        versions = {n: s.state.table.to_dict() for n, s in services.items() if s.state is not None}
+        return JSONResponse({"status": "ready", "models": versions})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_spec(services))
+
+    async def docs(request: Request) -> Response:
+        rows = "".join(
+            f"<li><code>POST /v1/models/{escape(n)}/predict</code>: {escape(s.model.description or n)}</li>"
+            for n, s in services.items()
+        )
+        page = (
+            "<!doctype html><meta charset=utf-8><title>fourloops server</title>"
+            "<h1>fourloops prediction server</h1><p>The machine-readable description is "
+            f"<a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p><ul>{rows}</ul>"
+        )
+        return Response(page, media_type="text/html")
+
+    async def metrics_route(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def admin(request: Request) -> ModelService:
+        token = settings.admin_token
+        given = request.headers.get("authorization", "")
+        if not token or given != f"Bearer {token}":
+            raise _HTTPError(401, "unauthorized", "admin routes need 'Authorization: Bearer <admin_token>'")
+        return service_for(request)
+
+    async def admin_promote(request: Request) -> Response:
+        service = admin(request)
+        body = await _json_body(request, settings.max_body_bytes)
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise _HTTPError(400, "invalid_request", "'version' must be an integer", field="version")
+        alias = body.get("alias", "champion")
+        try:
+            change = await asyncio.to_thread(
+                registry.promote,
+                service.name,
+                version,
+                alias=alias,
+                actor="admin-api",
+                reason=str(body.get("reason") or "promoted through the admin API"),
+                force=bool(body.get("force", False)),
+            )
+        except (RegistryError, NotFoundError) as err:
+            raise _HTTPError(409, "refused", str(err)) from None
+        await asyncio.to_thread(service.refresh)
+        return JSONResponse(change.to_dict())
+
+    async def admin_rollback(request: Request) -> Response:
+        service = admin(request)
+        try:
+            change = await asyncio.to_thread(
+                registry.rollback, service.name, actor="admin-api", reason="rolled back through the admin API"
+            )
+        except (RegistryError, NotFoundError) as err:
+            raise _HTTPError(409, "refused", str(err)) from None
+        await asyncio.to_thread(service.refresh)
+        return JSONResponse(change.to_dict())
+
+    async def admin_canary(request: Request) -> Response:
+        service = admin(request)
+        body = await _json_body(request, settings.max_body_bytes)
+        share = body.get("share") if isinstance(body, dict) else None
+        if not isinstance(share, int | float) or isinstance(share, bool) or not 0 <= share <= 1:
+            raise _HTTPError(400, "invalid_request", "'share' must be a number in [0, 1]", field="share")
+        await asyncio.to_thread(registry.set_tags, service.name, None, {CANARY_SHARE_TAG: float(share)})
+        await asyncio.to_thread(service.refresh)
+        return JSONResponse({"model": service.name, "canary_share": float(share)})
+
+    async def admin_pause(request: Request) -> Response:
+        service = admin(request)
+        await asyncio.to_thread(registry.set_tags, service.name, None, {CANARY_SHARE_TAG: 0.0})
+        await asyncio.to_thread(service.refresh)
+        return JSONResponse({"model": service.name, "canary_share": 0.0, "paused": True})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def refresher() -> None:
+            while True:
+                await asyncio.sleep(settings.refresh_interval)
+                for service in services.values():
+                    try:
+                        if await asyncio.to_thread(service.refresh):
+                            log.info(
+                                "model %s: routing now %s",
+                                service.name,
+                                service.state and service.state.table,
+                            )
+                    except Exception as err:  # keep serving the state we have
+                        log.warning("model %s: refresh failed: %s", service.name, err)
+
+        task = asyncio.create_task(refresher())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _HTTPError as err:
+                name = request.path_params.get("model", "-")
+                if name in services:
+                    metrics.requests.labels(name, str(err.response.status_code)).inc()
+                return err.response
+            except _Respond as r:
+                return r.response
+
+        return wrapped
+
+    routes = [
+        Route("/v1/models/{model}/predict", guarded(predict), methods=["POST"]),
+        Route("/v2/models/{model}/infer", guarded(infer_v2), methods=["POST"]),
+        Route("/v1/labels", guarded(labels), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/v1/admin/models/{model}/promote", guarded(admin_promote), methods=["POST"]),
+        Route("/v1/admin/models/{model}/rollback", guarded(admin_rollback), methods=["POST"]),
+        Route("/v1/admin/models/{model}/canary", guarded(admin_canary), methods=["POST"]),
+        Route("/v1/admin/models/{model}/pause", guarded(admin_pause), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.services = services
+    return app
+
+
+def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
+    """OpenAPI 3.1 for the served models; request schemas come from the models' contracts."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for name, service in services.items():
+        schemas[f"{name}.inputs"] = service.validator.json_schema()
+        ref = {"$ref": f"#/components/schemas/{name}.inputs"}
+        body = {
+            "type": "object",
+            "properties": {
+                "inputs": ref,
+                "instances": {"type": "array", "items": ref},
+                "request_id": {"type": "string"},
+                "unit_id": {"type": "string"},
+            },
+        }
+        paths[f"/v1/models/{name}/predict"] = {
+            "post": {
+                "summary": f"Predict with model {name} ({service.model.task.value})",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {
+                    "200": {"description": "request_id, model, version, route, prediction, fallback"},
+                    "400": {"description": "malformed body"},
+                    "413": {"description": "payload too large"},
+                    "422": {"description": "contract violation: the field and the rule"},
+                    "429": {"description": "rate limited (Retry-After)"},
+                    "503": {"description": "not ready, or the prediction could not be logged"},
+                },
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fourloops prediction server", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+class _Respond(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__("respond")
+        self.response = response
+
+
+def _now(services: Mapping[str, ModelService]) -> Any:
+    for s in services.values():
+        return s.clock()
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

@@ -1,0 +1,352 @@
+"""The request path of one model: validate, look up features, route, predict, log.
+
+:class:`ModelService` holds everything one model needs to answer: the request
+validator compiled from the model's contracts, the routing table and loaded
+predictors (swapped atomically when the registry changes), the fallback, the
+circuit breaker, and the event store. :meth:`ModelService.predict` answers a
+list of instances; every answered prediction is appended to the event store
+*before* the caller gets it back, so an acknowledged prediction is never lost.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fourloops.contracts import compile_contract
+from fourloops.definitions import Contract, FeatureView, Model
+from fourloops.errors import ContractViolation, FourloopsError, NotFoundError, StoreError
+from fourloops.inference.circuit import CircuitBreaker
+from fourloops.inference.routing import Route, RoutingTable
+from fourloops.ingestion.features import model_inputs, resolve_features
+from fourloops.ingestion.online import read_online_features
+from fourloops.registry.aliases import replay
+from fourloops.registry.loading import load_version
+from fourloops.registry.models import ModelRegistry
+from fourloops.storage.artifacts import ArtifactStore
+from fourloops.storage.events import EventStore, PredictionEvent
+from fourloops.storage.online import OnlineStore
+
+__all__ = ["ModelService", "Prediction", "ServingState"]
+
+#: Model-tag names that configure routing (set by the admin routes).
+CANARY_SHARE_TAG = "canary_share"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answered instance."""
+
+    request_id: str
+    model: str
+    version: int
+    route: str
+    prediction: Any
+    fallback: str | None = None
+    propensity: float | None = None
+    feature_status: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "model": self.model,
+            "version": self.version,
+            "route": self.route,
+            "prediction": self.prediction,
+            "fallback": self.fallback,
+        }
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """What the registry says right now, with the predictors loaded for it (immutable: swapped whole)."""
+
+    table: RoutingTable
+    predictors: dict[int, Any]
+    previous: int | None  # the version a rollback would restore (the "previous version" fallback)
+    loaded_at: float
+
+
+def _sanitize(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class ModelService:
+    """Serve one model: ``predict(instances)`` -> predictions, each logged before it is returned."""
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        views: Mapping[str, FeatureView],
+        registry: ModelRegistry,
+        artifacts: ArtifactStore,
+        online: OnlineStore,
+        events: EventStore,
+        clock: Callable[[], datetime],
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.model = model
+        self.name = model.name
+        self.views = dict(views)
+        self.registry = registry
+        self.artifacts = artifacts
+        self.online = online
+        self.events = events
+        self.clock = clock
+        self.breaker = breaker or CircuitBreaker()
+        self.inputs = model_inputs(model, self.views)
+        self.grouped = resolve_features(model.features, self.views) if model.features else {}
+        self.view_fields = {f for names in self.grouped.values() for f in names}
+        # Requests may carry the request fields and, optionally, feature values themselves.
+        fields = dict(model.request.fields) if model.request is not None else {}
+        for name in self.view_fields:
+            fields.setdefault(name, _optional(self.inputs[name]))
+        for view_name in self.grouped:
+            for key in self.views[view_name].entity.join_keys:
+                if key not in fields:
+                    raise FourloopsError(
+                        f"model {self.name!r}: join key {key!r} of view {view_name!r} is not a request field"
+                    )
+        tokens = list(model.request.null_tokens) if model.request is not None else []
+        self.contract = Contract(fields, null_tokens=tokens, extra="forbid")
+        self.validator = compile_contract(self.contract)
+        self._lock = threading.Lock()
+        self.state: ServingState | None = None
+        self.counters: dict[str, int] = {}
+
+    # -- registry state -----------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Re-read aliases from the registry; load new versions before switching. True if changed."""
+        aliases = self.registry.aliases(self.name)
+        champion = aliases.get("champion")
+        if champion is None:
+            raise NotFoundError(f"model {self.name!r} has no champion; promote a version first")
+        canary, shadow = aliases.get("canary"), aliases.get("shadow")
+        summary = next((m for m in self.registry.models() if m.name == self.name), None)
+        share = float((summary.tags if summary else {}).get(CANARY_SHARE_TAG, 0.0)) if canary else 0.0
+        if canary == champion:
+            canary, share = None, 0.0
+        table = RoutingTable(
+            champion,
+            canary=canary,
+            canary_share=share if canary else 0.0,
+            shadow=shadow if shadow != champion else None,
+            model=self.name,
+        )
+        stack = replay(self.registry.alias_history(self.name, "champion"))
+        previous = stack[-2] if len(stack) >= 2 else None
+        current = self.state
+        if current is not None and current.table == table and current.previous == previous:
+            return False
+        wanted = {v for v in (champion, canary, shadow if shadow != champion else None, previous) if v}
+        predictors = {}
+        for version in wanted:
+            if current is not None and version in current.predictors:
+                predictors[version] = current.predictors[version]
+            else:
+                predictors[version] = load_version(
+                    self.artifacts, self.registry.get_version(self.name, version), task=self.model.task.value
+                )
+        # One reference assignment: requests see the old state or the new one, never half.
+        self.state = ServingState(table, predictors, previous, time.monotonic())
+        return True
+
+    # -- the request path ---------------------------------------------------------------------
+    def validate(self, instances: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Normalised values of every instance, or ContractViolation naming instance, field and rule."""
+        values = []
+        problems: dict[str, str] = {}
+        for i, instance in enumerate(instances):
+            if not isinstance(instance, Mapping):
+                problems[f"instances[{i}]"] = "type"
+                continue
+            result = self.validator.validate_row(instance)
+            if not result.ok:
+                prefix = f"instances[{i}]." if len(instances) > 1 else ""
+                for name, rule in result.violations.items():
+                    problems[prefix + name] = rule
+                continue
+            values.append(result.values)
+        if problems:
+            detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
+            raise ContractViolation(f"invalid input: {detail}", problems)
+        return values
+
+    def _features(self, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Fill view features from the online store where the request did not carry them."""
+        statuses: list[dict[str, str]] = [{} for _ in rows]
+        for view_name, names in self.grouped.items():
+            need = [i for i, r in enumerate(rows) if any(r.get(n) is None for n in names)]
+            if not need:
+                continue
+            found = read_online_features(
+                self.online, {view_name: names}, self.views, [rows[i] for i in need], now=self.clock()
+            )
+            for i, result in zip(need, found, strict=True):
+                statuses[i][view_name] = result.status[view_name]
+                for name in names:
+                    if rows[i].get(name) is None:
+                        value = result.values.get(name)
+                        default = self.inputs[name].default
+                        rows[i][name] = default if value is None and default is not None else value
+        return statuses
+
+    def _fallback(self, state: ServingState, row: dict[str, Any]) -> tuple[Any, str, int]:
+        fb = self.model.fallback
+        if fb is None:
+            raise StoreError(f"model {self.name!r}: the model failed and no fallback is configured")
+        if fb.constant is not None:
+            return fb.constant, "constant", 0
+        if fb.rule is not None:
+            return fb.rule(dict(row)), "rule", 0
+        if state.previous is not None and state.previous in state.predictors:
+            return (
+                _sanitize(state.predictors[state.previous].predict_one(row)),
+                "previous_version",
+                state.previous,
+            )
+        raise StoreError(f"model {self.name!r}: no previous version to fall back to")
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] = self.counters.get(name, 0) + n
+
+    def predict(
+        self,
+        instances: Sequence[Mapping[str, Any]],
+        *,
+        request_id: str | None = None,
+        unit_ids: Sequence[str | None] | None = None,
+    ) -> tuple[list[Prediction], list[tuple[int, dict[str, Any]]]]:
+        """Answer ``instances``; return the predictions and the shadow work to do off the path.
+
+        The events of all predictions are appended (durably) before this returns.
+        """
+        state = self.state
+        if state is None:
+            raise NotFoundError(f"model {self.name!r} is not loaded (no champion yet)")
+        rows = self.validate(instances)
+        statuses = self._features(rows)
+        base_id = request_id or uuid.uuid4().hex
+        answers: list[Prediction] = []
+        events: list[PredictionEvent] = []
+        shadow_work: list[tuple[int, dict[str, Any]]] = []
+        for i, row in enumerate(rows):
+            rid = base_id if len(rows) == 1 else f"{base_id}-{i}"
+            unit = (unit_ids[i] if unit_ids else None) or rid
+            route: Route = state.table.route(str(unit))
+            started = time.perf_counter()
+            fallback = None
+            version = route.version
+            if self.breaker.allow():
+                try:
+                    output = _sanitize(state.predictors[route.version].predict_one(row))
+                    self.breaker.record_success()
+                except Exception:  # the model failed on valid input: the fallback answers
+                    self.breaker.record_failure()
+                    self._count("model_errors")
+                    output, fallback, version = self._fallback(state, row)
+            else:
+                output, fallback, version = self._fallback(state, row)
+            if fallback:
+                self._count("fallbacks")
+            latency = (time.perf_counter() - started) * 1000
+            answers.append(
+                Prediction(
+                    rid, self.name, version, route.name, output, fallback, route.propensity, statuses[i]
+                )
+            )
+            events.append(
+                PredictionEvent(
+                    request_id=rid,
+                    unit_id=None if unit == rid else str(unit),
+                    at=self.clock(),
+                    model=self.name,
+                    version=version,
+                    route=route.name,
+                    features=_loggable(row, self.contract),
+                    output=output,
+                    propensity=route.propensity,
+                    latency_ms=latency,
+                    fallback=bool(fallback),
+                    extra={"fallback": fallback, "features_status": statuses[i]}
+                    if fallback or statuses[i]
+                    else {},
+                )
+            )
+            if route.shadow_version is not None and route.shadow_version in state.predictors:
+                shadow_work.append((route.shadow_version, {"row": row, "request_id": rid, "unit": unit}))
+        try:
+            self.events.append(events)
+        except Exception as err:
+            self._count("event_log_failures")
+            raise StoreError(f"prediction not acknowledged: the event log failed: {err}") from err
+        self._count("predictions", len(answers))
+        return answers, shadow_work
+
+    def score_shadow(self, work: list[tuple[int, dict[str, Any]]]) -> None:
+        """Score and log shadow predictions (called off the request path)."""
+        state = self.state
+        if state is None or not work:
+            return
+        events = []
+        for version, item in work:
+            started = time.perf_counter()
+            try:
+                output = _sanitize(state.predictors[version].predict_one(item["row"]))
+            except Exception:
+                self._count("shadow_errors")
+                continue
+            events.append(
+                PredictionEvent(
+                    request_id=f"{item['request_id']}:shadow",
+                    unit_id=str(item["unit"]),
+                    at=self.clock(),
+                    model=self.name,
+                    version=version,
+                    route="shadow",
+                    features=_loggable(item["row"], self.contract),
+                    output=output,
+                    propensity=None,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    fallback=False,
+                    extra={"shadow_of": item["request_id"]},
+                )
+            )
+        if events:
+            self.events.append(events)
+            self._count("shadow_predictions", len(events))
+
+
+def _optional(f: Any) -> Any:
+    """A copy of a feature's field type that may be absent from a request (looked up instead)."""
+    import copy
+
+    clone = copy.copy(f)
+    clone.nullable = True
+    return clone
+
+
+def _loggable(row: Mapping[str, Any], contract: Contract) -> dict[str, Any]:
+    """The features as logged: sensitive fields replaced by a hash, non-finite floats by None."""
+    import hashlib
+
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        f = contract.fields.get(name)
+        if f is not None and f.sensitive and value is not None:
+            out[name] = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
+        elif isinstance(value, datetime):
+            out[name] = value.isoformat()
+        else:
+            out[name] = _sanitize(value)
+    return out

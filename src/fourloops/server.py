@@ -1,0 +1,101 @@
+"""Building and running the prediction server of a project (``fourloops serve``).
+
+With ``--workers N`` uvicorn starts N processes; each builds its own app from
+the project folder named in ``FOURLOOPS_PROJECT`` (:func:`app_factory`). They
+share the registry (so a promotion reaches all of them within the refresh
+interval), the online store, the event store (multi-process safe) and, when
+``server.rate_limit_store`` names a Redis, the rate-limit budget.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from fourloops.definitions.durations import parse_duration
+from fourloops.errors import ConfigError
+from fourloops.inference.app import ServerSettings, create_app
+from fourloops.inference.ratelimit import RateLimits
+from fourloops.inference.service import ModelService
+from fourloops.project import Project
+from fourloops.storage.events import EventStore, open_event_store
+
+__all__ = ["app_factory", "build_app", "open_events", "serve"]
+
+
+def open_events(project: Project) -> EventStore:
+    """The project's event store (``storage.events``: a folder or a PostgreSQL URL)."""
+    value = project.config.storage.events
+    return open_event_store(value if "://" in value else project.config.path(value))
+
+
+def build_app(project: Project, *, models: list[str] | None = None) -> Starlette:
+    """The ASGI app serving ``models`` (default: every defined model that has a champion)."""
+    cfg = project.config.server
+    events = open_events(project)
+    names = models or sorted(project.models)
+    services = {}
+    for name in names:
+        service = ModelService(
+            project.model(name),
+            views=project.feature_views,
+            registry=project.registry,
+            artifacts=project.artifacts,
+            online=project.online,
+            events=events,
+            clock=project.clock,
+        )
+        service.refresh()
+        services[name] = service
+    limiter = _limiter(project) if cfg.model_rate or cfg.client_rate else None
+    settings = ServerSettings(
+        refresh_interval=parse_duration(cfg.refresh_interval, what="server.refresh_interval").total_seconds(),
+        admin_token=cfg.admin_token,
+        max_body_bytes=cfg.max_body_bytes,
+        max_instances=cfg.max_instances,
+    )
+    return create_app(services, events=events, registry=project.registry, settings=settings, limiter=limiter)
+
+
+def _limiter(project: Project) -> Any:
+    cfg = project.config.server
+    limits = RateLimits(
+        model_rate=float(cfg.model_rate) if cfg.model_rate else None,
+        client_rate=float(cfg.client_rate) if cfg.client_rate else None,
+    )
+    combined = limits.build(cfg.rate_limit_store or None, namespace=project.name)
+    return lambda model, client: combined.acquire(model, client=client)
+
+
+def app_factory() -> Starlette:
+    """Entry point for uvicorn worker processes: the project comes from ``FOURLOOPS_PROJECT``."""
+    path = os.environ.get("FOURLOOPS_PROJECT")
+    if not path:
+        raise ConfigError("FOURLOOPS_PROJECT must name the project folder")
+    return build_app(Project.load(Path(path)))
+
+
+def serve(
+    project: Project, *, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
+    """Run the server until interrupted (graceful shutdown drains in-flight requests)."""
+    import uvicorn
+
+    cfg = project.config.server
+    workers = workers or cfg.workers
+    options: dict[str, Any] = {
+        "host": host or cfg.host,
+        "port": port or cfg.port,
+        "log_level": "info",
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1:
+        os.environ["FOURLOOPS_PROJECT"] = str(project.root)
+        uvicorn.run("fourloops.server:app_factory", factory=True, workers=workers, **options)
+    else:
+        build_app(project)  # fail fast, in this process, on a broken set-up
+        os.environ["FOURLOOPS_PROJECT"] = str(project.root)
+        uvicorn.run("fourloops.server:app_factory", factory=True, **options)

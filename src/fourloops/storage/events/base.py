@@ -1,0 +1,347 @@
+"""The event store protocol, the event and label records, and the shared scan schema.
+
+Every prediction the server makes becomes one :class:`PredictionEvent`; ground
+truth arrives later as a :class:`Label` keyed by the same ``request_id``. An
+event store keeps both and gives them back joined, as one Arrow table with the
+columns of :data:`SCAN_SCHEMA`. Three rules hold on every backend:
+
+* **Acknowledged means durable against process death.** When
+  :meth:`EventStore.append` returns, the events have been handed to the
+  operating system (an ``os.write`` to an append-only file) or committed to
+  the database. With ``fsync=True`` they also survive a machine crash; a group
+  costs one flush, however many events it holds (group commit).
+* **Labels are idempotent, first label wins.** Labelling a ``request_id``
+  again is counted as a duplicate and changes nothing; a label for an id with
+  no event yet is counted as unknown and kept, so it joins once the event is
+  there.
+* **Nothing is dropped silently.** A damaged record is skipped and counted
+  (``corrupt_records`` in the scan table's metadata), never a reader crash.
+
+JSON-able payloads (``features``, ``output``, label values, ``extra``) are
+stored as JSON text; floats NaN and infinities become ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fourloops.errors import SchemaError
+
+__all__ = [
+    "CORRUPT_RECORDS_KEY",
+    "ROUTES",
+    "SCAN_SCHEMA",
+    "EventStore",
+    "EventStoreBase",
+    "Label",
+    "LabelStats",
+    "PredictionEvent",
+    "check_window",
+    "corrupt_records",
+    "dumps_json",
+    "first_labels",
+    "utcnow",
+    "with_corrupt_count",
+]
+
+#: Fixed routes; A/B arms are spelled ``ab:<name>``.
+ROUTES = frozenset({"champion", "canary", "shadow"})
+_AB_PREFIX = "ab:"
+#: Schema metadata key of a scan table holding the number of records skipped as damaged.
+CORRUPT_RECORDS_KEY = b"fourloops.corrupt_records"
+
+_TS = pa.timestamp("us", tz="UTC")
+#: Columns of :meth:`EventStore.scan`: one row per event, its label (JSON text) joined when known.
+SCAN_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("unit_id", pa.string()),
+        pa.field("at", _TS, nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("route", pa.string(), nullable=False),
+        pa.field("features", pa.string(), nullable=False),
+        pa.field("output", pa.string(), nullable=False),
+        pa.field("propensity", pa.float64()),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("fallback", pa.bool_(), nullable=False),
+        pa.field("extra", pa.string(), nullable=False),
+        pa.field("label", pa.string()),
+        pa.field("label_at", _TS),
+    ]
+)
+
+
+def utcnow() -> datetime:
+    """The current time, UTC-aware (the default clock)."""
+    return datetime.now(UTC)
+
+
+def _json_default(value: Any) -> Any:
+    # NumPy scalars and arrays, dates: what model code commonly hands over.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    return value
+
+
+# One encoder for every call: building one per dumps() costs more than encoding a small dict.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
+def dumps_json(value: Any, *, what: str = "value") -> str:
+    """Compact JSON text of ``value``; NaN and infinities become ``null``.
+
+    >>> dumps_json({"x": float("nan"), "y": [1, 2.5]})
+    '{"x":null,"y":[1,2.5]}'
+    """
+    try:
+        return _ENCODER.encode(value)
+    except ValueError:
+        pass  # a non-finite float somewhere: take the slow path that nulls them
+    except TypeError as err:
+        raise SchemaError(f"{what} is not JSON-able: {err}") from err
+    try:
+        return json.dumps(_finite(value), separators=(",", ":"), allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as err:
+        raise SchemaError(f"{what} is not JSON-able: {err}") from err
+
+
+def _aware_utc(value: datetime | str, what: str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise SchemaError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise SchemaError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PredictionEvent:
+    """One prediction as logged: who asked, which model version answered, with what.
+
+    ``route`` is ``champion``, ``canary``, ``shadow`` or ``ab:<arm>``; ``at`` must
+    be timezone-aware and is kept in UTC.
+
+    >>> e = PredictionEvent("r1", "u1", datetime(2024, 1, 1, tzinfo=UTC), "churn", 3, "canary",
+    ...                     {"age": 41}, {"score": 0.8}, 0.1, 2.5)
+    >>> PredictionEvent.from_dict(e.to_dict()) == e
+    True
+    >>> e.to_dict()["at"]
+    '2024-01-01T00:00:00+00:00'
+    """
+
+    request_id: str
+    unit_id: str | None
+    at: datetime
+    model: str
+    version: int
+    route: str
+    features: dict[str, Any]
+    output: Any
+    propensity: float | None = None
+    latency_ms: float = 0.0
+    fallback: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", _aware_utc(self.at, "PredictionEvent.at"))
+        if self.route not in ROUTES and not (self.route.startswith(_AB_PREFIX) and len(self.route) > 3):
+            raise SchemaError(f"unknown route {self.route!r}: use champion, canary, shadow or ab:<name>")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (``at`` as ISO 8601 text)."""
+        return {
+            "request_id": self.request_id,
+            "unit_id": self.unit_id,
+            "at": self.at.isoformat(),
+            "model": self.model,
+            "version": self.version,
+            "route": self.route,
+            "features": self.features,
+            "output": self.output,
+            "propensity": self.propensity,
+            "latency_ms": self.latency_ms,
+            "fallback": self.fallback,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PredictionEvent:
+        """The event of a :meth:`to_dict` dict (``at`` as ISO text or datetime)."""
+        try:
+            return cls(
+                request_id=data["request_id"],
+                unit_id=data.get("unit_id"),
+                at=data["at"],
+                model=data["model"],
+                version=int(data["version"]),
+                route=data["route"],
+                features=dict(data.get("features") or {}),
+                output=data.get("output"),
+                propensity=data.get("propensity"),
+                latency_ms=float(data.get("latency_ms", 0.0)),
+                fallback=bool(data.get("fallback", False)),
+                extra=dict(data.get("extra") or {}),
+            )
+        except KeyError as err:
+            raise SchemaError(f"prediction event lacks field {err.args[0]!r}") from err
+
+
+@dataclass(frozen=True)
+class Label:
+    """Delayed ground truth for one prediction, by ``request_id``; ``at`` is when it became known."""
+
+    request_id: str
+    value: Any
+    at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", _aware_utc(self.at, "Label.at"))
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """What :meth:`EventStore.add_labels` did.
+
+    ``inserted`` labels matched a logged event; ``unknown`` were kept although no
+    event with their id exists (yet); ``duplicates`` were ignored because the id
+    was labelled already (earlier, or earlier in the same call).
+    """
+
+    inserted: int = 0
+    duplicates: int = 0
+    unknown: int = 0
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Durable prediction log with labels; see the module docstring for the rules."""
+
+    url: str
+
+    def append(self, events: Sequence[PredictionEvent]) -> None:
+        """Store a group of events; on return they survive the death of this process."""
+        ...
+
+    def add_labels(self, labels: Sequence[Label]) -> LabelStats:
+        """Record labels idempotently (first label per request id wins)."""
+        ...
+
+    def scan(
+        self, *, model: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pa.Table:
+        """Events with ``since <= at < until`` joined with their labels (:data:`SCAN_SCHEMA`)."""
+        ...
+
+    def export(
+        self,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Write :meth:`scan` to a Parquet file; returns the number of rows."""
+        ...
+
+    def count(self) -> int:
+        """Number of events stored."""
+        ...
+
+    def close(self) -> None:
+        """Release files and connections."""
+        ...
+
+
+class EventStoreBase:
+    """Shared parts of the backends: export and label de-duplication."""
+
+    url: str
+
+    def scan(
+        self, *, model: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pa.Table:
+        raise NotImplementedError
+
+    def export(
+        self,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Write the scan to Parquet (zstd); returns the number of rows written."""
+        table = self.scan(model=model, since=since, until=until)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, target, compression="zstd")
+        return table.num_rows
+
+    def __enter__(self) -> EventStoreBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r})"
+
+
+def first_labels(labels: Sequence[Label]) -> tuple[list[Label], int]:
+    """The first label per request id in ``labels`` and how many later ones were dropped."""
+    seen: set[str] = set()
+    firsts: list[Label] = []
+    for label in labels:
+        if label.request_id in seen:
+            continue
+        seen.add(label.request_id)
+        firsts.append(label)
+    return firsts, len(labels) - len(firsts)
+
+
+def with_corrupt_count(table: pa.Table, corrupt: int) -> pa.Table:
+    """``table`` cast to :data:`SCAN_SCHEMA` with the damaged-record count in its metadata."""
+    table = table.cast(SCAN_SCHEMA)
+    return table.replace_schema_metadata({CORRUPT_RECORDS_KEY: str(corrupt).encode()})
+
+
+def corrupt_records(table: pa.Table) -> int:
+    """How many damaged records the scan that produced ``table`` skipped."""
+    metadata = table.schema.metadata or {}
+    return int(metadata.get(CORRUPT_RECORDS_KEY, b"0"))
+
+
+def check_window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` as UTC (naive times are refused)."""
+    return (
+        None if since is None else _aware_utc(since, "since"),
+        None if until is None else _aware_utc(until, "until"),
+    )

@@ -1,0 +1,282 @@
+"""The scale-out event store: PostgreSQL, events partitioned by day.
+
+Tables (created when the store opens, in the connection's ``search_path``):
+
+* ``prediction_events``, range-partitioned on ``at`` with one partition per UTC
+  day (``prediction_events_pYYYYMMDD``), created on demand before the first
+  event of a day is written (and today's and tomorrow's when the store opens).
+  Indexes on ``(model, at)`` and ``request_id``. There is no default partition,
+  so dropping old days is a plain ``DROP TABLE``.
+* ``prediction_labels``, primary key ``request_id``: the first label wins
+  (``INSERT ... ON CONFLICT DO NOTHING``); ``known`` records whether the event
+  existed when the label arrived.
+
+:meth:`PostgresEventStore.append` sends a group with ``COPY`` in one
+transaction and returns after the commit. With ``fsync=True`` (the default)
+the commit waits for the WAL flush (``synchronous_commit`` on); with
+``fsync=False`` the session uses ``synchronous_commit = off``: a committed group
+survives the death of the client and of any backend process, but a crash of
+the database machine can lose the last few hundred milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow as pa
+
+from fourloops.errors import ConfigError, StoreError
+from fourloops.storage.events.base import (
+    SCAN_SCHEMA,
+    EventStoreBase,
+    Label,
+    LabelStats,
+    PredictionEvent,
+    check_window,
+    dumps_json,
+    first_labels,
+    with_corrupt_count,
+)
+
+__all__ = ["PostgresEventStore"]
+
+#: Seconds to wait for a connection.
+CONNECT_TIMEOUT_S = 10
+#: Advisory lock key serialising DDL (schema and partition creation) across processes.
+_DDL_LOCK = 0x466C4576  # "FlEv"
+
+_SCHEMA_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS prediction_events (
+        request_id  text NOT NULL,
+        unit_id     text,
+        at          timestamptz NOT NULL,
+        model       text NOT NULL,
+        version     bigint NOT NULL,
+        route       text NOT NULL,
+        features    jsonb NOT NULL,
+        output      jsonb NOT NULL,
+        propensity  double precision,
+        latency_ms  double precision,
+        fallback    boolean NOT NULL,
+        extra       jsonb NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now()
+    ) PARTITION BY RANGE (at)
+    """,
+    "CREATE INDEX IF NOT EXISTS prediction_events_model_at ON prediction_events (model, at)",
+    "CREATE INDEX IF NOT EXISTS prediction_events_request_id ON prediction_events (request_id)",
+    """
+    CREATE TABLE IF NOT EXISTS prediction_labels (
+        request_id  text PRIMARY KEY,
+        value       jsonb NOT NULL,
+        at          timestamptz NOT NULL,
+        known       boolean NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+]
+_COPY = (
+    "COPY prediction_events (request_id, unit_id, at, model, version, route, features, output,"
+    " propensity, latency_ms, fallback, extra) FROM STDIN"
+)
+_LABELS = """
+    INSERT INTO prediction_labels (request_id, value, at, known)
+    SELECT u.request_id, u.value, u.at,
+           EXISTS (SELECT 1 FROM prediction_events e WHERE e.request_id = u.request_id)
+    FROM unnest(%s::text[], %s::jsonb[], %s::timestamptz[]) AS u(request_id, value, at)
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING known
+"""
+_SCAN = """
+    SELECT e.request_id, e.unit_id, e.at, e.model, e.version, e.route, e.features::text,
+           e.output::text, e.propensity, e.latency_ms, e.fallback, e.extra::text,
+           l.value::text, l.at
+    FROM prediction_events e LEFT JOIN prediction_labels l ON l.request_id = e.request_id
+"""
+
+
+def _libpq(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise ConfigError(f"unsupported PostgreSQL URL scheme {parts.scheme!r} in event store URL")
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+class PostgresEventStore(EventStoreBase):
+    """Event store in PostgreSQL (``postgresql+psycopg://user@host:port/db``).
+
+    One connection per store and process; calls from several threads are serialised.
+    """
+
+    def __init__(self, url: str, *, fsync: bool = True) -> None:
+        try:
+            import psycopg
+        except ImportError as err:
+            raise ConfigError(
+                "the PostgreSQL event store needs psycopg: pip install 'fourloops[postgres]'"
+            ) from err
+        self._psycopg = psycopg
+        self.url = url
+        self.fsync = fsync
+        self._conninfo = _libpq(url)
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._pid = 0
+        self._days: set[date] = set()
+        self.corrupt_records = 0
+        with self._session() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                for ddl in _SCHEMA_DDL:
+                    conn.execute(ddl)
+        today = datetime.now(UTC).date()
+        self._ensure_partitions({today, today + timedelta(days=1)})
+
+    def __repr__(self) -> str:
+        return f"PostgresEventStore(url={self._safe_url()!r}, fsync={self.fsync})"
+
+    def _safe_url(self) -> str:
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    # -- connection ------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
+            return self._conn
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        conn = self._psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        if not self.fsync:
+            conn.execute("SET synchronous_commit TO off")
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """The connection, under the store's lock; psycopg errors become StoreError."""
+        with self._lock:
+            try:
+                yield self._connect()
+            except self._psycopg.Error as err:
+                if self._conn is not None and self._conn.broken:
+                    self._conn = None
+                raise StoreError(
+                    f"event store {self._safe_url()}: {err.__class__.__name__}: {err}".strip()
+                ) from err
+
+    def _ensure_partitions(self, days: set[date]) -> None:
+        missing = days - self._days
+        if not missing:
+            return
+        with self._session() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                for day in sorted(missing):
+                    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                    conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS prediction_events_p{day:%Y%m%d} "
+                        f"PARTITION OF prediction_events FOR VALUES FROM ('{start.isoformat()}') "
+                        f"TO ('{(start + timedelta(days=1)).isoformat()}')"
+                    )
+        self._days |= missing
+
+    # -- writing ---------------------------------------------------------------------------
+    def append(self, events: Sequence[PredictionEvent]) -> None:
+        """Insert the group with one ``COPY`` in one transaction; returns after the commit."""
+        if not events:
+            return
+        rows = [
+            (
+                e.request_id,
+                e.unit_id,
+                e.at,
+                e.model,
+                e.version,
+                e.route,
+                dumps_json(e.features, what="features"),
+                dumps_json(e.output, what="output"),
+                e.propensity,
+                e.latency_ms,
+                e.fallback,
+                dumps_json(e.extra, what="extra"),
+            )
+            for e in events
+        ]
+        self._ensure_partitions({e.at.date() for e in events})
+        try:
+            self._copy(rows)
+        except StoreError as err:
+            # A day partition dropped behind our back (retention): recreate it once and retry.
+            if not isinstance(err.__cause__, self._psycopg.errors.CheckViolation):
+                raise
+            self._days.clear()
+            self._ensure_partitions({e.at.date() for e in events})
+            self._copy(rows)
+
+    def _copy(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._session() as conn:
+            with conn.transaction():
+                with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+    def add_labels(self, labels: Sequence[Label]) -> LabelStats:
+        """Record labels in one statement; the first label per request id wins."""
+        firsts, duplicates = first_labels(labels)
+        if not firsts:
+            return LabelStats(duplicates=duplicates)
+        ids = [label.request_id for label in firsts]
+        values = [dumps_json(label.value, what=f"label {label.request_id!r}") for label in firsts]
+        ats = [label.at for label in firsts]
+        with self._session() as conn:
+            known = [row[0] for row in conn.execute(_LABELS, (ids, values, ats)).fetchall()]
+        inserted = sum(known)
+        return LabelStats(
+            inserted=inserted,
+            duplicates=duplicates + len(firsts) - len(known),
+            unknown=len(known) - inserted,
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    def scan(
+        self, *, model: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pa.Table:
+        """All events matching the filters, oldest first, joined with their label."""
+        since, until = check_window(since, until)
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("e.model = %s", model), ("e.at >= %s", since), ("e.at < %s", until)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        query = _SCAN + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.at, e.request_id"
+        with self._session() as conn:
+            rows = conn.execute(query, params).fetchall()
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in SCAN_SCHEMA]
+        table = pa.Table.from_arrays(
+            [pa.array(list(col), type=fld.type) for col, fld in zip(columns, SCAN_SCHEMA, strict=True)],
+            schema=SCAN_SCHEMA,
+        )
+        return with_corrupt_count(table, 0)
+
+    def count(self) -> int:
+        """Number of events stored."""
+        with self._session() as conn:
+            row = conn.execute("SELECT count(*) FROM prediction_events").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None

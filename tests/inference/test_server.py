@@ -1,0 +1,296 @@
+"""The prediction server, in process (Starlette's test client) and as a real uvicorn process."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from fourloops.project import Project
+from fourloops.server import build_app, open_events
+from trips import T0, write_project
+
+TOKEN = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with v1 (champion) and v2 trained, and the online store materialised."""
+    root = tmp_path_factory.mktemp("serve") / "p"
+    write_project(root)
+    (root / "fourloops.toml").write_text(
+        f'[project]\nname = "trips"\n[server]\nadmin_token = "{TOKEN}"\nrefresh_interval = "1s"\n'
+    )
+    with Project.load(root, env={}) as project:
+        project.train("late", seed=1)
+        project.promote("late", 1, force=True, reason="test")
+        project.train("late", seed=2, params={"n_estimators": 10})
+        project.materialize(end=T0 + timedelta(days=40))
+    return root
+
+
+@pytest.fixture
+def client(served: Path) -> Iterator[TestClient]:
+    project = Project.load(served, env={}, clock=lambda: T0 + timedelta(days=39, hours=23, minutes=30))
+    app = build_app(project)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+    project.close()
+
+
+def test_predict_with_online_features_logs_an_event(client: TestClient, served: Path) -> None:
+    r = client.post(
+        "/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.4}, "request_id": "req-1"}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["request_id"] == "req-1" and body["model"] == "late" and body["version"] == 1
+    assert body["route"] == "champion" and body["fallback"] is None
+    assert 0.0 <= body["prediction"] <= 1.0
+    with Project.load(served, env={}) as project:
+        store = open_events(project)
+        rows = [e for e in store.scan(model="late").to_pylist() if e["request_id"] == "req-1"]
+        store.close()
+    [event] = rows
+    assert event["version"] == 1 and event["route"] == "champion"
+    features = json.loads(event["features"])
+    assert features["station"] == "a" and features["rain"] is not None  # read from the online store
+
+
+def test_features_given_in_the_request_are_used(client: TestClient) -> None:
+    a = client.post("/v1/models/late/predict", json={"inputs": {"station": "c", "load": 0.9, "rain": 0.0}})
+    b = client.post("/v1/models/late/predict", json={"inputs": {"station": "c", "load": 0.9, "rain": 9.0}})
+    assert a.status_code == b.status_code == 200
+    assert a.json()["prediction"] != b.json()["prediction"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "expected"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_request"),
+        (b'{"inputs": 3}', 400, "invalid_request"),
+        (b'{"instances": []}', 400, "invalid_request"),
+        (b'{"inputs": {"station": "a"}}', 422, "load:missing"),
+        (b'{"inputs": {"station": "a", "load": 0.5, "colour": "red"}}', 422, "colour:unknown_field"),
+        (b'{"inputs": {"station": "z", "load": 0.5}}', 422, "station:category"),
+        (b'{"inputs": {"station": "a", "load": "heavy"}}', 422, "load:type"),
+        (b'{"inputs": {"station": "a", "load": NaN}}', 422, "load:nan"),
+        (b'{"inputs": {"station": "a", "load": 2.5}}', 422, "load:max"),
+        (b'{"inputs": {"station": "a", "load": 0.5}, "request_id": 5}', 400, "invalid_request"),
+        (b'{"inputs": {"station": "a", "load": 0.5}, "instances": []}', 400, "invalid_request"),
+    ],
+)
+def test_bad_input_gets_a_4xx_naming_field_and_rule(
+    client: TestClient, body: bytes, status: int, expected: str
+) -> None:
+    r = client.post("/v1/models/late/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    if ":" in expected:
+        field, rule = expected.split(":")
+        assert {"field": field, "rule": rule} in error["violations"]
+        assert field in error["message"]
+    else:
+        assert error["type"] == expected
+
+
+def test_oversized_and_unknown_model(client: TestClient) -> None:
+    big = b'{"inputs": {"station": "' + b"a" * 2_000_000 + b'"}}'
+    r = client.post("/v1/models/late/predict", content=big)
+    assert r.status_code == 413
+    assert client.post("/v1/models/nope/predict", json={"inputs": {}}).status_code == 404
+
+
+def test_instances_and_open_inference_protocol(client: TestClient) -> None:
+    r = client.post(
+        "/v1/models/late/predict",
+        json={
+            "instances": [{"station": "a", "load": 0.1}, {"station": "b", "load": 0.9}],
+            "request_id": "batch",
+        },
+    )
+    assert r.status_code == 200
+    preds = r.json()["predictions"]
+    assert [p["request_id"] for p in preds] == ["batch-0", "batch-1"]
+    v2 = client.post(
+        "/v2/models/late/infer",
+        json={
+            "id": "x",
+            "inputs": [
+                {"name": "station", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]},
+                {"name": "load", "shape": [2], "datatype": "FP64", "data": [0.1, 0.9]},
+            ],
+        },
+    )
+    assert v2.status_code == 200, v2.text
+    out = v2.json()["outputs"][0]
+    assert out["shape"] == [2] and out["data"] == [p["prediction"] for p in preds]
+    bad = client.post(
+        "/v2/models/late/infer",
+        json={"inputs": [{"name": "load", "data": [1, 2]}, {"name": "station", "data": ["a"]}]},
+    )
+    assert bad.status_code == 400
+
+
+def test_labels_are_idempotent_and_counted(client: TestClient) -> None:
+    client.post(
+        "/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.4}, "request_id": "lab-1"}
+    )
+    r = client.post("/v1/labels", json={"labels": [{"request_id": "lab-1", "value": 1}]})
+    assert r.json() == {"inserted": 1, "duplicates": 0, "unknown": 0}
+    r = client.post(
+        "/v1/labels",
+        json={"labels": [{"request_id": "lab-1", "value": 0}, {"request_id": "never-seen", "value": 1}]},
+    )
+    assert r.json() == {"inserted": 0, "duplicates": 1, "unknown": 1}
+    assert client.post("/v1/labels", json={"labels": [{"value": 1}]}).status_code == 400
+
+
+def test_health_readiness_and_metrics(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    client.post("/v1/models/late/predict", json={"inputs": {"station": "a", "load": 2.0}})
+    client.post("/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.2}})
+    text = client.get("/metrics").text
+    assert 'fourloops_rejections_total{model="late",rule="max"}' in text
+    assert 'fourloops_predictions_total{model="late",route="champion",version="1"}' in text
+    assert "fourloops_request_seconds_bucket" in text
+
+
+def version_answering(client: TestClient) -> int:
+    r = client.post("/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.3}})
+    return int(r.json()["version"])
+
+
+def test_admin_routes_need_the_token_and_move_the_champion(client: TestClient) -> None:
+    r = client.post("/v1/admin/models/late/promote", json={"version": 2, "force": True})
+    assert r.status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert (
+        client.post(
+            "/v1/admin/models/late/promote",
+            json={"version": 2, "force": True},
+            headers={"Authorization": "Bearer wrong"},
+        ).status_code
+        == 401
+    )
+    r = client.post("/v1/admin/models/late/promote", json={"version": 2, "force": True}, headers=auth)
+    assert r.status_code == 200 and r.json()["current"] == 2
+    assert (
+        client.post("/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.3}}).json()[
+            "version"
+        ]
+        == 2
+    )
+    r = client.post("/v1/admin/models/late/rollback", headers=auth)
+    assert r.status_code == 200 and r.json()["current"] == 1
+    assert (
+        client.post("/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.3}}).json()[
+            "version"
+        ]
+        == 1
+    )
+
+
+def test_canary_is_sticky_per_unit_and_shadow_never_answers(client: TestClient, served: Path) -> None:
+    with Project.load(served, env={}) as project:
+        project.registry.set_alias("late", "canary", 2, actor="t", reason="canary")
+        project.registry.set_alias("late", "shadow", 2, actor="t", reason="shadow")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.post("/v1/admin/models/late/canary", json={"share": 0.5}, headers=auth).status_code == 200
+    seen: dict[str, set[int]] = {}
+    for i in range(60):
+        unit = f"user-{i % 20}"
+        r = client.post(
+            "/v1/models/late/predict", json={"inputs": {"station": "b", "load": 0.5}, "unit_id": unit}
+        )
+        body = r.json()
+        seen.setdefault(unit, set()).add(body["version"])
+        assert body["route"] in ("champion", "canary")
+    assert all(len(v) == 1 for v in seen.values())  # sticky
+    assert {v for s in seen.values() for v in s} == {1, 2}
+    assert client.post("/v1/admin/models/late/pause", headers=auth).json()["paused"] is True
+    assert {
+        client.post(
+            "/v1/models/late/predict", json={"inputs": {"station": "b", "load": 0.5}, "unit_id": f"user-{i}"}
+        ).json()["route"]
+        for i in range(20)
+    } == {"champion"}
+    with Project.load(served, env={}) as project:
+        store = open_events(project)
+        routes = {e["route"] for e in store.scan(model="late").to_pylist()}
+        store.close()
+        project.registry.delete_alias("late", "canary", actor="t", reason="done")
+        project.registry.delete_alias("late", "shadow", actor="t", reason="done")
+    assert {"shadow", "canary", "champion"} <= routes
+
+
+def test_a_failing_model_is_answered_by_the_fallback(client: TestClient) -> None:
+    service = client.app.state.services["late"]  # type: ignore[attr-defined]
+    predictor = service.state.predictors[1]
+
+    def broken(row):  # type: ignore[no-untyped-def]
+        raise RuntimeError("model crashed")
+
+    original = predictor.predict_one
+    predictor.predict_one = broken
+    try:
+        r = client.post("/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.3}})
+    finally:
+        predictor.predict_one = original
+    assert r.status_code == 200
+    assert r.json()["fallback"] == "constant" and r.json()["prediction"] == 0.5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_real_server_process_answers_over_http(served: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(served), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("server did not become ready")
+        with httpx.Client(base_url=base, timeout=10) as http:
+            r = http.post(
+                "/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.5, "rain": 1.0}}
+            )
+            assert r.status_code == 200 and r.json()["version"] == 1
+            assert http.post("/v1/models/late/predict", content=b"garbage").status_code == 400
+            spec = http.get("/openapi.json").json()
+            schema = spec["components"]["schemas"]["late.inputs"]
+            assert schema["properties"]["load"]["maximum"] == 1 and "station" in schema["required"]
+            assert "/v1/models/late/predict" in spec["paths"]
+            assert http.get("/docs").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode in (0, -15)
