@@ -165,20 +165,25 @@ class ModelService:
         """Normalised values of every instance, or ContractViolation naming instance, field and rule."""
         values = []
         problems: dict[str, str] = {}
+        messages: list[str] = []
         for i, instance in enumerate(instances):
+            prefix = f"instances[{i}]." if len(instances) > 1 else ""
             if not isinstance(instance, Mapping):
                 problems[f"instances[{i}]"] = "type"
+                messages.append(f"instances[{i}]: must be an object")
                 continue
             result = self.validator.validate_row(instance)
             if not result.ok:
-                prefix = f"instances[{i}]." if len(instances) > 1 else ""
                 for name, rule in result.violations.items():
                     problems[prefix + name] = rule
+                try:  # the row validator's wording, with the offending values
+                    self.validator.check_row(instance)
+                except ContractViolation as err:
+                    messages.append(prefix + str(err) if not prefix else f"{prefix[:-1]}: {err}")
                 continue
             values.append(result.values)
         if problems:
-            detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
-            raise ContractViolation(f"invalid input: {detail}", problems)
+            raise ContractViolation("invalid input: " + "; ".join(messages), problems)
         return values
 
     def _features(self, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
