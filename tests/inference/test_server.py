@@ -294,3 +294,31 @@ def test_real_server_process_answers_over_http(served: Path) -> None:
         assert proc.stdout is not None
         proc.stdout.close()
     assert proc.returncode in (0, -15)
+
+
+def test_rate_limit_answers_429_with_retry_after(served: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "limited"
+    shutil.copytree(served, root)
+    text = (root / "fourloops.toml").read_text().replace("[server]\n", "[server]\nclient_rate = 2\n")
+    (root / "fourloops.toml").write_text(text)
+    project = Project.load(root, env={})
+    try:
+        with TestClient(build_app(project), raise_server_exceptions=False) as c:
+            body = {"inputs": {"station": "a", "load": 0.5, "rain": 1.0}}
+            codes = [
+                c.post("/v1/models/late/predict", json=body, headers={"X-Client-Key": "k1"}) for _ in range(5)
+            ]
+            assert [r.status_code for r in codes][:2] == [200, 200]
+            limited = [r for r in codes if r.status_code == 429]
+            assert limited and int(limited[0].headers["Retry-After"]) >= 1
+            assert limited[0].json()["error"]["type"] == "rate_limited"
+            # Another client has its own budget.
+            assert (
+                c.post("/v1/models/late/predict", json=body, headers={"X-Client-Key": "k2"}).status_code
+                == 200
+            )
+            assert 'fourloops_rate_limited_total{limit="client",model="late"}' in c.get("/metrics").text
+    finally:
+        project.close()

@@ -47,7 +47,8 @@ def server(project_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = _port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(project_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -66,16 +67,19 @@ def server(project_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         proc.wait(30)
 
 
-def _load(base: str, prefix: str, stop: threading.Event, acked: list[str], errors: list[str],
-          versions: list[int]) -> None:
+def _load(
+    base: str, prefix: str, stop: threading.Event, acked: list[str], errors: list[str], versions: list[int]
+) -> None:
     with httpx.Client(base_url=base, timeout=5) as http:
         i = 0
         while not stop.is_set():
             rid = f"{prefix}-{i}"
             i += 1
             try:
-                r = http.post("/v1/models/late/predict",
-                              json={"inputs": {"station": "a", "load": 0.5, "rain": 1.0}, "request_id": rid})
+                r = http.post(
+                    "/v1/models/late/predict",
+                    json={"inputs": {"station": "a", "load": 0.5, "rain": 1.0}, "request_id": rid},
+                )
             except httpx.HTTPError:
                 errors.append(rid)
                 continue
@@ -118,8 +122,9 @@ def test_promotion_is_picked_up_under_load_without_dropped_requests(
     acked: list[str] = []
     errors: list[str] = []
     versions: list[int] = []
-    threads = [threading.Thread(target=_load, args=(base, f"h{t}", stop, acked, errors, versions))
-               for t in range(4)]
+    threads = [
+        threading.Thread(target=_load, args=(base, f"h{t}", stop, acked, errors, versions)) for t in range(4)
+    ]
     for t in threads:
         t.start()
     time.sleep(1.0)
