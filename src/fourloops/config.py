@@ -36,6 +36,9 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     model_rate = 0           # requests/s per model (0 = unlimited)
     client_rate = 0          # requests/s per client key (X-Client-Key header)
     rate_limit_store = ""    # "" = per process; redis://host:6379/0 = shared by all servers
+    batching = true          # group concurrent single-instance requests into one model-service call
+    batch_max_size = 32      # flush a group when this many requests wait...
+    batch_max_wait_ms = 2    # ...or when the first has waited this long (a lone request never waits)
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ class ServerConfig:
     model_rate: int = 0  # requests per second per model; 0 = unlimited
     client_rate: int = 0  # requests per second per client key; 0 = unlimited
     rate_limit_store: str = ""  # "" = in-process; redis://... = shared by every server
+    batching: bool = True  # adaptive micro-batching with group commit of the events
+    batch_max_size: int = 32
+    batch_max_wait_ms: int = 2
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,12 @@ _SECTIONS: dict[str, type] = {
 
 
 def _coerce(value: Any, expected: type, where: str) -> Any:
+    if expected is bool:
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
     if expected is int:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -162,6 +174,8 @@ def _section(name: str, cls: type, values: Mapping[str, Any], source: str, env: 
 
 def _field_type(cls: type, key: str) -> type:
     annotation = next(f.type for f in dataclasses.fields(cls) if f.name == key)
+    if annotation in (bool, "bool"):
+        return bool
     return int if annotation in (int, "int") else str
 
 

@@ -56,6 +56,9 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         admin_token=cfg.admin_token,
         max_body_bytes=cfg.max_body_bytes,
         max_instances=cfg.max_instances,
+        batching=cfg.batching,
+        batch_max_size=cfg.batch_max_size,
+        batch_max_wait=cfg.batch_max_wait_ms / 1000,
     )
     return create_app(services, events=events, registry=project.registry, settings=settings, limiter=limiter)
 
@@ -96,6 +99,4 @@ def serve(
         os.environ["FOURLOOPS_PROJECT"] = str(project.root)
         uvicorn.run("fourloops.server:app_factory", factory=True, workers=workers, **options)
     else:
-        build_app(project)  # fail fast, in this process, on a broken set-up
-        os.environ["FOURLOOPS_PROJECT"] = str(project.root)
-        uvicorn.run("fourloops.server:app_factory", factory=True, **options)
+        uvicorn.run(build_app(project), **options)

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -31,7 +38,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fourloops.errors import ContractViolation, FourloopsError, NotFoundError, RegistryError, StoreError
-from fourloops.inference.service import CANARY_SHARE_TAG, ModelService
+from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, MicroBatcher, Overloaded
+from fourloops.inference.service import CANARY_SHARE_TAG, Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore, Label
 
@@ -48,6 +56,10 @@ class ServerSettings:
     admin_token: str = ""
     max_body_bytes: int = 1_048_576
     max_instances: int = 1000
+    batching: bool = True  # group concurrent single-instance requests (see fourloops.inference.batching)
+    batch_max_size: int = DEFAULT_MAX_BATCH
+    batch_max_wait: float = DEFAULT_MAX_WAIT  # seconds
+    batch_max_queue: int | None = None  # None = MicroBatcher's default (4 x max size x batches in flight)
 
 
 class _Metrics:
@@ -76,6 +88,17 @@ class _Metrics:
             buckets=(1, 2, 4, 8, 16, 64, 256),
             registry=r,
         )
+        self.micro_batch = Histogram(
+            "fourloops_micro_batch_size",
+            "Single-instance requests answered per model-service call (micro-batching)",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "fourloops_queue_depth", "Requests waiting for a micro-batch", ["model"], registry=r
+        )
+        self.shed = Counter("fourloops_shed", "Requests shed with 503 (queue full)", ["model"], registry=r)
 
 
 def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
@@ -147,9 +170,33 @@ def create_app(
             response.headers.update(headers)
             raise _Respond(response)
 
-    def run(service: ModelService, instances: list[Any], request_id: str | None, unit_ids: list[Any]) -> Any:
+    def batcher_for(service: ModelService) -> MicroBatcher[BatchRequest, Answer]:
+        batcher: MicroBatcher[BatchRequest, Answer] = MicroBatcher(
+            service.predict_batch,
+            max_batch=settings.batch_max_size,
+            max_wait=settings.batch_max_wait,
+            max_queue=settings.batch_max_queue,
+            on_flush=metrics.micro_batch.labels(service.name).observe,
+        )
+        metrics.queue_depth.labels(service.name).set_function(lambda: batcher.depth)
+        return batcher
+
+    batchers = {name: batcher_for(s) for name, s in services.items()} if settings.batching else {}
+
+    async def run(
+        service: ModelService, instances: list[Any], request_id: str | None, unit_ids: list[Any]
+    ) -> Answer:
+        """Answer through the service's micro-batcher (single instances) or in a worker thread."""
+        batcher = batchers.get(service.name) if len(instances) == 1 else None
         try:
-            return service.predict(instances, request_id=request_id, unit_ids=unit_ids)
+            if batcher is not None:
+                return await batcher.submit(BatchRequest(instances, request_id, unit_ids))
+            return await asyncio.to_thread(
+                service.predict, instances, request_id=request_id, unit_ids=unit_ids
+            )
+        except Overloaded as err:
+            metrics.shed.labels(service.name).inc()
+            raise _HTTPError(503, "overloaded", str(err)) from None
         except ContractViolation as err:
             for rule in set(err.violations.values()):
                 metrics.rejections.labels(service.name, rule).inc()
@@ -213,7 +260,7 @@ def create_app(
         else:
             raise _HTTPError(400, "invalid_request", "body must have 'inputs' or 'instances'")
         units = [unit_id] * len(instances)
-        answers, shadow = await asyncio.to_thread(run, service, instances, request_id, units)
+        answers, shadow = await run(service, instances, request_id, units)
         record(service, answers, started)
         metrics.requests.labels(service.name, "ok").inc()
         task = BackgroundTask(service.score_shadow, shadow) if shadow else None
@@ -249,7 +296,7 @@ def create_app(
             raise _HTTPError(400, "invalid_request", f"rows must be between 1 and {settings.max_instances}")
         instances = [{k: v[i] for k, v in columns.items()} for i in range(n)]
         request_id = body.get("id") if isinstance(body.get("id"), str) else None
-        answers, shadow = await asyncio.to_thread(run, service, instances, request_id, [None] * n)
+        answers, shadow = await run(service, instances, request_id, [None] * n)
         record(service, answers, started)
         metrics.requests.labels(service.name, "ok").inc()
         data = [a.prediction for a in answers]

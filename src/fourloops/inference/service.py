@@ -33,7 +33,7 @@ from fourloops.storage.artifacts import ArtifactStore
 from fourloops.storage.events import EventStore, PredictionEvent
 from fourloops.storage.online import OnlineStore
 
-__all__ = ["ModelService", "Prediction", "ServingState"]
+__all__ = ["Answer", "BatchRequest", "ModelService", "Prediction", "ServingState"]
 
 #: Model-tag names that configure routing (set by the admin routes).
 CANARY_SHARE_TAG = "canary_share"
@@ -71,6 +71,19 @@ class ServingState:
     predictors: dict[int, Any]
     previous: int | None  # the version a rollback would restore (the "previous version" fallback)
     loaded_at: float
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One request's share of a batch (see :meth:`ModelService.predict_batch`)."""
+
+    instances: Sequence[Mapping[str, Any]]
+    request_id: str | None = None
+    unit_ids: Sequence[str | None] | None = None
+
+
+#: A request's answer: its predictions and the shadow work to do off the request path.
+Answer = tuple[list[Prediction], list[tuple[int, dict[str, Any]]]]
 
 
 def _sanitize(value: Any) -> Any:
@@ -236,67 +249,108 @@ class ModelService:
 
         The events of all predictions are appended (durably) before this returns.
         """
+        [result] = self.predict_batch([BatchRequest(instances, request_id, unit_ids)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def predict_batch(self, requests: Sequence[BatchRequest]) -> list[Answer | FourloopsError]:
+        """Answer several requests at once, with ONE event-log append for all of them (group commit).
+
+        Each request is validated on its own: a request that breaks the contract
+        (or whose model failed with no fallback) gets its error in its slot and
+        does not fail the others. The model is called row by row with
+        ``predict_one``: for single-row requests batched a few at a time that is
+        far cheaper than building a frame for ``predict``. If no model is loaded
+        or the event log fails, the whole batch raises (nothing is acknowledged).
+        """
         state = self.state
         if state is None:
             raise NotFoundError(f"model {self.name!r} is not loaded (no champion yet)")
-        rows = self.validate(instances)
-        statuses = self._features(rows)
-        base_id = request_id or uuid.uuid4().hex
-        answers: list[Prediction] = []
+        results: list[Answer | FourloopsError] = []
+        valid: list[tuple[int, list[dict[str, Any]]]] = []
+        for n, request in enumerate(requests):
+            try:
+                valid.append((n, self.validate(request.instances)))
+                results.append(([], []))
+            except ContractViolation as err:
+                results.append(err)
+        # One online-store read for the rows of every valid request.
+        all_rows = [row for _, rows in valid for row in rows]
+        all_statuses = iter(self._features(all_rows))
         events: list[PredictionEvent] = []
-        shadow_work: list[tuple[int, dict[str, Any]]] = []
-        for i, row in enumerate(rows):
-            rid = base_id if len(rows) == 1 else f"{base_id}-{i}"
-            unit = (unit_ids[i] if unit_ids else None) or rid
-            route: Route = state.table.route(str(unit))
-            started = time.perf_counter()
-            fallback = None
-            version = route.version
-            if self.breaker.allow():
-                try:
-                    output = _sanitize(state.predictors[route.version].predict_one(row))
-                    self.breaker.record_success()
-                except Exception:  # the model failed on valid input: the fallback answers
-                    self.breaker.record_failure()
-                    self._count("model_errors")
-                    output, fallback, version = self._fallback(state, row)
-            else:
+        answered = 0
+        for n, rows in valid:
+            request = requests[n]
+            statuses = [next(all_statuses) for _ in rows]
+            base_id = request.request_id or uuid.uuid4().hex
+            answers: list[Prediction] = []
+            request_events: list[PredictionEvent] = []
+            shadow_work: list[tuple[int, dict[str, Any]]] = []
+            try:
+                for i, row in enumerate(rows):
+                    rid = base_id if len(rows) == 1 else f"{base_id}-{i}"
+                    unit = (request.unit_ids[i] if request.unit_ids else None) or rid
+                    answer, event, shadow = self._answer(state, row, rid, unit, statuses[i])
+                    answers.append(answer)
+                    request_events.append(event)
+                    if shadow is not None:
+                        shadow_work.append(shadow)
+            except StoreError as err:  # no fallback for a failed model: this request only
+                results[n] = err
+                continue
+            events.extend(request_events)
+            results[n] = (answers, shadow_work)
+            answered += len(answers)
+        if events:
+            try:
+                self.events.append(events)
+            except Exception as err:
+                self._count("event_log_failures")
+                raise StoreError(f"prediction not acknowledged: the event log failed: {err}") from err
+        self._count("predictions", answered)
+        return results
+
+    def _answer(
+        self, state: ServingState, row: dict[str, Any], rid: str, unit: Any, status: dict[str, str]
+    ) -> tuple[Prediction, PredictionEvent, tuple[int, dict[str, Any]] | None]:
+        """One row: route, call the model (or the fallback), and the event to log."""
+        route: Route = state.table.route(str(unit))
+        started = time.perf_counter()
+        fallback = None
+        version = route.version
+        if self.breaker.allow():
+            try:
+                output = _sanitize(state.predictors[route.version].predict_one(row))
+                self.breaker.record_success()
+            except Exception:  # the model failed on valid input: the fallback answers
+                self.breaker.record_failure()
+                self._count("model_errors")
                 output, fallback, version = self._fallback(state, row)
-            if fallback:
-                self._count("fallbacks")
-            latency = (time.perf_counter() - started) * 1000
-            answers.append(
-                Prediction(
-                    rid, self.name, version, route.name, output, fallback, route.propensity, statuses[i]
-                )
-            )
-            events.append(
-                PredictionEvent(
-                    request_id=rid,
-                    unit_id=None if unit == rid else str(unit),
-                    at=self.clock(),
-                    model=self.name,
-                    version=version,
-                    route=route.name,
-                    features=_loggable(row, self.contract),
-                    output=output,
-                    propensity=route.propensity,
-                    latency_ms=latency,
-                    fallback=bool(fallback),
-                    extra={"fallback": fallback, "features_status": statuses[i]}
-                    if fallback or statuses[i]
-                    else {},
-                )
-            )
-            if route.shadow_version is not None and route.shadow_version in state.predictors:
-                shadow_work.append((route.shadow_version, {"row": row, "request_id": rid, "unit": unit}))
-        try:
-            self.events.append(events)
-        except Exception as err:
-            self._count("event_log_failures")
-            raise StoreError(f"prediction not acknowledged: the event log failed: {err}") from err
-        self._count("predictions", len(answers))
-        return answers, shadow_work
+        else:
+            output, fallback, version = self._fallback(state, row)
+        if fallback:
+            self._count("fallbacks")
+        latency = (time.perf_counter() - started) * 1000
+        answer = Prediction(rid, self.name, version, route.name, output, fallback, route.propensity, status)
+        event = PredictionEvent(
+            request_id=rid,
+            unit_id=None if unit == rid else str(unit),
+            at=self.clock(),
+            model=self.name,
+            version=version,
+            route=route.name,
+            features=_loggable(row, self.contract),
+            output=output,
+            propensity=route.propensity,
+            latency_ms=latency,
+            fallback=bool(fallback),
+            extra={"fallback": fallback, "features_status": status} if fallback or status else {},
+        )
+        shadow = None
+        if route.shadow_version is not None and route.shadow_version in state.predictors:
+            shadow = (route.shadow_version, {"row": row, "request_id": rid, "unit": unit})
+        return answer, event, shadow
 
     def score_shadow(self, work: list[tuple[int, dict[str, Any]]]) -> None:
         """Score and log shadow predictions (called off the request path)."""
