@@ -91,6 +91,13 @@ def test_ttl_is_honoured(online_store: OnlineStore) -> None:
     assert read_one(online_store, ("EWR",), now=T0 + 5 * HOUR, ttl=6 * HOUR).status is Status.OK
 
 
+def test_a_value_from_after_now_is_never_served(online_store: OnlineStore) -> None:
+    write(online_store, frame(["EWR"], [T0], [4.5]))
+    early = read_one(online_store, ("EWR",), now=T0 - timedelta(microseconds=1))
+    assert (early.status, early.values, early.age) == (Status.MISSING, {}, None)
+    assert read_one(online_store, ("EWR",), now=T0).status is Status.OK
+
+
 def test_older_write_never_overwrites(online_store: OnlineStore) -> None:
     write(online_store, frame(["EWR", "JFK"], [T0, T0], [2.0, 3.0]))
     stats = write(online_store, frame(["EWR", "JFK"], [T0 - HOUR, T0 + HOUR], [-1.0, 30.0]))

@@ -5,7 +5,9 @@ feature values. Two rules hold on every backend:
 
 * **Reads honour the ttl.** A row whose ``now - event_time`` exceeds the
   ttl comes back as :attr:`Status.EXPIRED` with no values; a row exactly at
-  the ttl is still :attr:`Status.OK`.
+  the ttl is still :attr:`Status.OK`. A row whose event time is after
+  ``now`` (materialised ahead of the reader's clock) is :attr:`Status.MISSING`:
+  it was not knowable at ``now``.
 * **Writes are monotonic.** A row replaces the stored one only when its
   ``(event_time, created_time)`` is strictly greater (a missing created time
   is the lowest). Older rows are skipped and counted, atomically per key.
@@ -400,6 +402,11 @@ class OnlineStoreBase(abc.ABC):
             event_us, payload = found
             event_time = from_micros(event_us)
             age = timedelta(microseconds=now_us - event_us)
+            if event_us > now_us:
+                # Stored by a materialisation ahead of this reader's clock (a replay, a
+                # backfill, clock skew): not knowable at ``now``, so never served.
+                out.append(OnlineValue(tuple(key), Status.MISSING, {}, None, None))
+                continue
             if now_us - event_us > ttl_us:
                 out.append(OnlineValue(tuple(key), Status.EXPIRED, {}, event_time, age))
                 continue
