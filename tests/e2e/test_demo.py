@@ -55,6 +55,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert ad["aliases"] == {"champion": 1}
         assert [e["action"] for e in ad["journal"]] == ["promote", "promote", "rollback"]
     assert ad["artifacts_verified"] == ad["artifacts"] == 2
+    inf = summary["loops"]["inference"]
+    assert inf["requests"] == inf["statuses"]["200"] + inf["statuses"]["422"]
+    assert set(inf["rejections"]) <= {"hour:max", "carrier:missing"} and inf["rejections"]
+    assert inf["events_logged"] == inf["statuses"]["200"]  # every acknowledged prediction is logged
+    assert inf["labels"]["inserted"] > 0 and inf["labels_resent"]["inserted"] == 0
+    # Labels of rejected requests (never logged) and one made-up id are counted as unknown.
+    assert inf["labels"]["inserted"] + inf["labels"]["unknown"] == inf["labels_sent"]
+    assert 1 <= inf["labels"]["unknown"] <= inf["statuses"]["422"] + 1
+    assert inf["training_serving_parity"]["mismatches"] == 0
     html = (out / "report.html").read_text()
+    assert "Training/serving parity" in html
     assert "Adaptation: training, gates, registry" in html
     assert html.startswith("<!doctype html>") and "Point-in-time training set" in html

@@ -173,6 +173,8 @@ def render_report(summary: dict[str, Any]) -> str:
     )
     if "adaptation" in summary["loops"]:
         parts.extend(_adaptation(summary["loops"]["adaptation"]))
+    if summary["loops"].get("inference", {}).get("requests"):
+        parts.extend(_inference(summary["loops"]["inference"]))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -288,4 +290,58 @@ def _adaptation(ad: dict[str, Any]) -> list[str]:
     parts.append(
         f"<p>Artifacts verified against their SHA-256: {ad['artifacts_verified']} of {ad['artifacts']}.</p>"
     )
+    return parts
+
+
+def _inference(inf: dict[str, Any]) -> list[str]:
+    lat = inf["latency_ms"]
+    parity = inf["training_serving_parity"]
+    parts = [
+        "<h2>Inference: replayed traffic through the HTTP server</h2>",
+        f"<p>{inf['requests']:,} flights departing {escape(inf['window'][0])} → "
+        f"{escape(inf['window'][1])} sent "
+        "one by one to <code>POST /v1/models/delay/predict</code> on a real server, with the server's clock "
+        "at each departure and the online store materialised as weather was published.</p>",
+        _table(
+            ["requests", "answered", "rejected (4xx)", "fallbacks", "p50 ms", "p99 ms", "events logged"],
+            [
+                [
+                    inf["requests"],
+                    inf["statuses"].get("200", 0),
+                    sum(v for k, v in inf["statuses"].items() if k.startswith("4")),
+                    inf["fallbacks"],
+                    lat["p50"],
+                    lat["p99"],
+                    inf["events_logged"],
+                ]
+            ],
+        ),
+        "<h3>Rejected requests (bad input injected on purpose)</h3>",
+        _table(["field:rule", "requests"], sorted(inf["rejections"].items())),
+        "<h3>Delayed labels through /v1/labels</h3>",
+        _table(
+            ["sent", "joined to predictions", "duplicates", "unknown request ids"],
+            [
+                [
+                    "first delivery",
+                    inf["labels"]["inserted"],
+                    inf["labels"]["duplicates"],
+                    inf["labels"]["unknown"],
+                ],
+                [
+                    "re-sent (idempotent)",
+                    inf["labels_resent"]["inserted"],
+                    inf["labels_resent"]["duplicates"],
+                    inf["labels_resent"]["unknown"],
+                ],
+            ],
+        ),
+        f"<p>ROC-AUC of the served predictions on their {inf['labelled_predictions']:,} labels: "
+        f"{'–' if inf['served_roc_auc'] is None else format(inf['served_roc_auc'], '.3f')} "
+        "(a two-day sample over the holidays: the evaluation loop will track this with intervals).</p>",
+        "<h3>Training/serving parity</h3>",
+        f"<p>Each served prediction compared with the same flight scored offline from a point-in-time "
+        f"training frame: {parity['compared']:,} compared, {parity['mismatches']} differ "
+        f"(largest difference {parity['max_abs_difference']}).</p>",
+    ]
     return parts

@@ -41,6 +41,7 @@ from typing import Any
 import polars as pl
 
 from fourloops.demo.report import render_report
+from fourloops.demo.traffic import replay_traffic
 from fourloops.errors import FourloopsError
 from fourloops.ingestion.leakage import LEAKAGE_THRESHOLD, leakage_scores
 from fourloops.project import Project
@@ -185,6 +186,9 @@ def run_demo(
         project.close()
         shutil.rmtree(staged, ignore_errors=True)
 
+    # 5. inference: the champion behind the real HTTP server, replayed traffic, delayed labels
+    summary["loops"]["inference"] = replay_traffic(project_dir, end, seed, say)
+
     summary["seconds"] = round(time.perf_counter() - started, 2)
     summary["highlights"] = _highlights(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -305,6 +309,21 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
                 f"ECE {run['calibration']['ece']:.3f}, gates {'passed' if run['passed'] else 'FAILED'}"
             )
         lines.extend(adaptation["decisions"])
+    inference = summary["loops"].get("inference", {})
+    if inference.get("requests"):
+        lat = inference["latency_ms"]
+        rejected = sum(inference["rejections"].values())
+        lines.append(
+            f"served {inference['requests']:,} requests over HTTP: "
+            f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+            f"{rejected} rejected (injected bad input), {inference['fallbacks']} fallbacks, "
+            f"{inference['events_logged']:,} events logged"
+        )
+        if inference.get("served_roc_auc") is not None:
+            lines.append(
+                f"labels via /v1/labels: {inference['labels']['inserted']:,} joined; ROC-AUC of served "
+                f"predictions {inference['served_roc_auc']:.3f}"
+            )
     online = summary["loops"]["online"]
     statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]
     lines.append(
