@@ -93,8 +93,7 @@ def bare_asof(entities: pa.Table, path: str) -> int:
     con.register("e", entities)
     feats = ", ".join(f"f.f{j}" for j in range(FEATURES))
     query = (
-        f"SELECT e.*, {feats} FROM e ASOF LEFT JOIN read_parquet('{path}') f "
-        "ON e.k = f.k AND e.ts >= f.ts"
+        f"SELECT e.*, {feats} FROM e ASOF LEFT JOIN read_parquet('{path}') f ON e.k = f.k AND e.ts >= f.ts"
     )
     rows = con.sql(query).to_arrow_table().num_rows
     con.close()
