@@ -117,3 +117,30 @@ def test_view_with_no_valid_rows_still_joins_as_missing(project: Project, projec
     assert frame["temp"].to_list() == [None] and frame["sky"].to_list() == [None]
     assert frame.schema["temp"] == pl.Float64
     assert result.stats["views"]["weather"]["missing"] == 1
+
+
+def test_int_keyed_view_without_valid_rows_joins_as_missing(tmp_path: Path) -> None:
+    import fourloops as fl
+    from fourloops.engines import DuckDBEngine
+    from fourloops.ingestion.dataset import build_training_set
+    from fourloops.ingestion.offline_store import OfflineStore
+
+    view = fl.FeatureView(
+        "sensor",
+        entity=fl.Entity("device", join_keys=["device_id"]),
+        source=fl.FileSource("x.parquet", timestamp="at"),
+        ttl="1h",
+        contract=fl.Contract({"device_id": fl.Int(), "reading": fl.Float()}),
+    )
+    entities = pl.DataFrame(
+        {"device_id": [1, 2], "ts": [T0, T0]}, schema_overrides={"ts": pl.Datetime("us", "UTC")}
+    )
+    result = build_training_set(
+        entities,
+        features=["sensor:reading"],
+        views={"sensor": view},
+        offline=OfflineStore(tmp_path),
+        engine=DuckDBEngine(),
+        timestamp="ts",
+    )
+    assert result.to_polars()["reading"].to_list() == [None, None]

@@ -184,7 +184,13 @@ def prepared_view(view: FeatureView, offline: OfflineStore, engine: Engine) -> V
 
 def _empty_view(view: FeatureView, fields: list[str]) -> pa.Table:
     # A view that has not ingested a single valid row still joins (every value missing).
-    cols = {k: pa.array([], pa.string()) for k in view.entity.join_keys}
+    # Keys take their declared type (undeclared keys are assumed to be strings).
+    cols = {
+        k: pa.array(
+            [], _ARROW_TYPES[view.contract.fields[k].kind] if k in view.contract.fields else pa.string()
+        )
+        for k in view.entity.join_keys
+    }
     cols[view.source.timestamp] = pa.array([], pa.timestamp("us", tz="UTC"))
     if view.source.created:
         cols[view.source.created] = pa.array([], pa.timestamp("us", tz="UTC"))
