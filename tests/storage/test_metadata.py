@@ -93,3 +93,22 @@ def test_two_processes_write_concurrently(metadata_url: str) -> None:
     assert heads[("entity", "e0")].version == "v24" and heads[("entity", "e1")].version == "v24"
     assert len(store.audit_entries(limit=1000)) == 50
     store.close()
+
+
+def test_a_failed_audit_entry_rolls_the_definition_change_back(metadata_url: str) -> None:
+    import pytest
+
+    from fourloops.errors import StoreError
+
+    store = MetadataStore(metadata_url)
+    store.apply_definitions(
+        [DefinitionRecord("entity", "e", "v1", {})], audit=[("apply.create", "entity:e", {})]
+    )
+    with pytest.raises((StoreError, TypeError, ValueError)):
+        store.apply_definitions(
+            [DefinitionRecord("entity", "e", "v2", {})],
+            audit=[("apply.update", "entity:e", {"bad": object()})],  # cannot be stored as JSON
+        )
+    assert store.heads()[("entity", "e")].version == "v1"
+    assert [e["action"] for e in store.audit_entries("entity:e")] == ["apply.create"]
+    store.close()

@@ -190,9 +190,8 @@ def apply_definitions(
         return plan
     records = [r for r in plan.records if any(c.kind == r.kind and c.name == r.name for c in pending)]
     removed = [(c.kind, c.name) for c in pending if c.action == "remove"]
-    metadata.apply_definitions(records, actor=actor, remove=removed)
-    for change in pending:
-        metadata.audit(
+    entries = [
+        (
             f"apply.{change.action}",
             change.subject,
             {
@@ -202,6 +201,8 @@ def apply_definitions(
                 "details": list(change.details),
                 "allowed_breaking": allow_breaking and change.breaking,
             },
-            actor=actor,
         )
+        for change in pending
+    ]
+    metadata.apply_definitions(records, actor=actor, remove=removed, audit=entries)
     return plan

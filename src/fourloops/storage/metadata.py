@@ -138,8 +138,13 @@ class MetadataStore:
         *,
         actor: str | None = None,
         remove: Sequence[tuple[str, str]] = (),
+        audit: Sequence[tuple[str, str, dict[str, Any]]] = (),
     ) -> None:
-        """Make ``records`` the current versions (and drop ``remove``) in one transaction."""
+        """Make ``records`` the current versions (and drop ``remove``) in one transaction.
+
+        ``audit`` entries (action, subject, details) are written in the same
+        transaction: the change and its record commit together or not at all.
+        """
         actor = actor or default_actor()
         now = self.clock()
         with self._begin() as conn:
@@ -178,6 +183,12 @@ class MetadataStore:
                 conn.execute(
                     t.definition_heads.delete().where(
                         t.definition_heads.c.kind == kind, t.definition_heads.c.name == name
+                    )
+                )
+            for action, subject, details in audit:
+                conn.execute(
+                    t.audit_log.insert().values(
+                        at=now, actor=actor, action=action, subject=subject, details=details
                     )
                 )
 
