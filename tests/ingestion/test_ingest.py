@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from fourloops.project import Project
 
@@ -144,3 +145,20 @@ def test_int_keyed_view_without_valid_rows_joins_as_missing(tmp_path: Path) -> N
         timestamp="ts",
     )
     assert result.to_polars()["reading"].to_list() == [None, None]
+
+
+def test_unchanged_files_are_not_hashed_again_but_rewritten_ones_are(
+    project: Project, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fourloops.ingestion import sources
+
+    project.validate("weather")
+    calls: list[Path] = []
+    real = sources._fingerprint
+    monkeypatch.setattr(sources, "_fingerprint", lambda p: calls.append(p) or real(p))
+    [again] = project.validate("weather")
+    assert calls == [] and [f.skipped for f in again.files] == [True]
+    weather_frame([0, 1], [50.0, 51.0]).write_parquet(project_dir / "data/weather/01.parquet")
+    [changed] = project.validate("weather")
+    assert len(calls) == 1 and [f.skipped for f in changed.files] == [False]
+    assert changed.valid == 2

@@ -31,7 +31,7 @@ from fourloops.definitions import (
 from fourloops.definitions.fields import Float, Int, UnknownPolicy
 from fourloops.errors import SchemaError
 from fourloops.ingestion.features import model_inputs as feature_fields
-from fourloops.ingestion.sources import list_files, read_file
+from fourloops.ingestion.sources import match_files, read_file
 
 __all__ = ["ModelFrame", "build_model_frame", "feature_fields", "to_matrix"]
 
@@ -51,8 +51,8 @@ class ModelFrame:
 
 def _read_entities(model: Model, root: Path) -> pl.DataFrame:
     frames = []
-    for src in list_files(model.entities, root):
-        table = read_file(src.path, model.entities.format)
+    for path in match_files(model.entities, root):
+        table = read_file(path, model.entities.format)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         frames.append(frame)

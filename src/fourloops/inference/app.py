@@ -127,9 +127,12 @@ def _reject_constant(name: str) -> float:
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, kind: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.response = _error(status, kind, message, **extra)
+        self.response.headers.update(headers or {})
 
 
 def create_app(
@@ -166,9 +169,9 @@ def create_app(
             metrics.rate_limited.labels(model, decision.limit or "model").inc()
             retry = decision.retry_after
             headers = {} if math.isinf(retry) else {"Retry-After": str(max(1, math.ceil(retry)))}
-            response = _error(429, "rate_limited", f"rate limit of {decision.limit or 'model'} exceeded")
-            response.headers.update(headers)
-            raise _Respond(response)
+            raise _HTTPError(
+                429, "rate_limited", f"rate limit of {decision.limit or 'model'} exceeded", headers=headers
+            )
 
     def batcher_for(service: ModelService) -> MicroBatcher[BatchRequest, Answer]:
         batcher: MicroBatcher[BatchRequest, Answer] = MicroBatcher(
@@ -474,8 +477,6 @@ def create_app(
                 if name in services:
                     metrics.requests.labels(name, str(err.response.status_code)).inc()
                 return err.response
-            except _Respond as r:
-                return r.response
 
         return wrapped
 
@@ -535,12 +536,6 @@ def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas},
     }
-
-
-class _Respond(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__("respond")
-        self.response = response
 
 
 def _now(services: Mapping[str, ModelService]) -> Any:

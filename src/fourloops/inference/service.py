@@ -10,6 +10,8 @@ list of instances; every answered prediction is appended to the event store
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
 import threading
 import time
@@ -185,16 +187,12 @@ class ModelService:
                 problems[f"instances[{i}]"] = "type"
                 messages.append(f"instances[{i}]: must be an object")
                 continue
-            result = self.validator.validate_row(instance)
-            if not result.ok:
-                for name, rule in result.violations.items():
+            try:  # one pass: normalised values, or the violations in the row validator's wording
+                values.append(self.validator.check_row(instance))
+            except ContractViolation as err:
+                for name, rule in err.violations.items():
                     problems[prefix + name] = rule
-                try:  # the row validator's wording, with the offending values
-                    self.validator.check_row(instance)
-                except ContractViolation as err:
-                    messages.append(prefix + str(err) if not prefix else f"{prefix[:-1]}: {err}")
-                continue
-            values.append(result.values)
+                messages.append(f"{prefix[:-1]}: {err}" if prefix else str(err))
         if problems:
             raise ContractViolation("invalid input: " + "; ".join(messages), problems)
         return values
@@ -388,8 +386,6 @@ class ModelService:
 
 def _optional(f: Any) -> Any:
     """A copy of a feature's field type that may be absent from a request (looked up instead)."""
-    import copy
-
     clone = copy.copy(f)
     clone.nullable = True
     return clone
@@ -397,8 +393,6 @@ def _optional(f: Any) -> Any:
 
 def _loggable(row: Mapping[str, Any], contract: Contract) -> dict[str, Any]:
     """The features as logged: sensitive fields replaced by a hash, non-finite floats by None."""
-    import hashlib
-
     out: dict[str, Any] = {}
     for name, value in row.items():
         f = contract.fields.get(name)

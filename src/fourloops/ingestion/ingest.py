@@ -192,8 +192,8 @@ def ingest_view(
     progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Validate every new or changed source file of ``view`` and store the valid rows."""
-    files = list_files(view.source, root) if files is None else files
     manifest = {} if force else offline.manifest(view)
+    files = list_files(view.source, root, known=manifest) if files is None else files
     report = IngestReport(view.name, view.version, view.contract.version)
     stored = _stored_columns(view)
     for src in files:
@@ -217,6 +217,8 @@ def ingest_view(
         file_report, part = _ingest_table(view, table, src, stored, offline, quarantine_dir, metadata, now)
         manifest[key] = {
             "fingerprint": src.fingerprint,
+            "size": src.size,
+            "mtime_ns": src.mtime_ns,
             "part": part.name if part else None,
             "rows": file_report.rows,
             "valid": file_report.valid,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pv
@@ -20,7 +22,7 @@ import pyarrow.parquet as pq
 from fourloops.definitions import FileSource
 from fourloops.errors import SourceError
 
-__all__ = ["SourceFile", "list_files", "read_file"]
+__all__ = ["SourceFile", "list_files", "match_files", "read_file"]
 
 _HASH_CHUNK = 1 << 20
 
@@ -32,6 +34,7 @@ class SourceFile:
     path: Path
     fingerprint: str
     size: int
+    mtime_ns: int = 0
 
 
 def _fingerprint(path: Path) -> str:
@@ -42,20 +45,40 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_files(source: FileSource, root: Path) -> list[SourceFile]:
-    """The files a source currently consists of (sorted by path), fingerprinted.
+def match_files(source: FileSource, root: Path) -> list[Path]:
+    """The files a source currently consists of, sorted by path (no content is read).
 
     Raises :class:`SourceError` when the path or glob matches nothing.
     """
     pattern = source.resolve(root)
-    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-    files = [p for p in matches if p.is_file()]
+    files = [p for p in sorted(Path(p) for p in glob.glob(pattern, recursive=True)) if p.is_file()]
     if not files:
         raise SourceError(f"source {source.name!r}: no file matches {pattern}")
+    return files
+
+
+def list_files(
+    source: FileSource, root: Path, *, known: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[SourceFile]:
+    """The files of a source with the SHA-256 of their bytes.
+
+    ``known`` maps a path to what was recorded when it was last read
+    (``fingerprint``, ``size``, ``mtime_ns``): a file whose size and
+    modification time are unchanged keeps its recorded fingerprint instead of
+    being read and hashed again.
+    """
+    known = known or {}
+    out = []
     try:
-        return [SourceFile(p, _fingerprint(p), p.stat().st_size) for p in files]
+        for p in match_files(source, root):
+            stat = p.stat()
+            seen = known.get(str(p), {})
+            unchanged = seen.get("size") == stat.st_size and seen.get("mtime_ns") == stat.st_mtime_ns
+            fingerprint = str(seen["fingerprint"]) if unchanged and "fingerprint" in seen else _fingerprint(p)
+            out.append(SourceFile(p, fingerprint, stat.st_size, stat.st_mtime_ns))
     except OSError as err:
         raise SourceError(f"source {source.name!r}: cannot read {err.filename}: {err.strerror}") from err
+    return out
 
 
 def read_file(path: Path, fmt: str) -> pa.Table:
