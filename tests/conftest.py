@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -121,6 +122,23 @@ def online_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
     store.close()
 
 
+@contextmanager
+def _postgres_schema(request: pytest.FixtureRequest, prefix: str) -> Iterator[str]:
+    """A URL of the run's PostgreSQL database whose search path is a new, empty schema."""
+    import psycopg
+
+    base = request.getfixturevalue("postgres_url")
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    libpq = urlunsplit(urlsplit(base)._replace(scheme="postgresql"))
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 METADATA_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.services)]
 
 
@@ -133,16 +151,8 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'metadata.db'}"
         return
-    import psycopg
-
-    base = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    libpq = urlunsplit(urlsplit(base)._replace(scheme="postgresql"))
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{base}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with _postgres_schema(request, "t") as url:
+        yield url
 
 
 EVENT_BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.services)]
@@ -158,13 +168,5 @@ def event_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     if request.param == "local":
         yield f"local://{tmp_path / 'events'}"
         return
-    import psycopg
-
-    base = request.getfixturevalue("postgres_url")
-    schema = f"ev_{uuid.uuid4().hex[:12]}"
-    libpq = urlunsplit(urlsplit(base)._replace(scheme="postgresql"))
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{base}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with _postgres_schema(request, "ev") as url:
+        yield url

@@ -1,10 +1,17 @@
-"""A small synthetic project with a trained-able model, shared by training and serving tests."""
+"""A small synthetic project with a trainable model, and a served process of it, for model tests."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import polars as pl
 
@@ -73,3 +80,35 @@ def write_project(root: Path, seed: int = 0) -> None:
         pl.Series("minutes_late", minutes).fill_nan(None),
         (pl.col("at") + pl.duration(hours=1)).alias("arrived"),
     ).write_parquet(root / "data/trips.parquet")
+
+
+@contextmanager
+def served_process(project_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``fourloops serve`` on a free loopback port, ready; yields the process and its base URL.
+
+    The process is stopped (SIGTERM, or left as it is if a test already killed it) on exit.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(project_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not become ready within 60 s")
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +13,7 @@ from starlette.testclient import TestClient
 
 from fourloops.project import Project
 from fourloops.server import build_app, open_events
-from trips import T0, write_project
+from trips import T0, served_process, write_project
 
 TOKEN = "s3cret"
 
@@ -253,30 +249,8 @@ def test_a_failing_model_is_answered_by_the_fallback(client: TestClient) -> None
     assert r.json()["fallback"] == "constant" and r.json()["prediction"] == 0.5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_real_server_process_answers_over_http(served: Path) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(served), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("server did not become ready")
+    with served_process(served) as (proc, base):
         with httpx.Client(base_url=base, timeout=10) as http:
             r = http.post(
                 "/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.5, "rain": 1.0}}
@@ -288,11 +262,6 @@ def test_real_server_process_answers_over_http(served: Path) -> None:
             assert schema["properties"]["load"]["maximum"] == 1 and "station" in schema["required"]
             assert "/v1/models/late/predict" in spec["paths"]
             assert http.get("/docs").status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        assert proc.stdout is not None
-        proc.stdout.close()
     assert proc.returncode in (0, -15)
 
 

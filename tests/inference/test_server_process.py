@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ import pytest
 
 from fourloops.project import Project
 from fourloops.server import open_events
-from trips import T0, write_project
+from trips import T0, served_process, write_project
 
 pytestmark = pytest.mark.slow
 
@@ -36,35 +34,10 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(project_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(project_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not become ready")
-    yield proc, base
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(30)
+    with served_process(project_dir) as running:
+        yield running
 
 
 def _load(
