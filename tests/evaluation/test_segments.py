@@ -171,3 +171,19 @@ def test_bootstrap_metric_equals_metric_on_resampled_rows() -> None:
         for b in range(5):
             rows = np.repeat(np.arange(80), counts[b].astype(int))
             assert batched[b] == pytest.approx(spec(y[rows], score[rows], np.ones(80)), abs=1e-12)
+
+
+def test_zero_replicates_gives_points_without_intervals() -> None:
+    import numpy as np
+
+    from fourloops.evaluation import segment_metrics
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 600), 0, 1)
+    seg = {"g": np.array(["a", "b"] * 300)}
+    with_ci = segment_metrics("binary", y, p, seg, metrics=["roc_auc"], min_size=10, n_boot=50)
+    points = segment_metrics("binary", y, p, seg, metrics=["roc_auc"], min_size=10, n_boot=0)
+    for a, b in zip(with_ci, points, strict=True):
+        assert a.metrics["roc_auc"].point == b.metrics["roc_auc"].point
+        assert b.metrics["roc_auc"].low is None and b.metrics["roc_auc"].high is None

@@ -55,7 +55,7 @@ def _cost(model: Model) -> Cost | None:
 
 
 def _segment_table(
-    model: Model, y: np.ndarray, pred: np.ndarray, test: pl.DataFrame, seed: int
+    model: Model, y: np.ndarray, pred: np.ndarray, test: pl.DataFrame, seed: int, n_boot: int = N_BOOT
 ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
     if not model.segments:
         return [], {}
@@ -70,7 +70,7 @@ def _segment_table(
         pred,
         segments,
         metrics=metrics,
-        n_boot=N_BOOT,
+        n_boot=n_boot,
         seed=seed,
         threshold=model.objective.threshold,
     )
@@ -132,7 +132,8 @@ def evaluate_candidate(
     seg_rows, seg_points = _segment_table(model, y_test, candidate, test, seed)
     champ_points: dict[tuple[str, str], dict[str, Any]] = {}
     if champion is not None:
-        _, champ_points = _segment_table(model, y_test, champion, test, seed)
+        # The champion's segments are compared by point estimate: no intervals needed.
+        _, champ_points = _segment_table(model, y_test, champion, test, seed, n_boot=0)
     calib = None
     if task == "binary":
         calib = calibration(y_test, candidate).to_dict()

@@ -130,9 +130,9 @@ def _rng(seed: int, column: str | None, value: Any) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
 
 
-def _check(n_boot: int, confidence: float) -> None:
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+def _check(n_boot: int, confidence: float, *, points_only_ok: bool = False) -> None:
+    if n_boot < (0 if points_only_ok else 1):
+        raise ValueError(f"n_boot must be at least {0 if points_only_ok else 1}, got {n_boot}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
 
@@ -157,6 +157,8 @@ def _measure(
     rng: np.random.Generator,
 ) -> dict[str, Interval]:
     ones = np.ones(y.shape[0])
+    if n_boot == 0:  # point estimates only, no interval
+        return {spec.name: Interval(optional(spec(y, pred, ones)), None, None) for spec in specs}
     values = _replicates(specs, y, [pred], n_boot, rng)
     return {
         spec.name: _interval(spec(y, pred, ones), values[i, 0], confidence) for i, spec in enumerate(specs)
@@ -207,9 +209,10 @@ def segment_metrics(
     The first result is the overall row (never ``too_small``); then, per column
     in the given order, one result per distinct value (sorted; nulls, reported as
     ``None``, last).
-    Binary ``ece`` uses ``bins`` equal-width bins.
+    Binary ``ece`` uses ``bins`` equal-width bins. ``n_boot=0`` gives point
+    estimates only (intervals ``None``), for comparisons that need no interval.
     """
-    _check(n_boot, confidence)
+    _check(n_boot, confidence, points_only_ok=True)
     y, pred, levels = prepare(task, y_true, prediction, quantiles=quantiles)
     names = list(DEFAULT_METRICS[task] if metrics is None else metrics)
     if metrics is None and len(levels) >= 1:
