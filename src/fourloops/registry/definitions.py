@@ -25,17 +25,27 @@ class Change:
     kind: str  # entity, source, feature_view
     name: str
     action: str  # create, update, remove, unchanged
-    breaking: bool = False
     details: tuple[str, ...] = ()
+    #: The details that break existing data or consumers (a subset of ``details``).
+    breaking_details: tuple[str, ...] = ()
     version: str | None = None
     previous: str | None = None
+
+    @property
+    def breaking(self) -> bool:
+        return bool(self.breaking_details)
 
     @property
     def subject(self) -> str:
         return f"{self.kind}:{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "details": list(self.details)}
+        return {
+            **self.__dict__,
+            "details": list(self.details),
+            "breaking_details": list(self.breaking_details),
+            "breaking": self.breaking,
+        }
 
 
 @dataclass
@@ -142,8 +152,8 @@ def plan_definitions(defs: Definitions, metadata: MetadataStore) -> ApplyPlan:
                     rec.kind,
                     rec.name,
                     "update",
-                    breaking=any(b for _, b in found),
                     details=tuple(m + (" (breaking)" if b else "") for m, b in found),
+                    breaking_details=tuple(m + " (breaking)" for m, b in found if b),
                     version=rec.version,
                     previous=head.version,
                 )
@@ -155,8 +165,10 @@ def plan_definitions(defs: Definitions, metadata: MetadataStore) -> ApplyPlan:
                     kind,
                     name,
                     "remove",
-                    breaking=kind == "feature_view",
                     details=(f"{kind} {name!r} is no longer defined",),
+                    breaking_details=(f"{kind} {name!r} is no longer defined",)
+                    if kind == "feature_view"
+                    else (),
                     previous=head.version,
                 )
             )
@@ -173,12 +185,7 @@ def apply_definitions(
     """Register the definitions; raise :class:`BreakingChangeError` on breaking changes unless allowed."""
     plan = plan_definitions(defs, metadata)
     if plan.breaking and not allow_breaking:
-        lines = [
-            f"{c.subject}: {d}"
-            for c in plan.breaking
-            for d in c.details
-            if "(breaking)" in d or c.action == "remove"
-        ]
+        lines = [f"{c.subject}: {d}" for c in plan.breaking for d in c.breaking_details]
         raise BreakingChangeError(
             f"{len(lines)} breaking change(s): "
             + "; ".join(lines)
