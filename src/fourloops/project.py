@@ -435,14 +435,8 @@ class Project:
         from fourloops.registry.loading import load_version
 
         v = self.registry.get_version(name, version)
-        task = self.models[name].task.value if name in self.models else self.registry_task(name)
-        return load_version(self.artifacts, v, task=task)
-
-    def registry_task(self, name: str) -> str:
-        for summary in self.registry.models():
-            if summary.name == name:
-                return str(summary.task)
-        raise NotFoundError(f"no registered model {name!r}")
+        task = self.models[name].task.value if name in self.models else self.registry.model(name).task
+        return load_version(self.artifacts, v, task=str(task))
 
     def import_mlflow(
         self,

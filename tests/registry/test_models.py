@@ -227,3 +227,16 @@ def test_two_processes_create_versions_concurrently(metadata_url: str) -> None:
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_one_model_summary_matches_the_listing(metadata_url: str) -> None:
+    store = MetadataStore(metadata_url)
+    reg = ModelRegistry(store)
+    reg.register_model("a", "binary", tags={"k": 1})
+    reg.register_model("b", "regression")
+    reg.create_version("b", status="failed", failure_reason="x")
+    assert reg.model("b") == next(m for m in reg.models() if m.name == "b")
+    assert reg.model("a").tags == {"k": 1} and reg.model("b").versions == 1
+    with pytest.raises(NotFoundError, match="no registered model 'c'"):
+        reg.model("c")
+    store.close()

@@ -146,8 +146,7 @@ class ModelService:
         if champion is None:
             raise NotFoundError(f"model {self.name!r} has no champion; promote a version first")
         canary, shadow = aliases.get("canary"), aliases.get("shadow")
-        summary = next((m for m in self.registry.models() if m.name == self.name), None)
-        share = float((summary.tags if summary else {}).get(CANARY_SHARE_TAG, 0.0)) if canary else 0.0
+        share = float(self.registry.model(self.name).tags.get(CANARY_SHARE_TAG, 0.0)) if canary else 0.0
         if canary == champion:
             canary, share = None, 0.0
         table = RoutingTable(

@@ -289,21 +289,31 @@ class ModelRegistry(AliasOperations):
 
     def models(self) -> list[ModelSummary]:
         """Every registered model, by name."""
-        v, a = t.model_versions, t.aliases
+        return self._summaries(None)
+
+    def model(self, name: str) -> ModelSummary:
+        """One registered model (``NotFoundError`` when there is none of that name)."""
+        found = self._summaries(name)
+        if not found:
+            raise NotFoundError(f"no registered model {name!r}")
+        return found[0]
+
+    def _summaries(self, name: str | None) -> list[ModelSummary]:
+        v, a, m = t.model_versions, t.aliases, t.models
         with self._transaction() as conn:
-            rows = conn.execute(sa.select(t.models).order_by(t.models.c.name)).all()
-            counts = {
-                r.model: (int(r.n), r.latest)
-                for r in conn.execute(
-                    sa.select(
-                        v.c.model,
-                        sa.func.count().label("n"),
-                        sa.func.max(v.c.version).label("latest"),
-                    ).group_by(v.c.model)
-                )
-            }
+            query = sa.select(m).order_by(m.c.name)
+            counting = sa.select(
+                v.c.model, sa.func.count().label("n"), sa.func.max(v.c.version).label("latest")
+            ).group_by(v.c.model)
+            aliasing = sa.select(a.c.model, a.c.alias, a.c.version).order_by(a.c.alias)
+            if name is not None:
+                query = query.where(m.c.name == name)
+                counting = counting.where(v.c.model == name)
+                aliasing = aliasing.where(a.c.model == name)
+            rows = conn.execute(query).all()
+            counts = {r.model: (int(r.n), r.latest) for r in conn.execute(counting)}
             names: dict[str, dict[str, int]] = {}
-            for r in conn.execute(sa.select(a.c.model, a.c.alias, a.c.version).order_by(a.c.alias)):
+            for r in conn.execute(aliasing):
                 names.setdefault(r.model, {})[r.alias] = r.version
         return [
             ModelSummary(
