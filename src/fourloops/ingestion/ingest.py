@@ -131,9 +131,14 @@ def ingestion_contract(view: FeatureView, table: pa.Table | None = None) -> Cont
     return Contract(fields, null_tokens=[*c.null_tokens, *(["NaN"] if c.nan_is_null else [])], extra=c.extra)
 
 
-def validate_table(view: FeatureView, table: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame, Any]:
-    """Validate (and transform) one table: (valid rows, quarantined rows, batch result)."""
-    contract = ingestion_contract(view, table)
+def validate_table(
+    view: FeatureView, table: pa.Table, contract: Contract | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, Any]:
+    """Validate (and transform) one table: (valid rows, quarantined rows, batch result).
+
+    ``contract`` is the view's :func:`ingestion_contract` for this table, when the caller has it.
+    """
+    contract = contract or ingestion_contract(view, table)
     result = compile_contract(contract).validate_batch(table)
     valid, quarantine = result.valid, result.quarantine
     if view.transform is not None and valid.height:
@@ -249,7 +254,7 @@ def _ingest_table(
     findings = compare_schemas(previous, snapshot, contract)
     metadata.record_schema(view.source.name, snapshot)
 
-    valid, quarantine, result = validate_table(view, table)
+    valid, quarantine, result = validate_table(view, table, contract)
     report = FileReport(
         str(src.path),
         src.fingerprint,
