@@ -39,6 +39,11 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     batching = true          # group concurrent single-instance requests into one model-service call
     batch_max_size = 32      # flush a group when this many requests wait...
     batch_max_wait_ms = 2    # ...or when the first has waited this long (a lone request never waits)
+    max_pending = 256        # requests per model queued or running at once; beyond: 503 "overloaded"
+    timeout_ms = 1000        # model-call deadline; past it the fallback answers (0 = no deadline)
+    cache_ttl = ""           # prediction cache, e.g. "30s"; "" = off
+    cache_max_entries = 10000
+    log_format = "text"      # "json": one JSON object per log line (for log shippers)
 """
 
 from __future__ import annotations
@@ -92,6 +97,11 @@ class ServerConfig:
     batching: bool = True  # adaptive micro-batching with group commit of the events
     batch_max_size: int = 32
     batch_max_wait_ms: int = 2
+    max_pending: int = 256  # requests per model queued or running; beyond them: 503 overloaded
+    timeout_ms: int = 1000  # model-call deadline (0 = none); past it the fallback answers
+    cache_ttl: str = ""  # prediction cache entry lifetime, e.g. "30s"; "" = no cache
+    cache_max_entries: int = 10_000
+    log_format: str = "text"  # "text" or "json"
 
 
 @dataclass(frozen=True)

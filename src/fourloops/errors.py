@@ -19,6 +19,7 @@ turns them into 4xx JSON bodies.
     ├── RegistryError            the registry refused an operation
     │   └── PromotionBlocked     a version's gates failed, so it may not be promoted
     ├── ArtifactIntegrityError   a stored artifact is missing or its bytes changed
+    ├── ModelUnavailable         the model failed (error, timeout, open circuit) and no fallback answered
     └── NotFoundError            a named object does not exist
 """
 
@@ -31,6 +32,7 @@ __all__ = [
     "ContractViolation",
     "DefinitionError",
     "FourloopsError",
+    "ModelUnavailable",
     "NotFoundError",
     "PromotionBlocked",
     "RegistryError",
@@ -112,6 +114,10 @@ class ArtifactIntegrityError(FourloopsError):
     """A stored artifact is missing, or its SHA-256 or size no longer match its record."""
 
     exit_code = 6
+
+
+class ModelUnavailable(FourloopsError):
+    """A served model could not answer (it failed, timed out or its circuit is open) and no fallback did."""
 
 
 class NotFoundError(FourloopsError):

@@ -16,8 +16,9 @@ from typing import Any
 from starlette.applications import Starlette
 
 from fourloops.definitions.durations import parse_duration
-from fourloops.errors import ConfigError
+from fourloops.errors import ConfigError, DefinitionError
 from fourloops.inference.app import ServerSettings, create_app
+from fourloops.inference.cache import PredictionCache
 from fourloops.inference.ratelimit import RateLimits
 from fourloops.inference.service import ModelService
 from fourloops.project import Project
@@ -35,6 +36,12 @@ def open_events(project: Project) -> EventStore:
 def build_app(project: Project, *, models: list[str] | None = None) -> Starlette:
     """The ASGI app serving ``models`` (default: every defined model that has a champion)."""
     cfg = project.config.server
+    timeout = _timeout(cfg.timeout_ms)
+    cache_ttl = _seconds(cfg.cache_ttl, "cache_ttl") if cfg.cache_ttl else None
+    if cfg.max_pending < 1:
+        raise ConfigError(f"server.max_pending must be >= 1, got {cfg.max_pending}")
+    if cfg.cache_max_entries < 1:
+        raise ConfigError(f"server.cache_max_entries must be >= 1, got {cfg.cache_max_entries}")
     events = open_events(project)
     names = models or sorted(project.models)
     services = {}
@@ -47,20 +54,39 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
             online=project.online,
             events=events,
             clock=project.clock,
+            timeout=timeout,
+            cache=PredictionCache(cache_ttl, max_entries=cfg.cache_max_entries) if cache_ttl else None,
         )
         service.refresh()
         services[name] = service
     limiter = _limiter(project) if cfg.model_rate or cfg.client_rate else None
     settings = ServerSettings(
-        refresh_interval=parse_duration(cfg.refresh_interval, what="server.refresh_interval").total_seconds(),
+        refresh_interval=_seconds(cfg.refresh_interval, "refresh_interval"),
         admin_token=cfg.admin_token,
         max_body_bytes=cfg.max_body_bytes,
         max_instances=cfg.max_instances,
         batching=cfg.batching,
         batch_max_size=cfg.batch_max_size,
         batch_max_wait=cfg.batch_max_wait_ms / 1000,
+        max_pending=cfg.max_pending,
     )
     return create_app(services, events=events, registry=project.registry, settings=settings, limiter=limiter)
+
+
+def _seconds(value: str, key: str) -> float:
+    try:
+        seconds = parse_duration(value, what=f"server.{key}").total_seconds()
+    except DefinitionError as err:
+        raise ConfigError(str(err)) from None
+    if seconds <= 0:
+        raise ConfigError(f"server.{key} must be a positive duration, got {value!r}")
+    return seconds
+
+
+def _timeout(ms: int) -> float | None:
+    if ms < 0:
+        raise ConfigError(f"server.timeout_ms must be >= 0 (0 = no deadline), got {ms}")
+    return ms / 1000 if ms else None
 
 
 def _limiter(project: Project) -> Any:

@@ -245,8 +245,8 @@ def test_a_lone_request_does_not_wait_for_max_wait(project: Project) -> None:
     assert elapsed < 0.25, f"a lone request took {elapsed:.3f}s: it waited for max_wait (0.5 s)"
 
 
-def test_a_full_queue_answers_503_and_counts_it(project: Project) -> None:
-    app = _app(project, batch_max_size=2, batch_max_wait=1.0, batch_max_queue=1)
+def test_too_many_pending_requests_answer_503_and_are_counted(project: Project) -> None:
+    app = _app(project, batch_max_size=2, batch_max_wait=1.0, max_pending=3)
     responses = _post_all(app, [{"inputs": _inputs(i), "request_id": f"s-{i}"} for i in range(30)])
 
     statuses = [r.status_code for r in responses]

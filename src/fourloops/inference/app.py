@@ -13,7 +13,6 @@ is then not acknowledged) or has no model loaded.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -23,22 +22,24 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from fourloops.errors import ContractViolation, FourloopsError, NotFoundError, RegistryError, StoreError
+from fourloops.errors import (
+    ContractViolation,
+    FourloopsError,
+    ModelUnavailable,
+    NotFoundError,
+    RegistryError,
+    StoreError,
+)
 from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, MicroBatcher, Overloaded
+from fourloops.inference.http import HTTPError, JSONResponse, read_json
+from fourloops.inference.metrics import ServerMetrics
 from fourloops.inference.service import CANARY_SHARE_TAG, Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore, Label
@@ -46,8 +47,6 @@ from fourloops.storage.events import EventStore, Label
 __all__ = ["ServerSettings", "create_app"]
 
 log = logging.getLogger("fourloops.server")
-
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -59,80 +58,7 @@ class ServerSettings:
     batching: bool = True  # group concurrent single-instance requests (see fourloops.inference.batching)
     batch_max_size: int = DEFAULT_MAX_BATCH
     batch_max_wait: float = DEFAULT_MAX_WAIT  # seconds
-    batch_max_queue: int | None = None  # None = MicroBatcher's default (4 x max size x batches in flight)
-
-
-class _Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter("fourloops_requests", "Prediction requests", ["model", "status"], registry=r)
-        self.predictions = Counter(
-            "fourloops_predictions", "Answered predictions", ["model", "version", "route"], registry=r
-        )
-        self.latency = Histogram(
-            "fourloops_request_seconds", "Request latency", ["model"], buckets=_LATENCY_BUCKETS, registry=r
-        )
-        self.fallbacks = Counter("fourloops_fallbacks", "Fallback answers", ["model", "kind"], registry=r)
-        self.rejections = Counter(
-            "fourloops_rejections", "Rejected inputs by rule", ["model", "rule"], registry=r
-        )
-        self.rate_limited = Counter("fourloops_rate_limited", "429 answers", ["model", "limit"], registry=r)
-        self.event_failures = Counter(
-            "fourloops_event_log_failures", "Predictions not acknowledged", ["model"], registry=r
-        )
-        self.batch = Histogram(
-            "fourloops_batch_size",
-            "Instances per request",
-            ["model"],
-            buckets=(1, 2, 4, 8, 16, 64, 256),
-            registry=r,
-        )
-        self.micro_batch = Histogram(
-            "fourloops_micro_batch_size",
-            "Single-instance requests answered per model-service call (micro-batching)",
-            ["model"],
-            buckets=(1, 2, 4, 8, 16, 32, 64),
-            registry=r,
-        )
-        self.queue_depth = Gauge(
-            "fourloops_queue_depth", "Requests waiting for a micro-batch", ["model"], registry=r
-        )
-        self.shed = Counter("fourloops_shed", "Requests shed with 503 (queue full)", ["model"], registry=r)
-
-
-def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _HTTPError(413, "payload_too_large", f"body of {declared} bytes exceeds {limit}")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _HTTPError(413, "payload_too_large", f"body exceeds {limit} bytes")
-    try:
-        return json.loads(body, parse_constant=_json_constant)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise _HTTPError(400, "invalid_json", f"body is not valid JSON: {err}") from None
-
-
-def _json_constant(name: str) -> float:
-    # Python's json accepts NaN/Infinity; JSON does not. Keep them as NaN so the contract
-    # judges them (rule "nan"/"infinite") instead of failing the parse.
-    return float(name.replace("Infinity", "inf"))
-
-
-class _HTTPError(Exception):
-    def __init__(
-        self, status: int, kind: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
-    ) -> None:
-        super().__init__(message)
-        self.response = _error(status, kind, message, **extra)
-        self.response.headers.update(headers or {})
+    max_pending: int = 256  # requests per model queued or running; beyond them: 503 overloaded
 
 
 def create_app(
@@ -149,13 +75,16 @@ def create_app(
     ``retry_after``, ``limit``) or None to allow everything.
     """
     settings = settings or ServerSettings()
-    metrics = _Metrics()
+    pending = dict.fromkeys(services, 0)  # requests per model being answered (back-pressure)
+    metrics = ServerMetrics(services, pending.__getitem__)
+    for service in services.values():
+        service.on_append = metrics.event_append.labels(service.name).observe
 
     def service_for(request: Request) -> ModelService:
         name = request.path_params["model"]
         service = services.get(name)
         if service is None:
-            raise _HTTPError(
+            raise HTTPError(
                 404, "not_found", f"no model {name!r} is served here (served: {sorted(services)})"
             )
         return service
@@ -169,7 +98,7 @@ def create_app(
             metrics.rate_limited.labels(model, decision.limit or "model").inc()
             retry = decision.retry_after
             headers = {} if math.isinf(retry) else {"Retry-After": str(max(1, math.ceil(retry)))}
-            raise _HTTPError(
+            raise HTTPError(
                 429, "rate_limited", f"rate limit of {decision.limit or 'model'} exceeded", headers=headers
             )
 
@@ -178,7 +107,7 @@ def create_app(
             service.predict_batch,
             max_batch=settings.batch_max_size,
             max_wait=settings.batch_max_wait,
-            max_queue=settings.batch_max_queue,
+            max_queue=settings.max_pending,
             on_flush=metrics.micro_batch.labels(service.name).observe,
         )
         metrics.queue_depth.labels(service.name).set_function(lambda: batcher.depth)
@@ -189,8 +118,21 @@ def create_app(
     async def run(
         service: ModelService, instances: list[Any], request_id: str | None, unit_ids: list[Any]
     ) -> Answer:
-        """Answer through the service's micro-batcher (single instances) or in a worker thread."""
-        batcher = batchers.get(service.name) if len(instances) == 1 else None
+        """Answer through the service's micro-batcher (single instances) or in a worker thread.
+
+        At most ``max_pending`` requests per model are answered or waiting at
+        once; beyond them a request is shed with 503 at once. A slow event store
+        therefore slows the server and then sheds load: nothing is acknowledged
+        before it is logged, and nothing queues without bound.
+        """
+        name = service.name
+        if pending[name] >= settings.max_pending:
+            metrics.shed.labels(name).inc()
+            raise HTTPError(
+                503, "overloaded", f"{pending[name]} requests for model {name!r} are pending; try again"
+            )
+        batcher = batchers.get(name) if len(instances) == 1 else None
+        pending[name] += 1
         try:
             if batcher is not None:
                 return await batcher.submit(BatchRequest(instances, request_id, unit_ids))
@@ -198,22 +140,26 @@ def create_app(
                 service.predict, instances, request_id=request_id, unit_ids=unit_ids
             )
         except Overloaded as err:
-            metrics.shed.labels(service.name).inc()
-            raise _HTTPError(503, "overloaded", str(err)) from None
+            metrics.shed.labels(name).inc()
+            raise HTTPError(503, "overloaded", str(err)) from None
         except ContractViolation as err:
             for rule in set(err.violations.values()):
                 metrics.rejections.labels(service.name, rule).inc()
-            raise _HTTPError(
+            raise HTTPError(
                 422,
                 "contract_violation",
                 str(err),
                 violations=[{"field": f, "rule": r} for f, r in err.violations.items()],
             ) from None
         except NotFoundError as err:
-            raise _HTTPError(503, "not_ready", str(err)) from None
+            raise HTTPError(503, "not_ready", str(err)) from None
+        except ModelUnavailable as err:
+            raise HTTPError(503, "model_unavailable", str(err)) from None
         except StoreError as err:
             metrics.event_failures.labels(service.name).inc()
-            raise _HTTPError(503, "unavailable", str(err)) from None
+            raise HTTPError(503, "unavailable", str(err)) from None
+        finally:
+            pending[name] -= 1
 
     def record(service: ModelService, answers: list[Any], started: float) -> None:
         metrics.latency.labels(service.name).observe(time.perf_counter() - started)
@@ -221,47 +167,45 @@ def create_app(
         for a in answers:
             metrics.predictions.labels(service.name, str(a.version), a.route).inc()
             if a.fallback:
-                metrics.fallbacks.labels(service.name, a.fallback).inc()
+                metrics.fallbacks.labels(service.name, a.fallback, a.fallback_reason or "-").inc()
 
     async def predict(request: Request) -> Response:
         started = time.perf_counter()
         service = service_for(request)
         check_rate(request, service.name)
-        body = await _json_body(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes)
         if not isinstance(body, dict):
-            raise _HTTPError(
-                400, "invalid_request", "body must be a JSON object with 'inputs' or 'instances'"
-            )
+            raise HTTPError(400, "invalid_request", "body must be a JSON object with 'inputs' or 'instances'")
         request_id = body.get("request_id")
         if request_id is not None and (
             not isinstance(request_id, str) or not request_id or len(request_id) > 200
         ):
-            raise _HTTPError(
+            raise HTTPError(
                 400, "invalid_request", "request_id must be a non-empty string (max 200)", field="request_id"
             )
         unit_id = body.get("unit_id")
         if unit_id is not None and not isinstance(unit_id, str | int):
-            raise _HTTPError(400, "invalid_request", "unit_id must be a string", field="unit_id")
+            raise HTTPError(400, "invalid_request", "unit_id must be a string", field="unit_id")
         if "inputs" in body and "instances" in body:
-            raise _HTTPError(400, "invalid_request", "give 'inputs' or 'instances', not both")
+            raise HTTPError(400, "invalid_request", "give 'inputs' or 'instances', not both")
         if "inputs" in body:
             if not isinstance(body["inputs"], dict):
-                raise _HTTPError(400, "invalid_request", "'inputs' must be an object", field="inputs")
+                raise HTTPError(400, "invalid_request", "'inputs' must be an object", field="inputs")
             instances, single = [body["inputs"]], True
         elif "instances" in body:
             instances, single = body["instances"], False
             if not isinstance(instances, list) or not instances:
-                raise _HTTPError(
+                raise HTTPError(
                     400, "invalid_request", "'instances' must be a non-empty list", field="instances"
                 )
             if len(instances) > settings.max_instances:
-                raise _HTTPError(
+                raise HTTPError(
                     413,
                     "too_many_instances",
                     f"{len(instances)} instances exceed the limit of {settings.max_instances}",
                 )
         else:
-            raise _HTTPError(400, "invalid_request", "body must have 'inputs' or 'instances'")
+            raise HTTPError(400, "invalid_request", "body must have 'inputs' or 'instances'")
         units = [unit_id] * len(instances)
         answers, shadow = await run(service, instances, request_id, units)
         record(service, answers, started)
@@ -278,10 +222,10 @@ def create_app(
         started = time.perf_counter()
         service = service_for(request)
         check_rate(request, service.name)
-        body = await _json_body(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes)
         tensors = body.get("inputs") if isinstance(body, dict) else None
         if not isinstance(tensors, list) or not tensors:
-            raise _HTTPError(400, "invalid_request", "'inputs' must be a non-empty list of named tensors")
+            raise HTTPError(400, "invalid_request", "'inputs' must be a non-empty list of named tensors")
         columns: dict[str, list[Any]] = {}
         for t in tensors:
             if (
@@ -289,14 +233,14 @@ def create_app(
                 or not isinstance(t.get("name"), str)
                 or not isinstance(t.get("data"), list)
             ):
-                raise _HTTPError(400, "invalid_request", "each input needs 'name' and a flat 'data' list")
+                raise HTTPError(400, "invalid_request", "each input needs 'name' and a flat 'data' list")
             columns[t["name"]] = t["data"]
         sizes = {len(v) for v in columns.values()}
         if len(sizes) != 1:
-            raise _HTTPError(400, "invalid_request", "every input must have the same number of rows")
+            raise HTTPError(400, "invalid_request", "every input must have the same number of rows")
         n = sizes.pop()
         if n == 0 or n > settings.max_instances:
-            raise _HTTPError(400, "invalid_request", f"rows must be between 1 and {settings.max_instances}")
+            raise HTTPError(400, "invalid_request", f"rows must be between 1 and {settings.max_instances}")
         instances = [{k: v[i] for k, v in columns.items()} for i in range(n)]
         request_id = body.get("id") if isinstance(body.get("id"), str) else None
         answers, shadow = await run(service, instances, request_id, [None] * n)
@@ -322,10 +266,10 @@ def create_app(
         )
 
     async def labels(request: Request) -> Response:
-        body = await _json_body(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes)
         items = body.get("labels") if isinstance(body, dict) and "labels" in body else [body]
         if not isinstance(items, list) or not items:
-            raise _HTTPError(400, "invalid_request", "give {'labels': [{'request_id', 'value'}, ...]}")
+            raise HTTPError(400, "invalid_request", "give {'labels': [{'request_id', 'value'}, ...]}")
         parsed = []
         for i, item in enumerate(items):
             if (
@@ -333,7 +277,7 @@ def create_app(
                 or not isinstance(item.get("request_id"), str)
                 or "value" not in item
             ):
-                raise _HTTPError(
+                raise HTTPError(
                     400,
                     "invalid_request",
                     f"labels[{i}] needs 'request_id' (string) and 'value'",
@@ -342,13 +286,11 @@ def create_app(
             try:
                 parsed.append(Label(request_id=item["request_id"], value=item["value"], at=_now(services)))
             except (ValueError, TypeError, FourloopsError) as err:
-                raise _HTTPError(
-                    400, "invalid_request", f"labels[{i}]: {err}", field=f"labels[{i}]"
-                ) from None
+                raise HTTPError(400, "invalid_request", f"labels[{i}]: {err}", field=f"labels[{i}]") from None
         try:
             stats = await asyncio.to_thread(events.add_labels, parsed)
         except StoreError as err:
-            raise _HTTPError(503, "unavailable", str(err)) from None
+            raise HTTPError(503, "unavailable", str(err)) from None
         return JSONResponse(
             {"inserted": stats.inserted, "duplicates": stats.duplicates, "unknown": stats.unknown}
         )
@@ -392,15 +334,15 @@ def create_app(
         token = settings.admin_token
         given = request.headers.get("authorization", "")
         if not token or given != f"Bearer {token}":
-            raise _HTTPError(401, "unauthorized", "admin routes need 'Authorization: Bearer <admin_token>'")
+            raise HTTPError(401, "unauthorized", "admin routes need 'Authorization: Bearer <admin_token>'")
         return service_for(request)
 
     async def admin_promote(request: Request) -> Response:
         service = admin(request)
-        body = await _json_body(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes)
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, int) or isinstance(version, bool):
-            raise _HTTPError(400, "invalid_request", "'version' must be an integer", field="version")
+            raise HTTPError(400, "invalid_request", "'version' must be an integer", field="version")
         alias = body.get("alias", "champion")
         try:
             change = await asyncio.to_thread(
@@ -413,7 +355,7 @@ def create_app(
                 force=bool(body.get("force", False)),
             )
         except (RegistryError, NotFoundError) as err:
-            raise _HTTPError(409, "refused", str(err)) from None
+            raise HTTPError(409, "refused", str(err)) from None
         await asyncio.to_thread(service.refresh)
         return JSONResponse(change.to_dict())
 
@@ -424,16 +366,16 @@ def create_app(
                 registry.rollback, service.name, actor="admin-api", reason="rolled back through the admin API"
             )
         except (RegistryError, NotFoundError) as err:
-            raise _HTTPError(409, "refused", str(err)) from None
+            raise HTTPError(409, "refused", str(err)) from None
         await asyncio.to_thread(service.refresh)
         return JSONResponse(change.to_dict())
 
     async def admin_canary(request: Request) -> Response:
         service = admin(request)
-        body = await _json_body(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes)
         share = body.get("share") if isinstance(body, dict) else None
         if not isinstance(share, int | float) or isinstance(share, bool) or not 0 <= share <= 1:
-            raise _HTTPError(400, "invalid_request", "'share' must be a number in [0, 1]", field="share")
+            raise HTTPError(400, "invalid_request", "'share' must be a number in [0, 1]", field="share")
         await asyncio.to_thread(registry.set_tags, service.name, None, {CANARY_SHARE_TAG: float(share)})
         await asyncio.to_thread(service.refresh)
         return JSONResponse({"model": service.name, "canary_share": float(share)})
@@ -472,7 +414,7 @@ def create_app(
         async def wrapped(request: Request) -> Response:
             try:
                 return await handler(request)
-            except _HTTPError as err:
+            except HTTPError as err:
                 name = request.path_params.get("model", "-")
                 if name in services:
                     metrics.requests.labels(name, str(err.response.status_code)).inc()

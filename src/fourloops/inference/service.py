@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import threading
 import time
 import uuid
@@ -23,7 +22,9 @@ from typing import Any
 
 from fourloops.contracts import compile_contract
 from fourloops.definitions import Contract, FeatureView, Model
-from fourloops.errors import ContractViolation, FourloopsError, NotFoundError, StoreError
+from fourloops.errors import ContractViolation, FourloopsError, ModelUnavailable, NotFoundError, StoreError
+from fourloops.inference.cache import PredictionCache
+from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
 from fourloops.inference.routing import Route, RoutingTable
 from fourloops.ingestion.features import model_inputs, resolve_features
@@ -53,6 +54,7 @@ class Prediction:
     fallback: str | None = None
     propensity: float | None = None
     feature_status: dict[str, str] = field(default_factory=dict)
+    fallback_reason: str | None = None  # why the fallback answered: timeout, error or circuit_open
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class Prediction:
             "route": self.route,
             "prediction": self.prediction,
             "fallback": self.fallback,
+            "fallback_reason": self.fallback_reason,
         }
 
 
@@ -88,10 +91,16 @@ class BatchRequest:
 Answer = tuple[list[Prediction], list[tuple[int, dict[str, Any]]]]
 
 
-def _sanitize(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """One valid row of a batch, routed: which request it belongs to and where it goes."""
+
+    request: int  # position of its request in the batch
+    request_id: str
+    unit: Any
+    route: Route
+    row: dict[str, Any]
+    status: dict[str, str]
 
 
 class ModelService:
@@ -108,6 +117,8 @@ class ModelService:
         events: EventStore,
         clock: Callable[[], datetime],
         breaker: CircuitBreaker | None = None,
+        timeout: float | None = None,
+        cache: PredictionCache | None = None,
     ) -> None:
         self.model = model
         self.name = model.name
@@ -117,7 +128,15 @@ class ModelService:
         self.online = online
         self.events = events
         self.clock = clock
-        self.breaker = breaker or CircuitBreaker()
+        self._lock = threading.Lock()
+        self.counters: dict[str, int] = {}
+        self._appending: dict[int, float] = {}  # event-log appends in progress -> start (monotonic)
+        #: Told the seconds of every event-log append (the server's metrics histogram).
+        self.on_append: Callable[[float], None] | None = None
+        self.caller = ModelCaller(
+            model.name, breaker=breaker, timeout=timeout, cache=cache, count=self._count
+        )
+        self.breaker = self.caller.breaker
         self.inputs = model_inputs(model, self.views)
         self.grouped = resolve_features(model.features, self.views) if model.features else {}
         self.view_fields = {f for names in self.grouped.values() for f in names}
@@ -134,9 +153,7 @@ class ModelService:
         tokens = list(model.request.null_tokens) if model.request is not None else []
         self.contract = Contract(fields, null_tokens=tokens, extra="forbid")
         self.validator = compile_contract(self.contract)
-        self._lock = threading.Lock()
         self.state: ServingState | None = None
-        self.counters: dict[str, int] = {}
 
     # -- registry state -----------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -218,18 +235,20 @@ class ModelService:
     def _fallback(self, state: ServingState, row: dict[str, Any]) -> tuple[Any, str, int]:
         fb = self.model.fallback
         if fb is None:
-            raise StoreError(f"model {self.name!r}: the model failed and no fallback is configured")
+            raise ModelUnavailable(f"model {self.name!r} could not answer and has no fallback configured")
         if fb.constant is not None:
             return fb.constant, "constant", 0
         if fb.rule is not None:
             return fb.rule(dict(row)), "rule", 0
         if state.previous is not None and state.previous in state.predictors:
             return (
-                _sanitize(state.predictors[state.previous].predict_one(row)),
+                finite_or_none(state.predictors[state.previous].predict_one(row)),
                 "previous_version",
                 state.previous,
             )
-        raise StoreError(f"model {self.name!r}: no previous version to fall back to")
+        raise ModelUnavailable(
+            f"model {self.name!r} could not answer and has no previous version to fall back to"
+        )
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -274,79 +293,121 @@ class ModelService:
                 results.append(err)
         # One online-store read for the rows of every valid request.
         all_rows = [row for _, rows in valid for row in rows]
-        all_statuses = iter(self._features(all_rows))
-        events: list[PredictionEvent] = []
-        answered = 0
+        statuses = self._features(all_rows)
+        # Route every row, then ONE protected model call for all of them.
+        routed: list[_Routed] = []
         for n, rows in valid:
             request = requests[n]
-            statuses = [next(all_statuses) for _ in rows]
             base_id = request.request_id or uuid.uuid4().hex
-            answers: list[Prediction] = []
-            request_events: list[PredictionEvent] = []
-            shadow_work: list[tuple[int, dict[str, Any]]] = []
-            try:
-                for i, row in enumerate(rows):
-                    rid = base_id if len(rows) == 1 else f"{base_id}-{i}"
-                    unit = (request.unit_ids[i] if request.unit_ids else None) or rid
-                    answer, event, shadow = self._answer(state, row, rid, unit, statuses[i])
-                    answers.append(answer)
-                    request_events.append(event)
-                    if shadow is not None:
-                        shadow_work.append(shadow)
-            except StoreError as err:  # no fallback for a failed model: this request only
-                results[n] = err
+            for i, row in enumerate(rows):
+                rid = base_id if len(rows) == 1 else f"{base_id}-{i}"
+                unit = (request.unit_ids[i] if request.unit_ids else None) or rid
+                routed.append(_Routed(n, rid, unit, state.table.route(str(unit)), row, statuses[len(routed)]))
+        outcomes = self.caller.call(state.predictors, [(r.route.version, r.row) for r in routed])
+        at = self.clock()
+        events: list[PredictionEvent] = []
+        failed: set[int] = set()
+        pending: dict[int, list[PredictionEvent]] = {}
+        for r, outcome in zip(routed, outcomes, strict=True):
+            if r.request in failed:
                 continue
+            try:
+                answer, event, shadow = self._answer(state, r, outcome, at)
+            except ModelUnavailable as err:  # no fallback for a failed model: this request only
+                results[r.request] = err
+                failed.add(r.request)
+                pending.pop(r.request, None)
+                continue
+            answers, shadow_work = results[r.request]  # type: ignore[misc]
+            answers.append(answer)
+            if shadow is not None:
+                shadow_work.append(shadow)
+            pending.setdefault(r.request, []).append(event)
+        for request_events in pending.values():
             events.extend(request_events)
-            results[n] = (answers, shadow_work)
-            answered += len(answers)
         if events:
             try:
-                self.events.append(events)
+                self._log(events)
             except Exception as err:
                 self._count("event_log_failures")
                 raise StoreError(f"prediction not acknowledged: the event log failed: {err}") from err
-        self._count("predictions", answered)
+        self._count("predictions", len(events))
         return results
 
+    def _log(self, events: list[PredictionEvent]) -> None:
+        """Append ``events``; the appends in progress are what :meth:`event_log_lag` measures."""
+        started = time.monotonic()
+        token = object()
+        with self._lock:
+            self._appending[id(token)] = started
+        try:
+            self.events.append(events)
+        finally:
+            with self._lock:
+                del self._appending[id(token)]
+            if self.on_append is not None:
+                self.on_append(time.monotonic() - started)
+
+    def event_log_lag(self) -> float:
+        """Seconds the oldest append still in progress has waited for the event store (0 when idle).
+
+        Predictions are not released before their events are written, so this
+        is how long answered-but-unacknowledged predictions have been held: it
+        grows when the store is slow.
+        """
+        with self._lock:
+            started = min(self._appending.values(), default=None)
+        return 0.0 if started is None else time.monotonic() - started
+
     def _answer(
-        self, state: ServingState, row: dict[str, Any], rid: str, unit: Any, status: dict[str, str]
+        self, state: ServingState, r: _Routed, outcome: Outcome, at: datetime
     ) -> tuple[Prediction, PredictionEvent, tuple[int, dict[str, Any]] | None]:
-        """One row: route, call the model (or the fallback), and the event to log."""
-        route: Route = state.table.route(str(unit))
+        """One routed row: the model's outcome (or the fallback's answer) and the event to log."""
         started = time.perf_counter()
-        fallback = None
-        version = route.version
-        if self.breaker.allow():
-            try:
-                output = _sanitize(state.predictors[route.version].predict_one(row))
-                self.breaker.record_success()
-            except Exception:  # the model failed on valid input: the fallback answers
-                self.breaker.record_failure()
-                self._count("model_errors")
-                output, fallback, version = self._fallback(state, row)
+        version = r.route.version
+        fallback = reason = None
+        if outcome.failure is None:
+            output = outcome.output
         else:
-            output, fallback, version = self._fallback(state, row)
-        if fallback:
+            reason = outcome.failure
+            output, fallback, version = self._fallback(state, r.row)
             self._count("fallbacks")
-        latency = (time.perf_counter() - started) * 1000
-        answer = Prediction(rid, self.name, version, route.name, output, fallback, route.propensity, status)
+        latency = (outcome.seconds + time.perf_counter() - started) * 1000
+        answer = Prediction(
+            r.request_id,
+            self.name,
+            version,
+            r.route.name,
+            output,
+            fallback,
+            r.route.propensity,
+            r.status,
+            reason,
+        )
+        extra: dict[str, Any] = {}
+        if fallback:
+            extra.update(fallback=fallback, fallback_reason=reason)
+        if r.status:
+            extra["features_status"] = r.status
+        if outcome.cached:
+            extra["cached"] = True
         event = PredictionEvent(
-            request_id=rid,
-            unit_id=None if unit == rid else str(unit),
-            at=self.clock(),
+            request_id=r.request_id,
+            unit_id=None if r.unit == r.request_id else str(r.unit),
+            at=at,
             model=self.name,
             version=version,
-            route=route.name,
-            features=_loggable(row, self.contract),
+            route=r.route.name,
+            features=_loggable(r.row, self.contract),
             output=output,
-            propensity=route.propensity,
+            propensity=r.route.propensity,
             latency_ms=latency,
             fallback=bool(fallback),
-            extra={"fallback": fallback, "features_status": status} if fallback or status else {},
+            extra=extra,
         )
         shadow = None
-        if route.shadow_version is not None and route.shadow_version in state.predictors:
-            shadow = (route.shadow_version, {"row": row, "request_id": rid, "unit": unit})
+        if r.route.shadow_version is not None and r.route.shadow_version in state.predictors:
+            shadow = (r.route.shadow_version, {"row": r.row, "request_id": r.request_id, "unit": r.unit})
         return answer, event, shadow
 
     def score_shadow(self, work: list[tuple[int, dict[str, Any]]]) -> None:
@@ -358,7 +419,7 @@ class ModelService:
         for version, item in work:
             started = time.perf_counter()
             try:
-                output = _sanitize(state.predictors[version].predict_one(item["row"]))
+                output = finite_or_none(state.predictors[version].predict_one(item["row"]))
             except Exception:
                 self._count("shadow_errors")
                 continue
@@ -379,7 +440,7 @@ class ModelService:
                 )
             )
         if events:
-            self.events.append(events)
+            self._log(events)
             self._count("shadow_predictions", len(events))
 
 
@@ -400,5 +461,5 @@ def _loggable(row: Mapping[str, Any], contract: Contract) -> dict[str, Any]:
         elif isinstance(value, datetime):
             out[name] = value.isoformat()
         else:
-            out[name] = _sanitize(value)
+            out[name] = finite_or_none(value)
     return out
