@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import fcntl
 import io
-import json
-import math
 import os
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import polars as pl
 import pyarrow as pa
 
@@ -57,7 +56,6 @@ _EVENTS, _LABELS, _SUFFIX = "events-", "labels-", ".log"
 _LOCK_FILE = "labels.lock"
 _CRC_HEX = 8  # the frame is "<8 hex> <json>\n": the JSON starts at byte 9
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 _US = timedelta(microseconds=1)
 _FILE_MODE = 0o644
 
@@ -82,28 +80,33 @@ def _micros(at: datetime) -> int:
     return (at - _EPOCH) // _US
 
 
-def _frame(payload: str) -> bytes:
-    body = payload.encode()
+def _frame(body: bytes) -> bytes:
     return b"%08x %b\n" % (zlib.crc32(body), body)
 
 
-def _number(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "null"
-    return repr(float(value))
+def _number(value: float | None) -> float | None:
+    return None if value is None else float(value)  # orjson writes NaN and infinities as null
 
 
-def _encode_event(e: PredictionEvent) -> str:
-    # Formatted by hand: the hot path of every prediction. Strings go through the C
-    # JSON string encoder, so quotes and newlines are escaped and a record is one line.
-    return (
-        f'{{"request_id":{_quote(str(e.request_id))},'
-        f'"unit_id":{"null" if e.unit_id is None else _quote(str(e.unit_id))},'
-        f'"at_us":{_micros(e.at)},"model":{_quote(str(e.model))},"version":{int(e.version)},'
-        f'"route":{_quote(e.route)},"features":{_quote(dumps_json(e.features, what="features"))},'
-        f'"output":{_quote(dumps_json(e.output, what="output"))},"propensity":{_number(e.propensity)},'
-        f'"latency_ms":{_number(e.latency_ms)},"fallback":{"true" if e.fallback else "false"},'
-        f'"extra":{_quote(dumps_json(e.extra, what="extra"))}}}'
+def _encode_event(e: PredictionEvent) -> bytes:
+    # The hot path of every prediction. features/output/extra are stored as JSON text
+    # inside the record (the PostgreSQL store keeps the same text in its columns);
+    # orjson escapes quotes and newlines, so a record is always one line.
+    return orjson.dumps(
+        {
+            "request_id": str(e.request_id),
+            "unit_id": None if e.unit_id is None else str(e.unit_id),
+            "at_us": _micros(e.at),
+            "model": str(e.model),
+            "version": int(e.version),
+            "route": str(e.route),
+            "features": dumps_json(e.features, what="features"),
+            "output": dumps_json(e.output, what="output"),
+            "propensity": _number(e.propensity),
+            "latency_ms": _number(e.latency_ms),
+            "fallback": bool(e.fallback),
+            "extra": dumps_json(e.extra, what="extra"),
+        }
     )
 
 
@@ -288,7 +291,7 @@ class LocalEventStore(EventStoreBase):
                     "value": dumps_json(label.value, what=f"label {label.request_id!r}"),
                     "at_us": _micros(label.at),
                 }
-                records.append(_frame(json.dumps(payload, separators=(",", ":"))))
+                records.append(_frame(orjson.dumps(payload)))
             if records:
                 self._write(self._labels, b"".join(records))
         return LabelStats(inserted=inserted, duplicates=duplicates, unknown=unknown)
