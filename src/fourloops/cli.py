@@ -572,11 +572,17 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8080).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes.")] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="'text' or 'json' (one JSON object per line; default: server.log_format)."
+        ),
+    ] = None,
 ) -> None:
     """Run the prediction server (every model with a champion; Ctrl-C drains and stops)."""
     from fourloops.server import serve as run_server
 
-    run_server(_project(project), host=host, port=port, workers=workers)
+    run_server(_project(project), host=host, port=port, workers=workers, log_format=log_format)
 
 
 @app.command()

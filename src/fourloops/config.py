@@ -44,6 +44,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     cache_ttl = ""           # prediction cache, e.g. "30s"; "" = off
     cache_max_entries = 10000
     log_format = "text"      # "json": one JSON object per log line (for log shippers)
+    access_log = true        # one log line per HTTP request
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class ServerConfig:
     cache_ttl: str = ""  # prediction cache entry lifetime, e.g. "30s"; "" = no cache
     cache_max_entries: int = 10_000
     log_format: str = "text"  # "text" or "json"
+    access_log: bool = True
 
 
 @dataclass(frozen=True)

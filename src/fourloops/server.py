@@ -21,6 +21,7 @@ from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.ratelimit import RateLimits
 from fourloops.inference.service import ModelService
+from fourloops.logs import logging_config
 from fourloops.project import Project
 from fourloops.storage.events import EventStore, open_event_store
 
@@ -108,9 +109,14 @@ def app_factory() -> Starlette:
 
 
 def serve(
-    project: Project, *, host: str | None = None, port: int | None = None, workers: int | None = None
+    project: Project,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    log_format: str | None = None,
 ) -> None:
-    """Run the server until interrupted (graceful shutdown drains in-flight requests)."""
+    """Run the server until interrupted (graceful shutdown drains in-flight requests, flushes events)."""
     import uvicorn
 
     cfg = project.config.server
@@ -118,7 +124,8 @@ def serve(
     options: dict[str, Any] = {
         "host": host or cfg.host,
         "port": port or cfg.port,
-        "log_level": "info",
+        "log_config": logging_config(log_format or cfg.log_format),
+        "access_log": cfg.access_log,
         "timeout_graceful_shutdown": 10,
     }
     if workers > 1:

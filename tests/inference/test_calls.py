@@ -153,3 +153,11 @@ def test_cache_matches_a_brute_force_lru(ops: list[tuple[int, int]], capacity: i
             order.append(x)
             order = order[-capacity:]
     assert len(cache) == len(order)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import fourloops.inference.cache
+
+    assert doctest.testmod(fourloops.inference.cache).failed == 0

@@ -154,9 +154,11 @@ def create_app(
         except NotFoundError as err:
             raise HTTPError(503, "not_ready", str(err)) from None
         except ModelUnavailable as err:
+            log.error("%s", err, extra={"model": name})
             raise HTTPError(503, "model_unavailable", str(err)) from None
         except StoreError as err:
             metrics.event_failures.labels(service.name).inc()
+            log.error("%s", err, extra={"model": name})
             raise HTTPError(503, "unavailable", str(err)) from None
         finally:
             pending[name] -= 1
@@ -402,6 +404,14 @@ def create_app(
                     except Exception as err:  # keep serving the state we have
                         log.warning("model %s: refresh failed: %s", service.name, err)
 
+        for service in services.values():
+            table = service.state.table if service.state is not None else None
+            log.info(
+                "serving model %s: %s",
+                service.name,
+                table,
+                extra={"model": service.name, "routing": table.to_dict() if table is not None else None},
+            )
         task = asyncio.create_task(refresher())
         try:
             yield

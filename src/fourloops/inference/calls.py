@@ -17,6 +17,7 @@ The model threads are daemon threads: a hung model never blocks shutdown.
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import threading
@@ -31,6 +32,8 @@ from fourloops.inference.cache import PredictionCache
 from fourloops.inference.circuit import CircuitBreaker
 
 __all__ = ["ModelCaller", "Outcome", "finite_or_none"]
+
+log = logging.getLogger("fourloops.server")
 
 #: Model threads per served model (batches called at the same time, stuck calls included).
 DEFAULT_MODEL_THREADS = 4
@@ -178,8 +181,16 @@ class ModelCaller:
                 try:
                     output = finite_or_none(predictors[version].predict_one(row))
                     answers[slot] = Outcome(output, seconds=time.perf_counter() - started)
-                except Exception:  # the model failed on valid input: the fallback answers
+                except Exception as err:  # the model failed on valid input: the fallback answers
                     answers[slot] = Outcome(failure=ERROR, seconds=time.perf_counter() - started)
+                    log.warning(
+                        "model %s v%s failed: %s: %s",
+                        self.name,
+                        version,
+                        type(err).__name__,
+                        err,
+                        extra={"model": self.name, "version": version, "failure": ERROR},
+                    )
 
         if self._pool is None:
             run()
@@ -205,3 +216,10 @@ class ModelCaller:
         if timed_out:
             self.breaker.record_failure()  # one stall is one failure, however many rows it held
             self._count("timeouts", timed_out)
+            log.warning(
+                "model %s: %d rows past the %.0f ms deadline",
+                self.name,
+                timed_out,
+                (self.timeout or 0) * 1000,
+                extra={"model": self.name, "failure": TIMEOUT, "rows": timed_out},
+            )
