@@ -9,6 +9,7 @@ interval), the online store, the event store (multi-process safe) and, when
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,19 @@ def app_factory() -> Starlette:
     path = os.environ.get("FOURLOOPS_PROJECT")
     if not path:
         raise ConfigError("FOURLOOPS_PROJECT must name the project folder")
-    return build_app(Project.load(Path(path)))
+    app = build_app(Project.load(Path(path)))
+    _freeze_heap()
+    return app
+
+
+def _freeze_heap() -> None:
+    """Move everything loaded so far (models, definitions, libraries) out of the garbage collector's sight.
+
+    A long-lived server otherwise re-scans those objects in every full
+    collection; the pauses show up as latency spikes (p99) on requests.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def serve(
@@ -132,4 +145,6 @@ def serve(
         os.environ["FOURLOOPS_PROJECT"] = str(project.root)
         uvicorn.run("fourloops.server:app_factory", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(build_app(project), **options)
+        app = build_app(project)
+        _freeze_heap()
+        uvicorn.run(app, **options)
