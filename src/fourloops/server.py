@@ -72,7 +72,14 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         batch_max_wait=cfg.batch_max_wait_ms / 1000,
         max_pending=cfg.max_pending,
     )
-    return create_app(services, events=events, registry=project.registry, settings=settings, limiter=limiter)
+    return create_app(
+        services,
+        events=events,
+        registry=project.registry,
+        settings=settings,
+        limiter=limiter,
+        clock=project.clock,
+    )
 
 
 def _seconds(value: str, key: str) -> float:

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -43,6 +44,7 @@ from fourloops.inference.metrics import ServerMetrics
 from fourloops.inference.service import CANARY_SHARE_TAG, Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore, Label
+from fourloops.storage.events.base import utcnow
 
 __all__ = ["ServerSettings", "create_app"]
 
@@ -68,11 +70,13 @@ def create_app(
     registry: ModelRegistry,
     settings: ServerSettings | None = None,
     limiter: Callable[[str, str], Any] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
     """The ASGI app serving ``services`` (model name -> service).
 
     ``limiter(model, client_key)`` returns a rate-limit decision (``allowed``,
-    ``retry_after``, ``limit``) or None to allow everything.
+    ``retry_after``, ``limit``) or None to allow everything. ``clock`` stamps
+    the labels received (the services stamp their predictions with their own).
     """
     settings = settings or ServerSettings()
     pending = dict.fromkeys(services, 0)  # requests per model being answered (back-pressure)
@@ -286,7 +290,7 @@ def create_app(
                     field=f"labels[{i}]",
                 )
             try:
-                parsed.append(Label(request_id=item["request_id"], value=item["value"], at=_now(services)))
+                parsed.append(Label(request_id=item["request_id"], value=item["value"], at=clock()))
             except (ValueError, TypeError, FourloopsError) as err:
                 raise HTTPError(400, "invalid_request", f"labels[{i}]: {err}", field=f"labels[{i}]") from None
         try:
@@ -488,11 +492,3 @@ def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas},
     }
-
-
-def _now(services: Mapping[str, ModelService]) -> Any:
-    for s in services.values():
-        return s.clock()
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
