@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -35,13 +34,14 @@ from fourloops.errors import (
     FourloopsError,
     ModelUnavailable,
     NotFoundError,
-    RegistryError,
     StoreError,
 )
+from fourloops.inference.admin import admin_handlers
 from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, MicroBatcher, Overloaded
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
 from fourloops.inference.metrics import ServerMetrics
-from fourloops.inference.service import CANARY_SHARE_TAG, Answer, BatchRequest, ModelService
+from fourloops.inference.openapi import description_routes
+from fourloops.inference.service import Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore, Label
 from fourloops.storage.events.base import utcnow
@@ -318,79 +318,8 @@ def create_app(
         versions = {n: s.state.table.to_dict() for n, s in services.items() if s.state is not None}
         return JSONResponse({"status": "ready", "models": versions})
 
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_spec(services))
-
-    async def docs(request: Request) -> Response:
-        rows = "".join(
-            f"<li><code>POST /v1/models/{escape(n)}/predict</code>: {escape(s.model.description or n)}</li>"
-            for n, s in services.items()
-        )
-        page = (
-            "<!doctype html><meta charset=utf-8><title>fourloops server</title>"
-            "<h1>fourloops prediction server</h1><p>The machine-readable description is "
-            f"<a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p><ul>{rows}</ul>"
-        )
-        return Response(page, media_type="text/html")
-
     async def metrics_route(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    def admin(request: Request) -> ModelService:
-        token = settings.admin_token
-        given = request.headers.get("authorization", "")
-        if not token or given != f"Bearer {token}":
-            raise HTTPError(401, "unauthorized", "admin routes need 'Authorization: Bearer <admin_token>'")
-        return service_for(request)
-
-    async def admin_promote(request: Request) -> Response:
-        service = admin(request)
-        body = await read_json(request, settings.max_body_bytes)
-        version = body.get("version") if isinstance(body, dict) else None
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise HTTPError(400, "invalid_request", "'version' must be an integer", field="version")
-        alias = body.get("alias", "champion")
-        try:
-            change = await asyncio.to_thread(
-                registry.promote,
-                service.name,
-                version,
-                alias=alias,
-                actor="admin-api",
-                reason=str(body.get("reason") or "promoted through the admin API"),
-                force=bool(body.get("force", False)),
-            )
-        except (RegistryError, NotFoundError) as err:
-            raise HTTPError(409, "refused", str(err)) from None
-        await asyncio.to_thread(service.refresh)
-        return JSONResponse(change.to_dict())
-
-    async def admin_rollback(request: Request) -> Response:
-        service = admin(request)
-        try:
-            change = await asyncio.to_thread(
-                registry.rollback, service.name, actor="admin-api", reason="rolled back through the admin API"
-            )
-        except (RegistryError, NotFoundError) as err:
-            raise HTTPError(409, "refused", str(err)) from None
-        await asyncio.to_thread(service.refresh)
-        return JSONResponse(change.to_dict())
-
-    async def admin_canary(request: Request) -> Response:
-        service = admin(request)
-        body = await read_json(request, settings.max_body_bytes)
-        share = body.get("share") if isinstance(body, dict) else None
-        if not isinstance(share, int | float) or isinstance(share, bool) or not 0 <= share <= 1:
-            raise HTTPError(400, "invalid_request", "'share' must be a number in [0, 1]", field="share")
-        await asyncio.to_thread(registry.set_tags, service.name, None, {CANARY_SHARE_TAG: float(share)})
-        await asyncio.to_thread(service.refresh)
-        return JSONResponse({"model": service.name, "canary_share": float(share)})
-
-    async def admin_pause(request: Request) -> Response:
-        service = admin(request)
-        await asyncio.to_thread(registry.set_tags, service.name, None, {CANARY_SHARE_TAG: 0.0})
-        await asyncio.to_thread(service.refresh)
-        return JSONResponse({"model": service.name, "canary_share": 0.0, "paused": True})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -443,52 +372,15 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/docs", docs, methods=["GET"]),
-        Route("/v1/admin/models/{model}/promote", guarded(admin_promote), methods=["POST"]),
-        Route("/v1/admin/models/{model}/rollback", guarded(admin_rollback), methods=["POST"]),
-        Route("/v1/admin/models/{model}/canary", guarded(admin_canary), methods=["POST"]),
-        Route("/v1/admin/models/{model}/pause", guarded(admin_pause), methods=["POST"]),
+        *description_routes(services),
+        *(
+            Route(path, guarded(handler), methods=["POST"])
+            for path, handler in admin_handlers(
+                service_for, registry, token=settings.admin_token, max_body_bytes=settings.max_body_bytes
+            ).items()
+        ),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     app.state.services = services
     return app
-
-
-def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
-    """OpenAPI 3.1 for the served models; request schemas come from the models' contracts."""
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
-    for name, service in services.items():
-        schemas[f"{name}.inputs"] = service.validator.json_schema()
-        ref = {"$ref": f"#/components/schemas/{name}.inputs"}
-        body = {
-            "type": "object",
-            "properties": {
-                "inputs": ref,
-                "instances": {"type": "array", "items": ref},
-                "request_id": {"type": "string"},
-                "unit_id": {"type": "string"},
-            },
-        }
-        paths[f"/v1/models/{name}/predict"] = {
-            "post": {
-                "summary": f"Predict with model {name} ({service.model.task.value})",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-                "responses": {
-                    "200": {"description": "request_id, model, version, route, prediction, fallback"},
-                    "400": {"description": "malformed body"},
-                    "413": {"description": "payload too large"},
-                    "422": {"description": "contract violation: the field and the rule"},
-                    "429": {"description": "rate limited (Retry-After)"},
-                    "503": {"description": "not ready, or the prediction could not be logged"},
-                },
-            }
-        }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "fourloops prediction server", "version": "1"},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
