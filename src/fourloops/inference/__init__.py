@@ -1,5 +1,20 @@
 """The inference loop: request -> features -> model -> prediction, safely.
 
+The server (``fourloops serve``) is built from these modules:
+
+* :mod:`~fourloops.inference.app` -- the ASGI app: the request path over HTTP,
+  back-pressure, health, metrics; :mod:`~fourloops.inference.admin` and
+  :mod:`~fourloops.inference.openapi` add the admin routes and the description;
+  :mod:`~fourloops.inference.http` parses and answers JSON;
+* :mod:`~fourloops.inference.service` -- one model's request path: validate,
+  read features, route, call, fall back, log;
+* :mod:`~fourloops.inference.state` -- what the registry says to serve, loaded;
+* :mod:`~fourloops.inference.calls` -- the protected model call (deadline,
+  circuit breaker, :mod:`~fourloops.inference.cache`);
+* :mod:`~fourloops.inference.batching` -- adaptive micro-batching;
+* :mod:`~fourloops.inference.eventlog` -- handing events to the event store;
+* :mod:`~fourloops.inference.metrics` -- the Prometheus metrics.
+
 Protection and routing primitives, each small and with an injectable clock:
 
 * :mod:`~fourloops.inference.ratelimit` -- token-bucket rate limits per model

@@ -18,7 +18,8 @@ from starlette.responses import Response
 
 from fourloops.errors import NotFoundError, RegistryError
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
-from fourloops.inference.service import CANARY_SHARE_TAG, ModelService
+from fourloops.inference.service import ModelService
+from fourloops.inference.state import CANARY_SHARE_TAG
 from fourloops.registry.models import ModelRegistry
 
 __all__ = ["admin_handlers"]

@@ -82,7 +82,7 @@ def create_app(
     pending = dict.fromkeys(services, 0)  # requests per model being answered (back-pressure)
     metrics = ServerMetrics(services, pending.__getitem__)
     for service in services.values():
-        service.on_append = metrics.event_append.labels(service.name).observe
+        service.writer.on_append = metrics.event_append.labels(service.name).observe
 
     def service_for(request: Request) -> ModelService:
         name = request.path_params["model"]

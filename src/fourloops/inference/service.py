@@ -11,7 +11,6 @@ list of instances; every answered prediction is appended to the event store
 from __future__ import annotations
 
 import copy
-import hashlib
 import threading
 import time
 import uuid
@@ -26,20 +25,17 @@ from fourloops.errors import ContractViolation, FourloopsError, ModelUnavailable
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
-from fourloops.inference.routing import Route, RoutingTable
+from fourloops.inference.eventlog import EventWriter, loggable_features
+from fourloops.inference.routing import Route
+from fourloops.inference.state import ServingState, read_serving_state
 from fourloops.ingestion.features import model_inputs, resolve_features
 from fourloops.ingestion.online import read_online_features
-from fourloops.registry.aliases import replay
-from fourloops.registry.loading import load_version
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.artifacts import ArtifactStore
 from fourloops.storage.events import EventStore, PredictionEvent
 from fourloops.storage.online import OnlineStore
 
-__all__ = ["Answer", "BatchRequest", "ModelService", "Prediction", "ServingState"]
-
-#: Model-tag names that configure routing (set by the admin routes).
-CANARY_SHARE_TAG = "canary_share"
+__all__ = ["Answer", "BatchRequest", "ModelService", "Prediction"]
 
 
 @dataclass(frozen=True)
@@ -66,16 +62,6 @@ class Prediction:
             "fallback": self.fallback,
             "fallback_reason": self.fallback_reason,
         }
-
-
-@dataclass(frozen=True)
-class ServingState:
-    """What the registry says right now, with the predictors loaded for it (immutable: swapped whole)."""
-
-    table: RoutingTable
-    predictors: dict[int, Any]
-    previous: int | None  # the version a rollback would restore (the "previous version" fallback)
-    loaded_at: float
 
 
 @dataclass(frozen=True)
@@ -126,13 +112,10 @@ class ModelService:
         self.registry = registry
         self.artifacts = artifacts
         self.online = online
-        self.events = events
+        self.writer = EventWriter(events)
         self.clock = clock
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {}
-        self._appending: dict[int, float] = {}  # event-log appends in progress -> start (monotonic)
-        #: Told the seconds of every event-log append (the server's metrics histogram).
-        self.on_append: Callable[[float], None] | None = None
         self.caller = ModelCaller(
             model.name, breaker=breaker, timeout=timeout, cache=cache, count=self._count
         )
@@ -158,37 +141,16 @@ class ModelService:
     # -- registry state -----------------------------------------------------------------------
     def refresh(self) -> bool:
         """Re-read aliases from the registry; load new versions before switching. True if changed."""
-        aliases = self.registry.aliases(self.name)
-        champion = aliases.get("champion")
-        if champion is None:
-            raise NotFoundError(f"model {self.name!r} has no champion; promote a version first")
-        canary, shadow = aliases.get("canary"), aliases.get("shadow")
-        share = float(self.registry.model(self.name).tags.get(CANARY_SHARE_TAG, 0.0)) if canary else 0.0
-        if canary == champion:
-            canary, share = None, 0.0
-        table = RoutingTable(
-            champion,
-            canary=canary,
-            canary_share=share if canary else 0.0,
-            shadow=shadow if shadow != champion else None,
-            model=self.name,
+        state = read_serving_state(
+            self.name,
+            registry=self.registry,
+            artifacts=self.artifacts,
+            task=self.model.task.value,
+            current=self.state,
         )
-        stack = replay(self.registry.alias_history(self.name, "champion"))
-        previous = stack[-2] if len(stack) >= 2 else None
-        current = self.state
-        if current is not None and current.table == table and current.previous == previous:
+        if state is None:
             return False
-        wanted = {v for v in (champion, canary, shadow if shadow != champion else None, previous) if v}
-        predictors = {}
-        for version in wanted:
-            if current is not None and version in current.predictors:
-                predictors[version] = current.predictors[version]
-            else:
-                predictors[version] = load_version(
-                    self.artifacts, self.registry.get_version(self.name, version), task=self.model.task.value
-                )
-        # One reference assignment: requests see the old state or the new one, never half.
-        self.state = ServingState(table, predictors, previous, time.monotonic())
+        self.state = state  # one reference assignment: requests see the old state or the new one
         return True
 
     # -- the request path ---------------------------------------------------------------------
@@ -327,37 +289,25 @@ class ModelService:
             events.extend(request_events)
         if events:
             try:
-                self._log(events)
+                self.writer.append(events)
             except Exception as err:
                 self._count("event_log_failures")
                 raise StoreError(f"prediction not acknowledged: the event log failed: {err}") from err
         self._count("predictions", len(events))
         return results
 
-    def _log(self, events: list[PredictionEvent]) -> None:
-        """Append ``events``; the appends in progress are what :meth:`event_log_lag` measures."""
-        started = time.monotonic()
-        token = object()
-        with self._lock:
-            self._appending[id(token)] = started
-        try:
-            self.events.append(events)
-        finally:
-            with self._lock:
-                del self._appending[id(token)]
-            if self.on_append is not None:
-                self.on_append(time.monotonic() - started)
-
     def event_log_lag(self) -> float:
-        """Seconds the oldest append still in progress has waited for the event store (0 when idle).
+        """Seconds the oldest prediction not yet acknowledged has waited for the event log (0 if none)."""
+        return self.writer.lag()
 
-        Predictions are not released before their events are written, so this
-        is how long answered-but-unacknowledged predictions have been held: it
-        grows when the store is slow.
-        """
-        with self._lock:
-            started = min(self._appending.values(), default=None)
-        return 0.0 if started is None else time.monotonic() - started
+    @property
+    def events(self) -> EventStore:
+        """The event store this service logs to."""
+        return self.writer.store
+
+    @events.setter
+    def events(self, store: EventStore) -> None:
+        self.writer.store = store
 
     def _answer(
         self, state: ServingState, r: _Routed, outcome: Outcome, at: datetime
@@ -398,7 +348,7 @@ class ModelService:
             model=self.name,
             version=version,
             route=r.route.name,
-            features=_loggable(r.row, self.contract),
+            features=loggable_features(r.row, self.contract),
             output=output,
             propensity=r.route.propensity,
             latency_ms=latency,
@@ -431,7 +381,7 @@ class ModelService:
                     model=self.name,
                     version=version,
                     route="shadow",
-                    features=_loggable(item["row"], self.contract),
+                    features=loggable_features(item["row"], self.contract),
                     output=output,
                     propensity=None,
                     latency_ms=(time.perf_counter() - started) * 1000,
@@ -440,7 +390,7 @@ class ModelService:
                 )
             )
         if events:
-            self._log(events)
+            self.writer.append(events)
             self._count("shadow_predictions", len(events))
 
 
@@ -449,17 +399,3 @@ def _optional(f: Any) -> Any:
     clone = copy.copy(f)
     clone.nullable = True
     return clone
-
-
-def _loggable(row: Mapping[str, Any], contract: Contract) -> dict[str, Any]:
-    """The features as logged: sensitive fields replaced by a hash, non-finite floats by None."""
-    out: dict[str, Any] = {}
-    for name, value in row.items():
-        f = contract.fields.get(name)
-        if f is not None and f.sensitive and value is not None:
-            out[name] = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
-        elif isinstance(value, datetime):
-            out[name] = value.isoformat()
-        else:
-            out[name] = finite_or_none(value)
-    return out
