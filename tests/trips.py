@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,23 +84,37 @@ def write_project(root: Path, seed: int = 0) -> None:
 
 
 @contextmanager
-def served_process(project_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def served_process(
+    project_dir: Path,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``fourloops serve`` on a free loopback port, ready; yields the process and its base URL.
 
-    The process is stopped (SIGTERM, or left as it is if a test already killed it) on exit.
+    ``args`` are extra command-line arguments (``["--workers", "2"]``), ``env`` overrides
+    variables of this process's environment, and ``log`` names a file to receive the
+    server's output (discarded by default). The process is stopped (SIGTERM, or left as
+    it is if a test already stopped or killed it) on exit.
     """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(project_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(project_dir)]
+    with open(log if log is not None else os.devnull, "wb") as output:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port), *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited with code {proc.returncode} before it was ready")
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                     break

@@ -1,13 +1,23 @@
-"""The server as a real process under load: SIGKILL durability and hot swap without dropped requests."""
+"""The server as a real process under load.
+
+SIGKILL durability, hot swap without dropped requests, ``--workers 2`` (two
+processes serving, every answer logged, clean SIGTERM) and one rate-limit
+budget shared over Redis by two servers.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -117,3 +127,190 @@ def test_promotion_is_picked_up_under_load_without_dropped_requests(
     assert 1 in versions and 2 in versions
     first_two = versions.index(2)
     assert len(acked) > 20 and first_two > 0
+
+
+def _copy_project(src: Path, dest: Path, config: str) -> Path:
+    """A copy of the trained project ``src`` with ``config`` as its fourloops.toml and no events yet.
+
+    Every storage location is the default, relative to the project folder, and the
+    artifact store finds an artifact by its hash under its own root, so the copy
+    serves the same models without touching ``src``.
+    """
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("events"))
+    (dest / "fourloops.toml").write_text(config)
+    return dest
+
+
+def _children(pid: int) -> set[int]:
+    """The live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]  # the name in (...) may hold spaces
+        if int(ppid) == pid and state not in "ZX":
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in "ZX"
+
+
+def _wait_for_log(log: Path, pattern: str, count: int, timeout: float) -> list[str]:
+    """The matches of ``pattern`` in ``log`` once there are ``count`` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = re.findall(pattern, log.read_text(errors="replace"))
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} of {count} {pattern!r} in the server log after {timeout} s")
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_two_workers_serve_log_every_answer_and_stop_cleanly_on_sigterm(
+    project_dir: Path, tmp_path: Path
+) -> None:
+    copy = _copy_project(project_dir, tmp_path / "p", '[project]\nname = "trips"\n')
+    log = tmp_path / "server.log"
+    with served_process(copy, args=["--workers", "2"], log=log) as (proc, base):
+        # /readyz answers once one worker is up; wait for both before sending the traffic.
+        _wait_for_log(log, r"Application startup complete", 2, 60)
+        started = {int(p) for p in _wait_for_log(log, r"Started server process \[(\d+)\]", 2, 1)}
+        children = _children(proc.pid)
+        assert len(started) == 2 and started <= children, (started, children)
+
+        answers: list[tuple[str, int | str]] = []
+
+        def send(prefix: str) -> None:
+            # No keep-alive: every request is a new connection, which goes to whichever worker
+            # accepts it first; one kept-alive connection would tie a thread to one worker.
+            no_keepalive = httpx.Limits(max_keepalive_connections=0)
+            with httpx.Client(base_url=base, timeout=10, limits=no_keepalive) as http:
+                for i in range(25):
+                    rid = f"{prefix}-{i}"
+                    try:
+                        r = http.post(
+                            "/v1/models/late/predict",
+                            json={"inputs": {"station": "b", "load": 0.3}, "request_id": rid},
+                        )
+                    except httpx.HTTPError as err:
+                        answers.append((rid, repr(err)))
+                    else:
+                        answers.append(
+                            (rid, r.status_code if r.status_code == 200 else f"{r.status_code} {r.text}")
+                        )
+
+        threads = [threading.Thread(target=send, args=(f"w{t}",)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+    assert len(answers) == 200
+    assert all(status == 200 for _, status in answers), [a for a in answers if a[1] != 200][:5]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], "processes of the server outlived it"
+    assert "Traceback" not in log.read_text(errors="replace")
+
+    with Project.load(copy, env={}) as project:
+        store = open_events(project)
+        logged = {e["request_id"] for e in store.scan(model="late").to_pylist()}
+        store.close()
+        events_dir = project.config.path(project.config.storage.events)
+    missing = [rid for rid, _ in answers if rid not in logged]
+    assert not missing, f"{len(missing)} acknowledged predictions are not in the log, e.g. {missing[:3]}"
+    # The local event store gives every writing process its own segments, events-<pid>-...:
+    # the answers were logged by both workers, and by no other process.
+    writers = {int(f.name.split("-")[1]) for f in events_dir.glob("events-*.log")}
+    assert writers == started, (writers, started)
+
+
+RATE = 20  # server.model_rate: tokens per second, shared by every server of the project
+BURST = RATE  # the default burst: one second's worth (RateLimits)
+
+
+def _flood(base: str, stop: threading.Event, answers: list[tuple[int, str | None, bytes]]) -> None:
+    with httpx.Client(base_url=base, timeout=5) as http:
+        while not stop.is_set():
+            try:
+                r = http.post("/v1/models/late/predict", json={"inputs": {"station": "c", "load": 0.9}})
+            except httpx.HTTPError as err:
+                answers.append((0, None, repr(err).encode()))
+            else:
+                answers.append((r.status_code, r.headers.get("retry-after"), r.content))
+
+
+@pytest.mark.services
+def test_two_servers_share_one_rate_limit_budget_over_redis(
+    project_dir: Path, tmp_path: Path, redis_url: str, redis_namespace: str
+) -> None:
+    import redis
+
+    # The project's name is the limiter's Redis namespace: a fresh one starts with a full
+    # bucket, and the redis_namespace fixture removes its keys afterwards.
+    config = (
+        f'[project]\nname = "{redis_namespace}"\n'
+        f'[server]\nmodel_rate = {RATE}\nrate_limit_store = "{redis_url}"\n'
+    )
+    copy = _copy_project(project_dir, tmp_path / "p", config)
+    answers: dict[str, list[tuple[int, str | None, bytes]]] = defaultdict(list)
+    with ExitStack() as stack:
+        bases = [stack.enter_context(served_process(copy))[1] for _ in range(2)]
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=_flood, args=(base, stop, answers[base]))
+            for base in bases
+            for _ in range(3)
+        ]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            buckets = [k.decode() for k in client.scan_iter(match=f"*{redis_namespace}*")]
+        finally:
+            client.close()
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        elapsed = time.monotonic() - started
+    assert any("ratelimit" in k for k in buckets), buckets
+
+    # One token bucket lets through at most burst + rate * (time from its first request to
+    # its last), however many servers draw on it, and every request fell within `elapsed`.
+    # The 20 % margin covers the bucket being timed by Redis's clock rather than ours. Each
+    # server was offered more than a whole budget, so budgets kept per process would have
+    # let through about twice the budget: far above the margin.
+    budget = BURST + RATE * elapsed
+    ok = {base: sum(status == 200 for status, _, _ in answers[base]) for base in bases}
+    for base in bases:
+        assert len(answers[base]) > budget, "too little load to tell one budget from two"
+    assert sum(ok.values()) <= 1.2 * budget, (ok, budget)
+    # And the budget is spent, not withheld: a pause shorter than burst / rate = 1 s loses
+    # no tokens (they pile up to the burst), so only a longer stall of this process could
+    # bring the count near half.
+    assert sum(ok.values()) >= budget / 2, (ok, budget)
+    for base in bases:
+        odd = [(status, body) for status, _, body in answers[base] if status not in (200, 429)]
+        assert not odd, (base, len(odd), odd[:3])
+        assert {status for status, _, _ in answers[base]} == {200, 429}, base
+        limited = [(retry, body) for status, retry, body in answers[base] if status == 429]
+        assert all(retry is not None and retry.isdigit() and int(retry) >= 1 for retry, _ in limited)
+        assert all(json.loads(body)["error"]["type"] == "rate_limited" for _, body in limited)
