@@ -36,6 +36,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     model_rate = 0           # requests/s per model (0 = unlimited)
     client_rate = 0          # requests/s per client key (X-Client-Key header)
     rate_limit_store = ""    # "" = per process; redis://host:6379/0 = shared by all servers
+    rate_limit_on_error = "allow"  # Redis unreachable: "allow" requests (counted, logged) or "reject" (503)
     batching = true          # group concurrent single-instance requests into one model-service call
     batch_max_size = 32      # flush a group when this many requests wait...
     batch_max_wait_ms = 2    # ...or when the first has waited this long (a lone request never waits)
@@ -95,6 +96,7 @@ class ServerConfig:
     model_rate: int = 0  # requests per second per model; 0 = unlimited
     client_rate: int = 0  # requests per second per client key; 0 = unlimited
     rate_limit_store: str = ""  # "" = in-process; redis://... = shared by every server
+    rate_limit_on_error: str = "allow"  # the shared limiter failed: "allow" or "reject" (503)
     batching: bool = True  # adaptive micro-batching with group commit of the events
     batch_max_size: int = 32
     batch_max_wait_ms: int = 2

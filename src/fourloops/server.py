@@ -40,6 +40,10 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
     cfg = project.config.server
     timeout = _timeout(cfg.timeout_ms)
     cache_ttl = _seconds(cfg.cache_ttl, "cache_ttl") if cfg.cache_ttl else None
+    if cfg.rate_limit_on_error not in ("allow", "reject"):
+        raise ConfigError(
+            f"server.rate_limit_on_error must be 'allow' or 'reject', got {cfg.rate_limit_on_error!r}"
+        )
     if cfg.max_pending < 1:
         raise ConfigError(f"server.max_pending must be >= 1, got {cfg.max_pending}")
     if cfg.cache_max_entries < 1:
@@ -71,6 +75,8 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         batch_max_size=cfg.batch_max_size,
         batch_max_wait=cfg.batch_max_wait_ms / 1000,
         max_pending=cfg.max_pending,
+        limiter_blocks=bool(cfg.rate_limit_store),
+        rate_limit_on_error=cfg.rate_limit_on_error,
     )
     return create_app(
         services,

@@ -218,6 +218,7 @@ def test_a_slow_event_store_sheds_load_but_never_acknowledges_unlogged(served: P
         ("max_pending", "0", "server.max_pending"),
         ("cache_ttl", "soon", "server.cache_ttl"),
         ("cache_max_entries", "0", "server.cache_max_entries"),
+        ("rate_limit_on_error", "maybe", "server.rate_limit_on_error"),
     ],
 )
 def test_bad_protection_settings_are_refused_by_name(
@@ -235,3 +236,29 @@ def test_services_are_closed_with_no_stuck_threads_left_behind(served: Path) -> 
         threads = [t for t in threading.enumerate() if t.name.startswith("fourloops-model-late")]
         assert threads and all(t.daemon for t in threads)
         service.caller.close()
+
+
+@pytest.mark.parametrize(("policy", "status"), [("allow", 200), ("reject", 503)])
+def test_a_failing_rate_limiter_lets_requests_through_or_refuses_them_as_configured(
+    served: Path, policy: str, status: int
+) -> None:
+    from fourloops.errors import StoreError
+
+    def broken(model: str, client: str) -> Any:
+        raise StoreError("cannot reach the Redis rate limiter 'redis://nowhere': connection refused")
+
+    with _project(served) as project:
+        services = build_app(project).state.services
+        app = create_app(
+            services,
+            events=services["late"].events,
+            registry=project.registry,
+            settings=ServerSettings(limiter_blocks=True, rate_limit_on_error=policy),
+            limiter=broken,
+        )
+        responses = _post_all(app, [BODY, BODY])
+        assert [r.status_code for r in responses] == [status, status]
+        if status == 503:
+            assert responses[0].json()["error"]["type"] == "unavailable"
+            assert "rate limiter" in responses[0].json()["error"]["message"]
+        assert 'fourloops_rate_limit_errors_total{model="late"} 2.0' in _metrics(app)

@@ -61,6 +61,8 @@ class ServerSettings:
     batch_max_size: int = DEFAULT_MAX_BATCH
     batch_max_wait: float = DEFAULT_MAX_WAIT  # seconds
     max_pending: int = 256  # requests per model queued or running; beyond them: 503 overloaded
+    limiter_blocks: bool = False  # the limiter does I/O (Redis): call it off the event loop
+    rate_limit_on_error: str = "allow"  # the limiter failed: "allow" the request or "reject" it (503)
 
 
 def create_app(
@@ -75,7 +77,9 @@ def create_app(
     """The ASGI app serving ``services`` (model name -> service).
 
     ``limiter(model, client_key)`` returns a rate-limit decision (``allowed``,
-    ``retry_after``, ``limit``) or None to allow everything. ``clock`` stamps
+    ``retry_after``, ``limit``) or None to allow everything; when it raises
+    :class:`StoreError` (Redis unreachable) the request is let through or
+    refused with 503 as ``settings.rate_limit_on_error`` says. ``clock`` stamps
     the labels received (the services stamp their predictions with their own).
     """
     settings = settings or ServerSettings()
@@ -93,11 +97,23 @@ def create_app(
             )
         return service
 
-    def check_rate(request: Request, model: str) -> None:
+    limiter_errors = _Throttled(log, every=10.0)
+
+    async def check_rate(request: Request, model: str) -> None:
         if limiter is None:
             return
         client = request.headers.get("x-client-key", "anonymous")
-        decision = limiter(model, client)
+        try:
+            if settings.limiter_blocks:
+                decision = await asyncio.to_thread(limiter, model, client)
+            else:
+                decision = limiter(model, client)
+        except StoreError as err:
+            metrics.rate_limit_errors.labels(model).inc()
+            limiter_errors.warning("rate limiter failed (%s): %s", settings.rate_limit_on_error, err)
+            if settings.rate_limit_on_error == "reject":
+                raise HTTPError(503, "unavailable", f"the rate limiter is unavailable: {err}") from None
+            return
         if decision is not None and not decision.allowed:
             metrics.rate_limited.labels(model, decision.limit or "model").inc()
             retry = decision.retry_after
@@ -178,7 +194,7 @@ def create_app(
     async def predict(request: Request) -> Response:
         started = time.perf_counter()
         service = service_for(request)
-        check_rate(request, service.name)
+        await check_rate(request, service.name)
         body = await read_json(request, settings.max_body_bytes)
         if not isinstance(body, dict):
             raise HTTPError(400, "invalid_request", "body must be a JSON object with 'inputs' or 'instances'")
@@ -227,7 +243,7 @@ def create_app(
         """Open Inference Protocol: named, columnar inputs -> one output tensor."""
         started = time.perf_counter()
         service = service_for(request)
-        check_rate(request, service.name)
+        await check_rate(request, service.name)
         body = await read_json(request, settings.max_body_bytes)
         tensors = body.get("inputs") if isinstance(body, dict) else None
         if not isinstance(tensors, list) or not tensors:
@@ -384,3 +400,22 @@ def create_app(
     app.state.metrics = metrics
     app.state.services = services
     return app
+
+
+class _Throttled:
+    """Log a recurring problem at most once per ``every`` seconds, with how often it happened."""
+
+    def __init__(self, logger: logging.Logger, every: float) -> None:
+        self.logger = logger
+        self.every = every
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self._suppressed += 1
+            return
+        suffix = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
+        self.logger.warning(message + suffix, *args)
+        self._last, self._suppressed = now, 0

@@ -87,6 +87,9 @@ class ServerMetrics:
             "fourloops_rejections", "Rejected inputs by rule", ["model", "rule"], registry=r
         )
         self.rate_limited = Counter("fourloops_rate_limited", "429 answers", ["model", "limit"], registry=r)
+        self.rate_limit_errors = Counter(
+            "fourloops_rate_limit_errors", "Requests the rate limiter could not judge", ["model"], registry=r
+        )
         self.event_failures = Counter(
             "fourloops_event_log_failures", "Predictions not acknowledged", ["model"], registry=r
         )
