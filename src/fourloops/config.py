@@ -18,6 +18,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     quarantine = ".fourloops/quarantine"            # rows that broke a contract
     artifacts = ".fourloops/artifacts"
     events = ".fourloops/events"                    # prediction events; or postgresql+psycopg://...
+    events_fsync = ""        # "true": survive machine crashes too (fsync per group); "": backend default
 
     [engine]
     name = "duckdb"
@@ -74,6 +75,7 @@ class StorageConfig:
     quarantine: str = ".fourloops/quarantine"
     artifacts: str = ".fourloops/artifacts"
     events: str = ".fourloops/events"
+    events_fsync: str = ""  # "true"/"false"; "" = off for the local store, on for PostgreSQL
 
 
 @dataclass(frozen=True)

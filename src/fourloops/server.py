@@ -30,9 +30,18 @@ __all__ = ["app_factory", "build_app", "open_events", "serve"]
 
 
 def open_events(project: Project) -> EventStore:
-    """The project's event store (``storage.events``: a folder or a PostgreSQL URL)."""
+    """The project's event store (``storage.events``: a folder or a PostgreSQL URL).
+
+    ``storage.events_fsync = "true"`` makes every group of events survive a
+    machine crash too (an ``fsync`` per group); by default the local store
+    survives the process being killed, and PostgreSQL commits durably.
+    """
     value = project.config.storage.events
-    return open_event_store(value if "://" in value else project.config.path(value))
+    flag = project.config.storage.events_fsync.strip().lower()
+    if flag not in ("", "true", "false"):
+        raise ConfigError(f"storage.events_fsync must be true, false or empty, got {flag!r}")
+    fsync = None if not flag else flag == "true"
+    return open_event_store(value if "://" in value else project.config.path(value), fsync=fsync)
 
 
 def build_app(project: Project, *, models: list[str] | None = None) -> Starlette:

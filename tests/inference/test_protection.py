@@ -262,3 +262,19 @@ def test_a_failing_rate_limiter_lets_requests_through_or_refuses_them_as_configu
             assert responses[0].json()["error"]["type"] == "unavailable"
             assert "rate limiter" in responses[0].json()["error"]["message"]
         assert 'fourloops_rate_limit_errors_total{model="late"} 2.0' in _metrics(app)
+
+
+@pytest.mark.parametrize(("value", "fsync"), [("", False), ("true", True), ("FALSE", False)])
+def test_the_local_event_store_fsyncs_when_configured(served: Path, value: str, fsync: bool) -> None:
+    with Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_FSYNC": value}) as project:
+        store = open_events(project)
+        try:
+            assert store.fsync is fsync  # type: ignore[attr-defined]
+        finally:
+            store.close()
+
+
+def test_a_bad_fsync_setting_is_refused_by_name(served: Path) -> None:
+    with Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_FSYNC": "sometimes"}) as project:
+        with pytest.raises(ConfigError, match="storage.events_fsync"):
+            open_events(project)
