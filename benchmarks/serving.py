@@ -15,6 +15,9 @@ that same file with every system:
     mlflow     ``mlflow models serve -m DIR --env-manager local -w 1`` of a model
                saved with ``mlflow.lightgbm.save_model`` (venv ``benchmarks/.venv-mlflow``).
                Body ``{"dataframe_split": {...}}``.
+    fourloops-fsync  the same fourloops server with ``storage.events_fsync = true``:
+               every group of events is fsynced before its responses are released
+               (survives a machine crash, not only the process being killed).
     fastapi    ``uvicorn _serving_fastapi_app:app`` (venv ``benchmarks/.venv-fastapi``:
                ``pip install fastapi uvicorn uvloop httptools lightgbm``; uvicorn picks
                uvloop + httptools, its fastest documented settings): one route, a
@@ -208,7 +211,17 @@ def floor(x: np.ndarray, work: Path) -> dict:
 
 
 # ---------------------------------------------------------------- systems
+#: fourloops variants: the same server with other settings (environment overrides).
+VARIANTS = {"fourloops-fsync": {"FOURLOOPS_STORAGE_EVENTS_FSYNC": "true"}}
+
+
+def kind(system: str) -> str:
+    """The system a variant is a setting of (``fourloops-fsync`` -> ``fourloops``)."""
+    return "fourloops" if system in VARIANTS else system
+
+
 def bodies(system: str, x: np.ndarray, names: list[str]) -> list[str]:
+    system = kind(system)
     rows = [{n: float(v) for n, v in zip(names, row, strict=True)} for row in x]
     if system == "fourloops":
         return [json.dumps({"inputs": r}) for r in rows]
@@ -219,6 +232,7 @@ def bodies(system: str, x: np.ndarray, names: list[str]) -> list[str]:
 
 PATHS = {
     "fourloops": "/v1/models/bench/predict",
+    "fourloops-fsync": "/v1/models/bench/predict",
     "bentoml": "/predict",
     "mlflow": "/invocations",
     "fastapi": "/predict",
@@ -226,6 +240,7 @@ PATHS = {
 
 
 def prediction(system: str, payload) -> float:
+    system = kind(system)
     if system == "fourloops":
         return float(payload["prediction"])
     if system == "mlflow":
@@ -237,6 +252,7 @@ def prediction(system: str, payload) -> float:
 
 def available(system: str) -> str | None:
     """None if the system can run, else the reason it is skipped."""
+    system = kind(system)
     if system == "fourloops":
         return None
     python = VENVS[system] / "bin" / "python"
@@ -248,7 +264,8 @@ def available(system: str) -> str | None:
 
 
 def command(system: str, port: int, work: Path) -> tuple[list[str], Path, dict]:
-    env = dict(os.environ, BENCH_MODEL=str(MODEL_FILE), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, BENCH_MODEL=str(MODEL_FILE), PYTHONUNBUFFERED="1", **VARIANTS.get(system, {}))
+    system = kind(system)
     if system in VENVS:  # peers spawn their own tools (mlflow execs ``uvicorn``): their venv first on PATH
         env["PATH"] = f"{VENVS[system] / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     if system == "fourloops":
@@ -453,6 +470,7 @@ def wrk(url: str, body_file: Path, lua: Path, path: str, concurrency: int, secon
 
 # ---------------------------------------------------------------- machine
 def version_of(system: str, packages: list[str]) -> dict:
+    system = kind(system)
     python = PROJECT_PYTHON if system == "fourloops" else VENVS[system] / "bin" / "python"
     code = (
         "import importlib.metadata as m, json, platform\n"
@@ -489,7 +507,7 @@ def machine(systems: list[str]) -> dict:
         "mlflow": ["mlflow", "fastapi", "gunicorn"],
         "fastapi": ["fastapi"],
     }
-    info["versions"] = {s: version_of(s, extra[s] + common) for s in systems}
+    info["versions"] = {s: version_of(s, extra[kind(s)] + common) for s in systems}
     return info
 
 
@@ -561,7 +579,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=None, help="seconds per concurrency level (default 15)")
     p.add_argument("--rounds", type=int, default=None, help="rounds over all systems (default 3)")
     p.add_argument("--concurrency", default=None, help="comma-separated levels (default 1,8,64)")
-    p.add_argument("--systems", default="fourloops,fastapi,bentoml,mlflow")
+    p.add_argument("--systems", default="fourloops,fastapi,bentoml,mlflow,fourloops-fsync")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds at concurrency 8 (default 3)")
     p.add_argument("--keep", action="store_true", help="keep the temp folder (server logs, project)")
     a = p.parse_args()
