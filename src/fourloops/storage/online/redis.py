@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import redis
 
 from fourloops.errors import StoreError
-from fourloops.storage.online.base import EncodedRows, OnlineStoreBase
+from fourloops.storage.online.base import OnlineStoreBase
+
+if TYPE_CHECKING:
+    from fourloops.storage.online.encoding import EncodedRows
 
 __all__ = ["RedisOnlineStore"]
 

@@ -13,9 +13,13 @@ import threading
 from collections.abc import Mapping
 from operator import itemgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fourloops.errors import ConfigError, StoreError
-from fourloops.storage.online.base import EncodedRows, OnlineStoreBase
+from fourloops.storage.online.base import OnlineStoreBase
+
+if TYPE_CHECKING:
+    from fourloops.storage.online.encoding import EncodedRows
 
 __all__ = ["SQLiteOnlineStore"]
 
