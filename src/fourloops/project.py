@@ -20,25 +20,22 @@ from typing import TYPE_CHECKING, Any
 from fourloops.config import Config, load_config
 from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.loader import Definitions, load_definitions
-from fourloops.engines import DuckDBEngine, Engine
 from fourloops.errors import NotFoundError
-from fourloops.ingestion.dataset import (
-    DEFAULT_TIMESTAMP,
-    EntityFrame,
-    TrainingSet,
-    build_training_set,
-)
 from fourloops.ingestion.features import resolve_features
-from fourloops.ingestion.ingest import IngestReport, ingest_view
-from fourloops.ingestion.materialize import MaterializeResult, materialize_view
-from fourloops.ingestion.offline_store import OfflineStore
 from fourloops.ingestion.online import OnlineFeatures, read_online_features
 from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
 from fourloops.storage.metadata import MetadataStore, utcnow
 from fourloops.storage.online import OnlineStore, open_online_store
 
+# The batch side (DuckDB, Polars, training) is imported where it is used, so that
+# a prediction server, which needs none of it, starts faster.
 if TYPE_CHECKING:
     from fourloops.adaptation.training import TrainResult
+    from fourloops.engines import Engine
+    from fourloops.ingestion.dataset import EntityFrame, TrainingSet
+    from fourloops.ingestion.ingest import IngestReport
+    from fourloops.ingestion.materialize import MaterializeResult
+    from fourloops.ingestion.offline_store import OfflineStore
     from fourloops.registry.aliases import AliasChange
     from fourloops.registry.models import ModelRegistry, ModelVersion
     from fourloops.storage.artifacts import ArtifactStore
@@ -121,6 +118,8 @@ class Project:
 
     @cached_property
     def offline(self) -> OfflineStore:
+        from fourloops.ingestion.offline_store import OfflineStore
+
         return OfflineStore(self.config.path(self.config.storage.offline))
 
     @cached_property
@@ -129,6 +128,8 @@ class Project:
 
     @cached_property
     def engine(self) -> Engine:
+        from fourloops.engines import DuckDBEngine
+
         e = self.config.engine
         temp = self.config.path(e.temp_directory)
         return DuckDBEngine(
@@ -198,6 +199,8 @@ class Project:
         self, target: str | None = None, *, force: bool = False, progress: Progress | None = None
     ) -> list[IngestReport]:
         """Validate new source files of a view/source (default: all) into offline store and quarantine."""
+        from fourloops.ingestion.ingest import ingest_view
+
         return [
             ingest_view(
                 view,
@@ -219,7 +222,7 @@ class Project:
         entities: EntityFrame,
         *,
         features: Sequence[str] | str,
-        timestamp: str = DEFAULT_TIMESTAMP,
+        timestamp: str = "event_timestamp",  # fourloops.ingestion.dataset.DEFAULT_TIMESTAMP
         out: str | Path | None = None,
         full_names: bool = False,
         label: str | None = None,
@@ -229,6 +232,8 @@ class Project:
         Views whose source has new files are validated first, so the join always
         sees every valid row and never an invalid one.
         """
+        from fourloops.ingestion.dataset import build_training_set
+
         grouped = resolve_features(features, self.feature_views)
         for view_name in grouped:
             self.validate(view_name)
@@ -253,6 +258,8 @@ class Project:
         incremental: bool = True,
     ) -> list[MaterializeResult]:
         """Copy the latest values knowable at ``end`` (default: now) into the online store."""
+        from fourloops.ingestion.materialize import materialize_view
+
         end = end or self.clock()
         results = []
         for view in self._views_for(None) if views is None else [self.feature_view(v) for v in views]:

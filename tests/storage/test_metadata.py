@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -112,3 +113,33 @@ def test_a_failed_audit_entry_rolls_the_definition_change_back(metadata_url: str
     assert store.heads()[("entity", "e")].version == "v1"
     assert [e["action"] for e in store.audit_entries("entity:e")] == ["apply.create"]
     store.close()
+
+
+def test_schema_head_is_the_newest_migration(metadata_url: str) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from fourloops.storage import metadata
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(metadata._MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == metadata.SCHEMA_HEAD
+    store = MetadataStore(metadata_url)
+    try:
+        assert store._revision() == metadata.SCHEMA_HEAD  # a new database is migrated to it
+    finally:
+        store.close()
+
+
+def test_an_up_to_date_database_opens_without_loading_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    MetadataStore(url).close()  # creates and migrates
+    code = (
+        "import sys\nfrom fourloops.storage.metadata import MetadataStore\n"
+        f"MetadataStore({url!r}).close()\nprint('alembic' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
