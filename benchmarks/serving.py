@@ -536,7 +536,7 @@ def print_report(result: dict) -> None:
         f"\nrounds={result['args']['rounds']}, {result['args']['seconds']} s per level; "
         "median over rounds [min-max]; latency in ms"
     )
-    print(f"{'system':10s} {'conc':>4s} {'req/s':>22s} {'p50':>20s} {'p99':>22s} {'errors':>7s}")
+    print(f"{'system':15s} {'conc':>4s} {'req/s':>22s} {'p50':>20s} {'p99':>22s} {'errors':>7s}")
     for c in result["args"]["concurrency"]:
         for s in systems:
             st = summ[s].get(str(c))
@@ -544,7 +544,7 @@ def print_report(result: dict) -> None:
                 continue
             r, p50, p99 = st["rps"], st["p50_ms"], st["p99_ms"]
             print(
-                f"{s:10s} {c:4d} {r['median']:8.0f} [{r['min']:5.0f}-{r['max']:5.0f}] "
+                f"{s:15s} {c:4d} {r['median']:8.0f} [{r['min']:5.0f}-{r['max']:5.0f}] "
                 f"{p50['median']:7.2f} [{p50['min']:.2f}-{p50['max']:.2f}] "
                 f"{p99['median']:7.2f} [{p99['min']:.2f}-{p99['max']:.2f}] {st['errors']:7d}"
             )
@@ -552,7 +552,7 @@ def print_report(result: dict) -> None:
     for s in systems:
         st = result["startup_s"][s]
         print(
-            f"  {s:10s} {statistics.median(st):6.2f} [{min(st):.2f}-{max(st):.2f}]   "
+            f"  {s:15s} {statistics.median(st):6.2f} [{min(st):.2f}-{max(st):.2f}]   "
             f"{max(x['peak_mb'] for x in result['rss'][s]):7.1f} MB"
         )
     if "fourloops" in summ:
