@@ -571,7 +571,9 @@ def serve(
         str | None, typer.Option("--host", help="Address to bind (default: server.host).")
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8080).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes (default: server.workers, 1).")
+    ] = None,
     log_format: Annotated[
         str | None,
         typer.Option(

@@ -278,3 +278,20 @@ def test_a_bad_fsync_setting_is_refused_by_name(served: Path) -> None:
     with Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_FSYNC": "sometimes"}) as project:
         with pytest.raises(ConfigError, match="storage.events_fsync"):
             open_events(project)
+
+
+def test_online_feature_lookups_are_counted_by_outcome(served: Path) -> None:
+    no_rain = {"inputs": {"station": "b", "load": 0.5}}  # rain is read from the online store
+    with _project(served) as project:
+        app = build_app(project)
+        [r] = _post_all(app, [no_rain])
+        assert r.status_code == 200
+        assert 'fourloops_feature_lookups_total{model="late",status="ok",view="weather"} 1.0' in _metrics(app)
+    later = NOW + timedelta(days=3)  # past the view's 2 h ttl: the stored value is expired
+    with Project.load(served, env={}, clock=lambda: later) as project:
+        app = build_app(project)
+        [r] = _post_all(app, [no_rain])
+        assert r.status_code == 200 and r.json()["fallback"] is None
+        text = _metrics(app)
+        assert 'fourloops_feature_lookups_total{model="late",status="expired",view="weather"} 1.0' in text
+        assert 'fourloops_feature_lookups_total{model="late",status="ok"' not in text

@@ -190,6 +190,8 @@ def create_app(
             metrics.predictions.labels(service.name, str(a.version), a.route).inc()
             if a.fallback:
                 metrics.fallbacks.labels(service.name, a.fallback, a.fallback_reason or "-").inc()
+            for view, status in a.feature_status.items():
+                metrics.feature_lookups.labels(service.name, view, status).inc()
 
     async def predict(request: Request) -> Response:
         started = time.perf_counter()

@@ -86,6 +86,12 @@ class ServerMetrics:
         self.rejections = Counter(
             "fourloops_rejections", "Rejected inputs by rule", ["model", "rule"], registry=r
         )
+        self.feature_lookups = Counter(
+            "fourloops_feature_lookups",
+            "Online-store reads of a view's features per prediction, by outcome (ok, missing, expired)",
+            ["model", "view", "status"],
+            registry=r,
+        )
         self.rate_limited = Counter("fourloops_rate_limited", "429 answers", ["model", "limit"], registry=r)
         self.rate_limit_errors = Counter(
             "fourloops_rate_limit_errors", "Requests the rate limiter could not judge", ["model"], registry=r
