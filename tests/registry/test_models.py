@@ -161,7 +161,7 @@ def test_set_stage_validates_and_is_audited(registry: ModelRegistry, store: Meta
     assert stages[-1]["details"] == {"version": 1, "from": "none", "to": "canary"}
 
 
-def test_set_tags_and_description(registry: ModelRegistry) -> None:
+def test_set_tags_and_description(registry: ModelRegistry, store: MetadataStore) -> None:
     registry.create_version("delays", artifact=ARTIFACT, tags={"a": "1", "b": "2"})
     registry.set_tags("delays", 1, {"b": None, "c": "3"})
     registry.set_description("delays", 1, "retrained after the schema fix")
@@ -176,6 +176,14 @@ def test_set_tags_and_description(registry: ModelRegistry) -> None:
         registry.set_tags("delays", 7, {"x": 1})
     with pytest.raises(NotFoundError):
         registry.set_description("fares", None, "x")
+    # Tags steer serving (canary share, A/B split): every change is audited, refused ones are not.
+    registry.set_tags("delays", None, {"canary_share": 0.2}, actor="admin-api")
+    tags = [
+        (e["actor"], e["details"]) for e in store.audit_entries("model:delays") if e["action"] == "model.tags"
+    ]
+    assert len(tags) == 3
+    assert tags[0] == ("admin-api", {"version": None, "tags": {"canary_share": 0.2}})  # newest first
+    assert {"version": 1, "tags": {"b": None, "c": "3"}} in [d for _, d in tags]
 
 
 def test_versions_are_audited(registry: ModelRegistry, store: MetadataStore) -> None:

@@ -449,8 +449,14 @@ class ModelRegistry(AliasOperations):
             )
             return ModelVersion._from_mapping({**row._mapping, "stage": new.value})
 
-    def set_tags(self, model: str, version: int | None, tags: Mapping[str, Any]) -> None:
-        """Merge ``tags`` into a version's (``None``: the model's); ``None`` values remove."""
+    def set_tags(
+        self, model: str, version: int | None, tags: Mapping[str, Any], *, actor: str | None = None
+    ) -> None:
+        """Merge ``tags`` into a version's (``None``: the model's); ``None`` values remove. Audited.
+
+        Model tags also steer serving (the canary share, an A/B split), so every
+        change is in the audit log with who made it.
+        """
         table = t.models if version is None else t.model_versions
         with self._transaction(write=True) as conn:
             row = self._model_row(conn, model) if version is None else self._version_row(conn, model, version)
@@ -458,6 +464,9 @@ class ModelRegistry(AliasOperations):
             merged = {k: val for k, val in merged.items() if val is not None}
             key = t.models.c.name == model if version is None else t.model_versions.c.id == row.id
             conn.execute(table.update().where(key).values(tags=merged))
+            self._audit(
+                conn, "model.tags", model, actor or default_actor(), {"version": version, "tags": dict(tags)}
+            )
 
     def set_description(self, model: str, version: int | None, description: str) -> None:
         """Replace a version's description (``version=None``: the model's)."""
