@@ -232,6 +232,52 @@ def test_canary_is_sticky_per_unit_and_shadow_never_answers(client: TestClient, 
     assert {"shadow", "canary", "champion"} <= routes
 
 
+def test_an_ab_split_set_through_the_admin_api_routes_units_stably(client: TestClient, served: Path) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    ab = "/v1/admin/models/late/ab"
+    assert client.post(ab, json={"split": {"1": 0.5, "2": 0.5}}).status_code == 401  # no token
+    for bad, status in [
+        ({"split": {"1": 0.5, "2": 0.4}}, 400),  # shares must sum to 1
+        ({"split": {"one": 1.0}}, 400),
+        ({"split": {"1": "half", "2": 0.5}}, 400),
+        ({}, 400),
+        ({"split": {"1": 0.5, "9": 0.5}}, 409),  # no version 9
+    ]:
+        r = client.post(ab, json=bad, headers=auth)
+        assert r.status_code == status, (bad, r.text)
+    r = client.post(ab, json={"split": {"1": 0.25, "2": 0.75}}, headers=auth)
+    assert r.status_code == 200 and r.json()["ab_split"] == {"1": 0.25, "2": 0.75}
+    try:
+        seen: dict[str, set[tuple[int, str]]] = {}
+        propensity: dict[int, float] = {}
+        for i in range(400):
+            unit = f"ab-user-{i % 200}"
+            body = client.post(
+                "/v1/models/late/predict",
+                json={"inputs": {"station": "c", "load": 0.5}, "unit_id": unit, "request_id": f"ab-{i}"},
+            ).json()
+            seen.setdefault(unit, set()).add((body["version"], body["route"]))
+        assert all(len(v) == 1 for v in seen.values())  # the same unit always gets the same arm
+        arms = [next(iter(v)) for v in seen.values()]
+        assert {route for _, route in arms} == {"ab:1", "ab:2"}
+        share_2 = sum(version == 2 for version, _ in arms) / len(arms)
+        assert 0.6 < share_2 < 0.9  # 0.75 of 200 units: binomial sd ~0.03
+        with Project.load(served, env={}) as project:
+            store = open_events(project)
+            events = [e for e in store.scan(model="late").to_pylist() if e["request_id"].startswith("ab-")]
+            store.close()
+            for e in events:
+                propensity[e["version"]] = e["propensity"]
+            audit = [e for e in project.metadata.audit_entries("model:late") if e["action"] == "model.tags"]
+        assert propensity == {1: 0.25, 2: 0.75}  # logged for off-policy evaluation
+        assert audit[0]["actor"] == "admin-api"
+    finally:
+        cleared = client.post(ab, json={"split": None}, headers=auth)
+    assert cleared.status_code == 200 and cleared.json()["ab_split"] is None
+    after = client.post("/v1/models/late/predict", json={"inputs": {"station": "c", "load": 0.5}}).json()
+    assert after["route"] == "champion"
+
+
 def test_a_failing_model_is_answered_by_the_fallback(client: TestClient) -> None:
     service = client.app.state.services["late"]  # type: ignore[attr-defined]
     predictor = service.state.predictors[1]

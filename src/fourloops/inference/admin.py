@@ -1,4 +1,4 @@
-"""The server's admin routes: promote, roll back, set or pause the canary share.
+"""The server's admin routes: promote, roll back, set or pause the canary share, set an A/B split.
 
 Each needs ``Authorization: Bearer <server.admin_token>``; without the token
 (or when no token is configured) they answer 401 and change nothing. Every
@@ -12,19 +12,23 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fourloops.errors import NotFoundError, RegistryError
+from fourloops.errors import ConfigError, NotFoundError, RegistryError
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
 from fourloops.inference.service import ModelService
-from fourloops.inference.state import CANARY_SHARE_TAG
-from fourloops.registry.models import ModelRegistry
+from fourloops.inference.state import AB_SPLIT_TAG, CANARY_SHARE_TAG, ab_split
+from fourloops.registry.models import ModelRegistry, VersionStatus
 
 __all__ = ["admin_handlers"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+#: The actor the audit log records for changes made through these routes.
+ACTOR = "admin-api"
 
 
 def admin_handlers(
@@ -55,7 +59,7 @@ def admin_handlers(
                 service.name,
                 version,
                 alias=alias,
-                actor="admin-api",
+                actor=ACTOR,
                 reason=str(body.get("reason") or "promoted through the admin API"),
                 force=bool(body.get("force", False)),
             )
@@ -68,12 +72,17 @@ def admin_handlers(
         service = admin(request)
         try:
             change = await asyncio.to_thread(
-                registry.rollback, service.name, actor="admin-api", reason="rolled back through the admin API"
+                registry.rollback, service.name, actor=ACTOR, reason="rolled back through the admin API"
             )
         except (RegistryError, NotFoundError) as err:
             raise HTTPError(409, "refused", str(err)) from None
         await asyncio.to_thread(service.refresh)
         return JSONResponse(change.to_dict())
+
+    async def set_tags(service: ModelService, tags: dict[str, Any]) -> None:
+        """Change model tags that steer routing (audited as the admin API), then serve the change."""
+        await asyncio.to_thread(registry.set_tags, service.name, None, tags, actor=ACTOR)
+        await asyncio.to_thread(service.refresh)
 
     async def admin_canary(request: Request) -> Response:
         service = admin(request)
@@ -81,19 +90,41 @@ def admin_handlers(
         share = body.get("share") if isinstance(body, dict) else None
         if not isinstance(share, int | float) or isinstance(share, bool) or not 0 <= share <= 1:
             raise HTTPError(400, "invalid_request", "'share' must be a number in [0, 1]", field="share")
-        await asyncio.to_thread(registry.set_tags, service.name, None, {CANARY_SHARE_TAG: float(share)})
-        await asyncio.to_thread(service.refresh)
+        await set_tags(service, {CANARY_SHARE_TAG: float(share)})
         return JSONResponse({"model": service.name, "canary_share": float(share)})
 
     async def admin_pause(request: Request) -> Response:
         service = admin(request)
-        await asyncio.to_thread(registry.set_tags, service.name, None, {CANARY_SHARE_TAG: 0.0})
-        await asyncio.to_thread(service.refresh)
+        await set_tags(service, {CANARY_SHARE_TAG: 0.0})
         return JSONResponse({"model": service.name, "canary_share": 0.0, "paused": True})
+
+    async def admin_ab(request: Request) -> Response:
+        """Set an A/B split ``{"split": {"1": 0.5, "2": 0.5}}``, or clear it with ``{"split": null}``."""
+        service = admin(request)
+        body = await read_json(request, max_body_bytes)
+        if not isinstance(body, dict) or "split" not in body:
+            raise HTTPError(400, "invalid_request", "give {'split': {'<version>': share, ...}} or null")
+        if body["split"] is None:
+            await set_tags(service, {AB_SPLIT_TAG: None})
+            return JSONResponse({"model": service.name, "ab_split": None})
+        try:
+            split = ab_split(body["split"])
+        except ConfigError as err:
+            raise HTTPError(400, "invalid_request", str(err), field="split") from None
+        for version in split:
+            try:
+                found = await asyncio.to_thread(registry.get_version, service.name, version)
+            except NotFoundError as err:
+                raise HTTPError(409, "refused", str(err)) from None
+            if found.status != VersionStatus.READY:
+                raise HTTPError(409, "refused", f"version {version} of {service.name!r} is {found.status}")
+        await set_tags(service, {AB_SPLIT_TAG: {str(v): share for v, share in split.items()}})
+        return JSONResponse({"model": service.name, "ab_split": {str(v): s for v, s in split.items()}})
 
     return {
         "/v1/admin/models/{model}/promote": admin_promote,
         "/v1/admin/models/{model}/rollback": admin_rollback,
         "/v1/admin/models/{model}/canary": admin_canary,
         "/v1/admin/models/{model}/pause": admin_pause,
+        "/v1/admin/models/{model}/ab": admin_ab,
     }
