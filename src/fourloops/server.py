@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -169,4 +170,12 @@ def serve(
     else:
         app = build_app(project)
         _freeze_heap()
+        # uvicorn re-raises the SIGTERM it caught once the graceful shutdown is
+        # over; the handler it restores then ends the process with status 0, as
+        # the multi-worker supervisor does (a drained server is a clean exit).
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.run(app, **options)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)

@@ -97,6 +97,36 @@ def test_every_acknowledged_prediction_survives_sigkill(
     assert not missing, f"{len(missing)} acknowledged predictions are not in the log, e.g. {missing[:3]}"
 
 
+def test_sigterm_mid_traffic_drains_and_every_answer_is_logged(
+    server: tuple[subprocess.Popen[bytes], str], project_dir: Path
+) -> None:
+    """Graceful shutdown: requests in flight are answered (never a 5xx), the process exits 0."""
+    proc, base = server
+    stop = threading.Event()
+    acked: list[str] = []
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=_load, args=(base, f"g{t}", stop, acked, errors, [])) for t in range(4)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acked) > 20
+    # After the listener closes, new requests fail to connect; no request got an error status.
+    assert not [e for e in errors if ":" in e], [e for e in errors if ":" in e][:5]
+    with Project.load(project_dir, env={}) as project:
+        store = open_events(project)
+        logged = {e["request_id"] for e in store.scan(model="late").to_pylist()}
+        store.close()
+    missing = [rid for rid in acked if rid not in logged]
+    assert not missing, f"{len(missing)} answered predictions are not in the log, e.g. {missing[:3]}"
+
+
 def test_promotion_is_picked_up_under_load_without_dropped_requests(
     server: tuple[subprocess.Popen[bytes], str], project_dir: Path
 ) -> None:
