@@ -200,6 +200,18 @@ def test_check_row_message_names_each_field_and_rule() -> None:
     assert v.check_row({"temp": "1", "city": "Oslo"}) == {"temp": 1.0, "city": "Oslo"}
 
 
+def test_check_row_message_stays_one_line_for_strange_field_names() -> None:
+    v = RowValidator(fl.Contract({"a": fl.Int()}, extra="forbid"))
+    with pytest.raises(ContractViolation) as err:
+        v.check_row({"a": 1, "x\nINFO forged log line": 2, "": 3})
+    message = str(err.value)
+    assert "\n" not in message
+    assert message == "'x\\nINFO forged log line': unknown_field (not declared in the contract); " + (
+        "'': unknown_field (not declared in the contract)"
+    )
+    assert err.value.violations == {"x\nINFO forged log line": "unknown_field", "": "unknown_field"}
+
+
 def test_check_row_messages_for_other_rules() -> None:
     v = RowValidator(
         fl.Contract(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -308,7 +309,39 @@ def test_real_server_process_answers_over_http(served: Path) -> None:
             assert schema["properties"]["load"]["maximum"] == 1 and "station" in schema["required"]
             assert "/v1/models/late/predict" in spec["paths"]
             assert http.get("/docs").status_code == 200
-    assert proc.returncode in (0, -15)
+            _malformed_requests_get_4xx_and_the_server_keeps_serving(http, base)
+    assert proc.returncode == 0  # SIGTERM: drained and exited cleanly
+
+
+def _malformed_requests_get_4xx_and_the_server_keeps_serving(http: httpx.Client, base: str) -> None:
+    route = "/v1/models/late/predict"
+    headers = {"content-type": "application/json"}
+    cases = {
+        b'{"inputs": {"station": "a", "load": NaN}}': (422, "contract_violation"),
+        b'{"inputs": {"station": "a", "load": 0.5}': (400, "invalid_json"),
+        b'{"inputs": {"station": "\xff\xfe", "load": 0.5}}': (400, "invalid_json"),
+        b"": (400, "invalid_json"),
+    }
+    for body, (status, kind) in cases.items():
+        r = http.post(route, content=body, headers=headers)
+        assert (r.status_code, r.json()["error"]["type"]) == (status, kind), (body, r.text)
+
+    def chunks() -> Iterator[bytes]:  # no content-length: the limit applies while reading
+        yield b'{"inputs": {"station": "'
+        for _ in range(40):
+            yield b"a" * 65_536
+        yield b'"}}'
+
+    r = http.post(route, content=chunks(), headers=headers)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "payload_too_large"
+    assert http.get(route).status_code == 405
+    # A request that is not HTTP at all is refused by the HTTP parser; the server stays up.
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(b"NOT-HTTP \x00\x01\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    r = http.post(route, json={"inputs": {"station": "b", "load": 0.2}})
+    assert r.status_code == 200
 
 
 def test_rate_limit_answers_429_with_retry_after(served: Path, tmp_path: Path) -> None:

@@ -398,7 +398,13 @@ class RowValidator:
             return result.values
         fields = self.contract.fields
         message = "; ".join(
-            f"{name}: {describe(fields.get(name), Rule(rule), failed[name])}"
+            f"{_shown(name)}: {describe(fields.get(name), Rule(rule), failed[name])}"
             for name, rule in result.violations.items()
         )
         raise ContractViolation(message, dict(result.violations))
+
+
+def _shown(name: str) -> str:
+    """A field name as the message shows it: quoted when it is empty or holds a line break or
+    another control character (unknown names come from clients; the message stays one line)."""
+    return name if name and name.isprintable() else repr(name)

@@ -1,0 +1,189 @@
+"""Property: whatever a client sends, the server answers with a status below 500 and, for a 4xx, a
+one-line JSON error that says what is wrong (never a crash, never a 5xx for bad input).
+
+Bodies are drawn three ways: arbitrary JSON, near-valid requests (the model's real fields with
+values of every JSON type, plus unknown fields) and raw bytes that are mostly not JSON at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from fourloops.project import Project
+from fourloops.server import build_app
+from trips import T0, write_project
+
+ROUTES = ["/v1/models/late/predict", "/v2/models/late/infer", "/v1/labels"]
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+field_names = st.sampled_from(["station", "load", "rain", "colour", ""])
+DELETE = object()
+
+
+def _mutate(row: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(row)
+    for name, value in edits:
+        if value is DELETE:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+# A valid row with up to two fields deleted, replaced by any JSON value or added, so that many
+# requests pass validation and the rest fail it in one specific place.
+valid_rows = st.fixed_dictionaries(
+    {"station": st.sampled_from(["a", "b", "c"]), "load": st.floats(0, 1)},
+    optional={"rain": st.floats(0, 50)},
+)
+edits = st.lists(st.tuples(field_names, st.just(DELETE) | json_values), max_size=2)
+rows = st.builds(_mutate, valid_rows, st.just([]) | edits)
+predict_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "inputs": rows | rows | json_values,
+        "instances": st.lists(rows, min_size=1, max_size=3) | json_values,
+        "request_id": st.text(max_size=8) | json_values,
+        "unit_id": st.text(max_size=8) | json_values,
+    },
+)
+
+
+def _tensors(columns: dict[str, list[Any]], datatypes: dict[str, str], extra: list[dict[str, Any]]) -> Any:
+    n = max((len(v) for v in columns.values()), default=0)
+    tensors = [
+        {"name": name, "shape": [n], "datatype": datatypes.get(name, "FP64"), "data": data}
+        for name, data in columns.items()
+    ]
+    return tensors + extra
+
+
+v2_tensor = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": field_names | json_values,
+        "shape": st.lists(st.integers(-2, 3), max_size=3) | json_values,
+        "datatype": st.sampled_from(["FP64", "FP32", "INT64", "BYTES", "BOOL", "??"]) | json_values,
+        "data": st.lists(json_scalars, max_size=3) | json_values,
+    },
+)
+v2_inputs = st.integers(1, 3).flatmap(
+    lambda n: st.builds(
+        _tensors,
+        st.fixed_dictionaries(
+            {
+                "station": st.lists(st.sampled_from(["a", "b", "c"]), min_size=n, max_size=n),
+                "load": st.lists(st.floats(0, 1), min_size=n, max_size=n + 1),
+            }
+        ),
+        st.fixed_dictionaries(
+            {"station": st.sampled_from(["BYTES", "FP64"])},
+            optional={"load": st.sampled_from(["FP32", "BYTES"])},
+        ),
+        st.lists(v2_tensor, max_size=1),
+    )
+)
+v2_bodies = st.fixed_dictionaries(
+    {}, optional={"id": json_values, "inputs": v2_inputs | v2_inputs | st.lists(v2_tensor, max_size=3)}
+)
+one_label = st.fixed_dictionaries(
+    {},
+    optional={
+        "request_id": st.text(max_size=8) | json_values,
+        "value": st.booleans() | st.floats(0, 1) | json_values,
+    },
+)
+label_bodies = (
+    st.fixed_dictionaries({}, optional={"labels": st.lists(one_label, max_size=3) | json_values}) | one_label
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    root: Path = tmp_path_factory.mktemp("fuzz") / "p"
+    write_project(root)
+    with Project.load(root, env={}) as project:
+        project.train("late", seed=1)
+        project.promote("late", 1, force=True, reason="test")
+        project.materialize(end=T0 + timedelta(days=40))
+    project = Project.load(root, env={}, clock=lambda: T0 + timedelta(days=39, hours=23))
+    with TestClient(build_app(project), raise_server_exceptions=False) as c:
+        yield c
+    project.close()
+
+
+def _check(client: TestClient, route: str, content: bytes) -> None:
+    r = client.post(route, content=content, headers={"content-type": "application/json"})
+    assert r.status_code < 500, (route, content[:200], r.status_code, r.text[:300])
+    body = r.json()
+    if r.status_code >= 400:
+        error = body["error"]
+        assert isinstance(error["type"], str) and error["type"]
+        assert isinstance(error["message"], str) and error["message"]
+        assert "\n" not in error["message"], error["message"]
+        assert "Traceback" not in r.text
+    elif route.endswith("/predict"):
+        answers = body["predictions"] if "predictions" in body else [body]
+        for answer in answers:
+            assert answer["model"] == "late" and isinstance(answer["version"], int)
+            assert isinstance(answer["request_id"], str) and answer["request_id"]
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(route=st.sampled_from(ROUTES), body=json_values)
+def test_any_json_body_gets_an_answer_below_500(client: TestClient, route: str, body: Any) -> None:
+    _check(client, route, _dump(body))
+
+
+@FUZZ
+@given(body=predict_bodies)
+def test_near_valid_predict_requests_never_5xx(client: TestClient, body: dict[str, Any]) -> None:
+    _check(client, "/v1/models/late/predict", _dump(body))
+
+
+@FUZZ
+@given(body=v2_bodies)
+def test_near_valid_open_inference_requests_never_5xx(client: TestClient, body: dict[str, Any]) -> None:
+    _check(client, "/v2/models/late/infer", _dump(body))
+
+
+@FUZZ
+@given(body=label_bodies)
+def test_near_valid_label_requests_never_5xx(client: TestClient, body: dict[str, Any]) -> None:
+    _check(client, "/v1/labels", _dump(body))
+
+
+@FUZZ
+@given(
+    route=st.sampled_from(ROUTES),
+    raw=st.binary(max_size=64) | st.text(max_size=64).map(str.encode),
+)
+def test_raw_bytes_never_5xx(client: TestClient, route: str, raw: bytes) -> None:
+    _check(client, route, raw)
