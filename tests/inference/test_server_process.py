@@ -1,6 +1,7 @@
 """The server as a real process under load.
 
-SIGKILL durability, hot swap without dropped requests, ``--workers 2`` (two
+SIGKILL durability, graceful SIGTERM mid-traffic (every answer and its shadow
+score logged, exit 0), hot swap without dropped requests, ``--workers 2`` (two
 processes serving, every answer logged, clean SIGTERM) and one rate-limit
 budget shared over Redis by two servers.
 """
@@ -97,34 +98,40 @@ def test_every_acknowledged_prediction_survives_sigkill(
     assert not missing, f"{len(missing)} acknowledged predictions are not in the log, e.g. {missing[:3]}"
 
 
-def test_sigterm_mid_traffic_drains_and_every_answer_is_logged(
-    server: tuple[subprocess.Popen[bytes], str], project_dir: Path
-) -> None:
-    """Graceful shutdown: requests in flight are answered (never a 5xx), the process exits 0."""
-    proc, base = server
+def test_sigterm_mid_traffic_drains_and_every_answer_is_logged(project_dir: Path, tmp_path: Path) -> None:
+    """Graceful shutdown: requests in flight are answered (never a 5xx), their events and their
+    shadow scores (work left after the response) are all logged, and the process exits 0."""
+    copy = _copy_project(project_dir, tmp_path / "p", '[project]\nname = "trips"\n')
+    with Project.load(copy, env={}) as project:
+        project.registry.set_alias("late", "shadow", 2, actor="test", reason="shadow during shutdown")
     stop = threading.Event()
     acked: list[str] = []
     errors: list[str] = []
-    threads = [
-        threading.Thread(target=_load, args=(base, f"g{t}", stop, acked, errors, [])) for t in range(4)
-    ]
-    for t in threads:
-        t.start()
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
-    stop.set()
-    for t in threads:
-        t.join(10)
+    with served_process(copy) as (proc, base):
+        threads = [
+            threading.Thread(target=_load, args=(base, f"g{t}", stop, acked, errors, [])) for t in range(4)
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        stop.set()
+        for t in threads:
+            t.join(10)
     assert len(acked) > 20
     # After the listener closes, new requests fail to connect; no request got an error status.
     assert not [e for e in errors if ":" in e], [e for e in errors if ":" in e][:5]
-    with Project.load(project_dir, env={}) as project:
+    with Project.load(copy, env={}) as project:
         store = open_events(project)
-        logged = {e["request_id"] for e in store.scan(model="late").to_pylist()}
+        events = store.scan(model="late").to_pylist()
         store.close()
+    logged = {e["request_id"]: e for e in events}
     missing = [rid for rid in acked if rid not in logged]
     assert not missing, f"{len(missing)} answered predictions are not in the log, e.g. {missing[:3]}"
+    no_shadow = [rid for rid in acked if f"{rid}:shadow" not in logged]
+    assert not no_shadow, f"{len(no_shadow)} shadow scores were lost at shutdown, e.g. {no_shadow[:3]}"
+    assert {logged[f"{rid}:shadow"]["version"] for rid in acked} == {2}
 
 
 def test_promotion_is_picked_up_under_load_without_dropped_requests(
