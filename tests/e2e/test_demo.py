@@ -64,6 +64,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert inf["labels"]["inserted"] + inf["labels"]["unknown"] == inf["labels_sent"]
     assert 1 <= inf["labels"]["unknown"] <= inf["statuses"]["422"] + 1
     assert inf["training_serving_parity"]["mismatches"] == 0
+    compared = inf["training_serving_parity"]["compared"]
+    assert compared == inf["events_logged"]
+    assert f"{compared:,} of {compared:,} served predictions equal offline" in " ".join(summary["highlights"])
     html = (out / "report.html").read_text()
     assert "Training/serving parity" in html
     assert "Adaptation: training, gates, registry" in html

@@ -319,10 +319,16 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
             f"{rejected} rejected (injected bad input), {inference['fallbacks']} fallbacks, "
             f"{inference['events_logged']:,} events logged"
         )
+        parity = inference["training_serving_parity"]
+        lines.append(
+            f"training/serving parity: {parity['compared'] - parity['mismatches']:,} of "
+            f"{parity['compared']:,} served predictions equal offline point-in-time scoring"
+        )
         if inference.get("served_roc_auc") is not None:
+            first, last = (w[:10] for w in inference["window"])
             lines.append(
                 f"labels via /v1/labels: {inference['labels']['inserted']:,} joined; ROC-AUC of served "
-                f"predictions {inference['served_roc_auc']:.3f}"
+                f"predictions {inference['served_roc_auc']:.3f} on flights of {first} to {last}"
             )
     online = summary["loops"]["online"]
     statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]
