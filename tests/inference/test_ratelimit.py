@@ -17,9 +17,9 @@ from fourloops.inference.ratelimit import (
     ModelClientLimiter,
     RateLimiter,
     RateLimits,
-    RedisRateLimiter,
     TokenBucket,
 )
+from fourloops.inference.ratelimit_redis import RedisRateLimiter
 
 
 class FakeClock:

@@ -34,9 +34,9 @@ from fourloops.inference.ratelimit import (
     ModelClientLimiter,
     RateLimiter,
     RateLimits,
-    RedisRateLimiter,
     TokenBucket,
 )
+from fourloops.inference.ratelimit_redis import RedisRateLimiter
 from fourloops.inference.routing import Route, RoutingTable, unit_position
 
 __all__ = [
