@@ -581,7 +581,12 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the prediction server (every model with a champion; Ctrl-C drains and stops)."""
+    """Run the prediction server (every model with a champion; Ctrl-C drains and stops).
+
+    SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and
+    their shadow scoring finish (up to server.shutdown_timeout, 10 s by
+    default), flushes the event log and exits: 0 after SIGTERM, 130 after Ctrl-C.
+    """
     from fourloops.server import serve as run_server
 
     run_server(_project(project), host=host, port=port, workers=workers, log_format=log_format)

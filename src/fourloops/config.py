@@ -47,6 +47,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     cache_max_entries = 10000
     log_format = "text"      # "json": one JSON object per log line (for log shippers)
     access_log = true        # one log line per HTTP request
+    shutdown_timeout = "10s" # on SIGTERM, how long in-flight requests may take to finish
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class ServerConfig:
     cache_max_entries: int = 10_000
     log_format: str = "text"  # "text" or "json"
     access_log: bool = True
+    shutdown_timeout: str = "10s"  # graceful shutdown: time left to in-flight requests
 
 
 @dataclass(frozen=True)

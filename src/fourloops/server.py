@@ -27,7 +27,7 @@ from fourloops.logs import logging_config
 from fourloops.project import Project
 from fourloops.storage.events import EventStore, open_event_store
 
-__all__ = ["app_factory", "build_app", "open_events", "serve"]
+__all__ = ["app_factory", "build_app", "open_events", "serve", "uvicorn_options"]
 
 
 def open_events(project: Project) -> EventStore:
@@ -155,15 +155,8 @@ def serve(
     """Run the server until interrupted (graceful shutdown drains in-flight requests, flushes events)."""
     import uvicorn
 
-    cfg = project.config.server
-    workers = workers or cfg.workers
-    options: dict[str, Any] = {
-        "host": host or cfg.host,
-        "port": port or cfg.port,
-        "log_config": logging_config(log_format or cfg.log_format),
-        "access_log": cfg.access_log,
-        "timeout_graceful_shutdown": 10,
-    }
+    workers = workers or project.config.server.workers
+    options = uvicorn_options(project, host=host, port=port, log_format=log_format)
     if workers > 1:
         os.environ["FOURLOOPS_PROJECT"] = str(project.root)
         uvicorn.run("fourloops.server:app_factory", factory=True, workers=workers, **options)
@@ -175,6 +168,20 @@ def serve(
         # the multi-worker supervisor does (a drained server is a clean exit).
         signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.run(app, **options)
+
+
+def uvicorn_options(
+    project: Project, *, host: str | None = None, port: int | None = None, log_format: str | None = None
+) -> dict[str, Any]:
+    """The keyword arguments of ``uvicorn.run`` from the server config (arguments win over it)."""
+    cfg = project.config.server
+    return {
+        "host": host or cfg.host,
+        "port": port or cfg.port,
+        "log_config": logging_config(log_format or cfg.log_format),
+        "access_log": cfg.access_log,
+        "timeout_graceful_shutdown": _seconds(cfg.shutdown_timeout, "shutdown_timeout"),
+    }
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

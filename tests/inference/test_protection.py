@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from fourloops.errors import ConfigError
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.project import Project
-from fourloops.server import build_app, open_events
+from fourloops.server import build_app, open_events, uvicorn_options
 from fourloops.storage.events import PredictionEvent
 from trips import T0, write_project
 
@@ -295,3 +295,16 @@ def test_online_feature_lookups_are_counted_by_outcome(served: Path) -> None:
         text = _metrics(app)
         assert 'fourloops_feature_lookups_total{model="late",status="expired",view="weather"} 1.0' in text
         assert 'fourloops_feature_lookups_total{model="late",status="ok"' not in text
+
+
+def test_server_settings_reach_uvicorn_and_a_bad_shutdown_timeout_is_refused(served: Path) -> None:
+    with _project(served, shutdown_timeout="45s", port="9123", access_log="false") as project:
+        options = uvicorn_options(project, host="0.0.0.0")
+    assert options["timeout_graceful_shutdown"] == 45.0
+    assert (options["host"], options["port"], options["access_log"]) == ("0.0.0.0", 9123, False)
+    with _project(served) as project:
+        assert uvicorn_options(project)["timeout_graceful_shutdown"] == 10.0
+    for bad in ("soon", "0s"):
+        with _project(served, shutdown_timeout=bad) as project:
+            with pytest.raises(ConfigError, match="server.shutdown_timeout"):
+                uvicorn_options(project)
