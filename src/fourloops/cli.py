@@ -585,7 +585,7 @@ def serve(
 
     SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and
     their shadow scoring finish (up to server.shutdown_timeout, 10 s by
-    default), flushes the event log and exits: 0 after SIGTERM, 130 after Ctrl-C.
+    default), flushes the event log and exits with status 0.
     """
     from fourloops.server import serve as run_server
 

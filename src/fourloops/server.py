@@ -163,10 +163,12 @@ def serve(
     else:
         app = build_app(project)
         _freeze_heap()
-        # uvicorn re-raises the SIGTERM it caught once the graceful shutdown is
-        # over; the handler it restores then ends the process with status 0, as
-        # the multi-worker supervisor does (a drained server is a clean exit).
-        signal.signal(signal.SIGTERM, _exit_cleanly)
+        # uvicorn re-raises the SIGTERM or SIGINT it caught once the graceful
+        # shutdown is over; the handler it restores then ends the process with
+        # status 0, as the multi-worker supervisor does (a drained server is a
+        # clean exit, not a crash or an interrupted command).
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_cleanly)
         uvicorn.run(app, **options)
 
 
