@@ -1,5 +1,7 @@
 """Property: whatever a client sends, the server answers with a status below 500 and, for a 4xx, a
-one-line JSON error that says what is wrong (never a crash, never a 5xx for bad input).
+one-line JSON error that says what is wrong (never a crash, never a 5xx for bad input); every
+answer matches the response documented in ``/openapi.json`` for its route and status, and the
+server accepts a prediction request exactly when the documented request schema does.
 
 Bodies are drawn three ways: arbitrary JSON, near-valid requests (the model's real fields with
 values of every JSON type, plus unknown fields) and raw bytes that are mostly not JSON at all.
@@ -13,15 +15,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openapi_spec_validator import validate as validate_openapi
 from starlette.testclient import TestClient
 
 from fourloops.project import Project
 from fourloops.server import build_app
 from trips import T0, write_project
 
+TOKEN = "fuzz-token"
 ROUTES = ["/v1/models/late/predict", "/v2/models/late/infer", "/v1/labels"]
 
 json_scalars = (
@@ -126,13 +131,32 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         project.train("late", seed=1)
         project.promote("late", 1, force=True, reason="test")
         project.materialize(end=T0 + timedelta(days=40))
-    project = Project.load(root, env={}, clock=lambda: T0 + timedelta(days=39, hours=23))
+    env = {"FOURLOOPS_SERVER_ADMIN_TOKEN": TOKEN}
+    project = Project.load(root, env=env, clock=lambda: T0 + timedelta(days=39, hours=23))
     with TestClient(build_app(project), raise_server_exceptions=False) as c:
         yield c
     project.close()
 
 
-def _check(client: TestClient, route: str, content: bytes) -> None:
+@pytest.fixture(scope="module")
+def spec(client: TestClient) -> dict[str, Any]:
+    spec: dict[str, Any] = client.get("/openapi.json").json()
+    validate_openapi(spec)  # a valid OpenAPI 3.1 document
+    return spec
+
+
+def _pointer(*parts: str) -> str:
+    return "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _conforms(spec: dict[str, Any], value: Any, *pointer: str) -> str | None:
+    """None when ``value`` matches the schema at ``pointer`` in ``spec``, else what is wrong."""
+    schema = {**spec, "$ref": _pointer(*pointer)}  # the spec's own "#/components/..." refs resolve
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    return None if error is None else f"{error.json_path}: {error.message}"
+
+
+def _check(client: TestClient, spec: dict[str, Any], route: str, content: bytes) -> int:
     r = client.post(route, content=content, headers={"content-type": "application/json"})
     assert r.status_code < 500, (route, content[:200], r.status_code, r.text[:300])
     body = r.json()
@@ -147,6 +171,22 @@ def _check(client: TestClient, route: str, content: bytes) -> None:
         for answer in answers:
             assert answer["model"] == "late" and isinstance(answer["version"], int)
             assert isinstance(answer["request_id"], str) and answer["request_id"]
+    documented = spec["paths"][route]["post"]["responses"]
+    assert str(r.status_code) in documented, (route, r.status_code, "is not documented")
+    wrong = _conforms(
+        spec,
+        body,
+        "paths",
+        route,
+        "post",
+        "responses",
+        str(r.status_code),
+        "content",
+        "application/json",
+        "schema",
+    )
+    assert wrong is None, (route, content[:200], r.status_code, r.text[:300], wrong)
+    return r.status_code
 
 
 def _dump(value: Any) -> bytes:
@@ -158,26 +198,39 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 @FUZZ
 @given(route=st.sampled_from(ROUTES), body=json_values)
-def test_any_json_body_gets_an_answer_below_500(client: TestClient, route: str, body: Any) -> None:
-    _check(client, route, _dump(body))
+def test_any_json_body_gets_an_answer_below_500(
+    client: TestClient, spec: dict[str, Any], route: str, body: Any
+) -> None:
+    _check(client, spec, route, _dump(body))
 
 
 @FUZZ
 @given(body=predict_bodies)
-def test_near_valid_predict_requests_never_5xx(client: TestClient, body: dict[str, Any]) -> None:
-    _check(client, "/v1/models/late/predict", _dump(body))
+def test_near_valid_predict_requests_never_5xx_and_the_schema_says_which_pass(
+    client: TestClient, spec: dict[str, Any], body: dict[str, Any]
+) -> None:
+    route = "/v1/models/late/predict"
+    status = _check(client, spec, route, _dump(body))
+    schema_says = _conforms(
+        spec, body, "paths", route, "post", "requestBody", "content", "application/json", "schema"
+    )
+    assert (status == 200) == (schema_says is None), (body, status, schema_says)
 
 
 @FUZZ
 @given(body=v2_bodies)
-def test_near_valid_open_inference_requests_never_5xx(client: TestClient, body: dict[str, Any]) -> None:
-    _check(client, "/v2/models/late/infer", _dump(body))
+def test_near_valid_open_inference_requests_never_5xx(
+    client: TestClient, spec: dict[str, Any], body: dict[str, Any]
+) -> None:
+    _check(client, spec, "/v2/models/late/infer", _dump(body))
 
 
 @FUZZ
 @given(body=label_bodies)
-def test_near_valid_label_requests_never_5xx(client: TestClient, body: dict[str, Any]) -> None:
-    _check(client, "/v1/labels", _dump(body))
+def test_near_valid_label_requests_never_5xx(
+    client: TestClient, spec: dict[str, Any], body: dict[str, Any]
+) -> None:
+    _check(client, spec, "/v1/labels", _dump(body))
 
 
 @FUZZ
@@ -185,5 +238,60 @@ def test_near_valid_label_requests_never_5xx(client: TestClient, body: dict[str,
     route=st.sampled_from(ROUTES),
     raw=st.binary(max_size=64) | st.text(max_size=64).map(str.encode),
 )
-def test_raw_bytes_never_5xx(client: TestClient, route: str, raw: bytes) -> None:
-    _check(client, route, raw)
+def test_raw_bytes_never_5xx(client: TestClient, spec: dict[str, Any], route: str, raw: bytes) -> None:
+    _check(client, spec, route, raw)
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body", "token", "status"),
+    [
+        ("GET", "/healthz", None, None, 200),
+        ("GET", "/readyz", None, None, 200),
+        ("POST", "/v1/admin/models/late/pause", None, TOKEN, 200),
+        ("POST", "/v1/admin/models/late/ab", {"split": None}, TOKEN, 200),
+        ("POST", "/v1/admin/models/late/canary", {"share": 2}, TOKEN, 400),
+        ("POST", "/v1/admin/models/late/promote", {"version": 1}, None, 401),
+        ("POST", "/v1/admin/models/late/promote", {"version": 1}, "wrong", 401),
+        ("POST", "/v1/admin/models/late/promote", {"version": 99}, TOKEN, 409),
+        ("POST", "/v1/admin/models/late/rollback", None, TOKEN, 409),
+    ],
+)
+def test_operational_and_admin_answers_match_the_spec(
+    client: TestClient,
+    spec: dict[str, Any],
+    method: str,
+    route: str,
+    body: Any,
+    token: str | None,
+    status: int,
+) -> None:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    r = client.request(method, route, json=body, headers=headers)
+    assert r.status_code == status, r.text
+    operation = spec["paths"][route][method.lower()]
+    if body is not None:
+        request_schema = ("paths", route, "post", "requestBody", "content", "application/json", "schema")
+        assert (_conforms(spec, body, *request_schema) is None) == (status != 400), body
+    wrong = _conforms(
+        spec,
+        r.json(),
+        "paths",
+        route,
+        method.lower(),
+        "responses",
+        str(status),
+        "content",
+        "application/json",
+        "schema",
+    )
+    assert str(status) in operation["responses"] and wrong is None, (route, r.text, wrong)
+
+
+def test_metrics_and_every_model_route_are_described(client: TestClient, spec: dict[str, Any]) -> None:
+    r = client.get("/metrics")
+    assert r.status_code == 200 and "fourloops_requests" in r.text
+    served = {route.path.replace("{model}", "late") for route in client.app.routes}  # type: ignore[attr-defined]
+    described = set(spec["paths"])
+    assert served - {"/openapi.json", "/docs"} <= described
+    for action in ("promote", "rollback", "canary", "pause", "ab"):
+        assert spec["paths"][f"/v1/admin/models/late/{action}"]["post"]["security"] == [{"bearer": []}]

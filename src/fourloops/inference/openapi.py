@@ -1,8 +1,10 @@
 """The server's self-description: ``GET /openapi.json`` (OpenAPI 3.1) and ``GET /docs``.
 
-The request schema of each model comes from its contract (the same rules the
-server enforces), so clients can generate code or validate requests before
-sending them.
+Every route is described with its request and response bodies. The request
+schema of each model comes from its contract (the same rules the server
+enforces), so clients can generate code or validate requests before sending
+them; the tests check that the server's answers match the documented
+responses and that the server accepts exactly the rows the schema accepts.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fourloops.definitions.model import Task
 from fourloops.inference.http import JSONResponse
 from fourloops.inference.service import ModelService
 
 __all__ = ["description_routes", "openapi_spec"]
+
+#: The longest ``request_id`` a client may choose.
+MAX_REQUEST_ID = 200
 
 
 def description_routes(services: Mapping[str, ModelService]) -> list[Route]:
@@ -29,52 +35,372 @@ def description_routes(services: Mapping[str, ModelService]) -> list[Route]:
 
     async def docs(request: Request) -> Response:
         rows = "".join(
-            f"<li><code>POST /v1/models/{escape(n)}/predict</code>: {escape(s.model.description or n)}</li>"
+            f"<li><code>POST /v1/models/{escape(n)}/predict</code>, "
+            f"<code>POST /v2/models/{escape(n)}/infer</code>: {escape(s.model.description or n)}</li>"
             for n, s in services.items()
         )
         page = (
             "<!doctype html><meta charset=utf-8><title>fourloops server</title>"
             "<h1>fourloops prediction server</h1><p>The machine-readable description is "
-            f"<a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p><ul>{rows}</ul>"
+            f"<a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p><ul>{rows}"
+            "<li><code>POST /v1/labels</code>: delayed ground truth by request id</li>"
+            "<li><code>GET /healthz</code>, <code>GET /readyz</code>, <code>GET /metrics</code></li>"
+            "<li><code>POST /v1/admin/models/{model}/promote|rollback|canary|pause|ab</code> "
+            "(bearer token)</li></ul>"
         )
         return Response(page, media_type="text/html")
 
     return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
 
 
-def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
-    """OpenAPI 3.1 for the served models; request schemas come from the models' contracts."""
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
-    for name, service in services.items():
-        schemas[f"{name}.inputs"] = service.validator.json_schema()
-        ref = {"$ref": f"#/components/schemas/{name}.inputs"}
-        body = {
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    said = {
+        400: "malformed body: not JSON, or the wrong shape",
+        401: "missing or wrong bearer token; nothing changed",
+        404: "no such model",
+        409: "refused by the registry (unknown version, failed gates, nothing to roll back)",
+        413: "body or number of instances over the limit",
+        422: "contract violation: each field and the rule it broke",
+        429: "rate limited; Retry-After says when to come back",
+        503: "not ready, overloaded, or the prediction could not be logged (never acknowledged)",
+    }
+    return {str(s): _json(_ref("Error"), said[s]) for s in statuses}
+
+
+def _prediction_schema(task: Task) -> dict[str, Any]:
+    if task is Task.MULTICLASS:
+        return {"type": "array", "items": {"type": "number"}, "description": "one probability per class"}
+    if task is Task.BINARY:
+        return {"type": "number", "description": "probability of the positive class"}
+    return {"type": "number"}
+
+
+def _common_schemas() -> dict[str, Any]:
+    tensor_data = {"type": "array", "items": {"type": ["number", "string", "boolean", "null"]}}
+    return {
+        "Error": {
             "type": "object",
+            "required": ["error"],
             "properties": {
-                "inputs": ref,
-                "instances": {"type": "array", "items": ref},
-                "request_id": {"type": "string"},
-                "unit_id": {"type": "string"},
+                "error": {
+                    "type": "object",
+                    "required": ["type", "message"],
+                    "properties": {
+                        "type": {"type": "string", "description": "machine-readable kind"},
+                        "message": {"type": "string", "description": "one line for a human"},
+                        "field": {"type": "string"},
+                        "violations": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "rule"],
+                                "properties": {"field": {"type": "string"}, "rule": {"type": "string"}},
+                            },
+                        },
+                    },
+                }
             },
-        }
-        paths[f"/v1/models/{name}/predict"] = {
+        },
+        "InferTensor": {
+            "type": "object",
+            "required": ["name", "data"],
+            "properties": {
+                "name": {"type": "string", "description": "a field of the model's request contract"},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+                "datatype": {"type": "string"},
+                "data": tensor_data,
+            },
+        },
+        "InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "inputs": {"type": "array", "minItems": 1, "items": _ref("InferTensor")},
+            },
+        },
+        "InferResponse": {
+            "type": "object",
+            "required": ["model_name", "model_version", "id", "outputs", "parameters"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string", "description": "comma-separated when routes differed"},
+                "id": {"type": "string"},
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "shape", "datatype", "data"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "shape": {"type": "array", "items": {"type": "integer"}},
+                            "datatype": {"type": "string"},
+                            "data": tensor_data,
+                        },
+                    },
+                },
+                "parameters": {
+                    "type": "object",
+                    "required": ["fallback", "request_ids"],
+                    "properties": {
+                        "fallback": {"type": "boolean"},
+                        "request_ids": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "Label": {
+            "type": "object",
+            "required": ["request_id", "value"],
+            "properties": {
+                "request_id": {"type": "string"},
+                "value": {"description": "the ground truth (a class, a number or a boolean)"},
+            },
+        },
+        "LabelStats": {
+            "type": "object",
+            "required": ["inserted", "duplicates", "unknown"],
+            "properties": {
+                "inserted": {"type": "integer", "minimum": 0},
+                "duplicates": {"type": "integer", "minimum": 0},
+                "unknown": {"type": "integer", "minimum": 0, "description": "request ids never logged"},
+            },
+        },
+        "AliasChange": {
+            "type": "object",
+            "required": ["model", "alias", "previous", "current"],
+            "properties": {
+                "model": {"type": "string"},
+                "alias": {"type": "string"},
+                "previous": {"type": ["integer", "null"]},
+                "current": {"type": ["integer", "null"]},
+            },
+        },
+        "Status": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "ready", "not_ready"]},
+                "models": {"type": "object", "description": "routing table of each served model"},
+                "problems": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+    }
+
+
+def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The paths and component schemas of one served model."""
+    inputs, answer = f"{name}.inputs", f"{name}.prediction"
+    schemas = {
+        inputs: service.validator.json_schema(),
+        answer: {
+            "type": "object",
+            "required": ["request_id", "model", "version", "route", "prediction", "fallback"],
+            "properties": {
+                "request_id": {"type": "string"},
+                "model": {"type": "string", "const": name},
+                "version": {"type": "integer"},
+                "route": {
+                    "type": "string",
+                    "pattern": "^(champion|canary|ab:[0-9]+)$",
+                    "description": "champion, canary, or ab:<version> under an A/B split",
+                },
+                "prediction": _prediction_schema(service.model.task),
+                "fallback": {
+                    "type": ["string", "null"],
+                    "description": "which fallback answered (then prediction is its value), or null",
+                },
+                "fallback_reason": {
+                    "type": ["string", "null"],
+                    "enum": ["timeout", "error", "circuit_open", None],
+                },
+            },
+        },
+    }
+    request = {
+        "type": "object",
+        "description": "give 'inputs' (one row) or 'instances' (several), not both",
+        "properties": {
+            "inputs": _ref(inputs),
+            "instances": {"type": "array", "minItems": 1, "items": _ref(inputs)},
+            "request_id": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": MAX_REQUEST_ID,
+                "description": "yours to choose (unique); the server makes one when absent",
+            },
+            "unit_id": {"type": ["string", "integer", "null"], "description": "sticky routing key"},
+        },
+        "oneOf": [{"required": ["inputs"]}, {"required": ["instances"]}],
+    }
+    several = {
+        "type": "object",
+        "required": ["model", "predictions"],
+        "properties": {
+            "model": {"type": "string", "const": name},
+            "predictions": {"type": "array", "items": _ref(answer)},
+        },
+    }
+    task = service.model.task.value
+    paths: dict[str, Any] = {
+        f"/v1/models/{name}/predict": {
             "post": {
-                "summary": f"Predict with model {name} ({service.model.task.value})",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "summary": f"Predict with model {name} ({task})",
+                "operationId": f"predict_{name}",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
                 "responses": {
-                    "200": {"description": "request_id, model, version, route, prediction, fallback"},
-                    "400": {"description": "malformed body"},
-                    "413": {"description": "payload too large"},
-                    "422": {"description": "contract violation: the field and the rule"},
-                    "429": {"description": "rate limited (Retry-After)"},
-                    "503": {"description": "not ready, or the prediction could not be logged"},
+                    "200": _json({"oneOf": [_ref(answer), several]}, "one answer, or one per instance"),
+                    **_errors(400, 413, 422, 429, 503),
                 },
             }
+        },
+        f"/v2/models/{name}/infer": {
+            "post": {
+                "summary": f"Predict with model {name}: the Open Inference Protocol (KServe/Triton V2)",
+                "operationId": f"infer_{name}",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("InferRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("InferResponse"), "one output tensor 'prediction'"),
+                    **_errors(400, 413, 422, 429, 503),
+                },
+            }
+        },
+    }
+    admin: dict[str, tuple[str, dict[str, Any] | None, dict[str, Any]]] = {
+        "promote": (
+            "Point an alias (default champion) at a version",
+            {
+                "type": "object",
+                "required": ["version"],
+                "properties": {
+                    "version": {"type": "integer"},
+                    "alias": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "force": {"type": "boolean"},
+                },
+            },
+            _ref("AliasChange"),
+        ),
+        "rollback": ("Restore the previous champion", None, _ref("AliasChange")),
+        "canary": (
+            "Set the share of units routed to the canary",
+            {
+                "type": "object",
+                "required": ["share"],
+                "properties": {"share": {"type": "number", "minimum": 0, "maximum": 1}},
+            },
+            {
+                "type": "object",
+                "properties": {"model": {"type": "string"}, "canary_share": {"type": "number"}},
+            },
+        ),
+        "pause": (
+            "Send no traffic to the canary",
+            None,
+            {
+                "type": "object",
+                "properties": {
+                    "model": {"type": "string"},
+                    "canary_share": {"type": "number"},
+                    "paused": {"type": "boolean"},
+                },
+            },
+        ),
+        "ab": (
+            "Set an A/B split over versions, or clear it with null",
+            {
+                "type": "object",
+                "required": ["split"],
+                "properties": {
+                    "split": {"type": ["object", "null"], "additionalProperties": {"type": "number"}}
+                },
+            },
+            {
+                "type": "object",
+                "properties": {"model": {"type": "string"}, "ab_split": {"type": ["object", "null"]}},
+            },
+        ),
+    }
+    for action, (summary, body, result) in admin.items():
+        operation: dict[str, Any] = {
+            "summary": f"{summary} ({name})",
+            "operationId": f"admin_{action}_{name}",
+            "tags": ["admin"],
+            "security": [{"bearer": []}],
+            "responses": {"200": _json(result, "the change, applied and audited"), **_errors(400, 401, 409)},
         }
+        if body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        paths[f"/v1/admin/models/{name}/{action}"] = {"post": operation}
+    return paths, schemas
+
+
+def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
+    """OpenAPI 3.1 of every route; request schemas come from the models' contracts."""
+    paths: dict[str, Any] = {}
+    schemas = _common_schemas()
+    for name, service in services.items():
+        model_paths, model_schemas = _model_paths(name, service)
+        paths.update(model_paths)
+        schemas.update(model_schemas)
+    labels = {
+        "oneOf": [
+            _ref("Label"),
+            {
+                "type": "object",
+                "required": ["labels"],
+                "properties": {"labels": {"type": "array", "minItems": 1, "items": _ref("Label")}},
+            },
+        ]
+    }
+    paths["/v1/labels"] = {
+        "post": {
+            "summary": "Record delayed ground truth by request id (idempotent: the first label wins)",
+            "operationId": "labels",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": labels}}},
+            "responses": {"200": _json(_ref("LabelStats"), "what was recorded"), **_errors(400, 413, 503)},
+        }
+    }
+    paths["/healthz"] = {
+        "get": {
+            "summary": "Liveness",
+            "operationId": "healthz",
+            "responses": {"200": _json(_ref("Status"), "alive")},
+        }
+    }
+    paths["/readyz"] = {
+        "get": {
+            "summary": "Readiness: every model has a champion loaded and the event store answers",
+            "operationId": "readyz",
+            "responses": {"200": _json(_ref("Status"), "ready"), "503": _json(_ref("Status"), "not ready")},
+        }
+    }
+    paths["/metrics"] = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "operationId": "metrics",
+            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "fourloops prediction server", "version": "1"},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "server.admin_token"}
+            },
+        },
     }
