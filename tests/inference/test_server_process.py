@@ -134,6 +134,15 @@ def test_sigterm_mid_traffic_drains_and_every_answer_is_logged(project_dir: Path
     assert {logged[f"{rid}:shadow"]["version"] for rid in acked} == {2}
 
 
+def test_ctrl_c_after_a_drain_exits_0(server: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, base = server
+    assert httpx.post(
+        f"{base}/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.5}}
+    ).is_success
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+
+
 def test_promotion_is_picked_up_under_load_without_dropped_requests(
     server: tuple[subprocess.Popen[bytes], str], project_dir: Path
 ) -> None:
