@@ -221,19 +221,15 @@ def test_near_valid_predict_requests_never_5xx_and_what_the_schema_accepts_is_an
 
 
 @FUZZ
-@given(body=v2_bodies)
-def test_near_valid_open_inference_requests_never_5xx(
-    client: TestClient, spec: dict[str, Any], body: dict[str, Any]
+@given(
+    case=st.tuples(st.just("/v2/models/late/infer"), v2_bodies)
+    | st.tuples(st.just("/v1/labels"), label_bodies)
+)
+def test_near_valid_infer_and_label_requests_never_5xx(
+    client: TestClient, spec: dict[str, Any], case: tuple[str, Any]
 ) -> None:
-    _check(client, spec, "/v2/models/late/infer", _dump(body))
-
-
-@FUZZ
-@given(body=label_bodies)
-def test_near_valid_label_requests_never_5xx(
-    client: TestClient, spec: dict[str, Any], body: dict[str, Any]
-) -> None:
-    _check(client, spec, "/v1/labels", _dump(body))
+    route, body = case
+    _check(client, spec, route, _dump(body))
 
 
 @FUZZ

@@ -111,9 +111,10 @@ def _common_schemas() -> dict[str, Any]:
         },
         "InferTensor": {
             "type": "object",
+            "description": "input: a field of the model's request contract; output: 'prediction'",
             "required": ["name", "data"],
             "properties": {
-                "name": {"type": "string", "description": "a field of the model's request contract"},
+                "name": {"type": "string"},
                 "shape": {"type": "array", "items": {"type": "integer"}},
                 "datatype": {"type": "string"},
                 "data": tensor_data,
@@ -136,16 +137,7 @@ def _common_schemas() -> dict[str, Any]:
                 "id": {"type": "string"},
                 "outputs": {
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "shape", "datatype", "data"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "shape": {"type": "array", "items": {"type": "integer"}},
-                            "datatype": {"type": "string"},
-                            "data": tensor_data,
-                        },
-                    },
+                    "items": {"allOf": [_ref("InferTensor"), {"required": ["shape", "datatype"]}]},
                 },
                 "parameters": {
                     "type": "object",
