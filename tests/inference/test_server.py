@@ -84,6 +84,8 @@ def test_features_given_in_the_request_are_used(client: TestClient) -> None:
         (b'{"inputs": {"station": "a", "load": NaN}}', 422, "load:nan"),
         (b'{"inputs": {"station": "a", "load": 2.5}}', 422, "load:max"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "request_id": 5}', 400, "invalid_request"),
+        (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": false}', 400, "invalid_request"),
+        (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": [1]}', 400, "invalid_request"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "instances": []}', 400, "invalid_request"),
     ],
 )

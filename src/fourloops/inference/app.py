@@ -208,8 +208,8 @@ def create_app(
                 400, "invalid_request", "request_id must be a non-empty string (max 200)", field="request_id"
             )
         unit_id = body.get("unit_id")
-        if unit_id is not None and not isinstance(unit_id, str | int):
-            raise HTTPError(400, "invalid_request", "unit_id must be a string", field="unit_id")
+        if unit_id is not None and (not isinstance(unit_id, str | int) or isinstance(unit_id, bool)):
+            raise HTTPError(400, "invalid_request", "unit_id must be a string or an integer", field="unit_id")
         if "inputs" in body and "instances" in body:
             raise HTTPError(400, "invalid_request", "give 'inputs' or 'instances', not both")
         if "inputs" in body:
