@@ -164,7 +164,7 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert 'fourloops_rejections_total{model="late",rule="max"}' in text
     assert 'fourloops_predictions_total{model="late",route="champion",version="1"}' in text
-    assert "fourloops_request_seconds_bucket" in text
+    assert 'fourloops_request_seconds_count{model="late",route="champion",version="1"} 1.0' in text
 
 
 def version_answering(client: TestClient) -> int:
@@ -233,6 +233,9 @@ def test_canary_is_sticky_per_unit_and_shadow_never_answers(client: TestClient, 
         project.registry.delete_alias("late", "canary", actor="t", reason="done")
         project.registry.delete_alias("late", "shadow", actor="t", reason="done")
     assert {"shadow", "canary", "champion"} <= routes
+    text = client.get("/metrics").text
+    for route, version in (("champion", 1), ("canary", 2)):
+        assert f'fourloops_request_seconds_count{{model="late",route="{route}",version="{version}"}}' in text
 
 
 def test_an_ab_split_set_through_the_admin_api_routes_units_stably(client: TestClient, served: Path) -> None:

@@ -184,7 +184,11 @@ def create_app(
             pending[name] -= 1
 
     def record(service: ModelService, answers: list[Any], started: float) -> None:
-        metrics.latency.labels(service.name).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        # One observation per (version, route) that answered: a single-instance request has
+        # one; the instances of a batch without a unit id may be routed apart.
+        for version, route in {(str(a.version), a.route) for a in answers}:
+            metrics.latency.labels(service.name, version, route).observe(elapsed)
         metrics.batch.labels(service.name).observe(len(answers))
         for a in answers:
             metrics.predictions.labels(service.name, str(a.version), a.route).inc()

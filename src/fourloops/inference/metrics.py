@@ -78,7 +78,11 @@ class ServerMetrics:
             "fourloops_predictions", "Answered predictions", ["model", "version", "route"], registry=r
         )
         self.latency = Histogram(
-            "fourloops_request_seconds", "Request latency", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+            "fourloops_request_seconds",
+            "Latency of answered requests, per version and route that answered",
+            ["model", "version", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.fallbacks = Counter(
             "fourloops_fallbacks", "Fallback answers", ["model", "kind", "reason"], registry=r
