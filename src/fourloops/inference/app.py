@@ -40,7 +40,7 @@ from fourloops.inference.admin import admin_handlers
 from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, MicroBatcher, Overloaded
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
 from fourloops.inference.metrics import ServerMetrics
-from fourloops.inference.openapi import description_routes
+from fourloops.inference.openapi import MAX_REQUEST_ID, description_routes
 from fourloops.inference.service import Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore, Label
@@ -206,10 +206,13 @@ def create_app(
             raise HTTPError(400, "invalid_request", "body must be a JSON object with 'inputs' or 'instances'")
         request_id = body.get("request_id")
         if request_id is not None and (
-            not isinstance(request_id, str) or not request_id or len(request_id) > 200
+            not isinstance(request_id, str) or not request_id or len(request_id) > MAX_REQUEST_ID
         ):
             raise HTTPError(
-                400, "invalid_request", "request_id must be a non-empty string (max 200)", field="request_id"
+                400,
+                "invalid_request",
+                f"request_id must be a non-empty string (max {MAX_REQUEST_ID})",
+                field="request_id",
             )
         unit_id = body.get("unit_id")
         if unit_id is not None and (not isinstance(unit_id, str | int) or isinstance(unit_id, bool)):

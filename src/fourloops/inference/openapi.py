@@ -4,7 +4,8 @@ Every route is described with its request and response bodies. The request
 schema of each model comes from its contract (the same rules the server
 enforces), so clients can generate code or validate requests before sending
 them; the tests check that the server's answers match the documented
-responses and that the server accepts exactly the rows the schema accepts.
+responses and that every request the schema accepts is answered (the server
+also reads numeric strings, which the schema leaves out).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from fourloops.definitions.model import Task
 from fourloops.inference.http import JSONResponse
 from fourloops.inference.service import ModelService
 
-__all__ = ["description_routes", "openapi_spec"]
+__all__ = ["MAX_REQUEST_ID", "description_routes", "openapi_spec"]
 
-#: The longest ``request_id`` a client may choose.
+#: The longest ``request_id`` a client may choose (published here, enforced by the app).
 MAX_REQUEST_ID = 200
 
 
@@ -65,7 +66,6 @@ def _errors(*statuses: int) -> dict[str, Any]:
     said = {
         400: "malformed body: not JSON, or the wrong shape",
         401: "missing or wrong bearer token; nothing changed",
-        404: "no such model",
         409: "refused by the registry (unknown version, failed gates, nothing to roll back)",
         413: "body or number of instances over the limit",
         422: "contract violation: each field and the rule it broke",
