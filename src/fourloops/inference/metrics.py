@@ -27,6 +27,7 @@ SERVICE_COUNTERS = {
     "timeouts": "Model calls past the deadline (the fallback answered)",
     "model_errors": "Model calls that raised (the fallback answered)",
     "circuit_open": "Rows the open circuit kept from the model (the fallback answered)",
+    "fallback_errors": "Fallbacks that failed too (rule raised, previous version failed): 503",
     "cache_hits": "Predictions answered from the prediction cache",
     "shadow_predictions": "Shadow predictions scored and logged",
     "shadow_errors": "Shadow model calls that raised",

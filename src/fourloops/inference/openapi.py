@@ -199,7 +199,10 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
             "properties": {
                 "request_id": {"type": "string"},
                 "model": {"type": "string", "const": name},
-                "version": {"type": "integer"},
+                "version": {
+                    "type": "integer",
+                    "description": "the version that answered; 0 when a constant or rule fallback did",
+                },
                 "route": {
                     "type": "string",
                     "pattern": "^(champion|canary|ab:[0-9]+)$",

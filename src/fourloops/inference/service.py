@@ -195,19 +195,36 @@ class ModelService:
         return statuses
 
     def _fallback(self, state: ServingState, row: dict[str, Any]) -> tuple[Any, str, int]:
+        """The fallback's answer, its kind and the version that gave it (0: no model did).
+
+        A fallback that fails too (a rule that raises, a previous version that
+        cannot answer either) is counted and raises :class:`ModelUnavailable`:
+        the request gets a 503, never a 500 and never an unlogged answer.
+        """
         fb = self.model.fallback
         if fb is None:
             raise ModelUnavailable(f"model {self.name!r} could not answer and has no fallback configured")
         if fb.constant is not None:
             return fb.constant, "constant", 0
         if fb.rule is not None:
-            return fb.rule(dict(row)), "rule", 0
+            try:
+                return fb.rule(dict(row)), "rule", 0
+            except Exception as err:
+                self._count("fallback_errors")
+                raise ModelUnavailable(
+                    f"model {self.name!r} could not answer and its fallback rule failed: "
+                    f"{type(err).__name__}: {err}"
+                ) from None
         if state.previous is not None and state.previous in state.predictors:
-            return (
-                finite_or_none(state.predictors[state.previous].predict_one(row)),
-                "previous_version",
-                state.previous,
-            )
+            try:
+                output = state.predictors[state.previous].predict_one(row)
+            except Exception as err:
+                self._count("fallback_errors")
+                raise ModelUnavailable(
+                    f"model {self.name!r} could not answer and its previous version {state.previous} "
+                    f"failed too: {type(err).__name__}: {err}"
+                ) from None
+            return finite_or_none(output), "previous_version", state.previous
         raise ModelUnavailable(
             f"model {self.name!r} could not answer and has no previous version to fall back to"
         )
@@ -335,8 +352,8 @@ class ModelService:
             reason,
         )
         extra: dict[str, Any] = {}
-        if fallback:
-            extra.update(fallback=fallback, fallback_reason=reason)
+        if fallback:  # the version routed to, which failed, is kept for evaluation
+            extra.update(fallback=fallback, fallback_reason=reason, routed_version=r.route.version)
         if r.status:
             extra["features_status"] = r.status
         if outcome.cached:
