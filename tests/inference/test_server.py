@@ -86,6 +86,7 @@ def test_features_given_in_the_request_are_used(client: TestClient) -> None:
         (b'{"inputs": {"station": "a", "load": 0.5}, "request_id": 5}', 400, "invalid_request"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": false}', 400, "invalid_request"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": [1]}', 400, "invalid_request"),
+        (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": 1.5}', 400, "invalid_request"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "instances": []}', 400, "invalid_request"),
     ],
 )
@@ -200,6 +201,20 @@ def test_admin_routes_need_the_token_and_move_the_champion(client: TestClient) -
         ]
         == 1
     )
+
+
+def test_an_integral_number_unit_id_is_the_same_unit_as_the_integer(client: TestClient, served: Path) -> None:
+    for rid, unit in (("unit-int", 7), ("unit-float", 7.0), ("unit-str", "7")):
+        r = client.post(
+            "/v1/models/late/predict",
+            json={"inputs": {"station": "a", "load": 0.5}, "unit_id": unit, "request_id": rid},
+        )
+        assert r.status_code == 200, r.text
+    with Project.load(served, env={}) as project:
+        store = open_events(project)
+        units = {e["request_id"]: e["unit_id"] for e in store.scan(model="late").to_pylist()}
+        store.close()
+    assert units["unit-int"] == units["unit-float"] == units["unit-str"] == "7"
 
 
 def test_canary_is_sticky_per_unit_and_shadow_never_answers(client: TestClient, served: Path) -> None:

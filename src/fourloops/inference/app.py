@@ -215,6 +215,8 @@ def create_app(
                 field="request_id",
             )
         unit_id = body.get("unit_id")
+        if isinstance(unit_id, float) and unit_id.is_integer():
+            unit_id = int(unit_id)  # JSON does not tell 7.0 from 7: both route as unit 7
         if unit_id is not None and (not isinstance(unit_id, str | int) or isinstance(unit_id, bool)):
             raise HTTPError(400, "invalid_request", "unit_id must be a string or an integer", field="unit_id")
         if "inputs" in body and "instances" in body:
