@@ -581,7 +581,10 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the prediction server (every model with a champion; Ctrl-C drains and stops).
+    """Run the prediction server for every model (Ctrl-C drains and stops).
+
+    A model without a champion yet answers 503 not_ready (and /readyz says so)
+    until one is promoted; the server picks it up without a restart.
 
     SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and
     their shadow scoring finish (up to server.shutdown_timeout, 10 s by

@@ -10,6 +10,7 @@ interval), the online store, the event store (multi-process safe) and, when
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 from pathlib import Path
@@ -29,6 +30,8 @@ from fourloops.storage.events import EventStore, open_event_store
 
 __all__ = ["app_factory", "build_app", "open_events", "serve", "uvicorn_options"]
 
+log = logging.getLogger("fourloops.server")
+
 
 def open_events(project: Project) -> EventStore:
     """The project's event store (``storage.events``: a folder or a PostgreSQL URL).
@@ -46,7 +49,12 @@ def open_events(project: Project) -> EventStore:
 
 
 def build_app(project: Project, *, models: list[str] | None = None) -> Starlette:
-    """The ASGI app serving ``models`` (default: every defined model that has a champion)."""
+    """The ASGI app serving ``models`` (default: every defined model).
+
+    A model without a champion yet is served as not ready (503 ``not_ready``,
+    named by ``/readyz``) until one is promoted; the registry refresher picks
+    it up without a restart.
+    """
     cfg = project.config.server
     timeout = _timeout(cfg.timeout_ms)
     cache_ttl = _seconds(cfg.cache_ttl, "cache_ttl") if cfg.cache_ttl else None
@@ -73,7 +81,8 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
             timeout=timeout,
             cache=PredictionCache(cache_ttl, max_entries=cfg.cache_max_entries) if cache_ttl else None,
         )
-        service.refresh()
+        if not service.refresh():
+            log.warning("model %s has no champion yet: it answers 503 not_ready until one is promoted", name)
         services[name] = service
     limiter = _limiter(project) if cfg.model_rate or cfg.client_rate else None
     settings = ServerSettings(

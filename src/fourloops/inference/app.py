@@ -272,8 +272,12 @@ def create_app(
         if len(sizes) != 1:
             raise HTTPError(400, "invalid_request", "every input must have the same number of rows")
         n = sizes.pop()
-        if n == 0 or n > settings.max_instances:
-            raise HTTPError(400, "invalid_request", f"rows must be between 1 and {settings.max_instances}")
+        if n == 0:
+            raise HTTPError(400, "invalid_request", "inputs have no rows")
+        if n > settings.max_instances:  # as for /v1 instances
+            raise HTTPError(
+                413, "too_many_instances", f"{n} rows exceed the limit of {settings.max_instances}"
+            )
         instances = [{k: v[i] for k, v in columns.items()} for i in range(n)]
         request_id = body.get("id") if isinstance(body.get("id"), str) else None
         answers, shadow = await run(service, instances, request_id, [None] * n)

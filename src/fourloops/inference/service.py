@@ -140,14 +140,24 @@ class ModelService:
 
     # -- registry state -----------------------------------------------------------------------
     def refresh(self) -> bool:
-        """Re-read aliases from the registry; load new versions before switching. True if changed."""
-        state = read_serving_state(
-            self.name,
-            registry=self.registry,
-            artifacts=self.artifacts,
-            task=self.model.task.value,
-            current=self.state,
-        )
+        """Re-read aliases from the registry; load new versions before switching. True if changed.
+
+        A model without a champion yet stays unloaded (it answers 503 ``not_ready``
+        until one is promoted); a champion that disappears while serving raises,
+        and the caller keeps serving the state it has.
+        """
+        try:
+            state = read_serving_state(
+                self.name,
+                registry=self.registry,
+                artifacts=self.artifacts,
+                task=self.model.task.value,
+                current=self.state,
+            )
+        except NotFoundError:
+            if self.state is None:
+                return False
+            raise
         if state is None:
             return False
         self.state = state  # one reference assignment: requests see the old state or the new one
