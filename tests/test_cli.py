@@ -49,6 +49,10 @@ def initialised(tmp_path: Path) -> Path:
     return target
 
 
+def test_init_keeps_the_local_stores_out_of_git(initialised: Path) -> None:
+    assert ".fourloops/" in (initialised / ".gitignore").read_text().splitlines()
+
+
 def test_init_refuses_to_overwrite(initialised: Path) -> None:
     code, _, err = run("init", str(initialised))
     assert code == 2

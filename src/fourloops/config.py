@@ -19,6 +19,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     artifacts = ".fourloops/artifacts"
     events = ".fourloops/events"                    # prediction events; or postgresql+psycopg://...
     events_fsync = ""        # "true": survive machine crashes too (fsync per group); "": backend default
+    events_hash_key = ""     # secret for hashing sensitive fields in events; "" = .fourloops/events-hash.key
 
     [engine]
     name = "duckdb"
@@ -77,6 +78,7 @@ class StorageConfig:
     artifacts: str = ".fourloops/artifacts"
     events: str = ".fourloops/events"
     events_fsync: str = ""  # "true"/"false"; "" = off for the local store, on for PostgreSQL
+    events_hash_key: str = ""  # HMAC key of sensitive fields in events; "" = a key file in .fourloops
 
 
 @dataclass(frozen=True)

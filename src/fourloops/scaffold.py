@@ -13,6 +13,9 @@ __all__ = ["init_project"]
 
 _SKIP = shutil.ignore_patterns(".fourloops", "__pycache__", "*.pyc")
 
+#: The ``.gitignore`` of a new project: local stores, artifacts and the events' hash key.
+GITIGNORE = "# fourloops: local stores, artifacts and the events' hash key\n.fourloops/\n__pycache__/\n"
+
 
 def init_project(target: str | Path, *, example: str = "flights", force: bool = False) -> Path:
     """Copy the example project into ``target`` (created if needed) and return its path.
@@ -25,4 +28,7 @@ def init_project(target: str | Path, *, example: str = "flights", force: bool = 
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{target}: exists and is not a folder")
     shutil.copytree(example_path(example), target, ignore=_SKIP, dirs_exist_ok=True)
+    ignore = target / ".gitignore"
+    if not ignore.exists():  # the stores and the events' hash key stay out of version control
+        ignore.write_text(GITIGNORE)
     return target.resolve()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import secrets
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,14 @@ from fourloops.definitions.durations import parse_duration
 from fourloops.errors import ConfigError, DefinitionError
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.cache import PredictionCache
+from fourloops.inference.eventlog import MIN_HASH_KEY_BYTES
 from fourloops.inference.ratelimit import RateLimits
 from fourloops.inference.service import ModelService
 from fourloops.logs import logging_config
 from fourloops.project import Project
 from fourloops.storage.events import EventStore, open_event_store
 
-__all__ = ["app_factory", "build_app", "open_events", "serve", "uvicorn_options"]
+__all__ = ["app_factory", "build_app", "events_hash_key", "open_events", "serve", "uvicorn_options"]
 
 log = logging.getLogger("fourloops.server")
 
@@ -46,6 +49,52 @@ def open_events(project: Project) -> EventStore:
         raise ConfigError(f"storage.events_fsync must be true, false or empty, got {flag!r}")
     fsync = None if not flag else flag == "true"
     return open_event_store(value if "://" in value else project.config.path(value), fsync=fsync)
+
+
+#: Where a project keeps its events' hash key when ``storage.events_hash_key`` is not set.
+HASH_KEY_FILE = ".fourloops/events-hash.key"
+
+
+def events_hash_key(project: Project) -> bytes:
+    """The key of the keyed hash that hides sensitive fields in events.
+
+    ``storage.events_hash_key`` when set (at least 16 bytes; give it through
+    ``FOURLOOPS_STORAGE_EVENTS_HASH_KEY`` and use the same one on every server
+    of a project). Otherwise a random 32-byte key kept in the project's
+    ``.fourloops/events-hash.key`` (mode 0600), created by whichever process
+    needs it first.
+    """
+    configured = project.config.storage.events_hash_key
+    if configured:
+        key = configured.encode()
+        if len(key) < MIN_HASH_KEY_BYTES:
+            raise ConfigError(
+                f"storage.events_hash_key must have at least {MIN_HASH_KEY_BYTES} bytes, got {len(key)}"
+            )
+        return key
+    path = project.config.path(HASH_KEY_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # made earlier, or by another worker just now
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    for _ in range(100):  # another process may be between creating and writing it
+        text = path.read_text().strip()
+        if text:
+            break
+        time.sleep(0.01)
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < MIN_HASH_KEY_BYTES:
+        raise ConfigError(f"{path} does not hold a hex key of at least {MIN_HASH_KEY_BYTES} bytes")
+    return key
 
 
 def build_app(project: Project, *, models: list[str] | None = None) -> Starlette:
@@ -67,6 +116,7 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
     if cfg.cache_max_entries < 1:
         raise ConfigError(f"server.cache_max_entries must be >= 1, got {cfg.cache_max_entries}")
     events = open_events(project)
+    hash_key = events_hash_key(project)
     names = models or sorted(project.models)
     services = {}
     for name in names:
@@ -78,6 +128,7 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
             online=project.online,
             events=events,
             clock=project.clock,
+            hash_key=hash_key,
             timeout=timeout,
             cache=PredictionCache(cache_ttl, max_entries=cfg.cache_max_entries) if cache_ttl else None,
         )

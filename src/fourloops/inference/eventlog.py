@@ -5,11 +5,18 @@ releases the predictions only after :meth:`EventWriter.append` returned) and
 keeps the start time of every append in progress: :meth:`EventWriter.lag`
 is how long the oldest answered-but-unacknowledged prediction has waited for
 the store, the number to watch when the store gets slow.
+
+:func:`loggable_features` is what an event holds of the request: fields marked
+``sensitive`` become a keyed hash (:func:`keyed_hash`). A plain hash of a
+low-entropy value is reversed by hashing every candidate; without the key it
+is not, and equal values still hash equally, so events can be grouped and
+joined on them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +27,10 @@ from fourloops.definitions import Contract
 from fourloops.inference.calls import finite_or_none
 from fourloops.storage.events import EventStore, PredictionEvent
 
-__all__ = ["EventWriter", "loggable_features"]
+__all__ = ["EventWriter", "keyed_hash", "loggable_features"]
+
+#: Bytes a hash key must have at least.
+MIN_HASH_KEY_BYTES = 16
 
 
 class EventWriter:
@@ -57,13 +67,22 @@ class EventWriter:
         return 0.0 if started is None else time.monotonic() - started
 
 
-def loggable_features(row: Mapping[str, Any], contract: Contract) -> dict[str, Any]:
-    """The features as logged: sensitive fields replaced by a hash, non-finite floats by None."""
+def keyed_hash(key: bytes, value: Any) -> str:
+    """``hmac-sha256:`` and the first 128 bits (hex) of HMAC-SHA256 of ``str(value)`` under ``key``.
+
+    >>> keyed_hash(b"k" * 16, "a") == keyed_hash(b"k" * 16, "a") != keyed_hash(b"j" * 16, "a")
+    True
+    """
+    return "hmac-sha256:" + hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def loggable_features(row: Mapping[str, Any], contract: Contract, key: bytes) -> dict[str, Any]:
+    """The features as logged: sensitive fields keyed-hashed with ``key``, non-finite floats None."""
     out: dict[str, Any] = {}
     for name, value in row.items():
         f = contract.fields.get(name)
         if f is not None and f.sensitive and value is not None:
-            out[name] = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
+            out[name] = keyed_hash(key, value)
         elif isinstance(value, datetime):
             out[name] = value.isoformat()
         else:

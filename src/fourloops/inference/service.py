@@ -21,11 +21,18 @@ from typing import Any
 
 from fourloops.contracts import compile_contract
 from fourloops.definitions import Contract, FeatureView, Model
-from fourloops.errors import ContractViolation, FourloopsError, ModelUnavailable, NotFoundError, StoreError
+from fourloops.errors import (
+    ConfigError,
+    ContractViolation,
+    FourloopsError,
+    ModelUnavailable,
+    NotFoundError,
+    StoreError,
+)
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
-from fourloops.inference.eventlog import EventWriter, loggable_features
+from fourloops.inference.eventlog import MIN_HASH_KEY_BYTES, EventWriter, loggable_features
 from fourloops.inference.routing import Route
 from fourloops.inference.state import ServingState, read_serving_state
 from fourloops.ingestion.features import model_inputs, resolve_features
@@ -102,11 +109,15 @@ class ModelService:
         online: OnlineStore,
         events: EventStore,
         clock: Callable[[], datetime],
+        hash_key: bytes,
         breaker: CircuitBreaker | None = None,
         timeout: float | None = None,
         cache: PredictionCache | None = None,
     ) -> None:
+        if len(hash_key) < MIN_HASH_KEY_BYTES:
+            raise ConfigError(f"the events' hash key needs at least {MIN_HASH_KEY_BYTES} bytes")
         self.model = model
+        self.hash_key = hash_key
         self.name = model.name
         self.views = dict(views)
         self.registry = registry
@@ -375,7 +386,7 @@ class ModelService:
             model=self.name,
             version=version,
             route=r.route.name,
-            features=loggable_features(r.row, self.contract),
+            features=loggable_features(r.row, self.contract, self.hash_key),
             output=output,
             propensity=r.route.propensity,
             latency_ms=latency,
@@ -408,7 +419,7 @@ class ModelService:
                     model=self.name,
                     version=version,
                     route="shadow",
-                    features=loggable_features(item["row"], self.contract),
+                    features=loggable_features(item["row"], self.contract, self.hash_key),
                     output=output,
                     propensity=None,
                     latency_ms=(time.perf_counter() - started) * 1000,
