@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from fourloops.errors import ConfigError
+from fourloops.errors import ConfigError, StoreError
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.project import Project
 from fourloops.server import build_app, open_events, uvicorn_options
@@ -209,6 +209,38 @@ def test_a_slow_event_store_sheds_load_but_never_acknowledges_unlogged(served: P
         assert 'fourloops_event_log_lag_seconds{model="late"} 0.0' in text
         assert 'fourloops_requests_in_progress{model="late"} 0.0' in text
         assert 'fourloops_event_log_append_seconds_count{model="late"}' in text
+
+
+class _BrokenStore(_SlowStore):
+    """An event store whose appends fail (a full disk, a lost database)."""
+
+    def append(self, events: Sequence[PredictionEvent]) -> None:
+        raise StoreError("event store is down: No space left on device")
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_a_failing_event_store_answers_503_and_acknowledges_nothing(served: Path, batching: bool) -> None:
+    with _project(served) as project:
+        services = build_app(project).state.services
+        service = services["late"]
+        broken = _BrokenStore(service.events, delay=0.0)
+        service.events = broken
+        app = create_app(
+            services,
+            events=broken,  # type: ignore[arg-type]
+            registry=project.registry,
+            settings=ServerSettings(batching=batching),
+        )
+        prefix = f"down{int(batching)}"
+        bodies = [{**BODY, "request_id": f"{prefix}-{i}"} for i in range(5)]
+        responses = _post_all(
+            app, [*bodies, {"instances": [BODY["inputs"]] * 2, "request_id": f"{prefix}-x"}]
+        )
+        assert [r.status_code for r in responses] == [503] * 6
+        assert {r.json()["error"]["type"] for r in responses} == {"unavailable"}
+        assert all("not acknowledged" in r.json()["error"]["message"] for r in responses)
+        assert not [rid for rid in _logged(project) if rid.startswith(prefix)]
+        assert 'fourloops_event_log_failures_total{model="late"} 6.0' in _metrics(app)
 
 
 @pytest.mark.parametrize(

@@ -269,6 +269,45 @@ def test_torn_and_damaged_records_are_skipped_and_counted(tmp_path: Path) -> Non
     assert reader.scan().num_rows == 4 and reader.corrupt_records == 2
 
 
+def test_a_write_failing_midway_is_refused_and_the_store_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full in the middle of a group: the append raises (nothing is acknowledged), the torn
+    part is skipped by readers, and the next group goes to a fresh segment that reads cleanly."""
+    import errno
+
+    from fourloops.storage.events import local
+
+    store = LocalEventStore(tmp_path)
+    store.append([event("ok-1")])
+    real_write = os.write
+    failing_fd = store._events.fd
+
+    def disk_full(fd: int, data: bytes) -> int:
+        if fd != failing_fd:
+            return real_write(fd, data)
+        written = real_write(fd, bytes(data[: len(data) // 2 + 1]))  # half lands, then ENOSPC
+        monkeypatch.setattr(local.os, "write", enospc)
+        return written
+
+    def enospc(fd: int, data: bytes) -> int:
+        if fd != failing_fd:
+            return real_write(fd, data)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(local.os, "write", disk_full)
+    with pytest.raises(StoreError, match="write failed.*No space left"):
+        store.append([event("lost-1"), event("lost-2")])
+    monkeypatch.undo()
+    store.append([event("ok-2")])  # a fresh segment
+    assert len(list(tmp_path.glob("events-*.log"))) == 2
+    reader = LocalEventStore(tmp_path)
+    ids = reader.scan().column("request_id").to_pylist()
+    assert {"ok-1", "ok-2"} <= set(ids) <= {"ok-1", "ok-2", "lost-1"}  # at most the part that fully landed
+    assert reader.corrupt_records == 1  # the torn tail, skipped and counted
+    assert reader.count() == len(ids)
+
+
 def test_segments_rotate_by_size(tmp_path: Path) -> None:
     store = LocalEventStore(tmp_path, segment_bytes=1_000, fsync=True)
     for i in range(20):
