@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
@@ -45,6 +44,8 @@ from fourloops.storage.events.base import (
 )
 
 __all__ = ["PostgresEventStore"]
+
+T = TypeVar("T")
 
 #: Seconds to wait for a connection.
 CONNECT_TIMEOUT_S = 10
@@ -131,11 +132,14 @@ class PostgresEventStore(EventStoreBase):
         self._pid = 0
         self._days: set[date] = set()
         self.corrupt_records = 0
-        with self._session() as conn:
+
+        def create(conn: Any) -> None:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
                 for ddl in _SCHEMA_DDL:
                     conn.execute(ddl)
+
+        self._run(create)
         today = datetime.now(UTC).date()
         self._ensure_partitions({today, today + timedelta(days=1)})
 
@@ -161,24 +165,37 @@ class PostgresEventStore(EventStoreBase):
         self._conn, self._pid = conn, os.getpid()
         return conn
 
-    @contextmanager
-    def _session(self) -> Iterator[Any]:
-        """The connection, under the store's lock; psycopg errors become StoreError."""
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` under the store's lock; psycopg errors become StoreError.
+
+        A connection found broken (the server restarted or failed over, the
+        network dropped it, an idle timeout closed it) is reopened and the work
+        retried once, so such an event costs no request an error. Every piece
+        of work is one transaction: when the connection broke before the commit
+        was confirmed, the retry may store a group that had in fact committed
+        (the log is at-least-once for groups whose outcome was unknown).
+        """
         with self._lock:
-            try:
-                yield self._connect()
-            except self._psycopg.Error as err:
-                if self._conn is not None and self._conn.broken:
-                    self._conn = None
-                raise StoreError(
-                    f"event store {self._safe_url()}: {err.__class__.__name__}: {err}".strip()
-                ) from err
+            for attempt in (1, 2):
+                try:
+                    return work(self._connect())
+                except self._psycopg.Error as err:
+                    broken = self._conn is not None and self._conn.broken
+                    if broken:
+                        self._conn = None
+                        if attempt == 1:
+                            continue
+                    raise StoreError(
+                        f"event store {self._safe_url()}: {err.__class__.__name__}: {err}".strip()
+                    ) from err
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _ensure_partitions(self, days: set[date]) -> None:
         missing = days - self._days
         if not missing:
             return
-        with self._session() as conn:
+
+        def create(conn: Any) -> None:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
                 for day in sorted(missing):
@@ -188,6 +205,8 @@ class PostgresEventStore(EventStoreBase):
                         f"PARTITION OF prediction_events FOR VALUES FROM ('{start.isoformat()}') "
                         f"TO ('{(start + timedelta(days=1)).isoformat()}')"
                     )
+
+        self._run(create)
         self._days |= missing
 
     # -- writing ---------------------------------------------------------------------------
@@ -224,11 +243,13 @@ class PostgresEventStore(EventStoreBase):
             self._copy(rows)
 
     def _copy(self, rows: list[tuple[Any, ...]]) -> None:
-        with self._session() as conn:
+        def copy_rows(conn: Any) -> None:
             with conn.transaction():
                 with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     for row in rows:
                         copy.write_row(row)
+
+        self._run(copy_rows)
 
     def add_labels(self, labels: Sequence[Label]) -> LabelStats:
         """Record labels in one statement; the first label per request id wins."""
@@ -238,8 +259,9 @@ class PostgresEventStore(EventStoreBase):
         ids = [label.request_id for label in firsts]
         values = [dumps_json(label.value, what=f"label {label.request_id!r}") for label in firsts]
         ats = [label.at for label in firsts]
-        with self._session() as conn:
-            known = [row[0] for row in conn.execute(_LABELS, (ids, values, ats)).fetchall()]
+        known = [
+            row[0] for row in self._run(lambda conn: conn.execute(_LABELS, (ids, values, ats)).fetchall())
+        ]
         inserted = sum(known)
         return LabelStats(
             inserted=inserted,
@@ -260,8 +282,7 @@ class PostgresEventStore(EventStoreBase):
                 where.append(clause)
                 params.append(value)
         query = _SCAN + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.at, e.request_id"
-        with self._session() as conn:
-            rows = conn.execute(query, params).fetchall()
+        rows = self._run(lambda conn: conn.execute(query, params).fetchall())
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in SCAN_SCHEMA]
         table = pa.Table.from_arrays(
             [pa.array(list(col), type=fld.type) for col, fld in zip(columns, SCAN_SCHEMA, strict=True)],
@@ -271,8 +292,7 @@ class PostgresEventStore(EventStoreBase):
 
     def count(self) -> int:
         """Number of events stored."""
-        with self._session() as conn:
-            row = conn.execute("SELECT count(*) FROM prediction_events").fetchone()
+        row = self._run(lambda conn: conn.execute("SELECT count(*) FROM prediction_events").fetchone())
         return int(row[0])
 
     def close(self) -> None:

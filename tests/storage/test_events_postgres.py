@@ -1,0 +1,69 @@
+"""The PostgreSQL event store's own behaviour: lost connections, dropped partitions, safe names.
+
+Needs the run's PostgreSQL (skipped without it, failing under FOURLOOPS_REQUIRE_SERVICES=1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from fourloops.storage.events import PredictionEvent
+from fourloops.storage.events.postgres import PostgresEventStore
+
+pytestmark = pytest.mark.services
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _event(rid: str) -> PredictionEvent:
+    return PredictionEvent(rid, None, NOW, "churn", 1, "champion", {"x": 1.0}, 0.25, 1.0, 1.0)
+
+
+@pytest.fixture
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    from conftest import _postgres_schema
+
+    with _postgres_schema(request, "evpg") as url:
+        yield url
+
+
+def _admin(url: str) -> object:
+    import psycopg
+
+    from fourloops.storage.events.postgres import _libpq
+
+    return psycopg.connect(_libpq(url.split("?")[0]), autocommit=True)
+
+
+def test_a_connection_lost_between_appends_is_reopened_without_failing_a_request(url: str) -> None:
+    store = PostgresEventStore(url)
+    store.append([_event("before")])
+    pid = store._conn.info.backend_pid
+    with _admin(url) as admin:  # a server restart, a failover, an idle-connection reaper
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    store.append([_event("after")])  # reconnects and retries once
+    assert store._conn.info.backend_pid != pid
+    assert sorted(store.scan().column("request_id").to_pylist()) == ["after", "before"]
+    store.close()
+
+
+def test_a_partition_dropped_by_retention_is_recreated(url: str) -> None:
+    store = PostgresEventStore(url)
+    store.append([_event("a")])
+    with _admin(url) as admin:
+        schema = url.split("search_path%3D")[1]
+        admin.execute(f'DROP TABLE "{schema}".prediction_events_p{NOW:%Y%m%d}')
+    store.append([_event("b")])
+    assert store.scan().column("request_id").to_pylist() == ["b"]
+    store.close()
+
+
+def test_the_password_never_shows_in_names(url: str) -> None:
+    store = PostgresEventStore(url)
+    store.url = "postgresql+psycopg://fl:s3cret@db.example:5432/events"
+    assert "s3cret" not in repr(store) and ":***@" in repr(store)
+    store.url = url
+    store.close()
