@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 from fourloops.errors import ConfigError
 from fourloops.logs import JsonFormatter, logging_config
 from fourloops.project import Project
+from fourloops.server import free_port
 from trips import write_project
 
 
@@ -65,9 +65,7 @@ def test_a_server_started_with_json_logs_writes_only_json_lines(tmp_path: Path) 
     with Project.load(root, env={}) as project:
         project.train("late", seed=1)
         project.promote("late", 1, force=True, reason="test")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     cmd = [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(root), "--port", str(port)]
     proc = subprocess.Popen(
         [*cmd, "--log-format", "json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import polars as pl
+
+from fourloops.server import free_port
 
 T0 = datetime(2013, 1, 1, tzinfo=UTC)
 
@@ -98,9 +99,7 @@ def served_process(
     server's output (discarded by default). The process is stopped (SIGTERM, or left as
     it is if a test already stopped or killed it) on exit.
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     command = [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(project_dir)]
     with open(log if log is not None else os.devnull, "wb") as output:
         proc = subprocess.Popen(

@@ -14,6 +14,8 @@ import logging
 import os
 import secrets
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,16 @@ from fourloops.logs import logging_config
 from fourloops.project import Project
 from fourloops.storage.events import EventStore, open_event_store
 
-__all__ = ["app_factory", "build_app", "events_hash_key", "open_events", "serve", "uvicorn_options"]
+__all__ = [
+    "ThreadedServer",
+    "app_factory",
+    "build_app",
+    "events_hash_key",
+    "free_port",
+    "open_events",
+    "serve",
+    "uvicorn_options",
+]
 
 log = logging.getLogger("fourloops.server")
 
@@ -248,3 +259,44 @@ def uvicorn_options(
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class ThreadedServer:
+    """An app served by uvicorn on a free loopback port, in a daemon thread of this process.
+
+    For the demo and for tests that need a real HTTP server next to objects
+    they can reach into. ``with ThreadedServer(app) as server:`` returns once
+    the server accepts connections (``server.url``); leaving the block shuts it
+    down gracefully (in-flight requests and background work finish).
+    """
+
+    def __init__(self, app: Starlette, *, start_timeout: float = 30.0) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start_timeout = start_timeout
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="fourloops-server", daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + self.start_timeout
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.server.started:
+            self.server.should_exit = True
+            raise RuntimeError(f"the server on port {self.port} did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from fourloops.project import Project
-from fourloops.server import build_app, open_events
+from fourloops.server import ThreadedServer, build_app, open_events
 from trips import T0, served_process, write_project
 
 TOKEN = "s3cret"
@@ -215,6 +217,47 @@ def test_an_integral_number_unit_id_is_the_same_unit_as_the_integer(client: Test
         units = {e["request_id"]: e["unit_id"] for e in store.scan(model="late").to_pylist()}
         store.close()
     assert units["unit-int"] == units["unit-float"] == units["unit-str"] == "7"
+
+
+def test_the_response_never_waits_for_the_shadow(served: Path) -> None:
+    """A shadow that is stuck delays neither its own request nor the next one on the connection."""
+    with Project.load(served, env={}) as admin:
+        admin.registry.set_alias("late", "shadow", 2, actor="t", reason="shadow latency")
+    project = Project.load(served, env={}, clock=lambda: T0 + timedelta(days=39, hours=23, minutes=30))
+    try:
+        app = build_app(project)
+        shadow = app.state.services["late"].state.predictors[2]
+        original = shadow.predict_one
+        started, release = threading.Event(), threading.Event()
+
+        def stuck(row: Any) -> Any:
+            started.set()
+            release.wait(30)
+            return original(row)
+
+        shadow.predict_one = stuck
+        body = {"inputs": {"station": "a", "load": 0.5}}
+        with ThreadedServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+            first = http.post("/v1/models/late/predict", json={**body, "request_id": "sh-1"})
+            assert first.status_code == 200 and first.json()["version"] == 1
+            assert started.wait(10)  # the shadow is being scored, and stays stuck...
+            second = http.post("/v1/models/late/predict", json={**body, "request_id": "sh-2"})
+            assert second.status_code == 200  # ...while the same connection is answered again
+            assert "sh-1:shadow" not in _logged_ids(project)
+            release.set()
+        # Shutting the server down drains the background work: both shadow scores are logged.
+        assert {"sh-1:shadow", "sh-2:shadow"} <= _logged_ids(project)
+    finally:
+        project.registry.delete_alias("late", "shadow", actor="t", reason="done")
+        project.close()
+
+
+def _logged_ids(project: Project) -> set[str]:
+    store = open_events(project)
+    try:
+        return {e["request_id"] for e in store.scan(model="late").to_pylist()}
+    finally:
+        store.close()
 
 
 def test_canary_is_sticky_per_unit_and_shadow_never_answers(client: TestClient, served: Path) -> None:

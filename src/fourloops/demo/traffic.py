@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,7 +29,7 @@ import polars as pl
 
 from fourloops.evaluation import roc_auc
 from fourloops.project import Project
-from fourloops.server import build_app, open_events
+from fourloops.server import ThreadedServer, build_app, open_events
 
 __all__ = ["replay_traffic"]
 
@@ -52,35 +50,6 @@ class _SimClock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Server:
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not self.server.started:
-            raise RuntimeError("the demo server did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 def _next_publication(now: datetime) -> datetime:
@@ -148,7 +117,7 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
         project.materialize(end=first, incremental=False)
         app = build_app(project, models=["delay"])
         say(f"replaying {flights.height:,} flights through the HTTP server")
-        with _Server(app) as server:
+        with ThreadedServer(app) as server:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             next_materialize = _next_publication(first)
             for i, row in enumerate(flights.iter_rows(named=True)):
