@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fourloops.errors import FourloopsError, SchemaError
+from fourloops.errors import FourloopsError, SchemaError, SourceError
 
 __all__ = ["app", "main"]
 
@@ -614,7 +614,10 @@ def events(
         if out_file is not None:
             import pyarrow.parquet as pq
 
-            pq.write_table(table, out_file)
+            try:
+                pq.write_table(table, out_file)
+            except OSError as exc:
+                raise SourceError(f"cannot write {out_file}: {exc.strerror or exc}") from None
             out.print(f"wrote {table.num_rows:,} events to {out_file}")
         elif as_json:
             _print_json(table.to_pylist())
@@ -636,7 +639,11 @@ def labels(
     column: Annotated[str, typer.Option("--column", help="Column holding the label.")] = "label",
     as_json: JsonOpt = False,
 ) -> None:
-    """Record delayed ground truth by request id (idempotent; duplicates and unknown ids counted)."""
+    """Record delayed ground truth by request id (idempotent; duplicates and unknown ids counted).
+
+    Rows without a request id or without a label are rejected, counted and
+    named (their row number), never recorded.
+    """
     from datetime import UTC, datetime
 
     import polars as pl
@@ -654,23 +661,35 @@ def labels(
         if needed not in frame.columns:
             raise SchemaError(f"{file}: no column {needed!r} (columns: {', '.join(frame.columns)})")
     now = datetime.now(UTC)
-    items = [
-        Label(request_id=str(r["request_id"]), value=r[column], at=now)
-        for r in frame.select("request_id", column).to_dicts()
-    ]
+    items, rejected = [], []
+    for row, r in enumerate(frame.select("request_id", column).to_dicts(), start=1):
+        if r["request_id"] is None or str(r["request_id"]) == "":
+            rejected.append(f"row {row}: no request_id")
+        elif r[column] is None:
+            rejected.append(f"row {row}: no {column}")
+        else:
+            items.append(Label(request_id=str(r["request_id"]), value=r[column], at=now))
     store = open_events(_project(project))
     try:
         stats = store.add_labels(items)
     finally:
         store.close()
-    result = {"inserted": stats.inserted, "duplicates": stats.duplicates, "unknown": stats.unknown}
+    result = {
+        "inserted": stats.inserted,
+        "duplicates": stats.duplicates,
+        "unknown": stats.unknown,
+        "rejected": len(rejected),
+    }
     if as_json:
         _print_json(result)
-    else:
-        out.print(
-            f"{stats.inserted:,} labels recorded, {stats.duplicates:,} duplicates ignored, "
-            f"{stats.unknown:,} for unknown request ids (kept until their prediction arrives)"
-        )
+        return
+    out.print(
+        f"{stats.inserted:,} labels recorded, {stats.duplicates:,} duplicates ignored, "
+        f"{stats.unknown:,} for unknown request ids (kept until their prediction arrives)"
+    )
+    if rejected:
+        shown = "; ".join(rejected[:5]) + ("; ..." if len(rejected) > 5 else "")
+        out.print(f"{len(rejected):,} rows rejected ({shown})")
 
 
 class _progress:

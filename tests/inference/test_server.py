@@ -156,6 +156,9 @@ def test_labels_are_idempotent_and_counted(client: TestClient) -> None:
     )
     assert r.json() == {"inserted": 0, "duplicates": 1, "unknown": 1}
     assert client.post("/v1/labels", json={"labels": [{"value": 1}]}).status_code == 400
+    for bad in ({"request_id": "lab-2", "value": None}, {"request_id": "", "value": 1}):
+        r = client.post("/v1/labels", json={"labels": [bad]})
+        assert r.status_code == 400 and r.json()["error"]["field"] == "labels[0]", r.text
 
 
 def test_health_readiness_and_metrics(client: TestClient) -> None:

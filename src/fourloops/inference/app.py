@@ -312,12 +312,13 @@ def create_app(
             if (
                 not isinstance(item, dict)
                 or not isinstance(item.get("request_id"), str)
-                or "value" not in item
+                or not item["request_id"]
+                or item.get("value") is None
             ):
                 raise HTTPError(
                     400,
                     "invalid_request",
-                    f"labels[{i}] needs 'request_id' (string) and 'value'",
+                    f"labels[{i}] needs 'request_id' (a non-empty string) and a non-null 'value'",
                     field=f"labels[{i}]",
                 )
             try:

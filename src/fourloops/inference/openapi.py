@@ -153,8 +153,11 @@ def _common_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["request_id", "value"],
             "properties": {
-                "request_id": {"type": "string"},
-                "value": {"description": "the ground truth (a class, a number or a boolean)"},
+                "request_id": {"type": "string", "minLength": 1},
+                "value": {
+                    "not": {"type": "null"},
+                    "description": "the ground truth (a class, a number or a boolean)",
+                },
             },
         },
         "LabelStats": {
