@@ -14,9 +14,8 @@ import pytest
 
 from fourloops.errors import ConfigError
 from fourloops.logs import JsonFormatter, logging_config
-from fourloops.project import Project
 from fourloops.server import free_port
-from trips import write_project
+from trips import prepare_project
 
 
 def _record(msg: str, *args: object, name: str = "fourloops.server", **extra: object) -> logging.LogRecord:
@@ -61,10 +60,7 @@ def test_an_unknown_log_format_is_refused_by_name() -> None:
 @pytest.mark.slow
 def test_a_server_started_with_json_logs_writes_only_json_lines(tmp_path: Path) -> None:
     root = tmp_path / "p"
-    write_project(root)
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
+    prepare_project(root, materialize=False)
     port = free_port()
     cmd = [sys.executable, "-m", "fourloops.cli", "serve", "--project", str(root), "--port", str(port)]
     proc = subprocess.Popen(

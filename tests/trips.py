@@ -84,6 +84,39 @@ def write_project(root: Path, seed: int = 0) -> None:
     ).write_parquet(root / "data/trips.parquet")
 
 
+def prepare_project(
+    root: Path,
+    *,
+    versions: int = 1,
+    promote: Sequence[int] = (1,),
+    materialize: bool = True,
+    config: str | None = None,
+    definitions: str | None = None,
+) -> Path:
+    """:func:`write_project`, then train ``versions`` versions of ``late`` and promote ``promote`` in order.
+
+    v1 is the default model (seed 1); every later version is a smaller one (10 trees, seed =
+    version). ``materialize`` fills the online store up to the end of the data; ``config`` and
+    ``definitions`` replace fourloops.toml and definitions.py before anything runs.
+    """
+    write_project(root)
+    if config is not None:
+        (root / "fourloops.toml").write_text(config)
+    if definitions is not None:
+        (root / "definitions.py").write_text(definitions)
+    from fourloops.project import Project
+
+    with Project.load(root, env={}) as project:
+        for version in range(1, versions + 1):
+            params = {} if version == 1 else {"n_estimators": 10}
+            project.train("late", seed=version, params=params or None)
+        for version in promote:
+            project.promote("late", version, force=True, reason="test")
+        if materialize:
+            project.materialize(end=T0 + timedelta(days=40))
+    return root
+
+
 @contextmanager
 def served_process(
     project_dir: Path,

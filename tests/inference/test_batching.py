@@ -19,7 +19,7 @@ from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.batching import MicroBatcher, Overloaded
 from fourloops.project import Project
 from fourloops.server import build_app, open_events
-from trips import T0, write_project
+from trips import T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23, minutes=30)
 
@@ -144,12 +144,7 @@ def test_settings_are_checked() -> None:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("batching") / "p"
-    write_project(root)
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
-        project.materialize(end=T0 + timedelta(days=40))
-    return root
+    return prepare_project(root)
 
 
 @pytest.fixture

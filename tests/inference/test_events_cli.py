@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from fourloops.cli import app as cli
 from fourloops.project import Project
 from fourloops.server import build_app, open_events
-from trips import T0, write_project
+from trips import T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23)
 runner = CliRunner()
@@ -29,10 +29,7 @@ runner = CliRunner()
 def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project whose log holds predictions ev-0 .. ev-5, all at NOW."""
     root = tmp_path_factory.mktemp("evcli") / "p"
-    write_project(root)
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
+    prepare_project(root, materialize=False)
     with Project.load(root, env={}, clock=lambda: NOW) as project:
         with TestClient(build_app(project)) as client:
             for i in range(6):

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 import fourloops as fl
 from fourloops.project import Project
 from fourloops.server import build_app, open_events
-from trips import T0, write_project
+from trips import T0, prepare_project
 
 ROW = {"station": "b", "load": 0.4, "rain": 2.0}
 
@@ -28,14 +28,7 @@ ROW = {"station": "b", "load": 0.4, "rain": 2.0}
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("fallbacks") / "p"
-    write_project(root)
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
-        project.train("late", seed=2, params={"n_estimators": 10})
-        project.promote("late", 2, force=True, reason="test")
-        project.materialize(end=T0 + timedelta(days=40))
-    return root
+    return prepare_project(root, versions=2, promote=(1, 2))
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from fourloops.project import Project
 from fourloops.server import build_app
-from trips import T0, write_project
+from trips import T0, prepare_project
 
 TOKEN = "fuzz-token"
 VALID_ROW = {"station": "a", "load": 0.5}
@@ -129,11 +129,7 @@ label_bodies = (
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     root: Path = tmp_path_factory.mktemp("fuzz") / "p"
-    write_project(root)
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
-        project.materialize(end=T0 + timedelta(days=40))
+    prepare_project(root)
     env = {"FOURLOOPS_SERVER_ADMIN_TOKEN": TOKEN}
     project = Project.load(root, env=env, clock=lambda: T0 + timedelta(days=39, hours=23))
     with TestClient(build_app(project), raise_server_exceptions=False) as c:

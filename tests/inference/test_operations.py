@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from fourloops.errors import StoreError
 from fourloops.project import Project
 from fourloops.server import build_app
-from trips import T0, write_project
+from trips import T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23)
 ROW = {"station": "a", "load": 0.5, "rain": 1.0}
@@ -31,10 +31,7 @@ ROW = {"station": "a", "load": 0.5, "rain": 1.0}
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """v1 trained, no champion yet."""
     root = tmp_path_factory.mktemp("ops") / "p"
-    write_project(root)
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-    return root
+    return prepare_project(root, promote=(), materialize=False)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from fourloops.inference.app import ServerSettings, create_app
 from fourloops.project import Project
 from fourloops.server import build_app, open_events, uvicorn_options
 from fourloops.storage.events import PredictionEvent
-from trips import T0, write_project
+from trips import T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23)
 BODY = {"inputs": {"station": "a", "load": 0.5, "rain": 1.0}}
@@ -29,12 +29,7 @@ BODY = {"inputs": {"station": "a", "load": 0.5, "rain": 1.0}}
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("protect") / "p"
-    write_project(root)
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
-        project.materialize(end=T0 + timedelta(days=40))
-    return root
+    return prepare_project(root)
 
 
 def _project(root: Path, **server: str) -> Project:

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from fourloops.errors import ConfigError
 from fourloops.project import Project
 from fourloops.server import build_app, open_events
-from trips import DEFINITIONS, T0, write_project
+from trips import DEFINITIONS, T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23)
 SENSITIVE = DEFINITIONS.replace(
@@ -35,12 +35,8 @@ SENSITIVE = DEFINITIONS.replace(
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert SENSITIVE != DEFINITIONS
     root = tmp_path_factory.mktemp("sensitive") / "p"
-    write_project(root)
-    (root / "definitions.py").write_text(SENSITIVE)
+    prepare_project(root, versions=2, materialize=False, definitions=SENSITIVE)
     with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
-        project.train("late", seed=2, params={"n_estimators": 10})
         project.registry.set_alias("late", "shadow", 2, actor="test", reason="shadow is logged too")
     return root
 

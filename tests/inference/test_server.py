@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from fourloops.project import Project
 from fourloops.server import ThreadedServer, build_app, open_events
-from trips import T0, served_process, write_project
+from trips import T0, prepare_project, served_process
 
 TOKEN = "s3cret"
 
@@ -25,16 +25,8 @@ TOKEN = "s3cret"
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with v1 (champion) and v2 trained, and the online store materialised."""
     root = tmp_path_factory.mktemp("serve") / "p"
-    write_project(root)
-    (root / "fourloops.toml").write_text(
-        f'[project]\nname = "trips"\n[server]\nadmin_token = "{TOKEN}"\nrefresh_interval = "1s"\n'
-    )
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
-        project.train("late", seed=2, params={"n_estimators": 10})
-        project.materialize(end=T0 + timedelta(days=40))
-    return root
+    config = f'[project]\nname = "trips"\n[server]\nadmin_token = "{TOKEN}"\nrefresh_interval = "1s"\n'
+    return prepare_project(root, versions=2, config=config)
 
 
 @pytest.fixture

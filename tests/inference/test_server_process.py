@@ -19,7 +19,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -27,7 +26,7 @@ import pytest
 
 from fourloops.project import Project
 from fourloops.server import open_events
-from trips import T0, served_process, write_project
+from trips import prepare_project, served_process
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +34,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("proc") / "p"
-    write_project(root)
-    (root / "fourloops.toml").write_text('[project]\nname = "trips"\n[server]\nrefresh_interval = "1s"\n')
-    with Project.load(root, env={}) as project:
-        project.train("late", seed=1)
-        project.promote("late", 1, force=True, reason="test")
-        project.train("late", seed=2, params={"n_estimators": 10})
-        project.materialize(end=T0 + timedelta(days=40))
-    return root
+    config = '[project]\nname = "trips"\n[server]\nrefresh_interval = "1s"\n'
+    return prepare_project(root, versions=2, config=config)
 
 
 @pytest.fixture
