@@ -163,19 +163,27 @@ class _SlowStore:
         return getattr(self.inner, name)
 
 
+def _app_logging_to(
+    project: Project, wrapper: type[_SlowStore], **settings: Any
+) -> tuple[Starlette, Any, Any]:
+    """The project's app with its event store wrapped in ``wrapper``; (app, service, wrapped store)."""
+    services = build_app(project).state.services
+    service = services["late"]
+    store = wrapper(service.events, delay=0.3)
+    service.events = store
+    app = create_app(
+        services,
+        events=store,  # type: ignore[arg-type]
+        registry=project.registry,
+        settings=ServerSettings(**settings),
+    )
+    return app, service, store
+
+
 @pytest.mark.parametrize("batching", [True, False])
 def test_a_slow_event_store_sheds_load_but_never_acknowledges_unlogged(served: Path, batching: bool) -> None:
     with _project(served) as project:
-        services = build_app(project).state.services
-        service = services["late"]
-        slow = _SlowStore(service.events, delay=0.3)
-        service.events = slow
-        app = create_app(
-            services,
-            events=slow,  # type: ignore[arg-type]
-            registry=project.registry,
-            settings=ServerSettings(batching=batching, max_pending=4),
-        )
+        app, service, slow = _app_logging_to(project, _SlowStore, batching=batching, max_pending=4)
         lags: list[float] = []
 
         def watch() -> None:
@@ -216,16 +224,7 @@ class _BrokenStore(_SlowStore):
 @pytest.mark.parametrize("batching", [True, False])
 def test_a_failing_event_store_answers_503_and_acknowledges_nothing(served: Path, batching: bool) -> None:
     with _project(served) as project:
-        services = build_app(project).state.services
-        service = services["late"]
-        broken = _BrokenStore(service.events, delay=0.0)
-        service.events = broken
-        app = create_app(
-            services,
-            events=broken,  # type: ignore[arg-type]
-            registry=project.registry,
-            settings=ServerSettings(batching=batching),
-        )
+        app, _, _ = _app_logging_to(project, _BrokenStore, batching=batching)
         prefix = f"down{int(batching)}"
         bodies = [{**BODY, "request_id": f"{prefix}-{i}"} for i in range(5)]
         responses = _post_all(
