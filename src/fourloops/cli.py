@@ -572,7 +572,12 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8080).")] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Worker processes (default: server.workers, 1).")
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes (default: server.workers, 1); each keeps its own /metrics.",
+        ),
     ] = None,
     log_format: Annotated[
         str | None,
