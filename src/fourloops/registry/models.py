@@ -36,8 +36,6 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +51,7 @@ from fourloops.registry.aliases import (
     current_version,
     utc,
 )
+from fourloops.registry.records import ModelSummary, ModelVersion, Stage, VersionStatus
 from fourloops.storage import tables as t
 from fourloops.storage.metadata import MetadataStore, default_actor
 
@@ -72,84 +71,6 @@ VERSION_ATTEMPTS = 50
 #: Upper bound of the random pause between those retries, per attempt (seconds).
 RETRY_PAUSE_S = 0.005
 _ARTIFACT_KEYS = ("uri", "sha256", "size")
-
-
-class VersionStatus(enum.StrEnum):
-    """Whether a training run produced a usable version."""
-
-    READY = "ready"
-    FAILED = "failed"
-
-
-class Stage(enum.StrEnum):
-    """Where a version is in its lifecycle (set by the rollout controller or by hand)."""
-
-    NONE = "none"
-    STAGING = "staging"
-    SHADOW = "shadow"
-    CANARY = "canary"
-    PRODUCTION = "production"
-    ARCHIVED = "archived"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered version of a model, as stored."""
-
-    id: int
-    model: str
-    version: int
-    status: VersionStatus
-    stage: Stage
-    created_at: datetime
-    created_by: str
-    artifact: dict[str, Any] | None = None
-    format: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    gates: dict[str, Any] = field(default_factory=dict)
-    lineage: dict[str, Any] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    failure_reason: str | None = None
-    description: str = ""
-    tags: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def _from_mapping(cls, row: Mapping[Any, Any]) -> ModelVersion:
-        values = {f.name: row[f.name] for f in fields(cls)}
-        values.update(
-            status=VersionStatus(row["status"]),
-            stage=Stage(row["stage"]),
-            created_at=utc(row["created_at"]),
-        )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping (enums as strings, ``created_at`` as ISO 8601)."""
-        return {
-            **asdict(self),
-            "status": self.status.value,
-            "stage": self.stage.value,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    """One model with its version count, latest version and aliases."""
-
-    name: str
-    task: str
-    created_at: datetime
-    description: str
-    spec: dict[str, Any] | None
-    tags: dict[str, Any]
-    versions: int
-    latest: int | None
-    aliases: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping (``created_at`` as ISO 8601)."""
-        return {**asdict(self), "created_at": self.created_at.isoformat()}
 
 
 class _Conflict(StoreError):
@@ -394,7 +315,7 @@ class ModelRegistry(AliasOperations):
                         values["created_by"],
                         {"version": values["version"], "status": state.value},
                     )
-                return ModelVersion._from_mapping({**values, "id": int(key[0]) if key else 0})
+                return ModelVersion.from_row({**values, "id": int(key[0]) if key else 0})
             except _Conflict:
                 # Another writer took this number between our read and insert: try the next.
                 time.sleep(random.uniform(0, RETRY_PAUSE_S * (attempt + 1)))
@@ -406,7 +327,7 @@ class ModelRegistry(AliasOperations):
         """One version, by number (``3`` or ``"3"``) or through an alias (``"champion"``)."""
         with self._transaction() as conn:
             number = self._resolve(conn, model, version_or_alias)
-            return ModelVersion._from_mapping(self._version_row(conn, model, number)._mapping)
+            return ModelVersion.from_row(self._version_row(conn, model, number)._mapping)
 
     def _resolve(self, conn: Connection, model: str, version_or_alias: int | str) -> int:
         if isinstance(version_or_alias, int):
@@ -425,7 +346,7 @@ class ModelRegistry(AliasOperations):
         with self._transaction() as conn:
             self._model_row(conn, model)
             rows = conn.execute(sa.select(v).where(v.c.model == model).order_by(v.c.version)).mappings().all()
-        return [ModelVersion._from_mapping(r) for r in rows]
+        return [ModelVersion.from_row(r) for r in rows]
 
     def set_stage(self, model: str, version: int, stage: str, *, actor: str | None = None) -> ModelVersion:
         """Move one version to ``stage`` (a :class:`Stage` value); audited."""
@@ -447,7 +368,7 @@ class ModelRegistry(AliasOperations):
                 actor,
                 {"version": version, "from": row.stage, "to": new.value},
             )
-            return ModelVersion._from_mapping({**row._mapping, "stage": new.value})
+            return ModelVersion.from_row({**row._mapping, "stage": new.value})
 
     def set_tags(
         self, model: str, version: int | None, tags: Mapping[str, Any], *, actor: str | None = None
