@@ -33,19 +33,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fourloops.engines import duckdb_checks as checks
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.base import JoinStats, ViewJoin, ViewStats
 from fourloops.errors import SchemaError, SourceError
 
 __all__ = ["DuckDBEngine"]
 
-_TZ_TYPES = frozenset({"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ_NS"})
-_NAIVE_TYPES = frozenset({"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"})
-_INTEGER_TYPES = frozenset(
-    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
-    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
-)
-_RESERVED_PREFIX = "__fl_"
 _FILE_COLUMN = "__fl_file"
 _UTC_US = pa.timestamp("us", tz="UTC")
 _BATCH_ROWS = 1 << 20
@@ -141,15 +135,15 @@ class DuckDBEngine:
         try:
             with _translate("entities"):
                 ent_src, ent_types = _register(con, "__fl_ent", entities, "entities")
-            _check_time(ent_types, timestamp, "entities")
-            outputs = _check_outputs(ent_types, views)
+            checks.check_time(ent_types, timestamp, "entities")
+            outputs = checks.check_outputs(ent_types, views)
             ctes: list[str] = []
             probes: list[sql.Packing | sql.Direct] = []
             for i, view in enumerate(views):
                 what = f"view {view.name!r}"
                 with _translate(what):
                     src, types = _register(con, f"__fl_src{i}", view.data, what, ordered=not view.prepared)
-                _check_view(view, types, ent_types)
+                checks.check_view(view, types, ent_types)
                 if view.prepared:
                     probes.append(sql.Direct())
                     ctes.append(sql.prepared_cte(i, view, src))
@@ -227,7 +221,7 @@ class DuckDBEngine:
         try:
             with _translate(what):
                 src, types = _register(con, "__fl_src", view.data, what)
-            _check_source(view, types)
+            checks.check_source(view, types)
             casts = {c: "TIMESTAMPTZ" for c in view.features if types[c] == "TIMESTAMPTZ_NS"}
             query = sql.prepare_sql(view, src, casts)
             with _translate(what):
@@ -346,7 +340,7 @@ def _register(
         if not ordered:
             con.register(name, data)
         else:
-            _check_reserved(data.column_names, what)
+            checks.check_reserved(data.column_names, what)
             positions = pa.array(np.arange(data.num_rows, dtype=np.int64))
             con.register(name, data.append_column(sql.ORD, positions))
     elif isinstance(data, str | os.PathLike) or (
@@ -381,7 +375,7 @@ def _parquet_files(con: duckdb.DuckDBPyConnection, data: object, what: str) -> l
 def _parquet_sql(con: duckdb.DuckDBPyConnection, files: list[str], what: str) -> str:
     listed = "[" + ", ".join(sql.literal(f) for f in files) + "]"
     columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()]
-    _check_reserved(columns, what)
+    checks.check_reserved(columns, what)
     if "file_row_number" in columns:
         raise SchemaError(f"{what}: column name 'file_row_number' is reserved by DuckDB")
     if len(files) == 1:
@@ -397,73 +391,6 @@ def _parquet_sql(con: duckdb.DuckDBPyConnection, files: list[str], what: str) ->
         f"FROM read_parquet({listed}, filename = {sql.literal(_FILE_COLUMN)}) s "
         f"JOIN (VALUES {', '.join(offsets)}) f(name, off) ON s.{_FILE_COLUMN} = f.name"
     )
-
-
-def _check_reserved(columns: Sequence[str], what: str) -> None:
-    for column in columns:
-        if column.startswith(_RESERVED_PREFIX):
-            raise SchemaError(f"{what}: column {column!r} uses the reserved prefix '__fl_'")
-
-
-def _check_time(types: dict[str, str], column: str, what: str) -> None:
-    kind = _require(types, column, what)
-    if kind in _NAIVE_TYPES:
-        raise SchemaError(
-            f"{what}: column {column!r} holds naive timestamps ({kind}); "
-            "give it a time zone (fourloops never guesses one)"
-        )
-    if kind not in _TZ_TYPES:
-        raise SchemaError(f"{what}: column {column!r} must be a timestamp with time zone, not {kind}")
-
-
-def _require(types: dict[str, str], column: str, what: str) -> str:
-    if column not in types:
-        raise SchemaError(f"{what}: no column {column!r} (has {sorted(types)})")
-    return types[column]
-
-
-def _check_source(view: ViewJoin, types: dict[str, str]) -> None:
-    what = f"view {view.name!r}"
-    if view.prepared:
-        need = [sql.AT] if view.created is None else [sql.AT, sql.EV]
-        for column in need:
-            if types.get(column) != "BIGINT":
-                raise SchemaError(
-                    f"{what}: not a prepared view (no BIGINT column {column!r}); "
-                    "make it with DuckDBEngine.prepare_view"
-                )
-    else:
-        _check_time(types, view.timestamp, what)
-        if view.created is not None:
-            _check_time(types, view.created, what)
-    for column in [*view.join_keys, *view.features]:
-        _require(types, column, what)
-
-
-def _check_view(view: ViewJoin, types: dict[str, str], ent_types: dict[str, str]) -> None:
-    what = f"view {view.name!r}"
-    _check_source(view, types)
-    for key, ek in zip(view.join_keys, view.entity_columns, strict=True):
-        vt = types[key]
-        et = _require(ent_types, ek, f"entities (keys of {what})")
-        if vt != et and not (vt in _INTEGER_TYPES and et in _INTEGER_TYPES):
-            raise SchemaError(f"{what}: key {key!r} is {vt} but entity column {ek!r} is {et}")
-
-
-def _check_outputs(ent_types: dict[str, str], views: list[ViewJoin]) -> list[list[str]]:
-    seen = {c: "the entities" for c in ent_types if c != sql.ORD}
-    outputs = []
-    for view in views:
-        names = []
-        for name in view.features.values():
-            if name in seen:
-                raise SchemaError(f"view {view.name!r}: output column {name!r} clashes with {seen[name]}")
-            if name.startswith(_RESERVED_PREFIX):
-                raise SchemaError(f"view {view.name!r}: output column {name!r} is reserved")
-            seen[name] = f"view {view.name!r}"
-            names.append(name)
-        outputs.append(names)
-    return outputs
 
 
 def _entity_expr(column: str, kind: str) -> str:
