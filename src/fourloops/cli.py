@@ -576,7 +576,7 @@ def serve(
         typer.Option(
             "--workers",
             min=1,
-            help="Worker processes (default: server.workers, 1); each keeps its own /metrics.",
+            help="Worker processes (default: server.workers, 1); /metrics sums them.",
         ),
     ] = None,
     log_format: Annotated[

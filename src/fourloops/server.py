@@ -13,8 +13,10 @@ import gc
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from fourloops.errors import ConfigError, DefinitionError
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.eventlog import MIN_HASH_KEY_BYTES
+from fourloops.inference.metrics import multiprocess_mode
 from fourloops.inference.ratelimit import RateLimits
 from fourloops.inference.service import ModelService
 from fourloops.logs import logging_config
@@ -230,7 +233,17 @@ def serve(
     options = uvicorn_options(project, host=host, port=port, log_format=log_format)
     if workers > 1:
         os.environ["FOURLOOPS_PROJECT"] = str(project.root)
-        uvicorn.run("fourloops.server:app_factory", factory=True, workers=workers, **options)
+        # The workers keep their metrics in shared files, so that a scrape reports
+        # them all (each worker is a fresh interpreter that reads this variable).
+        own_dir = None
+        if not multiprocess_mode():
+            own_dir = tempfile.mkdtemp(prefix="fourloops-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+        try:
+            uvicorn.run("fourloops.server:app_factory", factory=True, workers=workers, **options)
+        finally:
+            if own_dir is not None:
+                shutil.rmtree(own_dir, ignore_errors=True)
     else:
         app = build_app(project)
         _freeze_heap()

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -222,6 +223,7 @@ def test_two_workers_serve_log_every_answer_and_stop_cleanly_on_sigterm(
 ) -> None:
     copy = _copy_project(project_dir, tmp_path / "p", '[project]\nname = "trips"\n')
     log = tmp_path / "server.log"
+    metric_dirs = set(Path(tempfile.gettempdir()).glob("fourloops-metrics-*"))
     with served_process(copy, args=["--workers", "2"], log=log) as (proc, base):
         # /readyz answers once one worker is up; wait for both before sending the traffic.
         _wait_for_log(log, r"Application startup complete", 2, 60)
@@ -255,6 +257,14 @@ def test_two_workers_serve_log_every_answer_and_stop_cleanly_on_sigterm(
             t.start()
         for t in threads:
             t.join(60)
+        # Whichever worker takes a scrape reports both workers' counts (shared metric files).
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=base, timeout=10, limits=no_keepalive) as http:
+            scrapes = [http.get("/metrics").text for _ in range(6)]
+        for text in scrapes:
+            assert 'fourloops_requests_total{model="late",status="ok"} 200.0' in text, text[:2000]
+            assert 'fourloops_predictions_total{model="late",route="champion",version="1"} 200.0' in text
+            assert 'fourloops_requests_in_progress{model="late"} 0.0' in text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
 
@@ -265,6 +275,7 @@ def test_two_workers_serve_log_every_answer_and_stop_cleanly_on_sigterm(
         time.sleep(0.1)
     assert not [pid for pid in children if _alive(pid)], "processes of the server outlived it"
     assert "Traceback" not in log.read_text(errors="replace")
+    assert set(Path(tempfile.gettempdir()).glob("fourloops-metrics-*")) == metric_dirs  # cleaned up
 
     with Project.load(copy, env={}) as project:
         store = open_events(project)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -39,7 +39,7 @@ from fourloops.errors import (
 from fourloops.inference.admin import admin_handlers
 from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, MicroBatcher, Overloaded
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
-from fourloops.inference.metrics import ServerMetrics
+from fourloops.inference.metrics import SAMPLE_INTERVAL_S, ServerMetrics
 from fourloops.inference.openapi import MAX_REQUEST_ID, description_routes
 from fourloops.inference.service import Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
@@ -130,7 +130,7 @@ def create_app(
             max_queue=settings.max_pending,
             on_flush=metrics.micro_batch.labels(service.name).observe,
         )
-        metrics.queue_depth.labels(service.name).set_function(lambda: batcher.depth)
+        metrics.watch_queue(service.name, lambda: batcher.depth)
         return batcher
 
     batchers = {name: batcher_for(s) for name, s in services.items()} if settings.batching else {}
@@ -351,7 +351,7 @@ def create_app(
         return JSONResponse({"status": "ready", "models": versions})
 
     async def metrics_route(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -377,11 +377,21 @@ def create_app(
                 table,
                 extra={"model": service.name, "routing": table.to_dict() if table is not None else None},
             )
-        task = asyncio.create_task(refresher())
+
+        async def sampler() -> None:  # several workers: their gauges go to the shared files
+            while True:
+                await asyncio.sleep(SAMPLE_INTERVAL_S)
+                metrics.sample()
+
+        tasks = [asyncio.create_task(refresher())]
+        if metrics.multiprocess:
+            tasks.append(asyncio.create_task(sampler()))
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
+            metrics.close()
 
     def guarded(
         handler: Callable[[Request], Awaitable[Response]],

@@ -162,7 +162,7 @@ class ModelCaller:
             self._count("cache_hits", hits)
         refused = sum(o.failure == CIRCUIT_OPEN for o in done)
         if refused:
-            self._count("circuit_open", refused)
+            self._count("circuit_refusals", refused)
         return done
 
     def _call_model(

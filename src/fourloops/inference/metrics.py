@@ -2,22 +2,40 @@
 
 Counted at the HTTP layer: requests by status, latency, predictions by
 version and route, fallbacks by kind and reason, rejected inputs by rule,
-429s, 503s for shed load, batch sizes. Read from the model services at scrape
-time: requests in progress, micro-batch queue depth, event-log lag, the
-circuit state, and the services' own counters (timeouts, model errors, cache
-hits, shadow predictions).
+429s, 503s for shed load, batch sizes; counted by the model services as they
+happen: timeouts, model errors, cache hits, shadow predictions. Gauges of the
+services' state: requests in progress, micro-batch queue depth, event-log
+lag, the circuit state.
+
+With several worker processes (``fourloops serve --workers N``) the server
+runs prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``):
+every worker writes its values to shared files and a scrape, whichever worker
+answers it, reports the sum over workers (gauges: the sum of requests in
+progress and queued, the largest lag, any open circuit). There the gauges
+are sampled every :data:`SAMPLE_INTERVAL_S`; in one process they are read
+at scrape time.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["ServerMetrics"]
+__all__ = ["SAMPLE_INTERVAL_S", "ServerMetrics", "multiprocess_mode"]
+
+#: Seconds between two samples of the gauges in multiprocess mode.
+SAMPLE_INTERVAL_S = 1.0
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 _APPEND_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
@@ -26,7 +44,7 @@ _APPEND_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.
 SERVICE_COUNTERS = {
     "timeouts": "Model calls past the deadline (the fallback answered)",
     "model_errors": "Model calls that raised (the fallback answered)",
-    "circuit_open": "Rows the open circuit kept from the model (the fallback answered)",
+    "circuit_refusals": "Rows the open circuit kept from the model (the fallback answered)",
     "fallback_errors": "Fallbacks that failed too (rule raised, previous version failed): 503",
     "cache_hits": "Predictions answered from the prediction cache",
     "shadow_predictions": "Shadow predictions scored and logged",
@@ -34,37 +52,40 @@ SERVICE_COUNTERS = {
 }
 
 
+def multiprocess_mode() -> bool:
+    """Whether prometheus_client keeps values in shared files (several worker processes)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))
+
+
+def _gauge_values(
+    services: Mapping[str, Any], in_progress: Callable[[str], int]
+) -> Iterator[tuple[str, float, float, float]]:
+    """(model, event-log lag, circuit open 0/1, requests in progress) of every service, now."""
+    for model, service in services.items():
+        circuit = 0.0 if service.breaker.state == "closed" else 1.0
+        yield model, service.event_log_lag(), circuit, float(in_progress(model))
+
+
+_LAG_HELP = "Age of the oldest prediction waiting for the event log (0 when none waits)"
+_CIRCUIT_HELP = "1 while the model's circuit breaker is open"
+_PROGRESS_HELP = "Prediction requests being answered"
+
+
 class _ServiceCollector(Collector):
-    """Reads the services' counters and gauges when Prometheus scrapes."""
+    """Reads the services' gauges when Prometheus scrapes (one process)."""
 
     def __init__(self, services: Mapping[str, Any], in_progress: Callable[[str], int]) -> None:
         self.services = services
         self.in_progress = in_progress
 
     def collect(self) -> Iterator[Metric]:
-        counters = {
-            name: CounterMetricFamily(f"fourloops_{name}", help_, labels=["model"])
-            for name, help_ in SERVICE_COUNTERS.items()
-        }
-        lag = GaugeMetricFamily(
-            "fourloops_event_log_lag_seconds",
-            "Age of the oldest prediction waiting for the event log (0 when none waits)",
-            labels=["model"],
-        )
-        circuit = GaugeMetricFamily(
-            "fourloops_circuit_open", "1 while the model's circuit breaker is open", labels=["model"]
-        )
-        pending = GaugeMetricFamily(
-            "fourloops_requests_in_progress", "Prediction requests being answered", labels=["model"]
-        )
-        for model, service in self.services.items():
-            snapshot = dict(service.counters)
-            for name, family in counters.items():
-                family.add_metric([model], snapshot.get(name, 0))
-            lag.add_metric([model], service.event_log_lag())
-            circuit.add_metric([model], 0.0 if service.breaker.state == "closed" else 1.0)
-            pending.add_metric([model], self.in_progress(model))
-        yield from counters.values()
+        lag = GaugeMetricFamily("fourloops_event_log_lag_seconds", _LAG_HELP, labels=["model"])
+        circuit = GaugeMetricFamily("fourloops_circuit_open", _CIRCUIT_HELP, labels=["model"])
+        pending = GaugeMetricFamily("fourloops_requests_in_progress", _PROGRESS_HELP, labels=["model"])
+        for model, lag_s, open_, progress in _gauge_values(self.services, self.in_progress):
+            lag.add_metric([model], lag_s)
+            circuit.add_metric([model], open_)
+            pending.add_metric([model], progress)
         yield from (lag, circuit, pending)
 
 
@@ -125,10 +146,88 @@ class ServerMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
-        self.queue_depth = Gauge(
-            "fourloops_queue_depth", "Requests waiting for a micro-batch", ["model"], registry=r
-        )
         self.shed = Counter(
             "fourloops_shed", "Requests shed with 503 (too many pending)", ["model"], registry=r
         )
-        r.register(_ServiceCollector(services, in_progress))
+        self.service_counters = {
+            name: Counter(f"fourloops_{name}", help_, ["model"], registry=r)
+            for name, help_ in SERVICE_COUNTERS.items()
+        }
+        for model, service in services.items():
+            children = {name: c.labels(model) for name, c in self.service_counters.items()}
+            for child in children.values():
+                child.inc(0)  # exported as 0 from the start, not only once it happened
+            service.on_count = lambda name, n, children=children: (
+                children[name].inc(n) if name in children else None
+            )
+        self.services = services
+        self.in_progress = in_progress
+        self.multiprocess = multiprocess_mode()
+        self._depths: dict[str, Callable[[], int]] = {}
+        if self.multiprocess:
+            # Sampled gauges, combined over the live workers when scraped.
+            self.queue_depth = Gauge(
+                "fourloops_queue_depth",
+                "Requests waiting for a micro-batch",
+                ["model"],
+                registry=r,
+                multiprocess_mode="livesum",
+            )
+            self.lag = Gauge(
+                "fourloops_event_log_lag_seconds",
+                _LAG_HELP,
+                ["model"],
+                registry=r,
+                multiprocess_mode="livemax",
+            )
+            self.circuit = Gauge(
+                "fourloops_circuit_open", _CIRCUIT_HELP, ["model"], registry=r, multiprocess_mode="livemax"
+            )
+            self.progress = Gauge(
+                "fourloops_requests_in_progress",
+                _PROGRESS_HELP,
+                ["model"],
+                registry=r,
+                multiprocess_mode="livesum",
+            )
+            self.sample()
+        else:
+            self.queue_depth = Gauge(
+                "fourloops_queue_depth", "Requests waiting for a micro-batch", ["model"], registry=r
+            )
+            r.register(_ServiceCollector(services, in_progress))
+
+    def watch_queue(self, model: str, depth: Callable[[], int]) -> None:
+        """Report ``depth()`` as the model's micro-batch queue depth."""
+        if self.multiprocess:
+            self._depths[model] = depth
+            self.queue_depth.labels(model).set(depth())
+        else:
+            self.queue_depth.labels(model).set_function(depth)
+
+    def sample(self) -> None:
+        """Multiprocess mode: write this worker's current gauge values for the next scrape."""
+        for model, lag_s, open_, progress in _gauge_values(self.services, self.in_progress):
+            self.lag.labels(model).set(lag_s)
+            self.circuit.labels(model).set(open_)
+            self.progress.labels(model).set(progress)
+        for model, depth in self._depths.items():
+            self.queue_depth.labels(model).set(depth())
+
+    def render(self) -> bytes:
+        """The exposition text of a scrape: this process's metrics, or every worker's combined."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        self.sample()
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return generate_latest(combined)
+
+    def close(self) -> None:
+        """Multiprocess mode: drop this worker's live gauges (it is going away)."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())

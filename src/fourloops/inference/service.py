@@ -127,6 +127,8 @@ class ModelService:
         self.clock = clock
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {}
+        #: Told every count as it happens (the server's Prometheus counters).
+        self.on_count: Callable[[str, int], None] | None = None
         self.caller = ModelCaller(
             model.name, breaker=breaker, timeout=timeout, cache=cache, count=self._count
         )
@@ -253,6 +255,8 @@ class ModelService:
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.counters[name] = self.counters.get(name, 0) + n
+        if self.on_count is not None:
+            self.on_count(name, n)
 
     def predict(
         self,
