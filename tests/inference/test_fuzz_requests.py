@@ -250,6 +250,61 @@ def test_raw_bytes_never_5xx(client: TestClient, spec: dict[str, Any], route: st
     _check(client, spec, route, raw)
 
 
+ADMIN = ["promote", "canary", "ab"]  # the admin routes that read a body (rollback and pause read none)
+admin_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "version": st.sampled_from([1, 2, 99]) | json_values,
+        "alias": st.sampled_from(["champion", "canary", "shadow", ""]) | json_values,
+        "reason": json_values,
+        "force": json_values,
+        "share": st.floats(0, 1) | json_values,
+        "split": st.none() | st.dictionaries(st.sampled_from(["1", "2", "x"]), st.floats(0, 1)) | json_values,
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def admin_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A server of its own (v1 champion, v2 trained), whose routing the admin fuzzing may change."""
+    root: Path = tmp_path_factory.mktemp("fuzz-admin") / "p"
+    prepare_project(root, versions=2, materialize=False)
+    project = Project.load(root, env={"FOURLOOPS_SERVER_ADMIN_TOKEN": TOKEN})
+    with TestClient(build_app(project), raise_server_exceptions=False) as c:
+        yield c
+    project.close()
+
+
+@FUZZ
+@given(action=st.sampled_from(ADMIN), body=admin_bodies | json_values)
+def test_admin_bodies_never_5xx_and_a_refused_change_changes_nothing(
+    admin_client: TestClient, spec: Spec, action: str, body: Any
+) -> None:
+    client = admin_client
+    route = f"/v1/admin/models/late/{action}"
+    before = client.get("/readyz").json()["models"]["late"]
+    r = client.post(route, content=_dump(body), headers={"authorization": f"Bearer {TOKEN}"})
+    assert r.status_code < 500, (body, r.status_code, r.text[:300])
+    pointer = (
+        "paths",
+        route,
+        "post",
+        "responses",
+        str(r.status_code),
+        "content",
+        "application/json",
+        "schema",
+    )
+    assert str(r.status_code) in spec["paths"][route]["post"]["responses"], (route, r.status_code)
+    assert _conforms(spec, r.json(), *pointer) is None, (body, r.text)
+    if r.status_code != 200:
+        assert client.get("/readyz").json()["models"]["late"] == before, (body, r.text)
+    elif action == "promote":  # only well-formed requests change anything
+        assert isinstance(body["version"], int), body
+        for key, kind in (("force", bool), ("alias", str), ("reason", str)):  # null counts as absent
+            assert body.get(key) is None or isinstance(body[key], kind), (key, body)
+
+
 @pytest.mark.parametrize(
     ("method", "route", "body", "token", "status"),
     [
@@ -261,6 +316,8 @@ def test_raw_bytes_never_5xx(client: TestClient, spec: dict[str, Any], route: st
         ("POST", "/v1/admin/models/late/promote", {"version": 1}, None, 401),
         ("POST", "/v1/admin/models/late/promote", {"version": 1}, "wrong", 401),
         ("POST", "/v1/admin/models/late/promote", {"version": 99}, TOKEN, 409),
+        ("POST", "/v1/admin/models/late/promote", {"version": 1, "force": "false"}, TOKEN, 400),
+        ("POST", "/v1/admin/models/late/promote", {"version": 1, "alias": True}, TOKEN, 400),
         ("POST", "/v1/admin/models/late/rollback", None, TOKEN, 409),
     ],
 )

@@ -52,16 +52,14 @@ def admin_handlers(
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, int) or isinstance(version, bool):
             raise HTTPError(400, "invalid_request", "'version' must be an integer", field="version")
-        alias = body.get("alias", "champion")
+        alias = _optional(body, "alias", str, "champion")
+        if not alias:
+            raise HTTPError(400, "invalid_request", "'alias' must not be empty", field="alias")
+        reason = _optional(body, "reason", str, "") or "promoted through the admin API"
+        force = _optional(body, "force", bool, False)  # "false" is not False: only a JSON boolean counts
         try:
             change = await asyncio.to_thread(
-                registry.promote,
-                service.name,
-                version,
-                alias=alias,
-                actor=ACTOR,
-                reason=str(body.get("reason") or "promoted through the admin API"),
-                force=bool(body.get("force", False)),
+                registry.promote, service.name, version, alias=alias, actor=ACTOR, reason=reason, force=force
             )
         except (RegistryError, NotFoundError) as err:
             raise HTTPError(409, "refused", str(err)) from None
@@ -128,3 +126,18 @@ def admin_handlers(
         "/v1/admin/models/{model}/pause": admin_pause,
         "/v1/admin/models/{model}/ab": admin_ab,
     }
+
+
+def _optional(body: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    """``body[key]`` when it is a ``kind`` (null or absent: ``default``); else a 400 naming the key."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise HTTPError(
+            400, "invalid_request", f"'{key}' must be a {_JSON_NAMES[kind]}, got {value!r}", field=key
+        )
+    return value
+
+
+_JSON_NAMES = {str: "string", bool: "boolean"}
