@@ -81,6 +81,7 @@ def test_features_given_in_the_request_are_used(client: TestClient) -> None:
         (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": false}', 400, "invalid_request"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": [1]}', 400, "invalid_request"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "unit_id": 1.5}', 400, "invalid_request"),
+        (b'{"inputs": {"station": "a", "load": 0.5}, "request_id": "r1:shadow"}', 400, "invalid_request"),
         (b'{"inputs": {"station": "a", "load": 0.5}, "instances": []}', 400, "invalid_request"),
     ],
 )

@@ -41,7 +41,7 @@ from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, Mi
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
 from fourloops.inference.metrics import SAMPLE_INTERVAL_S, ServerMetrics
 from fourloops.inference.openapi import MAX_REQUEST_ID, description_routes
-from fourloops.inference.service import Answer, BatchRequest, ModelService
+from fourloops.inference.service import SHADOW_SUFFIX, Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore, Label
 from fourloops.storage.events.base import utcnow
@@ -204,16 +204,7 @@ def create_app(
         body = await read_json(request, settings.max_body_bytes)
         if not isinstance(body, dict):
             raise HTTPError(400, "invalid_request", "body must be a JSON object with 'inputs' or 'instances'")
-        request_id = body.get("request_id")
-        if request_id is not None and (
-            not isinstance(request_id, str) or not request_id or len(request_id) > MAX_REQUEST_ID
-        ):
-            raise HTTPError(
-                400,
-                "invalid_request",
-                f"request_id must be a non-empty string (max {MAX_REQUEST_ID})",
-                field="request_id",
-            )
+        request_id = _client_request_id(body.get("request_id"), "request_id")
         unit_id = body.get("unit_id")
         if isinstance(unit_id, float) and unit_id.is_integer():
             unit_id = int(unit_id)  # JSON does not tell 7.0 from 7: both route as unit 7
@@ -279,7 +270,7 @@ def create_app(
                 413, "too_many_instances", f"{n} rows exceed the limit of {settings.max_instances}"
             )
         instances = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-        request_id = body.get("id") if isinstance(body.get("id"), str) else None
+        request_id = _client_request_id(body.get("id"), "id")
         answers, shadow = await run(service, instances, request_id, [None] * n)
         record(service, answers, started)
         metrics.requests.labels(service.name, "ok").inc()
@@ -445,3 +436,21 @@ class _Throttled:
         suffix = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
         self.logger.warning(message + suffix, *args)
         self._last, self._suppressed = now, 0
+
+
+def _client_request_id(value: Any, field: str) -> str | None:
+    """A request id chosen by the client (None: the server makes one), or a 400 naming ``field``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_REQUEST_ID:
+        raise HTTPError(
+            400, "invalid_request", f"{field} must be a non-empty string (max {MAX_REQUEST_ID})", field=field
+        )
+    if value.endswith(SHADOW_SUFFIX):
+        raise HTTPError(
+            400,
+            "invalid_request",
+            f"{field} may not end in {SHADOW_SUFFIX!r}: that names the event of a shadow score",
+            field=field,
+        )
+    return value

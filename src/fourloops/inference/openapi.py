@@ -124,7 +124,12 @@ def _common_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["inputs"],
             "properties": {
-                "id": {"type": "string"},
+                "id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_REQUEST_ID,
+                    "not": {"type": "string", "pattern": ":shadow$"},
+                },
                 "inputs": {"type": "array", "minItems": 1, "items": _ref("InferTensor")},
             },
         },
@@ -233,6 +238,7 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                 "type": ["string", "null"],
                 "minLength": 1,
                 "maxLength": MAX_REQUEST_ID,
+                "not": {"type": "string", "pattern": ":shadow$"},
                 "description": "yours to choose (unique); the server makes one when absent",
             },
             "unit_id": {"type": ["string", "integer", "null"], "description": "sticky routing key"},

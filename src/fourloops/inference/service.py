@@ -42,7 +42,10 @@ from fourloops.storage.artifacts import ArtifactStore
 from fourloops.storage.events import EventStore, PredictionEvent
 from fourloops.storage.online import OnlineStore
 
-__all__ = ["Answer", "BatchRequest", "ModelService", "Prediction"]
+__all__ = ["SHADOW_SUFFIX", "Answer", "BatchRequest", "ModelService", "Prediction"]
+
+#: Appended to a request id to name its shadow score's event (reserved: clients may not use it).
+SHADOW_SUFFIX = ":shadow"
 
 
 @dataclass(frozen=True)
@@ -417,7 +420,7 @@ class ModelService:
                 continue
             events.append(
                 PredictionEvent(
-                    request_id=f"{item['request_id']}:shadow",
+                    request_id=f"{item['request_id']}{SHADOW_SUFFIX}",
                     unit_id=str(item["unit"]),
                     at=self.clock(),
                     model=self.name,
