@@ -177,22 +177,17 @@ def _check(client: TestClient, spec: dict[str, Any], route: str, content: bytes)
         for answer in answers:
             assert answer["model"] == "late" and isinstance(answer["version"], int)
             assert isinstance(answer["request_id"], str) and answer["request_id"]
-    documented = spec["paths"][route]["post"]["responses"]
-    assert str(r.status_code) in documented, (route, r.status_code, "is not documented")
-    wrong = _conforms(
-        spec,
-        body,
-        "paths",
-        route,
-        "post",
-        "responses",
-        str(r.status_code),
-        "content",
-        "application/json",
-        "schema",
-    )
+    wrong = _undocumented(spec, route, "post", r.status_code, body)
     assert wrong is None, (route, content[:200], r.status_code, r.text[:300], wrong)
     return r.status_code
+
+
+def _undocumented(spec: dict[str, Any], route: str, method: str, status: int, body: Any) -> str | None:
+    """None when ``status`` is documented for the route and ``body`` matches its schema, else what is not."""
+    if str(status) not in spec["paths"][route][method]["responses"]:
+        return f"status {status} is not documented"
+    pointer = ("paths", route, method, "responses", str(status), "content", "application/json", "schema")
+    return _conforms(spec, body, *pointer)
 
 
 def _dump(value: Any) -> bytes:
@@ -285,18 +280,8 @@ def test_admin_bodies_never_5xx_and_a_refused_change_changes_nothing(
     before = client.get("/readyz").json()["models"]["late"]
     r = client.post(route, content=_dump(body), headers={"authorization": f"Bearer {TOKEN}"})
     assert r.status_code < 500, (body, r.status_code, r.text[:300])
-    pointer = (
-        "paths",
-        route,
-        "post",
-        "responses",
-        str(r.status_code),
-        "content",
-        "application/json",
-        "schema",
-    )
-    assert str(r.status_code) in spec["paths"][route]["post"]["responses"], (route, r.status_code)
-    assert _conforms(spec, r.json(), *pointer) is None, (body, r.text)
+    wrong = _undocumented(spec, route, "post", r.status_code, r.json())
+    assert wrong is None, (body, r.text, wrong)
     if r.status_code != 200:
         assert client.get("/readyz").json()["models"]["late"] == before, (body, r.text)
     elif action == "promote":  # only well-formed requests change anything
@@ -333,23 +318,11 @@ def test_operational_and_admin_answers_match_the_spec(
     headers = {"authorization": f"Bearer {token}"} if token else {}
     r = client.request(method, route, json=body, headers=headers)
     assert r.status_code == status, r.text
-    operation = spec["paths"][route][method.lower()]
     if body is not None:
         request_schema = ("paths", route, "post", "requestBody", "content", "application/json", "schema")
         assert (_conforms(spec, body, *request_schema) is None) == (status != 400), body
-    wrong = _conforms(
-        spec,
-        r.json(),
-        "paths",
-        route,
-        method.lower(),
-        "responses",
-        str(status),
-        "content",
-        "application/json",
-        "schema",
-    )
-    assert str(status) in operation["responses"] and wrong is None, (route, r.text, wrong)
+    wrong = _undocumented(spec, route, method.lower(), status, r.json())
+    assert wrong is None, (route, r.text, wrong)
 
 
 def test_metrics_and_every_model_route_are_described(client: TestClient, spec: dict[str, Any]) -> None:
