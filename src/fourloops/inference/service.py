@@ -11,7 +11,6 @@ list of instances; every answered prediction is appended to the event store
 from __future__ import annotations
 
 import copy
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -128,9 +127,7 @@ class ModelService:
         self.online = online
         self.writer = EventWriter(events)
         self.clock = clock
-        self._lock = threading.Lock()
-        self.counters: dict[str, int] = {}
-        #: Told every count as it happens (the server's Prometheus counters).
+        #: Told every count as it happens (the server's Prometheus counters); None: not counted.
         self.on_count: Callable[[str, int], None] | None = None
         self.caller = ModelCaller(
             model.name, breaker=breaker, timeout=timeout, cache=cache, count=self._count
@@ -233,31 +230,25 @@ class ModelService:
         if fb.constant is not None:
             return fb.constant, "constant", 0
         if fb.rule is not None:
-            try:
-                return fb.rule(dict(row)), "rule", 0
-            except Exception as err:
-                self._count("fallback_errors")
-                raise ModelUnavailable(
-                    f"model {self.name!r} could not answer and its fallback rule failed: "
-                    f"{type(err).__name__}: {err}"
-                ) from None
-        if state.previous is not None and state.previous in state.predictors:
-            try:
-                output = state.predictors[state.previous].predict_one(row)
-            except Exception as err:
-                self._count("fallback_errors")
-                raise ModelUnavailable(
-                    f"model {self.name!r} could not answer and its previous version {state.previous} "
-                    f"failed too: {type(err).__name__}: {err}"
-                ) from None
-            return finite_or_none(output), "previous_version", state.previous
-        raise ModelUnavailable(
-            f"model {self.name!r} could not answer and has no previous version to fall back to"
-        )
+            kind, version, answer = "rule", 0, lambda: fb.rule(dict(row))
+        elif state.previous is not None and state.previous in state.predictors:
+            predictor = state.predictors[state.previous]
+            kind, version = "previous_version", state.previous
+            answer = lambda: finite_or_none(predictor.predict_one(row))  # noqa: E731
+        else:
+            raise ModelUnavailable(
+                f"model {self.name!r} could not answer and has no previous version to fall back to"
+            )
+        try:
+            return answer(), kind, version
+        except Exception as err:
+            self._count("fallback_errors")
+            raise ModelUnavailable(
+                f"model {self.name!r} could not answer and its {kind} fallback failed too: "
+                f"{type(err).__name__}: {err}"
+            ) from None
 
     def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self.counters[name] = self.counters.get(name, 0) + n
         if self.on_count is not None:
             self.on_count(name, n)
 
