@@ -668,12 +668,11 @@ def labels(
     now = datetime.now(UTC)
     items, rejected = [], []
     for row, r in enumerate(frame.select("request_id", column).to_dicts(), start=1):
-        if r["request_id"] is None or str(r["request_id"]) == "":
-            rejected.append(f"row {row}: no request_id")
-        elif r[column] is None:
-            rejected.append(f"row {row}: no {column}")
-        else:
-            items.append(Label(request_id=str(r["request_id"]), value=r[column], at=now))
+        request_id = "" if r["request_id"] is None else str(r["request_id"])
+        try:  # Label refuses a missing or empty request id and a missing value
+            items.append(Label(request_id=request_id, value=r[column], at=now))
+        except SchemaError as err:
+            rejected.append(f"row {row}: {err}")
     store = open_events(_project(project))
     try:
         stats = store.add_labels(items)

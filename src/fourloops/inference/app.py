@@ -300,20 +300,17 @@ def create_app(
             raise HTTPError(400, "invalid_request", "give {'labels': [{'request_id', 'value'}, ...]}")
         parsed = []
         for i, item in enumerate(items):
-            if (
-                not isinstance(item, dict)
-                or not isinstance(item.get("request_id"), str)
-                or not item["request_id"]
-                or item.get("value") is None
-            ):
+            if not isinstance(item, dict):
                 raise HTTPError(
                     400,
                     "invalid_request",
-                    f"labels[{i}] needs 'request_id' (a non-empty string) and a non-null 'value'",
+                    f"labels[{i}] must be an object with 'request_id' and 'value'",
                     field=f"labels[{i}]",
                 )
-            try:
-                parsed.append(Label(request_id=item["request_id"], value=item["value"], at=clock()))
+            try:  # Label refuses a missing or empty request id and a missing value
+                parsed.append(
+                    Label(request_id=item.get("request_id", ""), value=item.get("value"), at=clock())
+                )
             except (ValueError, TypeError, FourloopsError) as err:
                 raise HTTPError(400, "invalid_request", f"labels[{i}]: {err}", field=f"labels[{i}]") from None
         try:

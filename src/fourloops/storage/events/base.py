@@ -221,13 +221,21 @@ class PredictionEvent:
 
 @dataclass(frozen=True)
 class Label:
-    """Delayed ground truth for one prediction, by ``request_id``; ``at`` is when it became known."""
+    """Delayed ground truth for one prediction, by ``request_id``; ``at`` is when it became known.
+
+    A label needs a non-empty ``request_id`` and a value (``None`` is no label):
+    SchemaError otherwise, so that no caller can store one by mistake.
+    """
 
     request_id: str
     value: Any
     at: datetime
 
     def __post_init__(self) -> None:
+        if not isinstance(self.request_id, str) or not self.request_id:
+            raise SchemaError(f"no request_id (it must be a non-empty string, got {self.request_id!r})")
+        if self.value is None:
+            raise SchemaError(f"no label value for {self.request_id!r}")
         object.__setattr__(self, "at", _aware_utc(self.at, "Label.at"))
 
 
