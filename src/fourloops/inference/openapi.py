@@ -10,6 +10,7 @@ also reads numeric strings, which the schema leaves out).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from html import escape
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from fourloops.definitions.model import Task
 from fourloops.inference.http import JSONResponse
-from fourloops.inference.service import ModelService
+from fourloops.inference.service import SHADOW_SUFFIX, ModelService
 
 __all__ = ["MAX_REQUEST_ID", "description_routes", "openapi_spec"]
 
@@ -109,6 +110,13 @@ def _common_schemas() -> dict[str, Any]:
                 }
             },
         },
+        "RequestId": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "maxLength": MAX_REQUEST_ID,
+            "not": {"type": "string", "pattern": re.escape(SHADOW_SUFFIX) + "$"},
+            "description": "yours to choose (unique); the server makes one when absent",
+        },
         "InferTensor": {
             "type": "object",
             "description": "input: a field of the model's request contract; output: 'prediction'",
@@ -124,12 +132,7 @@ def _common_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["inputs"],
             "properties": {
-                "id": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": MAX_REQUEST_ID,
-                    "not": {"type": "string", "pattern": ":shadow$"},
-                },
+                "id": _ref("RequestId"),
                 "inputs": {"type": "array", "minItems": 1, "items": _ref("InferTensor")},
             },
         },
@@ -234,13 +237,7 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
         "properties": {
             "inputs": _ref(inputs),
             "instances": {"type": "array", "minItems": 1, "items": _ref(inputs)},
-            "request_id": {
-                "type": ["string", "null"],
-                "minLength": 1,
-                "maxLength": MAX_REQUEST_ID,
-                "not": {"type": "string", "pattern": ":shadow$"},
-                "description": "yours to choose (unique); the server makes one when absent",
-            },
+            "request_id": _ref("RequestId"),
             "unit_id": {"type": ["string", "integer", "null"], "description": "sticky routing key"},
         },
         "oneOf": [{"required": ["inputs"]}, {"required": ["instances"]}],
