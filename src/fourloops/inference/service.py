@@ -21,7 +21,6 @@ from typing import Any
 from fourloops.contracts import compile_contract
 from fourloops.definitions import Contract, FeatureView, Model
 from fourloops.errors import (
-    ConfigError,
     ContractViolation,
     FourloopsError,
     ModelUnavailable,
@@ -31,7 +30,7 @@ from fourloops.errors import (
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
-from fourloops.inference.eventlog import MIN_HASH_KEY_BYTES, EventWriter, loggable_features
+from fourloops.inference.eventlog import EventWriter, loggable_features
 from fourloops.inference.routing import Route
 from fourloops.inference.state import ServingState, read_serving_state
 from fourloops.ingestion.features import model_inputs, resolve_features
@@ -99,7 +98,11 @@ class _Routed:
 
 
 class ModelService:
-    """Serve one model: ``predict(instances)`` -> predictions, each logged before it is returned."""
+    """Serve one model: ``predict(instances)`` -> predictions, each logged before it is returned.
+
+    ``hash_key`` keys the hash of sensitive fields in the events (see
+    :func:`fourloops.server.events_hash_key`, which also checks its length).
+    """
 
     def __init__(
         self,
@@ -116,8 +119,6 @@ class ModelService:
         timeout: float | None = None,
         cache: PredictionCache | None = None,
     ) -> None:
-        if len(hash_key) < MIN_HASH_KEY_BYTES:
-            raise ConfigError(f"the events' hash key needs at least {MIN_HASH_KEY_BYTES} bytes")
         self.model = model
         self.hash_key = hash_key
         self.name = model.name
