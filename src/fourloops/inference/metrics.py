@@ -71,6 +71,15 @@ _CIRCUIT_HELP = "1 while the model's circuit breaker is open"
 _PROGRESS_HELP = "Prediction requests being answered"
 
 
+def _feed(children: Mapping[str, Any]) -> Callable[[str, int], None]:
+    """A service's ``on_count``: add ``n`` to the Prometheus counter named ``name``."""
+
+    def count(name: str, n: int) -> None:
+        children[name].inc(n)
+
+    return count
+
+
 class _ServiceCollector(Collector):
     """Reads the services' gauges when Prometheus scrapes (one process)."""
 
@@ -149,17 +158,13 @@ class ServerMetrics:
         self.shed = Counter(
             "fourloops_shed", "Requests shed with 503 (too many pending)", ["model"], registry=r
         )
-        self.service_counters = {
+        counters = {
             name: Counter(f"fourloops_{name}", help_, ["model"], registry=r)
             for name, help_ in SERVICE_COUNTERS.items()
         }
         for model, service in services.items():
-            children = {name: c.labels(model) for name, c in self.service_counters.items()}
-            for child in children.values():
-                child.inc(0)  # exported as 0 from the start, not only once it happened
-            service.on_count = lambda name, n, children=children: (
-                children[name].inc(n) if name in children else None
-            )
+            # labels() makes every child now, so each is exported as 0 before it first counts.
+            service.on_count = _feed({name: c.labels(model) for name, c in counters.items()})
         self.services = services
         self.in_progress = in_progress
         self.multiprocess = multiprocess_mode()

@@ -327,10 +327,8 @@ class ModelService:
         if events:
             try:
                 self.writer.append(events)
-            except Exception as err:
-                self._count("event_log_failures")
+            except Exception as err:  # counted by the server (fourloops_event_log_failures_total)
                 raise StoreError(f"prediction not acknowledged: the event log failed: {err}") from err
-        self._count("predictions", len(events))
         return results
 
     def event_log_lag(self) -> float:
@@ -358,7 +356,6 @@ class ModelService:
         else:
             reason = outcome.failure
             output, fallback, version = self._fallback(state, r.row)
-            self._count("fallbacks")
         latency = (outcome.seconds + time.perf_counter() - started) * 1000
         answer = Prediction(
             r.request_id,
