@@ -185,17 +185,20 @@ def create_app(
 
     def record(service: ModelService, answers: list[Any], started: float) -> None:
         elapsed = time.perf_counter() - started
-        # One observation per (version, route) that answered: a single-instance request has
-        # one; the instances of a batch without a unit id may be routed apart.
-        for version, route in {(str(a.version), a.route) for a in answers}:
-            metrics.latency.labels(service.name, version, route).observe(elapsed)
         metrics.batch.labels(service.name).observe(len(answers))
+        # One latency observation per (version, route) that answered: a single-instance request
+        # has one; the instances of a batch without a unit id may be routed apart.
+        routes: set[tuple[str, str]] = set()
         for a in answers:
-            metrics.predictions.labels(service.name, str(a.version), a.route).inc()
+            version = str(a.version)
+            routes.add((version, a.route))
+            metrics.predictions.labels(service.name, version, a.route).inc()
             if a.fallback:
                 metrics.fallbacks.labels(service.name, a.fallback, a.fallback_reason or "-").inc()
             for view, status in a.feature_status.items():
                 metrics.feature_lookups.labels(service.name, view, status).inc()
+        for version, route in routes:
+            metrics.latency.labels(service.name, version, route).observe(elapsed)
 
     async def predict(request: Request) -> Response:
         started = time.perf_counter()
