@@ -170,3 +170,10 @@ def event_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         return
     with _postgres_schema(request, "ev") as url:
         yield url
+
+
+@pytest.fixture
+def postgres_events_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL event store (its own schema), for PostgreSQL-only tests."""
+    with _postgres_schema(request, "evpg") as url:
+        yield url

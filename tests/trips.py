@@ -108,8 +108,8 @@ def prepare_project(
 
     with Project.load(root, env={}) as project:
         for version in range(1, versions + 1):
-            params = {} if version == 1 else {"n_estimators": 10}
-            project.train("late", seed=version, params=params or None)
+            params = None if version == 1 else {"n_estimators": 10}
+            project.train("late", seed=version, params=params)
         for version in promote:
             project.promote("late", version, force=True, reason="test")
         if materialize:

@@ -5,7 +5,6 @@ Needs the run's PostgreSQL (skipped without it, failing under FOURLOOPS_REQUIRE_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -23,11 +22,8 @@ def _event(rid: str) -> PredictionEvent:
 
 
 @pytest.fixture
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    from conftest import _postgres_schema
-
-    with _postgres_schema(request, "evpg") as url:
-        yield url
+def url(postgres_events_url: str) -> str:
+    return postgres_events_url
 
 
 def _admin(url: str) -> object:
