@@ -20,7 +20,27 @@ from rich.table import Table
 
 from fourloops.errors import FourloopsError, SchemaError, SourceError
 
-__all__ = ["app", "main"]
+__all__ = [
+    "app",
+    "apply",
+    "dataset",
+    "demo",
+    "events",
+    "handle_errors",
+    "import_mlflow",
+    "init",
+    "labels",
+    "lookup",
+    "main",
+    "materialize",
+    "models",
+    "promote",
+    "rollback",
+    "serve",
+    "train",
+    "validate",
+    "verify",
+]
 
 app = typer.Typer(
     name="fourloops",

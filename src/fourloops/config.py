@@ -63,7 +63,15 @@ from typing import Any
 
 from fourloops.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "Config", "EngineConfig", "StorageConfig", "load_config"]
+__all__ = [
+    "CONFIG_FILE",
+    "Config",
+    "EngineConfig",
+    "ProjectConfig",
+    "ServerConfig",
+    "StorageConfig",
+    "load_config",
+]
 
 CONFIG_FILE = "fourloops.toml"
 ENV_PREFIX = "FOURLOOPS_"

@@ -1,1 +1,3 @@
 """The adaptation loop: training runs with lineage, gates, (later) rollout and triggers."""
+
+__all__: list[str] = []

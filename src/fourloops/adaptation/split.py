@@ -63,4 +63,4 @@ def time_split(frame: pl.DataFrame, timestamp: str, split: TimeSplit) -> Split:
                 f"time split leaves {part.height} rows for {name} (need {MIN_ROWS}): "
                 f"rows span {first!s} to {last!s}; adjust split=fl.TimeSplit(...)"
             )
-    return Split(train, validation, test, validation_start, test_start)  # type: ignore[arg-type]
+    return Split(train, validation, test, validation_start, test_start)

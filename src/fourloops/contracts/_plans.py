@@ -98,7 +98,8 @@ class Plan:
         chain: Any = pl.when(self.null).then(pl.lit(self.null_code))
         for rule, cond in self.checks:
             chain = chain.when(cond).then(pl.lit(RULE_CODE[rule]))
-        return chain.otherwise(ok).cast(pl.UInt8)
+        codes: pl.Expr = chain.otherwise(ok).cast(pl.UInt8)
+        return codes
 
     def output(self) -> pl.Expr:
         """The normalised value, meaningful on rows where the field passed."""

@@ -7,6 +7,7 @@ passed the old contract may fail the new one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,7 +52,11 @@ def _field_changes(name: str, old: dict[str, Any], new: dict[str, Any]) -> list[
             add("default", False, f"default {d_new!r} added")
         else:
             add("default", False, f"default changed from {d_old!r} to {d_new!r}")
-    for bound, tighter in (("min", lambda a, b: b > a), ("max", lambda a, b: b < a)):
+    bounds: tuple[tuple[str, Callable[[Any, Any], bool]], ...] = (
+        ("min", lambda a, b: b > a),
+        ("max", lambda a, b: b < a),
+    )
+    for bound, tighter in bounds:
         b_old, b_new = old.get(bound), new.get(bound)
         if b_old == b_new:
             continue

@@ -114,21 +114,21 @@ class RowResult:
     defaulted: list[str] = field(default_factory=list)
 
 
-def null_outcome(f: Field) -> tuple[int, Any]:
+def _null_outcome(f: Field) -> tuple[int, Any]:
     """What a null becomes in field ``f``: its default, ``None`` or ``not_null``."""
     if f.default is not None:
         return DEFAULTED, f.default
     return (NULL, None) if f.nullable else (_NOT_NULL, None)
 
 
-def absent_outcome(f: Field) -> tuple[int, Any]:
+def _absent_outcome(f: Field) -> tuple[int, Any]:
     """What an absent key/column becomes: ``missing`` only for required fields."""
     if f.default is None and not f.nullable:
         return _MISSING, None
-    return null_outcome(f)
+    return _null_outcome(f)
 
 
-def parse_timestamp(text: str) -> tuple[int, Any]:
+def _parse_timestamp(text: str) -> tuple[int, Any]:
     """Parse an ISO-8601 string into (code, aware UTC datetime)."""
     m = COMPILED_TIMESTAMP.fullmatch(text)
     if m is None:
@@ -154,11 +154,11 @@ def parse_timestamp(text: str) -> tuple[int, Any]:
     return OK, _EPOCH + timedelta(microseconds=us)
 
 
-def compile_check(f: Field, contract: Contract) -> Check:
+def _compile_check(f: Field, contract: Contract) -> Check:
     """Compile one field of ``contract`` into a fast check closure."""
     tokens = frozenset(contract.null_tokens)
     nan_null = contract.nan_is_null
-    on_null = null_outcome(f)
+    on_null = _null_outcome(f)
 
     if isinstance(f, Float):
         lo, hi, allow_inf = f.min, f.max, f.allow_inf
@@ -313,7 +313,7 @@ def compile_check(f: Field, contract: Contract) -> Check:
             elif isinstance(v, str):
                 if v in tokens:
                     return on_null
-                code, x = parse_timestamp(v)
+                code, x = _parse_timestamp(v)
                 if code != OK:
                     return code, x
                 us = epoch_us(x)
@@ -347,7 +347,7 @@ class RowValidator:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self._plan = [
-            (name, compile_check(f, contract), absent_outcome(f)) for name, f in contract.fields.items()
+            (name, _compile_check(f, contract), _absent_outcome(f)) for name, f in contract.fields.items()
         ]
         self._names = frozenset(contract.fields)
         self._forbid = contract.extra is ExtraPolicy.FORBID

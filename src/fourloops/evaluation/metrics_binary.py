@@ -27,12 +27,21 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "MetricSpec",
+    "as_binary_labels",
+    "as_vector",
+    "as_weights",
     "average_precision",
     "binary_specs",
     "brier",
+    "check_probability",
     "f1",
+    "from_stats",
     "log_loss",
+    "mean_finish",
+    "optional",
     "precision",
+    "prepare_binary",
+    "ratio",
     "recall",
     "roc_auc",
 ]

@@ -28,7 +28,7 @@ from fourloops.evaluation.metrics_binary import (
     ratio,
 )
 
-__all__ = ["accuracy", "multiclass_log_loss", "macro_f1", "multiclass_specs"]
+__all__ = ["accuracy", "macro_f1", "multiclass_log_loss", "multiclass_specs", "prepare_multiclass"]
 
 
 def prepare_multiclass(y_true: ArrayLike, proba: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -48,7 +48,8 @@ def prepare_multiclass(y_true: ArrayLike, proba: ArrayLike) -> tuple[FloatArray,
 
 
 def _onehot(labels: FloatArray, k: int) -> FloatArray:
-    return (labels.astype(np.int64)[:, np.newaxis] == np.arange(k)).astype(float)
+    onehot: FloatArray = (labels.astype(np.int64)[:, np.newaxis] == np.arange(k)).astype(float)
+    return onehot
 
 
 def _accuracy_stats(y: FloatArray, proba: FloatArray) -> FloatArray:

@@ -230,8 +230,10 @@ class ModelService:
             raise ModelUnavailable(f"model {self.name!r} could not answer and has no fallback configured")
         if fb.constant is not None:
             return fb.constant, "constant", 0
+        answer: Callable[[], Any]
         if fb.rule is not None:
-            kind, version, answer = "rule", 0, lambda: fb.rule(dict(row))
+            rule = fb.rule
+            kind, version, answer = "rule", 0, lambda: rule(dict(row))
         elif state.previous is not None and state.previous in state.predictors:
             predictor = state.predictors[state.previous]
             kind, version = "previous_version", state.previous

@@ -21,7 +21,7 @@ from fourloops.registry.loading import load_version
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.artifacts import ArtifactStore
 
-__all__ = ["AB_SPLIT_TAG", "CANARY_SHARE_TAG", "ServingState", "read_serving_state"]
+__all__ = ["AB_SPLIT_TAG", "CANARY_SHARE_TAG", "ServingState", "ab_split", "read_serving_state"]
 
 #: Model-tag name of the canary's traffic share (set by the admin routes).
 CANARY_SHARE_TAG = "canary_share"

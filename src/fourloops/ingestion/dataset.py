@@ -139,7 +139,7 @@ def build_training_set(
                     f"feature {name!r} is requested from two views; use full names (view__field)"
                 )
             out_names.append(name)
-        joins.append(dataclasses.replace(prepared_view(view, offline, engine), features=mapping))
+        joins.append(dataclasses.replace(_prepared_view(view, offline, engine), features=mapping))
     source = to_arrow(entities)
     table, stats = engine.point_in_time_join(
         source, timestamp=timestamp, views=joins, out=None if out is None else str(out)
@@ -155,7 +155,7 @@ def build_training_set(
     return result
 
 
-def prepared_view(view: FeatureView, offline: OfflineStore, engine: Engine) -> ViewJoin:
+def _prepared_view(view: FeatureView, offline: OfflineStore, engine: Engine) -> ViewJoin:
     """The view's offline rows compacted for point-in-time joins, prepared once and cached.
 
     The prepared file is named after the content of the offline parts, so it is

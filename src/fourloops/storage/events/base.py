@@ -316,7 +316,7 @@ class EventStoreBase:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, target, compression="zstd")
-        return table.num_rows
+        return int(table.num_rows)
 
     def __enter__(self) -> EventStoreBase:
         return self

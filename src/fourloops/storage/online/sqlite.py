@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fourloops.errors import ConfigError, StoreError
 from fourloops.storage.online.base import OnlineStoreBase
@@ -21,7 +21,7 @@ from fourloops.storage.online.base import OnlineStoreBase
 if TYPE_CHECKING:
     from fourloops.storage.online.encoding import EncodedRows
 
-__all__ = ["SQLiteOnlineStore"]
+__all__ = ["SQLiteOnlineStore", "sqlite_path"]
 
 #: Seconds a connection waits for another writer's lock before failing.
 BUSY_TIMEOUT_S = 30.0
@@ -200,7 +200,7 @@ class SQLiteOnlineStore(OnlineStoreBase):
         with self._lock:
             self._conn.close()
 
-    def _execute(self, sql: str, params: tuple[object, ...], *, doing: str) -> list[tuple]:
+    def _execute(self, sql: str, params: tuple[object, ...], *, doing: str) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
