@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fourloops.clock import Clock, utcnow
 from fourloops.config import Config, load_config
 from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.loader import Definitions, load_definitions
@@ -24,7 +25,7 @@ from fourloops.errors import NotFoundError
 from fourloops.ingestion.features import resolve_features
 from fourloops.ingestion.online import OnlineFeatures, read_online_features
 from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
-from fourloops.storage.metadata import MetadataStore, utcnow
+from fourloops.storage.metadata import MetadataStore
 from fourloops.storage.online import OnlineStore, open_online_store
 
 # The batch side (DuckDB, Polars, training) is imported where it is used, so that
@@ -58,7 +59,7 @@ class Project:
         config: Config,
         definitions: Definitions,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.config = config
         self.definitions = definitions
@@ -70,7 +71,7 @@ class Project:
         path: str | Path = ".",
         *,
         env: Mapping[str, str] | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utcnow,
     ) -> Project:
         """Load ``fourloops.toml`` and the definitions of the project in ``path``."""
         config = load_config(path, env=env)

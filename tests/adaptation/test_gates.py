@@ -10,6 +10,7 @@ from fourloops.errors import DefinitionError
 
 def ctx(**kw: object) -> GateContext:
     base: dict[str, object] = {
+        "task": "binary",
         "primary": "roc_auc",
         "metrics": {"roc_auc": 0.70, "log_loss": 0.50, "ece": 0.02},
         "baseline": {"roc_auc": 0.50, "log_loss": 0.55},

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fourloops import evaluation as ev
+from fourloops.errors import DefinitionError
 
 COSTS = st.floats(-5.0, 20.0, allow_nan=False)
 
@@ -71,9 +72,9 @@ def test_cost_validation_and_serialisation() -> None:
     cost = ev.Cost(fp=1, fn=2)
     assert cost.to_dict() == {"fp": 1.0, "fn": 2.0, "tp": 0.0, "tn": 0.0}
     assert ev.Cost(**cost.to_dict()) == cost
-    with pytest.raises(ValueError):
+    with pytest.raises(DefinitionError):
         ev.Cost(fp=math.nan, fn=1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(DefinitionError):
         ev.Cost(fp="1", fn=1.0)  # type: ignore[arg-type]
 
 

@@ -11,7 +11,6 @@ import polars as pl
 from fourloops.adaptation.gates import GateContext
 from fourloops.definitions import Model
 from fourloops.evaluation import (
-    Cost,
     baseline_predictions,
     bootstrap_diff,
     calibration,
@@ -47,11 +46,6 @@ class Evaluation:
             "segments": self.segments,
             "calibration": self.calibration,
         }
-
-
-def _cost(model: Model) -> Cost | None:
-    c = model.objective.cost
-    return None if c is None else Cost(fp=c.fp, fn=c.fn, tp=c.tp, tn=c.tn)
 
 
 def _segment_table(
@@ -108,7 +102,7 @@ def evaluate_candidate(
     task = model.task.value
     kwargs: dict[str, Any] = {"threshold": model.objective.threshold}
     if task == "binary":
-        kwargs["cost"] = _cost(model)
+        kwargs["cost"] = model.objective.cost
     n_classes = candidate.shape[1] if candidate.ndim == 2 else None
     metrics = evaluate(task, y_test, candidate, **kwargs)
     base = baseline_predictions(task, y_train, len(y_test), n_classes=n_classes)
@@ -139,6 +133,7 @@ def evaluate_candidate(
         calib = calibration(y_test, candidate).to_dict()
     evaluation = Evaluation(metrics, baseline, champ_metrics, champion_version, diff_ci, seg_rows, calib)
     ctx = GateContext(
+        task=model.task.value,
         primary=model.primary_metric,
         metrics=metrics,
         baseline=baseline,

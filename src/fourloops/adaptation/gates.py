@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fourloops.definitions import gates as g
-from fourloops.definitions.model import HIGHER_IS_BETTER
+from fourloops.evaluation import higher_is_better
 
 __all__ = ["GateContext", "GateVerdict", "evaluate_gates"]
 
@@ -16,6 +16,7 @@ __all__ = ["GateContext", "GateVerdict", "evaluate_gates"]
 class GateContext:
     """The numbers gates are judged on (all from the test rows unless stated)."""
 
+    task: str  # binary, multiclass or regression: which metrics exist and which way is better
     primary: str
     metrics: dict[str, Any]
     baseline: dict[str, Any]
@@ -48,9 +49,9 @@ class GateVerdict:
         }
 
 
-def _better(metric: str) -> int:
-    """+1 when larger values of ``metric`` are better, -1 otherwise."""
-    return 1 if metric in HIGHER_IS_BETTER else -1
+def _better(ctx: GateContext, metric: str) -> int:
+    """+1 when larger values of ``metric`` are better, -1 otherwise (the metric catalogue decides)."""
+    return 1 if higher_is_better(ctx.task, metric) else -1
 
 
 def _fmt(x: float | None) -> str:
@@ -62,7 +63,7 @@ def _no_regression(gate: g.NoRegression, ctx: GateContext) -> GateVerdict:
     if ctx.champion is None:
         return GateVerdict(gate.kind, True, f"no champion to compare {metric} with", {"metric": metric})
     point, low, high = ctx.diff_ci[metric]
-    sign = _better(metric)
+    sign = _better(ctx, metric)
     # The pessimistic end of the interval, as "how much better the candidate is".
     worst = low if sign > 0 else -high
     bound = gate.max_drop * abs(ctx.champion[metric]) if gate.relative else gate.max_drop
@@ -91,7 +92,7 @@ def _beats_baseline(gate: g.BeatsBaseline, ctx: GateContext) -> GateVerdict:
     model, base = ctx.metrics.get(metric), ctx.baseline.get(metric)
     if model is None or base is None:
         return GateVerdict(gate.kind, False, f"{metric} is undefined on the test rows", {"metric": metric})
-    lift = (model - base) * _better(metric)
+    lift = (model - base) * _better(ctx, metric)
     return GateVerdict(
         gate.kind,
         lift >= gate.min_lift,
@@ -137,7 +138,7 @@ def _segment_drop(gate: g.MaxSegmentDrop, ctx: GateContext) -> GateVerdict:
         if cand_value is None or champ_value is None:
             continue
         judged += 1
-        change = (cand_value - champ_value) * _better(metric)
+        change = (cand_value - champ_value) * _better(ctx, metric)
         if worst is None or change < worst[0]:
             worst = (change, f"{key[0]}={key[1]}")
     passed = worst is None or worst[0] >= -gate.max_drop

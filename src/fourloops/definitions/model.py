@@ -12,7 +12,9 @@ import enum
 import hashlib
 import inspect
 import json
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -33,20 +35,6 @@ class Task(enum.StrEnum):
     REGRESSION = "regression"
 
 
-#: Metrics where larger is better; every other known metric is "smaller is better".
-HIGHER_IS_BETTER = frozenset(
-    {
-        "roc_auc",
-        "average_precision",
-        "accuracy",
-        "macro_f1",
-        "f1",
-        "precision",
-        "recall",
-        "r2",
-        "interval_coverage",
-    }
-)
 DEFAULT_PRIMARY = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse"}
 
 
@@ -104,17 +92,33 @@ class Label:
         }
 
 
+@dataclass(frozen=True)
 class Cost:
-    """Cost of each decision outcome for a binary model (false positives, false negatives...)."""
+    """Cost per row of each decision outcome of a binary model: false positive, false
+    negative, true positive, true negative. Negative values are gains.
 
-    def __init__(self, *, fp: float, fn: float, tp: float = 0.0, tn: float = 0.0) -> None:
-        self.fp, self.fn, self.tp, self.tn = float(fp), float(fn), float(tp), float(tn)
+    Declared in a model's objective and used by the metrics (expected cost, the
+    cost-optimal threshold): this is the one definition both read.
+
+    >>> Cost(fp=1, fn=5)
+    Cost(fp=1.0, fn=5.0, tp=0.0, tn=0.0)
+    """
+
+    fp: float
+    fn: float
+    tp: float = 0.0
+    tn: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("fp", "fn", "tp", "tn"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise DefinitionError(f"Cost.{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
 
     def to_dict(self) -> dict[str, float]:
+        """A JSON-able dictionary (``Cost(**d)`` reads it back)."""
         return {"fp": self.fp, "fn": self.fn, "tp": self.tp, "tn": self.tn}
-
-    def __repr__(self) -> str:
-        return f"Cost(fp={self.fp}, fn={self.fn}, tp={self.tp}, tn={self.tn})"
 
 
 class Objective:

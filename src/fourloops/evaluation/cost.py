@@ -20,38 +20,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fourloops.definitions.model import Cost
 from fourloops.evaluation.metrics_binary import prepare_binary
 
 __all__ = ["Cost", "ThresholdChoice", "best_threshold", "expected_cost"]
 
 #: Relative tolerance under which two totals count as a tie.
 _TIE_TOLERANCE = 1e-12
-
-
-@dataclass(frozen=True)
-class Cost:
-    """Cost per row of each outcome: false positive, false negative, true
-    positive, true negative. Negative values are gains.
-
-    >>> Cost(fp=1.0, fn=5.0)
-    Cost(fp=1.0, fn=5.0, tp=0.0, tn=0.0)
-    """
-
-    fp: float
-    fn: float
-    tp: float = 0.0
-    tn: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("fp", "fn", "tp", "tn"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"Cost.{name} must be a finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-
-    def to_dict(self) -> dict[str, float]:
-        """A JSON-able dictionary (``Cost(**d)`` reads it back)."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

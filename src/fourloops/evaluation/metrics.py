@@ -23,6 +23,7 @@ from typing import Any
 
 from numpy.typing import ArrayLike
 
+from fourloops.definitions.model import Task
 from fourloops.evaluation.calibration import DEFAULT_BINS, Strategy, bin_edges, ece_spec
 from fourloops.evaluation.cost import Cost, best_threshold, expected_cost
 from fourloops.evaluation.metrics_binary import (
@@ -39,7 +40,8 @@ from fourloops.evaluation.metrics_regression import prepare_regression, regressi
 
 __all__ = ["TASKS", "evaluate", "higher_is_better", "metric_specs", "prepare"]
 
-TASKS = ("binary", "multiclass", "regression")
+#: The task names (:class:`fourloops.definitions.Task`).
+TASKS = tuple(t.value for t in Task)
 
 #: Metrics that lower is better, beyond those the specs declare (cost outputs).
 _LOWER_IS_BETTER = {"cost", "cost_per_row", "best_cost", "best_cost_per_row", "ece"}

@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fourloops.clock import Clock, utcnow
 from fourloops.errors import (
     ContractViolation,
     FourloopsError,
@@ -44,7 +44,6 @@ from fourloops.inference.openapi import MAX_REQUEST_ID, description_routes
 from fourloops.inference.service import SHADOW_SUFFIX, Answer, BatchRequest, ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore, Label
-from fourloops.storage.events.base import utcnow
 
 __all__ = ["ServerSettings", "create_app"]
 
@@ -72,7 +71,7 @@ def create_app(
     registry: ModelRegistry,
     settings: ServerSettings | None = None,
     limiter: Callable[[str, str], Any] | None = None,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock = utcnow,
 ) -> Starlette:
     """The ASGI app serving ``services`` (model name -> service).
 

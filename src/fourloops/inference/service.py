@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from fourloops.clock import Clock
 from fourloops.contracts import compile_contract
 from fourloops.definitions import Contract, FeatureView, Model
 from fourloops.errors import (
@@ -113,7 +114,7 @@ class ModelService:
         artifacts: ArtifactStore,
         online: OnlineStore,
         events: EventStore,
-        clock: Callable[[], datetime],
+        clock: Clock,
         hash_key: bytes,
         breaker: CircuitBreaker | None = None,
         timeout: float | None = None,

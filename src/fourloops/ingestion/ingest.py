@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
+from fourloops.clock import Clock
 from fourloops.contracts import compare_schemas, compile_contract, observe_schema
 from fourloops.definitions import Contract, FeatureView, Int, String, Timestamp
 from fourloops.errors import DefinitionError, SchemaError
@@ -193,7 +193,7 @@ def ingest_view(
     metadata: MetadataStore,
     force: bool = False,
     files: list[SourceFile] | None = None,
-    now: Callable[[], datetime],
+    now: Clock,
     progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Validate every new or changed source file of ``view`` and store the valid rows."""
@@ -246,7 +246,7 @@ def _ingest_table(
     offline: OfflineStore,
     quarantine_dir: Path,
     metadata: MetadataStore,
-    now: Callable[[], datetime],
+    now: Clock,
 ) -> tuple[FileReport, Path | None]:
     contract = ingestion_contract(view, table)
     snapshot = observe_schema(table, contract)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import enum
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from fourloops.clock import as_utc
 from fourloops.errors import NotFoundError, PromotionBlocked, RegistryError
 from fourloops.storage import tables as t
 from fourloops.storage.metadata import MetadataStore, default_actor
@@ -39,7 +40,6 @@ __all__ = [
     "move_alias",
     "replay",
     "rollback_target",
-    "utc",
 ]
 
 
@@ -118,13 +118,6 @@ class AliasEvent:
         }
 
 
-def utc(value: datetime) -> datetime:
-    """``value`` as a UTC-aware datetime (SQLite keeps no zone; everything is written in UTC)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def current_version(conn: Connection, model: str, alias: str) -> int | None:
     """The version ``alias`` points at now, or ``None`` when it is unset."""
     a = t.aliases
@@ -147,7 +140,7 @@ def journal(conn: Connection, model: str, alias: str | None = None) -> list[Alia
             from_version=r.from_version,
             to_version=r.to_version,
             actor=r.actor,
-            at=utc(r.at),
+            at=as_utc(r.at),
             reason=r.reason,
         )
         for r in conn.execute(query)
@@ -157,6 +150,7 @@ def journal(conn: Connection, model: str, alias: str | None = None) -> list[Alia
 def replay(events: list[AliasEvent]) -> list[int]:
     """The stack of versions the journal of one alias leaves; its top is the current version.
 
+    >>> from datetime import UTC
     >>> ev = lambda action, to: AliasEvent(0, "m", "champion", AliasAction(action), None, to,
     ...                                    "me", datetime(2024, 1, 1, tzinfo=UTC), "")
     >>> replay([ev("promote", 1), ev("promote", 2), ev("set", 3), ev("rollback", 2)])

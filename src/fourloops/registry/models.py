@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from fourloops.clock import as_utc
 from fourloops.errors import NotFoundError, RegistryError, StoreError
 from fourloops.registry.aliases import (
     ANY,
@@ -49,7 +50,6 @@ from fourloops.registry.aliases import (
     AliasEvent,
     AliasOperations,
     current_version,
-    utc,
 )
 from fourloops.registry.records import ModelSummary, ModelVersion, Stage, VersionStatus
 from fourloops.storage import tables as t
@@ -240,7 +240,7 @@ class ModelRegistry(AliasOperations):
             ModelSummary(
                 name=r.name,
                 task=r.task,
-                created_at=utc(r.created_at),
+                created_at=as_utc(r.created_at),
                 description=r.description,
                 spec=r.spec,
                 tags=r.tags,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from fourloops.registry.aliases import utc
+from fourloops.clock import as_utc
 
 __all__ = ["ModelSummary", "ModelVersion", "Stage", "VersionStatus"]
 
@@ -63,7 +63,7 @@ class ModelVersion:
         values.update(
             status=VersionStatus(row["status"]),
             stage=Stage(row["stage"]),
-            created_at=utc(row["created_at"]),
+            created_at=as_utc(row["created_at"]),
         )
         return cls(**values)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from fourloops.clock import Clock, as_utc, utcnow
 from fourloops.errors import ConfigError, StoreError
 from fourloops.storage import tables as t
 
-__all__ = ["DefinitionRecord", "MetadataStore", "default_actor", "utcnow"]
+__all__ = ["DefinitionRecord", "MetadataStore", "default_actor"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. A database already there is opened without loading Alembic
@@ -31,11 +32,6 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0002"
 #: How long a SQLite writer waits for a lock before failing (seconds).
 SQLITE_BUSY_TIMEOUT = 30
-
-
-def utcnow() -> datetime:
-    """The current time, UTC-aware (the default clock)."""
-    return datetime.now(UTC)
 
 
 def default_actor() -> str:
@@ -51,9 +47,7 @@ def default_actor() -> str:
 
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite keeps no zone: everything is written in UTC, so re-attach it on read.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return None if value is None else as_utc(value)
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,7 @@ class MetadataStore:
     ['apply']
     """
 
-    def __init__(self, url: str, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, url: str, *, clock: Clock = utcnow) -> None:
         self.url = url
         self.clock = clock
         self.engine = _create_engine(url)

@@ -6,10 +6,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 
+from fourloops.definitions.model import Task
 from fourloops.errors import RegistryError, SchemaError
 
 __all__ = [
@@ -29,8 +30,8 @@ __all__ = [
     "write_meta",
 ]
 
-Task = Literal["binary", "multiclass", "regression"]
-TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
+#: The task names, in declaration order (:class:`fourloops.definitions.Task`).
+TASKS: tuple[str, ...] = tuple(t.value for t in Task)
 #: The side file a saved model's metadata is written to (sorted JSON, deterministic).
 META_FILE = "fourloops-model.json"
 
@@ -92,10 +93,10 @@ class Predictor:
 
 
 def check_task(task: str) -> Task:
-    """``task`` if it is one of :data:`TASKS`, else a clear error."""
+    """``task`` as a :class:`Task` if it is one of :data:`TASKS`, else a clear error."""
     if task not in TASKS:
         raise RegistryError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    return cast(Task, task)
+    return Task(task)
 
 
 def _one(out: np.ndarray, task: Task) -> float | list[float]:

@@ -27,7 +27,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,6 +35,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fourloops.clock import require_aware
 from fourloops.errors import SchemaError
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "dumps_json",
     "dumps_json_bytes",
     "first_labels",
-    "utcnow",
     "with_corrupt_count",
 ]
 
@@ -81,11 +81,6 @@ SCAN_SCHEMA = pa.schema(
         pa.field("label_at", _TS),
     ]
 )
-
-
-def utcnow() -> datetime:
-    """The current time, UTC-aware (the default clock)."""
-    return datetime.now(UTC)
 
 
 def _json_default(value: Any) -> Any:
@@ -137,16 +132,6 @@ def dumps_json_bytes(value: Any, *, what: str = "value") -> bytes:
         raise SchemaError(f"{what} is not JSON-able: {err}") from err
 
 
-def _aware_utc(value: datetime | str, what: str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise SchemaError(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise SchemaError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class PredictionEvent:
     """One prediction as logged: who asked, which model version answered, with what.
@@ -154,6 +139,7 @@ class PredictionEvent:
     ``route`` is ``champion``, ``canary``, ``shadow`` or ``ab:<arm>``; ``at`` must
     be timezone-aware and is kept in UTC.
 
+    >>> from datetime import UTC
     >>> e = PredictionEvent("r1", "u1", datetime(2024, 1, 1, tzinfo=UTC), "churn", 3, "canary",
     ...                     {"age": 41}, {"score": 0.8}, 0.1, 2.5)
     >>> PredictionEvent.from_dict(e.to_dict()) == e
@@ -176,7 +162,7 @@ class PredictionEvent:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "at", _aware_utc(self.at, "PredictionEvent.at"))
+        object.__setattr__(self, "at", require_aware(self.at, "PredictionEvent.at"))
         if self.route not in ROUTES and not (self.route.startswith(_AB_PREFIX) and len(self.route) > 3):
             raise SchemaError(f"unknown route {self.route!r}: use champion, canary, shadow or ab:<name>")
 
@@ -236,7 +222,7 @@ class Label:
             raise SchemaError(f"no request_id (it must be a non-empty string, got {self.request_id!r})")
         if self.value is None:
             raise SchemaError(f"no label value for {self.request_id!r}")
-        object.__setattr__(self, "at", _aware_utc(self.at, "Label.at"))
+        object.__setattr__(self, "at", require_aware(self.at, "Label.at"))
 
 
 @dataclass(frozen=True)
@@ -358,6 +344,6 @@ def corrupt_records(table: pa.Table) -> int:
 def check_window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     """``since`` and ``until`` as UTC (naive times are refused)."""
     return (
-        None if since is None else _aware_utc(since, "since"),
-        None if until is None else _aware_utc(until, "until"),
+        None if since is None else require_aware(since, "since"),
+        None if until is None else require_aware(until, "until"),
     )
