@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import FourloopsError, SchemaError, SourceError
 
 __all__ = [
@@ -484,9 +485,8 @@ def models(
         primary = v.metrics.get("test") or {}
         spec = proj.models.get(model)
         name = spec.primary_metric if spec else next(iter(primary), "")
-        gates = v.gates.get("verdicts", [])
-        failed = [g["gate"] for g in gates if not g["passed"]]
-        gate_text = "-" if not gates else ("passed" if not failed else "failed: " + ", ".join(failed))
+        failed = v.gates.failed
+        gate_text = "-" if not v.gates.verdicts else ("failed: " + ", ".join(failed) if failed else "passed")
         table.add_row(
             f"v{v.version}",
             v.status.value,
@@ -526,7 +526,7 @@ def verify(
 def promote(
     model: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[int, typer.Argument(help="Version to promote.")],
-    alias: Annotated[str, typer.Option("--alias", help="Alias to move.")] = "champion",
+    alias: Annotated[str, typer.Option("--alias", help="Alias to move.")] = Alias.CHAMPION.value,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
     force: Annotated[
         bool, typer.Option("--force", help="Promote even though gates failed (audited).")
@@ -546,7 +546,7 @@ def promote(
 @handle_errors
 def rollback(
     model: Annotated[str, typer.Argument(help="Model name.")],
-    alias: Annotated[str, typer.Option("--alias", help="Alias to move back.")] = "champion",
+    alias: Annotated[str, typer.Option("--alias", help="Alias to move back.")] = Alias.CHAMPION.value,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,

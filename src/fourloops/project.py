@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fourloops.clock import Clock, utcnow
 from fourloops.config import Config, load_config
 from fourloops.definitions import FeatureView, Model
+from fourloops.definitions.lifecycle import Alias
 from fourloops.definitions.loader import Definitions, load_definitions
 from fourloops.errors import NotFoundError
 from fourloops.ingestion.features import resolve_features
@@ -422,7 +423,7 @@ class Project:
         name: str,
         version: int,
         *,
-        alias: str = "champion",
+        alias: str = Alias.CHAMPION,
         reason: str = "",
         force: bool = False,
         actor: str | None = None,
@@ -433,12 +434,12 @@ class Project:
         )
 
     def rollback(
-        self, name: str, *, alias: str = "champion", reason: str = "", actor: str | None = None
+        self, name: str, *, alias: str = Alias.CHAMPION, reason: str = "", actor: str | None = None
     ) -> AliasChange:
         """Move ``alias`` back to the version it held before (one command, journaled)."""
         return self.registry.rollback(name, alias=alias, reason=reason or "rolled back", actor=actor)
 
-    def load_model(self, name: str, version: int | str = "champion") -> Any:
+    def load_model(self, name: str, version: int | str = Alias.CHAMPION) -> Any:
         """The predictor of a version or alias, loaded after its artifact's hash is verified."""
         from fourloops.registry.loading import load_version
 
@@ -465,6 +466,7 @@ class Project:
         import tempfile
 
         from fourloops.registry.mlflow_import import import_mlflow_model
+        from fourloops.registry.records import GateReport, GateVerdict
 
         imported = import_mlflow_model(path, allow_pickle=allow_pickle)
         self.registry.register_model(name, task)
@@ -482,16 +484,6 @@ class Project:
                 **imported.metadata,
                 "signature": imported.signature,
             },
-            gates={
-                "passed": False,
-                "verdicts": [
-                    {
-                        "gate": "imported",
-                        "passed": False,
-                        "numbers": {},
-                        "message": "imported from MLflow; never evaluated",
-                    }
-                ],
-            },
+            gates=GateReport.judge([GateVerdict("imported", False, "imported from MLflow; never evaluated")]),
             actor=actor,
         )

@@ -43,7 +43,7 @@ def test_train_registers_an_evaluated_version_with_lineage(project: Project) -> 
     assert metrics["calibration"]["ece"] is not None and metrics["latency_p99_ms"] > 0
     segments = {(s["column"], s["value"]) for s in metrics["segments"]}
     assert {("station", "a"), ("station", "b"), ("station", "c")} <= segments
-    verdicts = {v["gate"]: v for v in version.gates["verdicts"]}
+    verdicts = {v.gate: v.to_dict() for v in version.gates.verdicts}
     assert verdicts["beats_baseline"]["passed"]
     assert verdicts["no_regression"]["message"].startswith("no champion")
     # The recorded AUC is what an independent computation on the stored model gives.

@@ -328,9 +328,12 @@ def test_an_ab_split_set_through_the_admin_api_routes_units_stably(client: TestC
             store.close()
             for e in events:
                 propensity[e["version"]] = e["propensity"]
-            audit = [e for e in project.metadata.audit_entries("model:late") if e["action"] == "model.tags"]
+            audit = [e for e in project.metadata.audit_entries("model:late") if e["action"] == "routing.set"]
+            journal = project.registry.routing_history("late")
         assert propensity == {1: 0.25, 2: 0.75}  # logged for off-policy evaluation
-        assert audit[0]["actor"] == "admin-api"
+        assert audit[0]["actor"] == "admin-api"  # newest first
+        assert audit[0]["details"]["to"]["ab"] == {"1": 0.25, "2": 0.75}
+        assert journal[-1].spec.ab == {1: 0.25, 2: 0.75} and journal[-1].actor == "admin-api"
     finally:
         cleared = client.post(ab, json={"split": None}, headers=auth)
     assert cleared.status_code == 200 and cleared.json()["ab_split"] is None

@@ -8,6 +8,7 @@ from typing import Any
 
 from fourloops.definitions import gates as g
 from fourloops.evaluation import higher_is_better
+from fourloops.registry.records import GateVerdict
 
 __all__ = ["GateContext", "GateVerdict", "evaluate_gates"]
 
@@ -31,22 +32,6 @@ class GateContext:
     latency_p99_ms: float | None = None
     artifact_size: int | None = None
     leakage: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    gate: str
-    passed: bool
-    message: str
-    numbers: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "gate": self.gate,
-            "passed": self.passed,
-            "message": self.message,
-            "numbers": self.numbers,
-        }
 
 
 def _better(ctx: GateContext, metric: str) -> int:

@@ -28,12 +28,14 @@ from fourloops.adaptation.gates import evaluate_gates
 from fourloops.adaptation.lineage import code_state, environment, frame_fingerprint
 from fourloops.adaptation.split import time_split
 from fourloops.definitions import FeatureView, Model
+from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import FourloopsError, NotFoundError, RegistryError
 from fourloops.evaluation import evaluate
 from fourloops.ingestion.leakage import leakage_scores
 from fourloops.registry.formats import load_model, save_model
 from fourloops.registry.loading import load_version
 from fourloops.registry.models import ModelRegistry
+from fourloops.registry.records import GateReport
 from fourloops.storage.artifacts import ArtifactStore
 
 __all__ = ["TrainResult", "fit", "load_version", "train_model"]
@@ -95,7 +97,7 @@ def _latency_p99_ms(predictor: Any, X: pd.DataFrame, sample: int, seed: int) -> 
 
 def _champion(registry: ModelRegistry, artifacts: ArtifactStore, model: Model) -> tuple[Any, int] | None:
     try:
-        version = registry.get_version(model.name, "champion")
+        version = registry.get_version(model.name, Alias.CHAMPION)
     except NotFoundError:
         return None
     return load_version(artifacts, version, task=model.task.value), version.version
@@ -206,7 +208,8 @@ def train_model(
         )
         ctx.artifact_size = ref.size
         ctx.leakage = [f.to_dict() for f in leakage_scores(split.train, mf.label, list(fields))]
-        verdicts = [v.to_dict() for v in evaluate_gates(model.gates, ctx)]
+        judged = evaluate_gates(model.gates, ctx)
+        verdicts = [v.to_dict() for v in judged]
         timings["evaluate_s"] = time.perf_counter() - t0
         lineage["timings"] = timings
         metrics = {
@@ -227,7 +230,7 @@ def train_model(
                 artifact=artifact,
                 format=saved.format,
                 metrics=metrics,
-                gates={"passed": passed, "verdicts": verdicts},
+                gates=GateReport.judge(judged),
                 lineage=lineage,
                 params=params,
                 actor=actor,

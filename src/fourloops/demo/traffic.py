@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from fourloops.definitions.lifecycle import Alias
 from fourloops.evaluation import roc_auc
 from fourloops.project import Project
 from fourloops.server import ThreadedServer, build_app, open_events
@@ -108,7 +109,7 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
     versions: dict[str, int] = {}
     fallbacks = 0
     try:
-        if "champion" not in project.registry.aliases("delay"):
+        if Alias.CHAMPION not in project.registry.aliases("delay"):
             return {"skipped": "model 'delay' has no champion"}
         # The online store was materialised as of the end of the year; replaying earlier
         # traffic needs the values as they were, so it is rebuilt from the replay's start.

@@ -2,9 +2,10 @@
 
 Each needs ``Authorization: Bearer <server.admin_token>``; without the token
 (or when no token is configured) they answer 401 and change nothing. Every
-change goes through the registry (audited, compare-and-set) and the serving
-state is refreshed at once; other servers pick it up within their refresh
-interval.
+change goes through the registry (checked, audited, compare-and-set): the
+same gate rule as ``promote`` applies to every version these routes send
+traffic to, with the same audited ``"force": true``. The serving state is
+refreshed at once; other servers pick it up within their refresh interval.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import ConfigError, NotFoundError, RegistryError
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
 from fourloops.inference.service import ModelService
-from fourloops.inference.state import AB_SPLIT_TAG, CANARY_SHARE_TAG, ab_split
-from fourloops.registry.models import ModelRegistry, VersionStatus
+from fourloops.registry.models import ModelRegistry
+from fourloops.registry.routing import RoutingChange
 
 __all__ = ["admin_handlers"]
 
@@ -52,7 +54,7 @@ def admin_handlers(
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, int) or isinstance(version, bool):
             raise HTTPError(400, "invalid_request", "'version' must be an integer", field="version")
-        alias = _optional(body, "alias", str, "champion")
+        alias = _optional(body, "alias", str, Alias.CHAMPION.value)
         if not alias:
             raise HTTPError(400, "invalid_request", "'alias' must not be empty", field="alias")
         reason = _optional(body, "reason", str, "") or "promoted through the admin API"
@@ -77,23 +79,41 @@ def admin_handlers(
         await asyncio.to_thread(service.refresh)
         return JSONResponse(change.to_dict())
 
-    async def set_tags(service: ModelService, tags: dict[str, Any]) -> None:
-        """Change model tags that steer routing (audited as the admin API), then serve the change."""
-        await asyncio.to_thread(registry.set_tags, service.name, None, tags, actor=ACTOR)
+    async def route(service: ModelService, **changes: Any) -> RoutingChange:
+        """Change the model's routing in the registry (checked and audited there), then serve it."""
+        try:
+            change = await asyncio.to_thread(registry.set_routing, service.name, actor=ACTOR, **changes)
+        except ConfigError as err:
+            raise HTTPError(400, "invalid_request", str(err)) from None
+        except (RegistryError, NotFoundError) as err:
+            raise HTTPError(409, "refused", str(err)) from None
         await asyncio.to_thread(service.refresh)
+        return change
 
     async def admin_canary(request: Request) -> Response:
+        """Set the canary share, and optionally which version is canary: ``{"share": 0.1, "version": 3}``."""
         service = admin(request)
         body = await read_json(request, max_body_bytes)
         share = body.get("share") if isinstance(body, dict) else None
         if not isinstance(share, int | float) or isinstance(share, bool) or not 0 <= share <= 1:
             raise HTTPError(400, "invalid_request", "'share' must be a number in [0, 1]", field="share")
-        await set_tags(service, {CANARY_SHARE_TAG: float(share)})
-        return JSONResponse({"model": service.name, "canary_share": float(share)})
+        assert isinstance(body, dict)
+        changes: dict[str, Any] = {"canary_share": float(share)}
+        if body.get("version") is not None:
+            version = body["version"]
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise HTTPError(400, "invalid_request", "'version' must be an integer", field="version")
+            changes["canary"] = version
+        changes["force"] = _optional(body, "force", bool, False)
+        reason = _optional(body, "reason", str, "") or "canary share set through the admin API"
+        change = await route(service, reason=reason, **changes)
+        return JSONResponse(
+            {"model": service.name, "canary": change.after.canary, "canary_share": float(share)}
+        )
 
     async def admin_pause(request: Request) -> Response:
         service = admin(request)
-        await set_tags(service, {CANARY_SHARE_TAG: 0.0})
+        await route(service, canary_share=0.0, reason="canary paused through the admin API")
         return JSONResponse({"model": service.name, "canary_share": 0.0, "paused": True})
 
     async def admin_ab(request: Request) -> Response:
@@ -102,22 +122,15 @@ def admin_handlers(
         body = await read_json(request, max_body_bytes)
         if not isinstance(body, dict) or "split" not in body:
             raise HTTPError(400, "invalid_request", "give {'split': {'<version>': share, ...}} or null")
+        force = _optional(body, "force", bool, False)
+        reason = _optional(body, "reason", str, "") or "A/B split set through the admin API"
         if body["split"] is None:
-            await set_tags(service, {AB_SPLIT_TAG: None})
+            await route(service, ab=None, reason="A/B split cleared through the admin API")
             return JSONResponse({"model": service.name, "ab_split": None})
-        try:
-            split = ab_split(body["split"])
-        except ConfigError as err:
-            raise HTTPError(400, "invalid_request", str(err), field="split") from None
-        for version in split:
-            try:
-                found = await asyncio.to_thread(registry.get_version, service.name, version)
-            except NotFoundError as err:
-                raise HTTPError(409, "refused", str(err)) from None
-            if found.status != VersionStatus.READY:
-                raise HTTPError(409, "refused", f"version {version} of {service.name!r} is {found.status}")
-        await set_tags(service, {AB_SPLIT_TAG: {str(v): share for v, share in split.items()}})
-        return JSONResponse({"model": service.name, "ab_split": {str(v): s for v, s in split.items()}})
+        split = _split(body["split"])
+        change = await route(service, ab=split, force=force, reason=reason)
+        ab = change.after.ab or {}
+        return JSONResponse({"model": service.name, "ab_split": {str(v): s for v, s in ab.items()}})
 
     return {
         "/v1/admin/models/{model}/promote": admin_promote,
@@ -126,6 +139,31 @@ def admin_handlers(
         "/v1/admin/models/{model}/pause": admin_pause,
         "/v1/admin/models/{model}/ab": admin_ab,
     }
+
+
+def _split(value: object) -> dict[int, float]:
+    """An A/B split from its JSON form (``{"1": 0.5, "2": 0.5}``); a 400 names what is wrong."""
+    if not isinstance(value, dict) or not value:
+        raise HTTPError(
+            400, "invalid_request", f"an A/B split maps versions to shares, got {value!r}", field="split"
+        )
+    split: dict[int, float] = {}
+    for key, share in value.items():
+        try:
+            version = int(key)
+        except (TypeError, ValueError):
+            raise HTTPError(
+                400, "invalid_request", f"A/B split: {key!r} is not a version number", field="split"
+            ) from None
+        if isinstance(share, bool) or not isinstance(share, int | float):
+            raise HTTPError(
+                400,
+                "invalid_request",
+                f"A/B split: the share of version {version} must be a number, got {share!r}",
+                field="split",
+            )
+        split[version] = float(share)
+    return split
 
 
 def _optional(body: dict[str, Any], key: str, kind: type, default: Any) -> Any:

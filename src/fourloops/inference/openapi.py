@@ -295,15 +295,24 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
         ),
         "rollback": ("Restore the previous champion", None, _ref("AliasChange")),
         "canary": (
-            "Set the share of units routed to the canary",
+            "Set the share of units routed to the canary (and, with version, which version it is)",
             {
                 "type": "object",
                 "required": ["share"],
-                "properties": {"share": {"type": "number", "minimum": 0, "maximum": 1}},
+                "properties": {
+                    "share": {"type": "number", "minimum": 0, "maximum": 1},
+                    "version": {"type": "integer"},
+                    "reason": {"type": "string"},
+                    "force": {"type": "boolean"},
+                },
             },
             {
                 "type": "object",
-                "properties": {"model": {"type": "string"}, "canary_share": {"type": "number"}},
+                "properties": {
+                    "model": {"type": "string"},
+                    "canary": {"type": ["integer", "null"]},
+                    "canary_share": {"type": "number"},
+                },
             },
         ),
         "pause": (
@@ -324,7 +333,9 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                 "type": "object",
                 "required": ["split"],
                 "properties": {
-                    "split": {"type": ["object", "null"], "additionalProperties": {"type": "number"}}
+                    "split": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
+                    "reason": {"type": "string"},
+                    "force": {"type": "boolean"},
                 },
             },
             {

@@ -20,15 +20,14 @@ lands on that route, which the event log keeps for off-policy evaluation.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, field
 
+from fourloops.definitions.lifecycle import RouteKind, ab_route
 from fourloops.errors import ConfigError
+from fourloops.registry.routing import UNIT_ID, RoutingSpec, check_share, check_split, check_version
 
 __all__ = ["Route", "RoutingTable", "unit_position"]
 
-#: Tolerance on A/B shares summing to one.
-SHARE_SUM_TOLERANCE = 1e-9
 _UNIT_SEPARATOR = "\x1f"
 _DOUBLE_BITS = 53
 
@@ -63,17 +62,6 @@ class Route:
     shadow_version: int | None = None
 
 
-def _check_version(value: object, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"routing {what} must be a version number (int), got {value!r}")
-
-
-def _check_share(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"routing {what} must be a share in [0, 1], got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class RoutingTable:
     """The routes of one model; immutable, so a new table is swapped in atomically.
@@ -95,19 +83,20 @@ class RoutingTable:
     shadow: int | None = None
     ab: dict[int, float] | None = None
     model: str = ""
+    sticky_key: str = UNIT_ID  # what keeps a unit on one version: the unit id, or a request field
     _slices: tuple[tuple[float, int, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_version(self.champion, "champion")
-        share = _check_share(self.canary_share, "canary_share")
+        check_version(self.champion, "champion")
+        share = check_share(self.canary_share, "canary_share")
         if self.canary is not None:
-            _check_version(self.canary, "canary")
+            check_version(self.canary, "canary")
             if self.canary == self.champion:
                 raise ConfigError(f"routing canary {self.canary} is also the champion")
         elif share > 0.0:
             raise ConfigError(f"routing canary_share is {share} but no canary version is set")
         if self.shadow is not None:
-            _check_version(self.shadow, "shadow")
+            check_version(self.shadow, "shadow")
         if not isinstance(self.model, str):
             raise ConfigError(f"routing model must be a name (str), got {self.model!r}")
         # (upper end of the slice, version, share), in order over [0, 1).
@@ -115,17 +104,10 @@ class RoutingTable:
         if self.ab is not None:
             if self.canary is not None:
                 raise ConfigError("routing takes either a canary or an A/B split, not both")
-            if not isinstance(self.ab, dict) or not self.ab:
-                raise ConfigError(f"routing ab must map versions to shares, got {self.ab!r}")
             upper = 0.0
-            for version in sorted(self.ab):
-                _check_version(version, "ab version")
-                version_share = _check_share(self.ab[version], f"ab share of version {version}")
+            for version, version_share in check_split(self.ab).items():
                 upper += version_share
                 slices.append((upper, version, version_share))
-            total = math.fsum(self.ab.values())
-            if abs(total - 1.0) > SHARE_SUM_TOLERANCE:
-                raise ConfigError(f"routing ab shares must sum to 1, got {total:g} ({self.ab!r})")
         elif self.canary is not None and share > 0.0:
             slices = [(share, self.canary, share), (1.0, self.champion, 1.0 - share)]
         else:
@@ -138,9 +120,11 @@ class RoutingTable:
         u = unit_position(self.model, unit_id)
         _, version, share = next((s for s in self._slices if u < s[0]), self._slices[-1])
         if self.ab is not None:
-            name = f"ab:{version}"
+            name = ab_route(version)
+        elif version == self.canary and version != self.champion:
+            name = RouteKind.CANARY.value
         else:
-            name = "canary" if version == self.canary and version != self.champion else "champion"
+            name = RouteKind.CHAMPION.value
         return Route(version, name, share, self.shadow)
 
     def versions(self) -> set[int]:
@@ -159,7 +143,33 @@ class RoutingTable:
             "canary_share": self.canary_share,
             "shadow": self.shadow,
             "ab": None if self.ab is None else {str(v): s for v, s in self.ab.items()},
+            "sticky_key": self.sticky_key,
         }
+
+    @classmethod
+    def from_spec(cls, spec: RoutingSpec) -> RoutingTable:
+        """The table serving a registry routing (its champion must be set).
+
+        While an A/B split is set it decides alone (a canary alias is kept but
+        gets no traffic); a canary or shadow that is also the champion is
+        ignored, as is a canary with no share.
+        """
+        if spec.champion is None:
+            raise ConfigError(f"model {spec.model!r} has no champion to route to")
+        shadow = None if spec.shadow == spec.champion else spec.shadow
+        if spec.ab:
+            return cls(
+                spec.champion, shadow=shadow, ab=dict(spec.ab), model=spec.model, sticky_key=spec.sticky_key
+            )
+        canary = None if spec.canary == spec.champion else spec.canary
+        return cls(
+            spec.champion,
+            canary=canary,
+            canary_share=spec.canary_share if canary is not None else 0.0,
+            shadow=shadow,
+            model=spec.model,
+            sticky_key=spec.sticky_key,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> RoutingTable:
@@ -173,6 +183,7 @@ class RoutingTable:
                 shadow=data.get("shadow"),  # type: ignore[arg-type]
                 ab=None if ab is None else {int(v): s for v, s in ab.items()},  # type: ignore[attr-defined]
                 model=data.get("model", ""),  # type: ignore[arg-type]
+                sticky_key=data.get("sticky_key", UNIT_ID),  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ConfigError(f"invalid routing table {data!r}: {err}") from err

@@ -21,6 +21,7 @@ from typing import Any
 from fourloops.clock import Clock
 from fourloops.contracts import compile_contract
 from fourloops.definitions import Contract, FeatureView, Model
+from fourloops.definitions.lifecycle import RouteKind
 from fourloops.errors import (
     ContractViolation,
     FourloopsError,
@@ -417,7 +418,7 @@ class ModelService:
                     at=self.clock(),
                     model=self.name,
                     version=version,
-                    route="shadow",
+                    route=RouteKind.SHADOW,
                     features=loggable_features(item["row"], self.contract, self.hash_key),
                     output=output,
                     propensity=None,

@@ -22,13 +22,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from fourloops.clock import as_utc
+from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import NotFoundError, PromotionBlocked, RegistryError
+from fourloops.registry.records import GateReport
 from fourloops.storage import tables as t
 from fourloops.storage.metadata import MetadataStore, default_actor
 
 __all__ = [
     "ANY",
     "CHAMPION",
+    "ROUTING_ALIASES",
     "AliasAction",
     "AliasChange",
     "AliasEvent",
@@ -44,7 +47,9 @@ __all__ = [
 
 
 #: The alias the server answers with and ``promote``/``rollback`` move by default.
-CHAMPION = "champion"
+CHAMPION = Alias.CHAMPION.value
+#: The aliases that steer routing: moving one is also a routing change (journaled as one).
+ROUTING_ALIASES = frozenset(a.value for a in Alias)
 #: Longest alias name.
 ALIAS_MAX = 100
 #: The version status that can be aliased.
@@ -364,7 +369,7 @@ class AliasOperations:
         with self._transaction(write=True) as conn:
             self._model_row(conn, model, lock=True)
             _, previous = rollback_target(conn, model, alias)
-            return move_alias(
+            change = move_alias(
                 conn,
                 model=model,
                 alias=alias,
@@ -375,6 +380,9 @@ class AliasOperations:
                 at=self.metadata.clock(),
                 expected=expected,
             )
+            if alias in ROUTING_ALIASES:
+                self._routing_changed(conn, model, actor=actor or default_actor(), reason=reason)
+            return change
 
     def _move(
         self,
@@ -396,7 +404,7 @@ class AliasOperations:
                     raise NotFoundError(f"model {model!r} has no alias {alias!r}")
             else:
                 self._check_aliasable(conn, model, version, check_gates=check_gates)
-            return move_alias(
+            change = move_alias(
                 conn,
                 model=model,
                 alias=alias,
@@ -407,6 +415,9 @@ class AliasOperations:
                 at=self.metadata.clock(),
                 expected=expected,
             )
+            if alias in ROUTING_ALIASES and change.previous != change.current:
+                self._routing_changed(conn, model, actor=actor or default_actor(), reason=reason)
+            return change
 
     def _check_aliasable(self, conn: Connection, model: str, version: int, *, check_gates: bool) -> None:
         row = self._version_row(conn, model, version)
@@ -415,17 +426,16 @@ class AliasOperations:
                 f"version {version} of {model!r} is {row.status} ({row.failure_reason}); "
                 "only ready versions can be aliased"
             )
-        if check_gates and row.gates.get("passed") is False:
-            failed = [
-                str(g.get("gate", g.get("name", "?")))
-                for g in row.gates.get("verdicts", [])
-                if isinstance(g, dict) and not g.get("passed", True)
-            ]
+        report = GateReport.from_dict(row.gates)
+        if check_gates and report.blocks:
             raise PromotionBlocked(
                 f"version {version} of {model!r} failed its gates "
-                f"({', '.join(failed) or 'see its gate verdicts'}); promote with force=True "
-                "to override"
+                f"({', '.join(report.failed) or 'see its gate verdicts'}); promote with --force "
+                "(force=True) to override"
             )
+
+    def _routing_changed(self, conn: Connection, model: str, *, actor: str, reason: str) -> None:
+        raise NotImplementedError
 
     def aliases(self, model: str) -> dict[str, int]:
         """Every alias of ``model`` and the version it points at."""

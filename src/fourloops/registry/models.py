@@ -51,7 +51,8 @@ from fourloops.registry.aliases import (
     AliasOperations,
     current_version,
 )
-from fourloops.registry.records import ModelSummary, ModelVersion, Stage, VersionStatus
+from fourloops.registry.records import GateReport, ModelSummary, ModelVersion, Stage, VersionStatus
+from fourloops.registry.routing import RoutingOperations
 from fourloops.storage import tables as t
 from fourloops.storage.metadata import MetadataStore, default_actor
 
@@ -85,8 +86,12 @@ def _enum_value(kind: type[enum.StrEnum], value: str, what: str) -> Any:
         raise RegistryError(f"unknown {what} {value!r} (use one of {allowed})") from None
 
 
-class ModelRegistry(AliasOperations):
-    """Models, versions and aliases in a :class:`MetadataStore` (see the module docs)."""
+class ModelRegistry(RoutingOperations, AliasOperations):
+    """Models, versions, aliases and routing in a :class:`MetadataStore` (see the module docs).
+
+    (Routing comes first among the bases: its ``_routing_changed`` is the one
+    the alias moves call.)
+    """
 
     def __init__(self, metadata: MetadataStore) -> None:
         self.metadata = metadata
@@ -260,7 +265,7 @@ class ModelRegistry(AliasOperations):
         artifact: dict[str, Any] | None = None,
         format: str | None = None,
         metrics: dict[str, Any] | None = None,
-        gates: dict[str, Any] | None = None,
+        gates: GateReport | Mapping[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         failure_reason: str | None = None,
@@ -291,7 +296,7 @@ class ModelRegistry(AliasOperations):
             "artifact": artifact,
             "format": format,
             "metrics": metrics or {},
-            "gates": gates or {},
+            "gates": (gates if isinstance(gates, GateReport) else GateReport.from_dict(gates)).to_dict(),
             "lineage": lineage or {},
             "params": params or {},
             "failure_reason": failure_reason,

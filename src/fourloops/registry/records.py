@@ -1,20 +1,22 @@
-"""What the model registry stores: versions with their status and stage, and model summaries.
+"""What the model registry stores: versions with their status, stage and gate report; model summaries.
 
 Plain frozen records, read by every loop (the server, training, the CLI);
 :class:`~fourloops.registry.models.ModelRegistry` creates and changes them.
+They are stored as JSON and serialised at the edge (``to_dict``/``from_dict``).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 from fourloops.clock import as_utc
+from fourloops.definitions.lifecycle import Stage
 
-__all__ = ["ModelSummary", "ModelVersion", "Stage", "VersionStatus"]
+__all__ = ["GateReport", "GateVerdict", "ModelSummary", "ModelVersion", "Stage", "VersionStatus"]
 
 
 class VersionStatus(enum.StrEnum):
@@ -24,15 +26,78 @@ class VersionStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class Stage(enum.StrEnum):
-    """Where a version is in its lifecycle (set by the rollout controller or by hand)."""
+@dataclass(frozen=True)
+class GateVerdict:
+    """One gate's verdict on a candidate, with every number that led to it."""
 
-    NONE = "none"
-    STAGING = "staging"
-    SHADOW = "shadow"
-    CANARY = "canary"
-    PRODUCTION = "production"
-    ARCHIVED = "archived"
+    gate: str
+    passed: bool
+    message: str = ""
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        return {"gate": self.gate, "passed": self.passed, "message": self.message, "numbers": self.numbers}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateVerdict:
+        """The verdict stored as ``data`` (``name`` is read as an old spelling of ``gate``)."""
+        return cls(
+            gate=str(data.get("gate", data.get("name", "?"))),
+            passed=bool(data.get("passed", False)),
+            message=str(data.get("message", "")),
+            numbers=dict(data.get("numbers") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """Every gate's verdict on one version, and whether they all passed.
+
+    ``passed`` is ``None`` for a version nobody judged (registered without a
+    report): nothing blocks it, and nothing vouches for it either.
+
+    >>> report = GateReport.judge([GateVerdict("beats_baseline", True), GateVerdict("latency_budget", False)])
+    >>> report.passed, report.failed
+    (False, ['latency_budget'])
+    >>> GateReport.from_dict(report.to_dict()) == report, GateReport.from_dict({}).passed
+    (True, None)
+    """
+
+    passed: bool | None = None
+    verdicts: tuple[GateVerdict, ...] = ()
+
+    @classmethod
+    def judge(cls, verdicts: Sequence[GateVerdict]) -> GateReport:
+        """The report of these verdicts: passed when every one passed."""
+        return cls(all(v.passed for v in verdicts), tuple(verdicts))
+
+    @property
+    def failed(self) -> list[str]:
+        """The gates that failed, in order."""
+        return [v.gate for v in self.verdicts if not v.passed]
+
+    @property
+    def blocks(self) -> bool:
+        """Whether this report keeps the version from traffic unless forced (a gate failed)."""
+        return self.passed is False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (``{}`` for a version nobody judged)."""
+        if self.passed is None and not self.verdicts:
+            return {}
+        return {"passed": self.passed, "verdicts": [v.to_dict() for v in self.verdicts]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> GateReport:
+        """The report stored as ``data``."""
+        if not data:
+            return cls()
+        verdicts = tuple(
+            GateVerdict.from_dict(v) for v in data.get("verdicts") or [] if isinstance(v, Mapping)
+        )
+        passed = data.get("passed")
+        return cls(None if passed is None else bool(passed), verdicts)
 
 
 @dataclass(frozen=True)
@@ -49,7 +114,7 @@ class ModelVersion:
     artifact: dict[str, Any] | None = None
     format: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    gates: dict[str, Any] = field(default_factory=dict)
+    gates: GateReport = field(default_factory=GateReport)
     lineage: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     failure_reason: str | None = None
@@ -64,6 +129,7 @@ class ModelVersion:
             status=VersionStatus(row["status"]),
             stage=Stage(row["stage"]),
             created_at=as_utc(row["created_at"]),
+            gates=GateReport.from_dict(row["gates"]),
         )
         return cls(**values)
 
@@ -74,6 +140,7 @@ class ModelVersion:
             "status": self.status.value,
             "stage": self.stage.value,
             "created_at": self.created_at.isoformat(),
+            "gates": self.gates.to_dict(),
         }
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,6 +33,8 @@ __all__ = [
     "metadata",
     "model_versions",
     "models",
+    "routing",
+    "routing_events",
     "schema_observations",
     "validation_runs",
 ]
@@ -176,4 +179,31 @@ alias_events = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("reason", Text, nullable=False),
     Index("ix_alias_events_model_alias", "model", "alias", "id"),
+)
+
+#: How each model's traffic is split beyond its aliases (shares, an A/B split, the rollout stage).
+routing = Table(
+    "routing",
+    metadata,
+    Column("model", String(200), ForeignKey("models.name"), primary_key=True),
+    Column("canary_share", Float, nullable=False),
+    Column("ab", JSON, nullable=True),
+    Column("stage", String(32), nullable=False),
+    Column("sticky_key", String(200), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Every routing change, with the whole routing after it.
+routing_events = Table(
+    "routing_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_routing_events_model", "model", "id"),
 )

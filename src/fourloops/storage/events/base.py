@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fourloops.clock import require_aware
+from fourloops.definitions.lifecycle import RouteKind, is_route
 from fourloops.errors import SchemaError
 
 __all__ = [
@@ -55,9 +56,8 @@ __all__ = [
     "with_corrupt_count",
 ]
 
-#: Fixed routes; A/B arms are spelled ``ab:<name>``.
-ROUTES = frozenset({"champion", "canary", "shadow"})
-_AB_PREFIX = "ab:"
+#: Fixed routes; A/B arms are spelled ``ab:<version>`` (:mod:`fourloops.definitions.lifecycle`).
+ROUTES = frozenset(r.value for r in RouteKind)
 #: Schema metadata key of a scan table holding the number of records skipped as damaged.
 CORRUPT_RECORDS_KEY = b"fourloops.corrupt_records"
 
@@ -163,7 +163,7 @@ class PredictionEvent:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", require_aware(self.at, "PredictionEvent.at"))
-        if self.route not in ROUTES and not (self.route.startswith(_AB_PREFIX) and len(self.route) > 3):
+        if not is_route(self.route):
             raise SchemaError(f"unknown route {self.route!r}: use champion, canary, shadow or ab:<name>")
 
     def to_dict(self) -> dict[str, Any]:
