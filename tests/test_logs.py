@@ -14,7 +14,7 @@ import pytest
 
 from fourloops.errors import ConfigError
 from fourloops.logs import JsonFormatter, logging_config
-from fourloops.server import free_port
+from fourloops.testing import free_port
 from trips import prepare_project
 
 

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import polars as pl
 
-from fourloops.server import free_port
+from fourloops.testing import free_port
 
 T0 = datetime(2013, 1, 1, tzinfo=UTC)
 

@@ -55,13 +55,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fourloops.errors import ConfigError
+from fourloops.definitions.durations import parse_duration
+from fourloops.errors import ConfigError, DefinitionError
 
 __all__ = [
     "CONFIG_FILE",
@@ -75,6 +77,32 @@ __all__ = [
 
 CONFIG_FILE = "fourloops.toml"
 ENV_PREFIX = "FOURLOOPS_"
+#: Batch engines a project can name (``engine.name``).
+ENGINES = ("duckdb",)
+#: Log line formats of ``server.log_format``.
+LOG_FORMATS = ("text", "json")
+#: Highest TCP port number.
+MAX_PORT = 65535
+#: Bytes a configured events hash key must have at least.
+MIN_HASH_KEY_BYTES = 16
+
+
+def _seconds(value: str, key: str) -> float:
+    """A positive duration setting in seconds; ConfigError naming ``key`` otherwise."""
+    try:
+        return parse_duration(value, what=key).total_seconds()
+    except DefinitionError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _at_least(value: int, minimum: int, key: str, note: str = "") -> None:
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}{note}, got {value}")
+
+
+def _one_of(value: str, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be {' or '.join(repr(a) for a in allowed)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,22 @@ class StorageConfig:
     events_fsync: str = ""  # "true"/"false"; "" = off for the local store, on for PostgreSQL
     events_hash_key: str = ""  # HMAC key of sensitive fields in events; "" = a key file in .fourloops
 
+    def __post_init__(self) -> None:
+        flag = self.events_fsync.strip().lower()
+        if flag not in ("", "true", "false"):
+            raise ConfigError(f"storage.events_fsync must be true, false or empty, got {self.events_fsync!r}")
+        if self.events_hash_key and len(self.events_hash_key.encode()) < MIN_HASH_KEY_BYTES:
+            raise ConfigError(
+                f"storage.events_hash_key must have at least {MIN_HASH_KEY_BYTES} bytes, "
+                f"got {len(self.events_hash_key.encode())}"
+            )
+
+    @property
+    def fsync(self) -> bool | None:
+        """``events_fsync`` as a flag: None leaves the event store's default."""
+        flag = self.events_fsync.strip().lower()
+        return None if not flag else flag == "true"
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -95,6 +139,11 @@ class EngineConfig:
     memory_limit: str = ""
     threads: int = 0
     temp_directory: str = ".fourloops/tmp"
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise ConfigError(f"engine.name: unknown engine {self.name!r} (available: {', '.join(ENGINES)})")
+        _at_least(self.threads, 0, "engine.threads", " (0 = all cores)")
 
 
 @dataclass(frozen=True)
@@ -120,6 +169,46 @@ class ServerConfig:
     log_format: str = "text"  # "text" or "json"
     access_log: bool = True
     shutdown_timeout: str = "10s"  # graceful shutdown: time left to in-flight requests
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= MAX_PORT:
+            raise ConfigError(f"server.port must be a TCP port in 1..{MAX_PORT}, got {self.port}")
+        _at_least(self.workers, 1, "server.workers")
+        _at_least(self.max_body_bytes, 1, "server.max_body_bytes")
+        _at_least(self.max_instances, 1, "server.max_instances")
+        _at_least(self.model_rate, 0, "server.model_rate", " (0 = unlimited)")
+        _at_least(self.client_rate, 0, "server.client_rate", " (0 = unlimited)")
+        _one_of(self.rate_limit_on_error, ("allow", "reject"), "server.rate_limit_on_error")
+        _at_least(self.batch_max_size, 1, "server.batch_max_size")
+        _at_least(self.batch_max_wait_ms, 0, "server.batch_max_wait_ms")
+        _at_least(self.max_pending, 1, "server.max_pending")
+        _at_least(self.timeout_ms, 0, "server.timeout_ms", " (0 = no deadline)")
+        _at_least(self.cache_max_entries, 1, "server.cache_max_entries")
+        _one_of(self.log_format, LOG_FORMATS, "server.log_format")
+        # Parsed once here so that a typo fails at load time, naming the key.
+        self.refresh_seconds  # noqa: B018
+        self.shutdown_seconds  # noqa: B018
+        self.cache_ttl_seconds  # noqa: B018
+
+    @property
+    def refresh_seconds(self) -> float:
+        """``refresh_interval`` in seconds."""
+        return _seconds(self.refresh_interval, "server.refresh_interval")
+
+    @property
+    def shutdown_seconds(self) -> float:
+        """``shutdown_timeout`` in seconds."""
+        return _seconds(self.shutdown_timeout, "server.shutdown_timeout")
+
+    @property
+    def cache_ttl_seconds(self) -> float | None:
+        """``cache_ttl`` in seconds; None when the prediction cache is off."""
+        return _seconds(self.cache_ttl, "server.cache_ttl") if self.cache_ttl else None
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """The model-call deadline in seconds; None when there is none."""
+        return self.timeout_ms / 1000 if self.timeout_ms else None
 
 
 @dataclass(frozen=True)
@@ -188,16 +277,24 @@ def _section(name: str, cls: type, values: Mapping[str, Any], source: str, env: 
     fields = dataclasses.fields(cls)
     names = {f.name for f in fields}
     kwargs: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # key -> where its value came from, for messages
     for key, value in values.items():
         if key not in names:
             known = ", ".join(sorted(names))
             raise ConfigError(f"{source}: unknown key '{name}.{key}' (known keys: {known})")
         kwargs[key] = _coerce(value, _field_type(cls, key), f"{source}: key '{name}.{key}'")
+        origin[key] = source
     for key in (f.name for f in fields):
         env_name = f"{ENV_PREFIX}{name}_{key}".upper()
         if env_name in env:
             kwargs[key] = _coerce(env[env_name], _field_type(cls, key), f"environment {env_name}")
-    return cls(**kwargs)
+            origin[key] = f"environment {env_name}"
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:  # a value of the right type that breaks its rule
+        culprit = next((k for k in origin if re.search(rf"\b{name}\.{k}\b", str(err))), None)
+        where = origin.get(culprit, source) if culprit else source
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _field_type(cls: type, key: str) -> type:
@@ -234,8 +331,4 @@ def load_config(root: str | Path, *, env: Mapping[str, str] | None = None) -> Co
             raise ConfigError(f"{file}: '{name}' must be a [{name}] table")
     for name, cls in _SECTIONS.items():
         sections[name] = _section(name, cls, data.get(name, {}), str(file), env)
-    if sections["engine"].name not in ("duckdb",):
-        raise ConfigError(
-            f"{file}: key 'engine.name': unknown engine {sections['engine'].name!r} (available: duckdb)"
-        )
     return Config(root=root, **sections)

@@ -12,103 +12,26 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import secrets
 import shutil
 import signal
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 
-from fourloops.definitions.durations import parse_duration
-from fourloops.errors import ConfigError, DefinitionError
+from fourloops.errors import ConfigError
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.cache import PredictionCache
-from fourloops.inference.eventlog import MIN_HASH_KEY_BYTES
 from fourloops.inference.metrics import multiprocess_mode
 from fourloops.inference.ratelimit import RateLimits
 from fourloops.inference.service import ModelService
 from fourloops.logs import logging_config
 from fourloops.project import Project
-from fourloops.storage.events import EventStore, open_event_store
 
-__all__ = [
-    "ThreadedServer",
-    "app_factory",
-    "build_app",
-    "events_hash_key",
-    "free_port",
-    "open_events",
-    "serve",
-    "uvicorn_options",
-]
+__all__ = ["app_factory", "build_app", "serve", "uvicorn_options"]
 
 log = logging.getLogger("fourloops.server")
-
-
-def open_events(project: Project) -> EventStore:
-    """The project's event store (``storage.events``: a folder or a PostgreSQL URL).
-
-    ``storage.events_fsync = "true"`` makes every group of events survive a
-    machine crash too (an ``fsync`` per group); by default the local store
-    survives the process being killed, and PostgreSQL commits durably.
-    """
-    value = project.config.storage.events
-    flag = project.config.storage.events_fsync.strip().lower()
-    if flag not in ("", "true", "false"):
-        raise ConfigError(f"storage.events_fsync must be true, false or empty, got {flag!r}")
-    fsync = None if not flag else flag == "true"
-    return open_event_store(value if "://" in value else project.config.path(value), fsync=fsync)
-
-
-#: Where a project keeps its events' hash key when ``storage.events_hash_key`` is not set.
-HASH_KEY_FILE = ".fourloops/events-hash.key"
-
-
-def events_hash_key(project: Project) -> bytes:
-    """The key of the keyed hash that hides sensitive fields in events.
-
-    ``storage.events_hash_key`` when set (at least 16 bytes; give it through
-    ``FOURLOOPS_STORAGE_EVENTS_HASH_KEY`` and use the same one on every server
-    of a project). Otherwise a random 32-byte key kept in the project's
-    ``.fourloops/events-hash.key`` (mode 0600), created by whichever process
-    needs it first.
-    """
-    configured = project.config.storage.events_hash_key
-    if configured:
-        key = configured.encode()
-        if len(key) < MIN_HASH_KEY_BYTES:
-            raise ConfigError(
-                f"storage.events_hash_key must have at least {MIN_HASH_KEY_BYTES} bytes, got {len(key)}"
-            )
-        return key
-    path = project.config.path(HASH_KEY_FILE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass  # made earlier, or by another worker just now
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    for _ in range(100):  # another process may be between creating and writing it
-        text = path.read_text().strip()
-        if text:
-            break
-        time.sleep(0.01)
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) < MIN_HASH_KEY_BYTES:
-        raise ConfigError(f"{path} does not hold a hex key of at least {MIN_HASH_KEY_BYTES} bytes")
-    return key
 
 
 def build_app(project: Project, *, models: list[str] | None = None) -> Starlette:
@@ -118,19 +41,10 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
     named by ``/readyz``) until one is promoted; the registry refresher picks
     it up without a restart.
     """
-    cfg = project.config.server
-    timeout = _timeout(cfg.timeout_ms)
-    cache_ttl = _seconds(cfg.cache_ttl, "cache_ttl") if cfg.cache_ttl else None
-    if cfg.rate_limit_on_error not in ("allow", "reject"):
-        raise ConfigError(
-            f"server.rate_limit_on_error must be 'allow' or 'reject', got {cfg.rate_limit_on_error!r}"
-        )
-    if cfg.max_pending < 1:
-        raise ConfigError(f"server.max_pending must be >= 1, got {cfg.max_pending}")
-    if cfg.cache_max_entries < 1:
-        raise ConfigError(f"server.cache_max_entries must be >= 1, got {cfg.cache_max_entries}")
-    events = open_events(project)
-    hash_key = events_hash_key(project)
+    cfg = project.config.server  # validated when the project loaded
+    cache_ttl = cfg.cache_ttl_seconds
+    events = project.open_event_store()  # the app's own handle: it outlives a `with Project` block
+    hash_key = project.events_hash_key
     names = models or sorted(project.models)
     services = {}
     for name in names:
@@ -143,7 +57,7 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
             events=events,
             clock=project.clock,
             hash_key=hash_key,
-            timeout=timeout,
+            timeout=cfg.timeout_seconds,
             cache=PredictionCache(cache_ttl, max_entries=cfg.cache_max_entries) if cache_ttl else None,
         )
         if not service.refresh():
@@ -151,7 +65,7 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         services[name] = service
     limiter = _limiter(project) if cfg.model_rate or cfg.client_rate else None
     settings = ServerSettings(
-        refresh_interval=_seconds(cfg.refresh_interval, "refresh_interval"),
+        refresh_interval=cfg.refresh_seconds,
         admin_token=cfg.admin_token,
         max_body_bytes=cfg.max_body_bytes,
         max_instances=cfg.max_instances,
@@ -170,22 +84,6 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         limiter=limiter,
         clock=project.clock,
     )
-
-
-def _seconds(value: str, key: str) -> float:
-    try:
-        seconds = parse_duration(value, what=f"server.{key}").total_seconds()
-    except DefinitionError as err:
-        raise ConfigError(str(err)) from None
-    if seconds <= 0:
-        raise ConfigError(f"server.{key} must be a positive duration, got {value!r}")
-    return seconds
-
-
-def _timeout(ms: int) -> float | None:
-    if ms < 0:
-        raise ConfigError(f"server.timeout_ms must be >= 0 (0 = no deadline), got {ms}")
-    return ms / 1000 if ms else None
 
 
 def _limiter(project: Project) -> Any:
@@ -266,50 +164,9 @@ def uvicorn_options(
         "port": port or cfg.port,
         "log_config": logging_config(log_format or cfg.log_format),
         "access_log": cfg.access_log,
-        "timeout_graceful_shutdown": _seconds(cfg.shutdown_timeout, "shutdown_timeout"),
+        "timeout_graceful_shutdown": cfg.shutdown_seconds,
     }
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-class ThreadedServer:
-    """An app served by uvicorn on a free loopback port, in a daemon thread of this process.
-
-    For the demo and for tests that need a real HTTP server next to objects
-    they can reach into. ``with ThreadedServer(app) as server:`` returns once
-    the server accepts connections (``server.url``); leaving the block shuts it
-    down gracefully (in-flight requests and background work finish).
-    """
-
-    def __init__(self, app: Starlette, *, start_timeout: float = 30.0) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.start_timeout = start_timeout
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="fourloops-server", daemon=True)
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + self.start_timeout
-        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not self.server.started:
-            self.server.should_exit = True
-            raise RuntimeError(f"the server on port {self.port} did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)

@@ -18,7 +18,7 @@ from fourloops.errors import ContractViolation
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.batching import MicroBatcher, Overloaded
 from fourloops.project import Project
-from fourloops.server import build_app, open_events
+from fourloops.server import build_app
 from trips import T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23, minutes=30)
@@ -172,7 +172,7 @@ def _post_all(app: Starlette, bodies: list[dict[str, Any]]) -> list[httpx.Respon
 
 
 def _logged(project: Project) -> dict[str, dict[str, Any]]:
-    store = open_events(project)
+    store = project.open_event_store()
     try:
         return {e["request_id"]: e for e in store.scan(model="late").to_pylist()}
     finally:

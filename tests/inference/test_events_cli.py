@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from fourloops.cli import app as cli
 from fourloops.project import Project
-from fourloops.server import build_app, open_events
+from fourloops.server import build_app
 from trips import T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23)
@@ -99,7 +99,7 @@ def test_labels_from_csv_are_joined_idempotent_and_counted(project_dir: Path, tm
     again = json.loads(run("labels", str(labels), "-p", p, "--column", "late", "--json")[1])
     assert again["inserted"] == 0  # idempotent: the first label per request id wins
     with Project.load(project_dir, env={}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         by_id = {e["request_id"]: e["label"] for e in store.scan().to_pylist()}
         store.close()
     assert (by_id["ev-0"], by_id["ev-1"], by_id["ev-2"]) == ("1", "0", None)

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 import fourloops as fl
 from fourloops.project import Project
-from fourloops.server import build_app, open_events
+from fourloops.server import build_app
 from trips import T0, prepare_project
 
 ROW = {"station": "b", "load": 0.4, "rain": 2.0}
@@ -49,7 +49,7 @@ def _break(service: Any, version: int) -> None:
 
 
 def _event(project: Project, request_id: str) -> dict[str, Any]:
-    store = open_events(project)
+    store = project.open_event_store()
     try:
         [event] = [e for e in store.scan(model="late").to_pylist() if e["request_id"] == request_id]
     finally:
@@ -112,7 +112,7 @@ def test_without_a_working_fallback_the_answer_is_503_and_nothing_is_acknowledge
     r = _predict(client, "dead-1")
     assert r.status_code == 503, r.text
     assert r.json()["error"]["type"] == "model_unavailable"
-    store = open_events(project)
+    store = project.open_event_store()
     try:
         assert not [e for e in store.scan(model="late").to_pylist() if e["request_id"] == "dead-1"]
     finally:

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from fourloops.errors import ConfigError, StoreError
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.project import Project
-from fourloops.server import build_app, open_events, uvicorn_options
+from fourloops.server import build_app, uvicorn_options
 from fourloops.storage.events import PredictionEvent
 from trips import T0, prepare_project
 
@@ -58,7 +58,7 @@ def _metrics(app: Starlette) -> str:
 
 
 def _logged(project: Project) -> dict[str, dict[str, Any]]:
-    store = open_events(project)
+    store = project.open_event_store()
     try:
         return {e["request_id"]: e for e in store.scan(model="late").to_pylist()}
     finally:
@@ -250,9 +250,9 @@ def test_a_failing_event_store_answers_503_and_acknowledges_nothing(served: Path
 def test_bad_protection_settings_are_refused_by_name(
     served: Path, key: str, value: str, message: str
 ) -> None:
-    with _project(served, **{key: value}) as project:
-        with pytest.raises(ConfigError, match=message):
-            build_app(project)
+    # Refused when the project loads, naming the variable the value came from.
+    with pytest.raises(ConfigError, match=f"environment FOURLOOPS_SERVER_{key.upper()}: {message}"):
+        _project(served, **{key: value})
 
 
 def test_services_are_closed_with_no_stuck_threads_left_behind(served: Path) -> None:
@@ -293,7 +293,7 @@ def test_a_failing_rate_limiter_lets_requests_through_or_refuses_them_as_configu
 @pytest.mark.parametrize(("value", "fsync"), [("", False), ("true", True), ("FALSE", False)])
 def test_the_local_event_store_fsyncs_when_configured(served: Path, value: str, fsync: bool) -> None:
     with Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_FSYNC": value}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         try:
             assert store.fsync is fsync  # type: ignore[attr-defined]
         finally:
@@ -301,9 +301,8 @@ def test_the_local_event_store_fsyncs_when_configured(served: Path, value: str, 
 
 
 def test_a_bad_fsync_setting_is_refused_by_name(served: Path) -> None:
-    with Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_FSYNC": "sometimes"}) as project:
-        with pytest.raises(ConfigError, match="storage.events_fsync"):
-            open_events(project)
+    with pytest.raises(ConfigError, match="FOURLOOPS_STORAGE_EVENTS_FSYNC: storage.events_fsync"):
+        Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_FSYNC": "sometimes"})
 
 
 def test_online_feature_lookups_are_counted_by_outcome(served: Path) -> None:
@@ -331,6 +330,5 @@ def test_server_settings_reach_uvicorn_and_a_bad_shutdown_timeout_is_refused(ser
     with _project(served) as project:
         assert uvicorn_options(project)["timeout_graceful_shutdown"] == 10.0
     for bad in ("soon", "0s"):
-        with _project(served, shutdown_timeout=bad) as project:
-            with pytest.raises(ConfigError, match="server.shutdown_timeout"):
-                uvicorn_options(project)
+        with pytest.raises(ConfigError, match="server.shutdown_timeout"):
+            _project(served, shutdown_timeout=bad)

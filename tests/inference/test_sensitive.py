@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from fourloops.errors import ConfigError
 from fourloops.project import Project
-from fourloops.server import build_app, open_events
+from fourloops.server import build_app
 from trips import DEFINITIONS, T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23)
@@ -51,7 +51,7 @@ def _serve(root: Path, env: dict[str, str], bodies: list[dict[str, Any]]) -> dic
         with TestClient(build_app(project)) as client:
             for body in bodies:
                 assert client.post("/v1/models/late/predict", json=body).status_code == 200
-        store = open_events(project)
+        store = project.open_event_store()
         try:
             return {e["request_id"]: json.loads(e["features"]) for e in store.scan(model="late").to_pylist()}
         finally:
@@ -88,6 +88,5 @@ def test_a_configured_key_is_used_instead(served: Path) -> None:
 
 
 def test_a_short_key_is_refused_by_name(served: Path) -> None:
-    with Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_HASH_KEY": "short"}) as project:
-        with pytest.raises(ConfigError, match="storage.events_hash_key"):
-            build_app(project)
+    with pytest.raises(ConfigError, match="FOURLOOPS_STORAGE_EVENTS_HASH_KEY: storage.events_hash_key"):
+        Project.load(served, env={"FOURLOOPS_STORAGE_EVENTS_HASH_KEY": "short"})

@@ -15,7 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from fourloops.project import Project
-from fourloops.server import ThreadedServer, build_app, open_events
+from fourloops.server import build_app
+from fourloops.testing import ThreadedServer
 from trips import T0, prepare_project, served_process
 
 TOKEN = "s3cret"
@@ -48,7 +49,7 @@ def test_predict_with_online_features_logs_an_event(client: TestClient, served: 
     assert body["route"] == "champion" and body["fallback"] is None
     assert 0.0 <= body["prediction"] <= 1.0
     with Project.load(served, env={}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         rows = [e for e in store.scan(model="late").to_pylist() if e["request_id"] == "req-1"]
         store.close()
     [event] = rows
@@ -209,7 +210,7 @@ def test_an_integral_number_unit_id_is_the_same_unit_as_the_integer(client: Test
         )
         assert r.status_code == 200, r.text
     with Project.load(served, env={}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         units = {e["request_id"]: e["unit_id"] for e in store.scan(model="late").to_pylist()}
         store.close()
     assert units["unit-int"] == units["unit-float"] == units["unit-str"] == "7"
@@ -249,7 +250,7 @@ def test_the_response_never_waits_for_the_shadow(served: Path) -> None:
 
 
 def _logged_ids(project: Project) -> set[str]:
-    store = open_events(project)
+    store = project.open_event_store()
     try:
         return {e["request_id"] for e in store.scan(model="late").to_pylist()}
     finally:
@@ -281,7 +282,7 @@ def test_canary_is_sticky_per_unit_and_shadow_never_answers(client: TestClient, 
         for i in range(20)
     } == {"champion"}
     with Project.load(served, env={}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         routes = {e["route"] for e in store.scan(model="late").to_pylist()}
         store.close()
         project.registry.delete_alias("late", "canary", actor="t", reason="done")
@@ -323,7 +324,7 @@ def test_an_ab_split_set_through_the_admin_api_routes_units_stably(client: TestC
         share_2 = sum(version == 2 for version, _ in arms) / len(arms)
         assert 0.6 < share_2 < 0.9  # 0.75 of 200 units: binomial sd ~0.03
         with Project.load(served, env={}) as project:
-            store = open_events(project)
+            store = project.open_event_store()
             events = [e for e in store.scan(model="late").to_pylist() if e["request_id"].startswith("ab-")]
             store.close()
             for e in events:

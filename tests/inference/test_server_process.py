@@ -26,7 +26,6 @@ import httpx
 import pytest
 
 from fourloops.project import Project
-from fourloops.server import open_events
 from trips import prepare_project, served_process
 
 pytestmark = pytest.mark.slow
@@ -85,7 +84,7 @@ def test_every_acknowledged_prediction_survives_sigkill(
         t.join(10)
     assert len(acked) > 20
     with Project.load(project_dir, env={}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         logged = {e["request_id"] for e in store.scan(model="late").to_pylist()}
         store.close()
     missing = [rid for rid in acked if rid not in logged]
@@ -117,7 +116,7 @@ def test_sigterm_mid_traffic_drains_and_every_answer_is_logged(project_dir: Path
     # After the listener closes, new requests fail to connect; no request got an error status.
     assert not [e for e in errors if ":" in e], [e for e in errors if ":" in e][:5]
     with Project.load(copy, env={}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         events = store.scan(model="late").to_pylist()
         store.close()
     logged = {e["request_id"]: e for e in events}
@@ -278,7 +277,7 @@ def test_two_workers_serve_log_every_answer_and_stop_cleanly_on_sigterm(
     assert set(Path(tempfile.gettempdir()).glob("fourloops-metrics-*")) == metric_dirs  # cleaned up
 
     with Project.load(copy, env={}) as project:
-        store = open_events(project)
+        store = project.open_event_store()
         logged = {e["request_id"] for e in store.scan(model="late").to_pylist()}
         store.close()
         events_dir = project.config.path(project.config.storage.events)

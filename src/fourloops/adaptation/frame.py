@@ -31,7 +31,8 @@ from fourloops.definitions import (
 from fourloops.definitions.fields import Float, Int, UnknownPolicy
 from fourloops.errors import SchemaError
 from fourloops.ingestion.features import model_inputs as feature_fields
-from fourloops.ingestion.sources import match_files, read_file
+from fourloops.ingestion.labels import mature
+from fourloops.ingestion.sources import read_entities
 
 __all__ = ["ModelFrame", "build_model_frame", "feature_fields", "to_matrix"]
 
@@ -47,16 +48,6 @@ class ModelFrame:
     cutoff: datetime
     counts: dict[str, int] = field(default_factory=dict)
     join_stats: dict[str, Any] = field(default_factory=dict)
-
-
-def _read_entities(model: Model, root: Path) -> pl.DataFrame:
-    frames = []
-    for path in match_files(model.entities, root):
-        table = read_file(path, model.entities.format)
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        frames.append(frame)
-    return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
 
 
 def build_model_frame(
@@ -75,7 +66,7 @@ def build_model_frame(
     maturity (default: the newest prediction time); ``start`` drops older rows.
     """
     ts = model.entities.timestamp
-    raw = _read_entities(model, root)
+    raw = read_entities(model.entities, root)
     counts: dict[str, int] = {"rows": raw.height}
     if ts not in raw.columns:
         raise SchemaError(f"model {model.name!r}: entity source has no timestamp column {ts!r}")
@@ -101,15 +92,10 @@ def build_model_frame(
     unlabelled = raw[label.name].is_null()
     counts["no_label"] = int(unlabelled.sum())
     raw = raw.filter(~unlabelled)
-    if label.available is not None:
-        mature = pl.col(label.available).is_not_null() & (pl.col(label.available) <= cutoff)
-    elif label.delay is not None:
-        mature = pl.col(ts) + label.delay <= cutoff
-    else:
-        mature = pl.lit(True)
-    immature = raw.select((~mature).sum()).item()
+    known = mature(label, timestamp=ts, cutoff=cutoff)
+    immature = raw.select((~known).sum()).item()
     counts["label_not_mature"] = int(immature)
-    raw = raw.filter(mature)
+    raw = raw.filter(known)
     if label.name in raw.columns and raw[label.name].dtype == pl.Boolean:
         raw = raw.with_columns(pl.col(label.name).cast(pl.Int8))
     inputs = feature_fields(model, views)

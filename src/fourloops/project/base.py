@@ -1,0 +1,53 @@
+"""What every part of a project stands on: its configuration, definitions and clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fourloops.clock import Clock
+from fourloops.config import Config
+from fourloops.definitions import FeatureView, Model
+from fourloops.definitions.loader import Definitions
+from fourloops.errors import NotFoundError
+
+__all__ = ["ProjectBase"]
+
+
+class ProjectBase:
+    """A project's configuration, definitions and clock, and the basic facts read from them."""
+
+    config: Config
+    definitions: Definitions
+    clock: Clock
+
+    @property
+    def root(self) -> Path:
+        """The project folder."""
+        return self.config.root
+
+    @property
+    def name(self) -> str:
+        """The project's name (``project.name``; it namespaces shared stores such as Redis)."""
+        return self.config.project.name
+
+    @property
+    def feature_views(self) -> dict[str, FeatureView]:
+        return self.definitions.feature_views
+
+    @property
+    def models(self) -> dict[str, Model]:
+        return self.definitions.models
+
+    def model(self, name: str) -> Model:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise NotFoundError(f"no model {name!r} defined (known: {known})") from None
+
+    def feature_view(self, name: str) -> FeatureView:
+        try:
+            return self.feature_views[name]
+        except KeyError:
+            known = ", ".join(sorted(self.feature_views)) or "none"
+            raise NotFoundError(f"no feature view {name!r} (known: {known})") from None

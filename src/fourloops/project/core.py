@@ -1,0 +1,81 @@
+"""``fl.Project``: a project folder, and every operation of fourloops as a method.
+
+>>> import fourloops as fl
+>>> project = fl.Project.load("examples/flights")      # doctest: +SKIP
+>>> project.apply()                                    # doctest: +SKIP
+>>> train = project.dataset(flights, features=["weather:temp"], timestamp="sched_dep")  # doctest: +SKIP
+
+The project is the composition root: it builds every store from the
+configuration once (:mod:`fourloops.project.stores`), hands them and one
+clock to each loop, and offers each loop's operations as methods
+(:mod:`~fourloops.project.ingestion`, :mod:`~fourloops.project.training`,
+:mod:`~fourloops.project.serving`). The command line is a thin layer over
+these methods, so notebooks and schedulers (Airflow, Dagster, cron) can do
+everything it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from fourloops.clock import Clock, utcnow
+from fourloops.config import Config, load_config
+from fourloops.definitions.loader import Definitions, load_definitions
+from fourloops.project.serving import ServingOperations
+from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
+
+__all__ = ["Project"]
+
+
+class Project(ServingOperations):
+    """A loaded fourloops project: its configuration, definitions, stores and clock.
+
+    Stores open lazily on first use; ``clock`` (default: the wall clock, UTC)
+    is what "now" means to every loop: materialisation and online reads, the
+    server's predictions and labels, the stores' records, training cutoffs.
+    Give a :class:`fourloops.clock.ManualClock` to drive them all through
+    simulated time.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        definitions: Definitions,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.config = config
+        self.definitions = definitions
+        self.clock = clock
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path = ".",
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = utcnow,
+    ) -> Project:
+        """Load ``fourloops.toml`` and the definitions of the project in ``path``."""
+        config = load_config(path, env=env)
+        defs = load_definitions(config.path(config.project.definitions))
+        return cls(config, defs, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r}, name={self.name!r})"
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- apply ------------------------------------------------------------------------------
+    def plan(self) -> ApplyPlan:
+        """What ``apply`` would change, without changing anything."""
+        return plan_definitions(self.definitions, self.metadata)
+
+    def apply(self, *, allow_breaking: bool = False, actor: str | None = None) -> ApplyPlan:
+        """Register the definitions' versions; refuse breaking changes unless allowed."""
+        return apply_definitions(self.definitions, self.metadata, allow_breaking=allow_breaking, actor=actor)

@@ -1,0 +1,110 @@
+"""The inference loop's operations on a project: the server, the event log, delayed labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fourloops.errors import SourceError
+from fourloops.project.training import TrainingOperations
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from starlette.applications import Starlette
+
+__all__ = ["LabelReport", "ServingOperations"]
+
+
+@dataclass(frozen=True)
+class LabelReport:
+    """What recording a batch of labels did: matched, repeated, ahead of their event, refused."""
+
+    inserted: int
+    duplicates: int
+    unknown: int
+    rejected: int
+    rejections: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, int]:
+        """The counts, JSON-ready (the refused rows are named in ``rejections``)."""
+        return {
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "unknown": self.unknown,
+            "rejected": self.rejected,
+        }
+
+
+class ServingOperations(TrainingOperations):
+    """The prediction server, the event log it writes, and the labels that join it later."""
+
+    def app(self, *, models: list[str] | None = None) -> Starlette:
+        """The ASGI app serving ``models`` (default: every defined model), e.g. for a test client."""
+        from fourloops.server import build_app
+
+        return build_app(self, models=models)  # type: ignore[arg-type]
+
+    def serve(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        workers: int | None = None,
+        log_format: str | None = None,
+    ) -> None:
+        """Run the prediction server until interrupted (SIGTERM or Ctrl-C drain it and exit 0)."""
+        from fourloops.server import serve
+
+        serve(self, host=host, port=port, workers=workers, log_format=log_format)  # type: ignore[arg-type]
+
+    def events(
+        self, *, model: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pa.Table:
+        """The prediction events with ``since <= at < until``, their labels joined, oldest first."""
+        return self.event_store.scan(model=model, since=since, until=until)
+
+    def export_events(
+        self,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Write :meth:`events` to a Parquet file; returns the number of events written."""
+        import pyarrow.parquet as pq
+
+        table = self.events(model=model, since=since, until=until)
+        try:
+            pq.write_table(table, path, compression="zstd")
+        except OSError as exc:
+            raise SourceError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return int(table.num_rows)
+
+    def labels(
+        self, source: str | Path | Any, *, column: str = "label", at: datetime | None = None
+    ) -> LabelReport:
+        """Record delayed ground truth by request id, from a CSV/Parquet file or a list of labels.
+
+        Idempotent: the first label per request id wins, later ones are counted
+        as duplicates; a label whose prediction is not logged (yet) is kept and
+        counted as unknown. Rows without an id or a value are refused and named.
+        ``at`` (default: the project's clock) is when the labels became known.
+        """
+        from fourloops.ingestion.labels import LabelBatch, read_label_file
+
+        when = at or self.clock()
+        if isinstance(source, str | Path):
+            batch = read_label_file(source, column=column, at=when)
+        else:
+            batch = LabelBatch(labels=list(source))
+        stats = self.event_store.add_labels(batch.labels)
+        return LabelReport(
+            inserted=stats.inserted,
+            duplicates=stats.duplicates,
+            unknown=stats.unknown,
+            rejected=len(batch.rejected),
+            rejections=tuple(batch.rejected),
+        )

@@ -1,0 +1,219 @@
+"""The adaptation loop's operations on a project: training, the registry, promotion and rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fourloops.definitions import Model
+from fourloops.definitions.lifecycle import Alias
+from fourloops.errors import NotFoundError
+from fourloops.project.ingestion import IngestionOperations, Progress
+
+if TYPE_CHECKING:
+    from fourloops.adaptation.training import TrainResult
+    from fourloops.ingestion.dataset import TrainingSet
+    from fourloops.registry.aliases import AliasChange
+    from fourloops.registry.models import ModelSummary, ModelVersion
+
+__all__ = ["TrainingOperations"]
+
+
+class TrainingOperations(IngestionOperations):
+    """Training runs with lineage and gates, the registry, promotion and rollback."""
+
+    def _definition_versions(self, model: Model) -> dict[str, str]:
+        views = {ref.split(":")[0] for ref in model.features}
+        out = {f"model:{model.name}": model.version}
+        for name in sorted(views):
+            view = self.feature_view(name)
+            out[f"feature_view:{name}"] = view.version
+            out[f"contract:{name}"] = view.contract.version
+        if model.request is not None:
+            out[f"contract:{model.name}.request"] = model.request.version
+        return out
+
+    def _join(self, frame: Any, features: Sequence[str], timestamp: str) -> TrainingSet:
+        return self.dataset(frame, features=features, timestamp=timestamp)
+
+    def train(
+        self,
+        name: str,
+        *,
+        params: dict[str, Any] | None = None,
+        seed: int = 0,
+        cutoff: datetime | None = None,
+        start: datetime | None = None,
+        register: bool = True,
+        progress: Progress | None = None,
+    ) -> TrainResult:
+        """Train a candidate version of model ``name``: lineage, evaluation, gates, registration.
+
+        ``cutoff`` is "now" for the run (rows and labels known by then; default:
+        the newest row); ``start`` drops older rows.
+        """
+        from fourloops.adaptation.training import train_model
+
+        model = self.model(name)
+        return train_model(
+            model,
+            root=self.root,
+            views=self.feature_views,
+            join=self._join,
+            registry=self.registry,
+            artifacts=self.artifacts,
+            definition_versions=self._definition_versions(model),
+            params=params,
+            seed=seed,
+            cutoff=cutoff,
+            start=start,
+            register=register,
+            progress=progress,
+        )
+
+    def reproduce(self, name: str, version: int, *, progress: Progress | None = None) -> dict[str, Any]:
+        """Re-run a version's training with its recorded ingredients and compare the results."""
+        from fourloops.adaptation.reproduce import compare_runs
+
+        recorded = self.registry.get_version(name, version)
+        if recorded.status.value != "ready":
+            raise NotFoundError(f"model {name!r} v{version} is {recorded.status.value}; nothing to reproduce")
+        lineage = recorded.lineage
+        cutoff = datetime.fromisoformat(lineage["cutoff"]) if lineage.get("cutoff") else None
+        start = datetime.fromisoformat(lineage["start"]) if lineage.get("start") else None
+        rerun = self.train(
+            name,
+            params=recorded.params,
+            seed=int(lineage.get("seed", 0)),
+            cutoff=cutoff,
+            start=start,
+            register=False,
+            progress=progress,
+        )
+        result = compare_runs(
+            {"lineage": lineage, "metrics": recorded.metrics},
+            {"lineage": rerun.lineage, "metrics": rerun.metrics},
+        )
+        return {"model": name, "version": version, **result}
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every registered version of a model (failed runs included)."""
+        return self.registry.versions(name)
+
+    def version(self, name: str, version: int | str) -> ModelVersion:
+        """One registered version, by number or alias (``"champion"``)."""
+        return self.registry.get_version(name, version)
+
+    def registered_models(self) -> list[ModelSummary]:
+        """Every model in the registry, with its version count, latest version and aliases."""
+        return self.registry.models()
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """The aliases of a registered model and the versions they point at."""
+        return self.registry.aliases(name)
+
+    def verify(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Check every registered artifact (of one model or all) against its recorded SHA-256."""
+        from fourloops.errors import ArtifactIntegrityError
+        from fourloops.storage.artifacts import ArtifactRef
+
+        names = [name] if name else [m.name for m in self.registry.models()]
+        results = []
+        for model_name in names:
+            for v in self.registry.versions(model_name):
+                if v.artifact is None:
+                    continue
+                ref = ArtifactRef.from_dict(v.artifact)
+                try:
+                    self.artifacts.verify(ref)
+                    results.append(
+                        {
+                            "model": model_name,
+                            "version": v.version,
+                            "ok": True,
+                            "sha256": ref.sha256,
+                        }
+                    )
+                except ArtifactIntegrityError as err:
+                    results.append(
+                        {
+                            "model": model_name,
+                            "version": v.version,
+                            "ok": False,
+                            "sha256": ref.sha256,
+                            "error": str(err),
+                        }
+                    )
+        return results
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        alias: str = Alias.CHAMPION,
+        reason: str = "",
+        force: bool = False,
+        actor: str | None = None,
+    ) -> AliasChange:
+        """Point ``alias`` (champion) at ``version``; refused when its gates failed unless ``force``."""
+        return self.registry.promote(
+            name, version, alias=alias, reason=reason or "promoted", force=force, actor=actor
+        )
+
+    def rollback(
+        self, name: str, *, alias: str = Alias.CHAMPION, reason: str = "", actor: str | None = None
+    ) -> AliasChange:
+        """Move ``alias`` back to the version it held before (one command, journaled)."""
+        return self.registry.rollback(name, alias=alias, reason=reason or "rolled back", actor=actor)
+
+    def load_model(self, name: str, version: int | str = Alias.CHAMPION) -> Any:
+        """The predictor of a version or alias, loaded after its artifact's hash is verified."""
+        from fourloops.registry.loading import load_version
+
+        v = self.registry.get_version(name, version)
+        task = self.models[name].task.value if name in self.models else self.registry.model(name).task
+        return load_version(self.artifacts, v, task=str(task))
+
+    def import_mlflow(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        task: str,
+        allow_pickle: bool = False,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Register an existing MLflow model folder as a new version of model ``name``.
+
+        The model is re-saved in its native format (pickles only with
+        ``allow_pickle=True``, re-saved with skops) and recorded with the MLflow
+        run's metadata as its lineage. It has no gate results: promoting it needs
+        ``force=True``, as for any version nobody has judged.
+        """
+        import tempfile
+
+        from fourloops.registry.mlflow_import import import_mlflow_model
+        from fourloops.registry.records import GateReport, GateVerdict
+
+        imported = import_mlflow_model(path, allow_pickle=allow_pickle)
+        self.registry.register_model(name, task)
+        with tempfile.TemporaryDirectory(prefix="fourloops-import-") as tmp:
+            saved = imported.save(tmp)
+            ref = self.artifacts.put_file(saved.path)
+        return self.registry.create_version(
+            name,
+            status="ready",
+            artifact={**ref.to_dict(), "meta": saved.meta},
+            format=saved.format,
+            lineage={
+                "imported_from": "mlflow",
+                "path": str(Path(path).resolve()),
+                **imported.metadata,
+                "signature": imported.signature,
+            },
+            gates=GateReport.judge([GateVerdict("imported", False, "imported from MLflow; never evaluated")]),
+            actor=actor,
+        )

@@ -1,0 +1,102 @@
+"""``fl.Project`` as the composition root: one set of stores and one clock, every command a method."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from starlette.testclient import TestClient
+
+from fourloops.clock import ManualClock
+from fourloops.errors import SchemaError, SourceError
+from fourloops.project import Project
+from fourloops.storage.events import Label
+from trips import T0, prepare_project
+
+NOW = T0 + timedelta(days=39, hours=23)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_project(tmp_path_factory.mktemp("facade") / "p")
+
+
+def test_one_clock_reaches_the_server_the_labels_and_the_registry(root: Path, tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    with Project.load(root, env={}, clock=clock) as project:
+        with TestClient(project.app()) as client:
+            body = {"inputs": {"station": "a", "load": 0.2, "rain": 0.0}, "request_id": "clock-1"}
+            assert client.post("/v1/models/late/predict", json=body).status_code == 200
+        clock.advance(timedelta(hours=5))
+        report = project.labels([Label("clock-1", 1, clock())])
+        assert report.to_dict() == {"inserted": 1, "duplicates": 0, "unknown": 0, "rejected": 0}
+        [event] = [e for e in project.events(model="late").to_pylist() if e["request_id"] == "clock-1"]
+        assert event["at"] == NOW and event["label_at"] == NOW + timedelta(hours=5)
+        project.promote("late", 1, force=True, reason="again")  # a no-op move records nothing
+        project.registry.set_routing("late", stage="shadow", reason="clocked")
+        assert project.registry.routing("late").updated_at == clock()
+
+
+def test_labels_from_a_file_are_stamped_by_the_project_clock_and_rejections_named(
+    root: Path, tmp_path: Path
+) -> None:
+    file = tmp_path / "labels.csv"
+    pl.DataFrame({"request_id": ["x-1", None], "label": [1, 0]}).write_csv(file)
+    with Project.load(root, env={}, clock=ManualClock(NOW)) as project:
+        report = project.labels(file)
+    assert (report.unknown, report.rejected) == (1, 1)
+    assert report.rejections[0].startswith("row 2: no request_id")
+    with Project.load(root, env={}) as project:
+        with pytest.raises(SourceError, match="not found"):
+            project.labels(tmp_path / "missing.csv")
+
+
+def test_dataset_takes_the_models_entities_features_and_timestamp(root: Path, tmp_path: Path) -> None:
+    with Project.load(root, env={}) as project:
+        by_model = project.dataset(model="late")
+        explicit = project.dataset(
+            pl.read_parquet(root / "data" / "trips.parquet"), features=["weather:rain"], timestamp="at"
+        )
+        assert by_model.to_polars().equals(explicit.to_polars())
+        with pytest.raises(SchemaError, match="give the features"):
+            project.dataset(pl.read_parquet(root / "data" / "trips.parquet"), timestamp="at")
+
+
+def test_export_events_writes_parquet_and_names_an_unwritable_path(root: Path, tmp_path: Path) -> None:
+    with Project.load(root, env={}) as project:
+        n = project.export_events(tmp_path / "e.parquet")
+        assert n == pl.read_parquet(tmp_path / "e.parquet").height == project.events().num_rows
+        with pytest.raises(SourceError, match="cannot write"):
+            project.export_events(tmp_path / "no" / "such" / "dir" / "e.parquet")
+
+
+PROBE = """
+import sys
+from typer.testing import CliRunner
+from fourloops.cli import app
+result = CliRunner().invoke(app, sys.argv[2:])
+heavy = [m for m in ("fourloops.server", "fourloops.inference.app", "uvicorn") if m in sys.modules]
+print(__import__("json").dumps({"code": result.exit_code, "loaded": heavy, "out": result.output[-300:]}))
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["models", "late"], ["events", "--json"], ["verify"], ["apply", "--dry-run"], ["models"]],
+)
+def test_commands_that_do_not_serve_never_import_the_server(root: Path, args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "-", *args, "-p", str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0, result["out"]
+    assert result["loaded"] == [], f"{args} imported {result['loaded']}"
