@@ -100,3 +100,32 @@ def test_commands_that_do_not_serve_never_import_the_server(root: Path, args: li
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["code"] == 0, result["out"]
     assert result["loaded"] == [], f"{args} imported {result['loaded']}"
+
+
+def test_parity_rescores_served_predictions_offline_and_counts_what_it_cannot(root: Path) -> None:
+    start = NOW + timedelta(minutes=1)  # after what the other tests log at NOW
+    clock = ManualClock(start)
+    with Project.load(root, env={}, clock=clock) as project:
+        with TestClient(project.app()) as client:
+            for i in range(12):
+                clock.set(start + timedelta(seconds=i))
+                body = {"inputs": {"station": "abc"[i % 3], "load": i / 12}, "request_id": f"par-{i}"}
+                assert client.post("/v1/models/late/predict", json=body).status_code == 200
+            carried = {"inputs": {"station": "a", "load": 0.5, "rain": 9.0}, "request_id": "par-own"}
+            assert client.post("/v1/models/late/predict", json=carried).status_code == 200
+        report = project.parity("late", since=start)
+    assert report.ok and report.compared == 12, report
+    assert report.max_abs_difference is not None and report.max_abs_difference <= 1e-9
+    assert report.skipped == {"caller_supplied_features": 1}
+
+
+def test_training_sees_only_what_the_project_clock_knows(root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "p"
+    shutil.copytree(root, copy)
+    early = T0 + timedelta(days=20)
+    with Project.load(copy, env={}, clock=ManualClock(early)) as project:
+        result = project.train("late", seed=1, register=False)
+    assert result.lineage["cutoff"] == early.isoformat()
+    assert result.lineage["data"]["time_range"][1] <= str(early)

@@ -9,8 +9,10 @@ import polars as pl
 import pytest
 
 import fourloops as fl
-from fourloops.adaptation.frame import build_model_frame, feature_fields, to_matrix
+from fourloops.adaptation.frame import build_model_frame
+from fourloops.contracts.encoder import InputEncoder
 from fourloops.errors import SchemaError
+from fourloops.ingestion.features import model_inputs
 from fourloops.project import Project
 
 T0 = datetime(2013, 1, 1, tzinfo=UTC)
@@ -101,9 +103,9 @@ def h_(minutes: int) -> datetime:
 
 def test_matrix_fixes_category_codes_whatever_the_batch_holds(project: Project) -> None:
     model = project.definitions.models["delay"]
-    fields = feature_fields(model, project.feature_views)
+    encoder = InputEncoder.from_fields(model_inputs(model, project.feature_views))
     batch = pl.DataFrame({"origin": ["JFK", "JFK"], "distance": [1.0, None], "temp": [None, 2.0]})
-    X = to_matrix(batch, fields)
+    X = encoder.frame(batch)
     assert list(X.columns) == ["origin", "distance", "temp"]
     assert isinstance(X["origin"].dtype, pd.CategoricalDtype)
     assert list(X["origin"].cat.categories) == ["EWR", "JFK"]
@@ -122,4 +124,4 @@ def test_feature_from_request_and_view_is_ambiguous(project: Project) -> None:
         trainer=lambda X, y, p: None,
     )
     with pytest.raises(SchemaError, match="both the request and view"):
-        feature_fields(model, project.feature_views)
+        model_inputs(model, project.feature_views)

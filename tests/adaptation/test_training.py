@@ -58,9 +58,8 @@ def test_train_registers_an_evaluated_version_with_lineage(project: Project) -> 
         features=["weather:rain"],
         timestamp="at",
     ).to_polars()
-    from fourloops.adaptation.frame import feature_fields, to_matrix
-
-    X = to_matrix(frame, feature_fields(project.model("late"), project.feature_views))
+    assert predictor.encoder is not None  # the artifact carries the encoder it was trained through
+    X = predictor.encoder.frame(frame)
     auc = roc_auc_score((frame["minutes_late"] > 10).to_numpy(), predictor.predict(X))
     assert abs(auc - test["roc_auc"]) < 1e-9
 

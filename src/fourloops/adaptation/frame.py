@@ -15,26 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import polars as pl
 
 from fourloops.contracts import compile_contract
 from fourloops.definitions import (
-    UNKNOWN_CATEGORY,
-    Bool,
-    Category,
     FeatureView,
-    Field,
     Model,
 )
-from fourloops.definitions.fields import Float, Int, UnknownPolicy
 from fourloops.errors import SchemaError
-from fourloops.ingestion.features import model_inputs as feature_fields
+from fourloops.ingestion.features import model_inputs
 from fourloops.ingestion.labels import mature
 from fourloops.ingestion.sources import read_entities
 
-__all__ = ["ModelFrame", "build_model_frame", "feature_fields", "to_matrix"]
+__all__ = ["ModelFrame", "build_model_frame"]
 
 
 @dataclass
@@ -58,6 +51,7 @@ def build_model_frame(
     join: Any,
     cutoff: datetime | None = None,
     start: datetime | None = None,
+    now: datetime | None = None,
 ) -> ModelFrame:
     """Entities -> request validation -> label and maturity -> point-in-time features.
 
@@ -86,7 +80,8 @@ def build_model_frame(
     if cutoff is None:
         if not isinstance(newest, datetime):
             raise SchemaError(f"model {model.name!r}: no prediction events to train on")
-        cutoff = newest
+        # What is known now: the newest row, or the clock when it is earlier (a simulation).
+        cutoff = newest if now is None else min(newest, now)
     raw = raw.filter(pl.col(ts) <= cutoff)
     counts["after_time_filter"] = raw.height
     unlabelled = raw[label.name].is_null()
@@ -98,7 +93,7 @@ def build_model_frame(
     raw = raw.filter(known)
     if label.name in raw.columns and raw[label.name].dtype == pl.Boolean:
         raw = raw.with_columns(pl.col(label.name).cast(pl.Int8))
-    inputs = feature_fields(model, views)
+    inputs = model_inputs(model, views)
     join_stats: dict[str, Any] = {}
     if model.features:
         training = join(raw, model.features, ts)
@@ -122,25 +117,3 @@ def build_model_frame(
         counts,
         join_stats,
     )
-
-
-def to_matrix(frame: pl.DataFrame, fields: dict[str, Field]) -> pd.DataFrame:
-    """The feature matrix for training or scoring: numeric columns as float, categories fixed.
-
-    Category columns get a pandas Categorical whose categories are exactly the
-    contract's (plus ``__unknown__`` under ``unknown="map"``), so that codes
-    are the same in training and serving whatever values a batch happens to hold.
-    """
-    columns: dict[str, Any] = {}
-    for name, f in fields.items():
-        series = frame[name]
-        if isinstance(f, Category):
-            cats = list(f.categories) + ([UNKNOWN_CATEGORY] if f.unknown == UnknownPolicy.MAP else [])
-            columns[name] = pd.Categorical(series.to_list(), categories=cats)
-        elif isinstance(f, Bool):
-            columns[name] = series.cast(pl.Float64).to_numpy()
-        elif isinstance(f, Float | Int):
-            columns[name] = series.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        else:
-            raise SchemaError(f"feature {name!r}: type {type(f).__name__} cannot be a model input")
-    return pd.DataFrame(columns)

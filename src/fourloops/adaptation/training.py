@@ -1,11 +1,24 @@
-"""A training run: point-in-time frame -> time split -> fit -> evaluate -> gates -> registry.
+"""A training run, as steps a retraining trigger can reuse: frame -> fit -> evaluate -> gate -> register.
 
 Every run leaves a record. A run that fails after it started is registered as
 a *failed* version with the reason (never a half-registered model); a run
-that finishes is registered with its artifact (content-addressed, hashed),
-metrics on the test rows beside the "do nothing" baseline and the champion,
-per-segment intervals, calibration, the gate verdicts with their numbers, and
-its full lineage.
+that finishes is registered with its artifact (content-addressed, hashed, and
+carrying the input encoder it was trained through), metrics on the test rows
+beside the "do nothing" baseline and the champion, per-segment intervals,
+calibration, the gate verdicts with their numbers, and its full lineage.
+
+The steps, each usable alone:
+
+1. :func:`prepare_data`: the point-in-time frame, its time split and the
+   encoded matrices (:class:`TrainingData`);
+2. :func:`fit_candidate`: fit the trainer, save the artifact, load it back
+   through its hash check (:class:`Candidate`: what will be served);
+3. :func:`evaluate_run`: metrics of the candidate, the baseline and the
+   champion on the same rows, latency, size, leakage (:class:`RunEvaluation`);
+4. :func:`judge`: the gates (:class:`~fourloops.registry.records.GateReport`);
+5. :func:`register_run`: the version in the registry.
+
+:func:`train_model` runs them in order.
 """
 
 from __future__ import annotations
@@ -23,31 +36,50 @@ import numpy as np
 import pandas as pd
 
 from fourloops.adaptation.evaluate import evaluate_candidate
-from fourloops.adaptation.frame import ModelFrame, build_model_frame, feature_fields, to_matrix
-from fourloops.adaptation.gates import evaluate_gates
+from fourloops.adaptation.frame import ModelFrame, build_model_frame
+from fourloops.adaptation.gates import GateContext, evaluate_gates
 from fourloops.adaptation.lineage import code_state, environment, frame_fingerprint
-from fourloops.adaptation.split import time_split
+from fourloops.adaptation.split import Split, time_split
+from fourloops.clock import Clock, utcnow
+from fourloops.contracts.encoder import InputEncoder
 from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import FourloopsError, NotFoundError, RegistryError
 from fourloops.evaluation import evaluate
+from fourloops.ingestion.features import model_inputs
 from fourloops.ingestion.leakage import leakage_scores
-from fourloops.registry.formats import load_model, save_model
+from fourloops.registry.formats import Predictor, load_model, save_model
 from fourloops.registry.loading import load_version
 from fourloops.registry.models import ModelRegistry
 from fourloops.registry.records import GateReport
-from fourloops.storage.artifacts import ArtifactStore
+from fourloops.storage.artifacts import ArtifactRef, ArtifactStore
 
-__all__ = ["TrainResult", "fit", "load_version", "train_model"]
+__all__ = [
+    "Candidate",
+    "RunEvaluation",
+    "TrainResult",
+    "TrainingData",
+    "evaluate_run",
+    "fit",
+    "fit_candidate",
+    "judge",
+    "prepare_data",
+    "register_run",
+    "train_model",
+]
 
 #: Rows sampled for the single-row latency measurement when no gate says otherwise.
 LATENCY_SAMPLE = 300
 #: Calls made before timing starts (first calls pay for lazy initialisation).
 WARMUP = 20
 
+Say = Callable[[str], None]
+
 
 @dataclass
 class TrainResult:
+    """What one run produced (``version`` 0 when nothing was registered)."""
+
     model: str
     version: int
     status: str
@@ -59,6 +91,52 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass
+class TrainingData:
+    """A model's labelled frame, split by time and encoded for the trainer."""
+
+    frame: ModelFrame
+    split: Split
+    encoder: InputEncoder
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_validation: pd.DataFrame
+    y_validation: np.ndarray
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+
+    def lineage(self) -> dict[str, Any]:
+        """The data part of a run's lineage: fingerprint, counts, time range, split, features."""
+        mf = self.frame
+        return {
+            "fingerprint": frame_fingerprint(mf.frame),
+            "rows": mf.counts,
+            "time_range": [str(mf.frame[mf.timestamp].min()), str(mf.frame[mf.timestamp].max())],
+            "split": self.split.to_dict(),
+            "features": self.encoder.names,
+            "join": mf.join_stats,
+        }
+
+
+@dataclass
+class Candidate:
+    """A fitted model as it will be served: its stored artifact and the predictor loaded from it."""
+
+    estimator: Any
+    ref: ArtifactRef
+    artifact: dict[str, Any]
+    format: str
+    predictor: Predictor
+
+
+@dataclass
+class RunEvaluation:
+    """Everything a run measured, and the numbers its gates are judged on."""
+
+    metrics: dict[str, Any]
+    context: GateContext
 
 
 def fit(model: Model, X: pd.DataFrame, y: np.ndarray, *, params: dict[str, Any], seed: int) -> Any:
@@ -79,6 +157,51 @@ def fit(model: Model, X: pd.DataFrame, y: np.ndarray, *, params: dict[str, Any],
         estimator.fit(X, y)
         return estimator
     return trainer(X, y, {**model.params, **params, "seed": seed})
+
+
+def prepare_data(
+    model: Model,
+    *,
+    root: Path,
+    views: dict[str, FeatureView],
+    join: Callable[..., Any],
+    cutoff: datetime | None = None,
+    start: datetime | None = None,
+    now: datetime | None = None,
+) -> TrainingData:
+    """Step 1: the point-in-time frame (as known at ``cutoff``), split by time, encoded.
+
+    Without ``cutoff``, the run sees what is known at ``now`` (the project's
+    clock), or at the newest row if that is earlier.
+    """
+    mf = build_model_frame(model, root=root, views=views, join=join, cutoff=cutoff, start=start, now=now)
+    split = time_split(mf.frame, mf.timestamp, model.split)
+    encoder = InputEncoder.from_fields(model_inputs(model, views))
+    return TrainingData(
+        mf,
+        split,
+        encoder,
+        encoder.frame(split.train),
+        split.train[mf.label].to_numpy(),
+        encoder.frame(split.validation),
+        split.validation[mf.label].to_numpy(),
+        encoder.frame(split.test),
+        split.test[mf.label].to_numpy(),
+    )
+
+
+def fit_candidate(
+    model: Model, data: TrainingData, *, artifacts: ArtifactStore, params: dict[str, Any], seed: int
+) -> Candidate:
+    """Step 2: fit, store the artifact with its encoder, and load it back through its hash check."""
+    estimator = fit(model, data.X_train, data.y_train, params=params, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="fourloops-model-") as tmp:
+        saved = save_model(estimator, Path(tmp), inputs=data.encoder)
+        ref = artifacts.put_file(saved.path)
+    artifact = {**ref.to_dict(), "meta": saved.meta}
+    # Evaluate what will be served: the artifact as stored, loaded back through its hash check.
+    predictor = load_model(artifacts.open(ref), saved.format, task=model.task.value, meta=saved.meta)
+    return Candidate(estimator, ref, artifact, saved.format, predictor)
 
 
 def _latency_p99_ms(predictor: Any, X: pd.DataFrame, sample: int, seed: int) -> float:
@@ -103,6 +226,92 @@ def _champion(registry: ModelRegistry, artifacts: ArtifactStore, model: Model) -
     return load_version(artifacts, version, task=model.task.value), version.version
 
 
+def evaluate_run(
+    model: Model,
+    data: TrainingData,
+    candidate: Candidate,
+    *,
+    registry: ModelRegistry,
+    artifacts: ArtifactStore,
+    seed: int,
+) -> RunEvaluation:
+    """Step 3: the candidate against the baseline and the champion on the same test rows."""
+    scores = candidate.predictor.predict(data.X_test)
+    champ = _champion(registry, artifacts, model)
+    champion_scores = None
+    champion_note = None
+    if champ is not None:
+        try:
+            champion_scores = champ[0].predict(data.X_test)
+        except FourloopsError as err:
+            # The champion was trained on other inputs; it cannot be scored on these rows.
+            champion_note = f"champion v{champ[1]} cannot score these rows: {err}"
+            champ = None
+    evaluation, ctx = evaluate_candidate(
+        model,
+        y_train=data.y_train,
+        y_test=data.y_test,
+        candidate=scores,
+        champion=champion_scores,
+        champion_version=None if champ is None else champ[1],
+        test=data.split.test,
+        seed=seed,
+    )
+    validation_metrics = evaluate(
+        model.task.value,
+        data.y_validation,
+        candidate.predictor.predict(data.X_validation),
+        threshold=model.objective.threshold,
+    )
+    latency_gate = next((g for g in model.gates if g.kind == "latency_budget"), None)
+    ctx.latency_p99_ms = _latency_p99_ms(
+        candidate.predictor, data.X_test, getattr(latency_gate, "sample", LATENCY_SAMPLE), seed
+    )
+    ctx.artifact_size = candidate.ref.size
+    ctx.leakage = [
+        f.to_dict() for f in leakage_scores(data.split.train, data.frame.label, data.encoder.names)
+    ]
+    metrics = {
+        **evaluation.to_dict(),
+        "validation": validation_metrics,
+        "latency_p99_ms": ctx.latency_p99_ms,
+        "artifact_bytes": candidate.ref.size,
+        "leakage_scores": ctx.leakage[:10],
+        "champion_note": champion_note,
+    }
+    return RunEvaluation(metrics, ctx)
+
+
+def judge(model: Model, evaluation: RunEvaluation) -> GateReport:
+    """Step 4: every gate's verdict on the run, with its numbers."""
+    return GateReport.judge(evaluate_gates(model.gates, evaluation.context))
+
+
+def register_run(
+    registry: ModelRegistry,
+    model: Model,
+    candidate: Candidate,
+    evaluation: RunEvaluation,
+    report: GateReport,
+    *,
+    lineage: dict[str, Any],
+    params: dict[str, Any],
+    actor: str | None = None,
+) -> int:
+    """Step 5: register the candidate as the model's next ready version; returns its number."""
+    return registry.create_version(
+        model.name,
+        status="ready",
+        artifact=candidate.artifact,
+        format=candidate.format,
+        metrics=evaluation.metrics,
+        gates=report,
+        lineage=lineage,
+        params=params,
+        actor=actor,
+    ).version
+
+
 def train_model(
     model: Model,
     *,
@@ -118,9 +327,10 @@ def train_model(
     start: datetime | None = None,
     actor: str | None = None,
     register: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Say | None = None,
+    clock: Clock = utcnow,
 ) -> TrainResult:
-    """Train, evaluate, gate and register one version of ``model``.
+    """Train, evaluate, gate and register one version of ``model`` (the steps above, in order).
 
     With ``register=False`` nothing is written to the registry (used to
     reproduce a version and compare); the result then has version 0.
@@ -145,96 +355,28 @@ def train_model(
     try:
         t0 = time.perf_counter()
         say("building the point-in-time training frame")
-        mf: ModelFrame = build_model_frame(
-            model, root=root, views=views, join=join, cutoff=cutoff, start=start
-        )
-        split = time_split(mf.frame, mf.timestamp, model.split)
+        data = prepare_data(model, root=root, views=views, join=join, cutoff=cutoff, start=start, now=clock())
         timings["frame_s"] = time.perf_counter() - t0
-        fields = feature_fields(model, views)
-        lineage["cutoff"] = mf.cutoff.isoformat()
-        lineage["data"] = {
-            "fingerprint": frame_fingerprint(mf.frame),
-            "rows": mf.counts,
-            "time_range": [str(mf.frame[mf.timestamp].min()), str(mf.frame[mf.timestamp].max())],
-            "split": split.to_dict(),
-            "features": list(fields),
-            "join": mf.join_stats,
-        }
-        X_train, y_train = to_matrix(split.train, fields), split.train[mf.label].to_numpy()
-        X_val, y_val = to_matrix(split.validation, fields), split.validation[mf.label].to_numpy()
-        X_test, y_test = to_matrix(split.test, fields), split.test[mf.label].to_numpy()
+        lineage["cutoff"] = data.frame.cutoff.isoformat()
+        lineage["data"] = data.lineage()
 
-        say(f"training on {len(X_train):,} rows")
+        say(f"training on {len(data.X_train):,} rows")
         t0 = time.perf_counter()
-        estimator = fit(model, X_train, y_train, params=params, seed=seed)
+        candidate = fit_candidate(model, data, artifacts=artifacts, params=params, seed=seed)
         timings["fit_s"] = time.perf_counter() - t0
-
-        with tempfile.TemporaryDirectory(prefix="fourloops-model-") as tmp:
-            saved = save_model(estimator, Path(tmp), feature_names=list(fields))
-            ref = artifacts.put_file(saved.path)
-        artifact = {**ref.to_dict(), "meta": saved.meta}
-        # Evaluate what will be served: the artifact as stored, loaded back through its hash check.
-        predictor = load_model(artifacts.open(ref), saved.format, task=model.task.value, meta=saved.meta)
 
         say("evaluating on the test rows")
         t0 = time.perf_counter()
-        candidate = predictor.predict(X_test)
-        champ = _champion(registry, artifacts, model)
-        champion_scores = None
-        champion_note = None
-        if champ is not None:
-            try:
-                champion_scores = champ[0].predict(X_test)
-            except FourloopsError as err:
-                # The champion was trained on other inputs; it cannot be scored on these rows.
-                champion_note = f"champion v{champ[1]} cannot score these rows: {err}"
-                champ = None
-        evaluation, ctx = evaluate_candidate(
-            model,
-            y_train=y_train,
-            y_test=y_test,
-            candidate=candidate,
-            champion=champion_scores,
-            champion_version=None if champ is None else champ[1],
-            test=split.test,
-            seed=seed,
-        )
-        validation_metrics = evaluate(
-            model.task.value, y_val, predictor.predict(X_val), threshold=model.objective.threshold
-        )
-        latency_gate = next((g for g in model.gates if g.kind == "latency_budget"), None)
-        ctx.latency_p99_ms = _latency_p99_ms(
-            predictor, X_test, getattr(latency_gate, "sample", LATENCY_SAMPLE), seed
-        )
-        ctx.artifact_size = ref.size
-        ctx.leakage = [f.to_dict() for f in leakage_scores(split.train, mf.label, list(fields))]
-        judged = evaluate_gates(model.gates, ctx)
-        verdicts = [v.to_dict() for v in judged]
+        evaluation = evaluate_run(model, data, candidate, registry=registry, artifacts=artifacts, seed=seed)
+        report = judge(model, evaluation)
         timings["evaluate_s"] = time.perf_counter() - t0
         lineage["timings"] = timings
-        metrics = {
-            **evaluation.to_dict(),
-            "validation": validation_metrics,
-            "latency_p99_ms": ctx.latency_p99_ms,
-            "artifact_bytes": ref.size,
-            "leakage_scores": ctx.leakage[:10],
-            "champion_note": champion_note,
-        }
-        passed = all(v["passed"] for v in verdicts)
-        lineage["artifact_sha256"] = ref.sha256
+        lineage["artifact_sha256"] = candidate.ref.sha256
         number = 0
         if register:
-            number = registry.create_version(
-                model.name,
-                status="ready",
-                artifact=artifact,
-                format=saved.format,
-                metrics=metrics,
-                gates=GateReport.judge(judged),
-                lineage=lineage,
-                params=params,
-                actor=actor,
-            ).version
+            number = register_run(
+                registry, model, candidate, evaluation, report, lineage=lineage, params=params, actor=actor
+            )
     except Exception as err:
         if not register:
             raise
@@ -252,4 +394,7 @@ def train_model(
         except RegistryError:
             pass
         raise
-    return TrainResult(model.name, number, "ready", passed, metrics, verdicts, lineage, timings)
+    verdicts = [v.to_dict() for v in report.verdicts]
+    return TrainResult(
+        model.name, number, "ready", bool(report.passed), evaluation.metrics, verdicts, lineage, timings
+    )

@@ -50,30 +50,6 @@ def _next_publication(now: datetime) -> datetime:
     return candidate if candidate > now else candidate + timedelta(hours=1)
 
 
-def _parity(project: Project, flights: pl.DataFrame, events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Served predictions against the same flights scored offline from a point-in-time training frame."""
-    from fourloops.adaptation.frame import feature_fields, to_matrix
-
-    served = {e["request_id"]: (e["version"], json.loads(e["output"])) for e in events}
-    model = project.model("delay")
-    frame = project.dataset(flights, features=model.features, timestamp="sched_dep").to_polars()
-    fields = feature_fields(model, project.feature_views)
-    diffs = []
-    for version in sorted({v for v, _ in served.values()}):
-        predictor = project.load_model("delay", version)
-        offline = predictor.predict(to_matrix(frame, fields))
-        for fid, value in zip(frame["flight_id"].to_list(), offline, strict=True):
-            hit = served.get(f"flight-{fid}")
-            if hit is not None and hit[0] == version:
-                diffs.append(abs(float(value) - hit[1]))
-    arr = np.array(diffs)
-    return {
-        "compared": int(arr.size),
-        "max_abs_difference": float(arr.max()) if arr.size else None,
-        "mismatches": int((arr > 1e-9).sum()),
-    }
-
-
 def _post(conn: http.client.HTTPConnection, path: str, body: Any) -> tuple[int, Any]:
     payload = json.dumps(body).encode()
     conn.request("POST", path, body=payload, headers={"content-type": "application/json"})
@@ -152,7 +128,7 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
             conn.close()
         events = project.events(model="delay").to_pylist()
         say("checking served predictions against offline point-in-time scoring")
-        parity = _parity(project, flights, events)
+        parity = project.parity("delay").to_dict()
     finally:
         project.close()
     scored = [(json.loads(e["label"]), e["output"]) for e in events if e["label"] is not None]

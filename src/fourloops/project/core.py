@@ -9,9 +9,9 @@ The project is the composition root: it builds every store from the
 configuration once (:mod:`fourloops.project.stores`), hands them and one
 clock to each loop, and offers each loop's operations as methods
 (:mod:`~fourloops.project.ingestion`, :mod:`~fourloops.project.training`,
-:mod:`~fourloops.project.serving`). The command line is a thin layer over
-these methods, so notebooks and schedulers (Airflow, Dagster, cron) can do
-everything it does.
+:mod:`~fourloops.project.serving`, :mod:`~fourloops.project.evaluation`).
+The command line is a thin layer over these methods, so notebooks and
+schedulers (Airflow, Dagster, cron) can do everything it does.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from pathlib import Path
 from fourloops.clock import Clock, utcnow
 from fourloops.config import Config, load_config
 from fourloops.definitions.loader import Definitions, load_definitions
-from fourloops.project.serving import ServingOperations
+from fourloops.project.evaluation import EvaluationOperations
 from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
 
 __all__ = ["Project"]
 
 
-class Project(ServingOperations):
+class Project(EvaluationOperations):
     """A loaded fourloops project: its configuration, definitions, stores and clock.
 
     Stores open lazily on first use; ``clock`` (default: the wall clock, UTC)

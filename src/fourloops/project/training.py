@@ -71,6 +71,7 @@ class TrainingOperations(IngestionOperations):
             start=start,
             register=register,
             progress=progress,
+            clock=self.clock,
         )
 
     def reproduce(self, name: str, version: int, *, progress: Progress | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fourloops.contracts.encoder import InputEncoder
 from fourloops.errors import RegistryError
 from fourloops.registry.formats.base import (
     ModelFormat,
@@ -74,11 +75,14 @@ def save_model(
     *,
     format: str | None = None,
     feature_names: Sequence[str] | None = None,
+    inputs: InputEncoder | None = None,
 ) -> SavedModel:
     """Write ``model`` into ``folder`` in its native format, plus its metadata file.
 
     ``feature_names`` records the input columns when the model cannot (numpy-
-    trained estimators, single-tensor ONNX graphs).
+    trained estimators, single-tensor ONNX graphs). ``inputs`` is the encoder
+    the model was trained through; it is stored in the metadata and serving
+    encodes requests with it.
     """
     fmt = _format(format if format is not None else detect_format(model))
     target = Path(folder)
@@ -90,6 +94,9 @@ def save_model(
     meta = dict(saved.meta)
     if feature_names is not None:
         meta["feature_names"] = list(feature_names)
+    if inputs is not None:
+        meta["inputs"] = inputs.to_dict()
+        meta.setdefault("feature_names", inputs.names)
     write_meta(target, {"format": saved.format, **meta})
     return SavedModel(path=saved.path, format=saved.format, meta=meta)
 
@@ -110,4 +117,14 @@ def load_model(
     model_path = Path(path)
     if not model_path.exists():
         raise RegistryError(f"model file {model_path} does not exist")
-    return fmt.load(model_path, checked, meta if meta is not None else read_meta(model_path))
+    meta = meta if meta is not None else read_meta(model_path)
+    predictor = fmt.load(model_path, checked, meta)
+    if meta.get("inputs"):
+        encoder = InputEncoder.from_dict(meta["inputs"])
+        if predictor.feature_names is not None and predictor.feature_names != encoder.names:
+            raise RegistryError(
+                f"model {model_path} takes {predictor.feature_names} but its input encoder gives "
+                f"{encoder.names}"
+            )
+        predictor.encoder = encoder
+    return predictor

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fourloops.contracts.encoder import InputEncoder
 from fourloops.definitions.model import Task
 from fourloops.errors import RegistryError, SchemaError
 
@@ -72,6 +73,9 @@ class Predictor:
     def __init__(self, task: Task, feature_names: Sequence[str] | None) -> None:
         self.task: Task = check_task(task)
         self.feature_names: list[str] | None = list(feature_names) if feature_names is not None else None
+        #: How one request's values become the model's numbers; set from the artifact's
+        #: metadata when it was trained by fourloops (training encoded its batches the same way).
+        self.encoder: InputEncoder | None = None
 
     def __repr__(self) -> str:
         n = len(self.feature_names) if self.feature_names is not None else "?"
@@ -83,8 +87,14 @@ class Predictor:
 
     def predict_one(self, row: Mapping[str, Any]) -> float | list[float]:
         """The prediction for one row: a float, or K probabilities for multiclass."""
-        out = self.predict(row_vector(row, self._names()))
+        out = self.predict(self._row(row))
         return _one(out, self.task)
+
+    def _row(self, row: Mapping[str, Any], dtype: type = np.float64) -> np.ndarray:
+        """One request as a 1 x n array: through the stored encoder, or the values as numbers."""
+        if self.encoder is not None:
+            return np.array([self.encoder.row(row)], dtype=dtype)
+        return row_vector(row, self._names(), dtype)
 
     def _names(self) -> list[str]:
         if self.feature_names is None:

@@ -122,7 +122,10 @@ class LightGBMPredictor(Predictor):
         return shape_output(self.booster.predict(data), self.task)
 
     def predict_one(self, row: Mapping[str, Any]) -> float | list[float]:
-        if self._codes:
+        if self.encoder is not None:  # trained by fourloops: the stored encoder gives the codes
+            raw = self.booster.predict(self._row(row), num_threads=PREDICT_ONE_THREADS)
+            return [float(v) for v in raw[0]] if self.task == "multiclass" else float(raw[0])
+        if self._codes:  # an imported model: category codes read back from the booster
             row = {
                 **row,
                 **{

@@ -19,7 +19,6 @@ from fourloops.registry.formats.base import (
     Predictor,
     SavedModel,
     Task,
-    row_vector,
     shape_output,
     to_frame,
     to_matrix,
@@ -135,7 +134,7 @@ class ONNXPredictor(Predictor):
     def predict_one(self, row: Mapping[str, Any]) -> float | list[float]:
         if self._single:
             name, dtype = self._inputs[0]
-            out = self._run({name: row_vector(row, self._names(), dtype)})
+            out = self._run({name: self._row(row, dtype)})
         else:
             missing = [name for name, _ in self._inputs if name not in row]
             if missing:

@@ -19,7 +19,6 @@ from fourloops.registry.formats.base import (
     SavedModel,
     Task,
     plain_list,
-    row_vector,
     shape_output,
     to_frame,
     to_matrix,
@@ -102,6 +101,6 @@ class XGBoostPredictor(Predictor):
         return shape_output(self.booster.inplace_predict(data, validate_features=False), self.task)
 
     def predict_one(self, row: Mapping[str, Any]) -> float | list[float]:
-        raw = self.booster.inplace_predict(row_vector(row, self._names()), validate_features=False)
+        raw = self.booster.inplace_predict(self._row(row), validate_features=False)
         out = shape_output(raw, self.task)
         return [float(v) for v in out[0]] if self.task == "multiclass" else float(out[0])
