@@ -334,3 +334,18 @@ def test_forked_child_writes_its_own_segment(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("events-*.log"))) == 2
     assert sorted(store.scan().column("request_id").to_pylist()) == ["child", "parent", "parent2"]
     store.close()
+
+
+def test_ping_answers_while_the_store_can_take_writes_and_fails_once_it_cannot(
+    event_store_url: str, tmp_path: Path
+) -> None:
+    store = open_event_store(event_store_url)
+    store.ping()
+    store.close()
+    if event_store_url.startswith("local://"):
+        with pytest.raises(StoreError, match="closed"):
+            store.ping()
+        gone = open_event_store(tmp_path / "gone")
+        (tmp_path / "gone").rmdir()
+        with pytest.raises(StoreError, match="folder is gone"):
+            gone.ping()

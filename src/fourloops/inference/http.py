@@ -11,14 +11,14 @@ field broke which rule, instead of a bare parse error.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["HTTPError", "JSONResponse", "error_response", "read_json"]
+__all__ = ["Handler", "HTTPError", "JSONResponse", "error_response", "json_errors", "read_json"]
 
 
 class JSONResponse(Response):
@@ -72,3 +72,20 @@ async def read_json(request: Request, limit: int) -> Any:
 def _json_constant(name: str) -> float:
     # Keep NaN/Infinity/-Infinity as floats so the contract judges them.
     return float(name.replace("Infinity", "inf"))
+
+
+#: A route handler: a request in, a response out.
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def json_errors(handler: Handler, count: Callable[[Request, int], None]) -> Handler:
+    """``handler`` answering every :class:`HTTPError` it raises as its JSON body, counted by status."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except HTTPError as err:
+            count(request, err.response.status_code)
+            return err.response
+
+    return answer

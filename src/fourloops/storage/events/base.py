@@ -271,7 +271,11 @@ class EventStore(Protocol):
         ...
 
     def count(self) -> int:
-        """Number of events stored."""
+        """Number of events stored (reads the whole log: not for probes)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`StoreError` unless the store can take writes now (constant time)."""
         ...
 
     def close(self) -> None:

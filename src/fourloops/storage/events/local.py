@@ -387,6 +387,15 @@ class LocalEventStore(EventStoreBase):
         self.corrupt_records = corrupt
         return total
 
+    def ping(self) -> None:
+        """The folder exists and this process may write to it, and the store is open."""
+        if self._closed:
+            raise StoreError(f"event store {self.path} is closed")
+        if not self.path.is_dir():
+            raise StoreError(f"event store {self.path}: the folder is gone")
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise StoreError(f"event store {self.path}: the folder is not writable")
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -295,6 +295,10 @@ class PostgresEventStore(EventStoreBase):
         row = self._run(lambda conn: conn.execute("SELECT count(*) FROM prediction_events").fetchone())
         return int(row[0])
 
+    def ping(self) -> None:
+        """One round trip to the database (``SELECT 1``)."""
+        self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():

@@ -1,0 +1,79 @@
+"""Following the registry: every server re-reads each model's routing and swaps versions live.
+
+:class:`Refresher` runs for the server's lifetime. Every ``interval``
+seconds it asks each service to re-read its routing from the registry;
+a service loads any new version *before* switching, so a promotion, a
+canary share, an A/B split or a rollback reaches every server within one
+interval, without a restart and without a failed request. A refresh that
+fails (the registry is unreachable, a version cannot load) is logged and
+the server keeps serving what it has. With several workers the gauges are
+also sampled into the shared metric files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from fourloops.inference.metrics import SAMPLE_INTERVAL_S, ServerMetrics
+from fourloops.inference.service import ModelService
+
+__all__ = ["Refresher"]
+
+log = logging.getLogger("fourloops.server")
+
+
+class Refresher:
+    """Re-read every service's routing every ``interval`` seconds (see the module docstring)."""
+
+    def __init__(
+        self, services: Mapping[str, ModelService], metrics: ServerMetrics, *, interval: float
+    ) -> None:
+        self.services = services
+        self.metrics = metrics
+        self.interval = interval
+
+    async def refresh_once(self) -> None:
+        """One round over the services; a failure is logged and the old state kept."""
+        for service in self.services.values():
+            try:
+                if await asyncio.to_thread(service.refresh):
+                    log.info("model %s: routing now %s", service.name, service.state and service.state.table)
+            except Exception as err:  # keep serving the state we have
+                log.warning("model %s: refresh failed: %s", service.name, err)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.refresh_once()
+
+    async def sample(self) -> None:
+        """Several workers: their gauges go to the shared files every sample interval."""
+        while True:
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+            self.metrics.sample()
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """The app's lifespan: log what is served, refresh (and sample) until shutdown."""
+        for service in self.services.values():
+            table = service.state.table if service.state is not None else None
+            log.info(
+                "serving model %s: %s",
+                service.name,
+                table,
+                extra={"model": service.name, "routing": table.to_dict() if table is not None else None},
+            )
+        tasks = [asyncio.create_task(self.run())]
+        if self.metrics.multiprocess:
+            tasks.append(asyncio.create_task(self.sample()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.metrics.close()

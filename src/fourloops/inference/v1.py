@@ -1,0 +1,147 @@
+"""The ``/v1`` routes: ``POST /v1/models/{model}/predict`` and ``POST /v1/labels``.
+
+A predict body is ``{"inputs": {...}}`` (one row) or ``{"instances": [...]}``
+(several), with an optional ``request_id`` (the client's; the server makes
+one otherwise) and ``unit_id`` (the sticky routing key). A labels body is one
+``{"request_id", "value"}`` object or ``{"labels": [...]}`` of them. Every
+shape problem is a 4xx naming the field; the contract itself is judged by
+the model's service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fourloops.clock import Clock
+from fourloops.errors import FourloopsError, StoreError
+from fourloops.inference.dispatch import Dispatcher
+from fourloops.inference.http import HTTPError, JSONResponse, read_json
+from fourloops.inference.openapi import MAX_REQUEST_ID
+from fourloops.inference.service import SHADOW_SUFFIX
+from fourloops.inference.throttle import RateLimitCheck
+from fourloops.storage.events import EventStore, Label
+
+__all__ = ["Labels", "Predict", "client_request_id"]
+
+
+def client_request_id(value: Any, field: str) -> str | None:
+    """A request id chosen by the client (None: the server makes one), or a 400 naming ``field``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_REQUEST_ID:
+        raise HTTPError(
+            400, "invalid_request", f"{field} must be a non-empty string (max {MAX_REQUEST_ID})", field=field
+        )
+    if value.endswith(SHADOW_SUFFIX):
+        raise HTTPError(
+            400,
+            "invalid_request",
+            f"{field} may not end in {SHADOW_SUFFIX!r}: that names the event of a shadow score",
+            field=field,
+        )
+    return value
+
+
+def _unit_id(value: Any) -> str | int | None:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON does not tell 7.0 from 7: both route as unit 7
+    if value is not None and (not isinstance(value, str | int) or isinstance(value, bool)):
+        raise HTTPError(400, "invalid_request", "unit_id must be a string or an integer", field="unit_id")
+    return value
+
+
+class Predict:
+    """``POST /v1/models/{model}/predict``."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, check_rate: RateLimitCheck, *, max_body_bytes: int, max_instances: int
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.check_rate = check_rate
+        self.max_body_bytes = max_body_bytes
+        self.max_instances = max_instances
+
+    def instances(self, body: dict[str, Any]) -> tuple[list[Any], bool]:
+        """The rows of a predict body and whether it was one ``inputs`` object."""
+        if "inputs" in body and "instances" in body:
+            raise HTTPError(400, "invalid_request", "give 'inputs' or 'instances', not both")
+        if "inputs" in body:
+            if not isinstance(body["inputs"], dict):
+                raise HTTPError(400, "invalid_request", "'inputs' must be an object", field="inputs")
+            return [body["inputs"]], True
+        if "instances" not in body:
+            raise HTTPError(400, "invalid_request", "body must have 'inputs' or 'instances'")
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise HTTPError(400, "invalid_request", "'instances' must be a non-empty list", field="instances")
+        if len(instances) > self.max_instances:
+            raise HTTPError(
+                413,
+                "too_many_instances",
+                f"{len(instances)} instances exceed the limit of {self.max_instances}",
+            )
+        return instances, False
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        service = self.dispatcher.service_for(request)
+        await self.check_rate(request, service.name)
+        body = await read_json(request, self.max_body_bytes)
+        if not isinstance(body, dict):
+            raise HTTPError(400, "invalid_request", "body must be a JSON object with 'inputs' or 'instances'")
+        request_id = client_request_id(body.get("request_id"), "request_id")
+        unit_id = _unit_id(body.get("unit_id"))
+        instances, single = self.instances(body)
+        answers, shadow = await self.dispatcher.answer(
+            service, instances, request_id, [unit_id] * len(instances)
+        )
+        self.dispatcher.record(service, answers, started)
+        task = BackgroundTask(service.score_shadow, shadow) if shadow else None
+        if single:
+            return JSONResponse(answers[0].to_dict(), background=task)
+        return JSONResponse(
+            {"model": service.name, "predictions": [a.to_dict() for a in answers]}, background=task
+        )
+
+
+class Labels:
+    """``POST /v1/labels``: delayed ground truth, stamped by ``clock`` (idempotent, first label wins)."""
+
+    def __init__(self, events: EventStore, clock: Clock, *, max_body_bytes: int) -> None:
+        self.events = events
+        self.clock = clock
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: Request) -> Response:
+        body = await read_json(request, self.max_body_bytes)
+        items = body.get("labels") if isinstance(body, dict) and "labels" in body else [body]
+        if not isinstance(items, list) or not items:
+            raise HTTPError(400, "invalid_request", "give {'labels': [{'request_id', 'value'}, ...]}")
+        parsed = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise HTTPError(
+                    400,
+                    "invalid_request",
+                    f"labels[{i}] must be an object with 'request_id' and 'value'",
+                    field=f"labels[{i}]",
+                )
+            try:  # Label refuses a missing or empty request id and a missing value
+                parsed.append(
+                    Label(request_id=item.get("request_id", ""), value=item.get("value"), at=self.clock())
+                )
+            except (ValueError, TypeError, FourloopsError) as err:
+                raise HTTPError(400, "invalid_request", f"labels[{i}]: {err}", field=f"labels[{i}]") from None
+        try:
+            stats = await asyncio.to_thread(self.events.add_labels, parsed)
+        except StoreError as err:
+            raise HTTPError(503, "unavailable", str(err)) from None
+        return JSONResponse(
+            {"inserted": stats.inserted, "duplicates": stats.duplicates, "unknown": stats.unknown}
+        )
