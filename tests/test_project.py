@@ -129,3 +129,34 @@ def test_training_sees_only_what_the_project_clock_knows(root: Path, tmp_path: P
         result = project.train("late", seed=1, register=False)
     assert result.lineage["cutoff"] == early.isoformat()
     assert result.lineage["data"]["time_range"][1] <= str(early)
+
+
+def test_the_event_log_is_queryable_as_typed_columns_by_the_engine(root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from fourloops.cli import app as cli
+
+    copy = tmp_path / "p"
+    shutil.copytree(root, copy)
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project:
+        with TestClient(project.app()) as client:
+            for i in range(5):
+                body = {"inputs": {"station": "abc"[i % 3], "load": 0.1 * i}, "request_id": f"q-{i}"}
+                assert client.post("/v1/models/late/predict", json=body).status_code == 200
+        project.labels([Label("q-0", 1, clock())])
+        table = project.query_events(
+            "SELECT request_id, station, load, rain, status__weather, prediction, label_number "
+            "FROM events WHERE request_id LIKE 'q-%' ORDER BY request_id",
+            model="late",
+        )
+    rows = table.to_pylist()
+    assert [r["request_id"] for r in rows] == [f"q-{i}" for i in range(5)]
+    assert str(table.schema.field("load").type) == "double" and rows[1]["load"] == pytest.approx(0.1)
+    assert rows[0]["station"] == "a" and rows[0]["status__weather"] == "ok" and rows[0]["rain"] is not None
+    assert rows[0]["label_number"] == 1.0 and rows[1]["label_number"] is None
+    result = CliRunner().invoke(cli, ["compact", "-p", str(copy), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["events_written"] == 0  # already compacted by the query

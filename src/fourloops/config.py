@@ -18,6 +18,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     quarantine = ".fourloops/quarantine"            # rows that broke a contract
     artifacts = ".fourloops/artifacts"
     events = ".fourloops/events"                    # prediction events; or postgresql+psycopg://...
+    event_tables = ".fourloops/event-tables"        # the event log compacted to typed Parquet (by model, day)
     events_fsync = ""        # "true": survive machine crashes too (fsync per group); "": backend default
     events_hash_key = ""     # secret for hashing sensitive fields in events; "" = .fourloops/events-hash.key
 
@@ -113,6 +114,7 @@ class StorageConfig:
     quarantine: str = ".fourloops/quarantine"
     artifacts: str = ".fourloops/artifacts"
     events: str = ".fourloops/events"
+    event_tables: str = ".fourloops/event-tables"  # the event log compacted to typed, partitioned Parquet
     events_fsync: str = ""  # "true"/"false"; "" = off for the local store, on for PostgreSQL
     events_hash_key: str = ""  # HMAC key of sensitive fields in events; "" = a key file in .fourloops
 

@@ -16,9 +16,10 @@ from fourloops.cli.common import (
     out,
     parse_time,
     print_json,
+    progress,
 )
 
-__all__ = ["events", "labels", "serve"]
+__all__ = ["compact", "events", "labels", "serve"]
 
 
 @app.command()
@@ -110,3 +111,28 @@ def labels(
 
         shown = LabelBatch(rejected=list(report.rejections)).rejected_summary()
         out.print(f"{report.rejected:,} rows rejected ({shown})")
+
+
+@app.command()
+@handle_errors
+def compact(
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Compact the event log into typed Parquet by model and day (incremental; safe while serving).
+
+    Each request id is kept once (its first event); the evaluation loop reads
+    these files with the batch engine. Run it from cron, or let `monitor` do it.
+    """
+    with load_project(project) as proj, progress() as step:
+        step("compacting the event log")
+        report = proj.compact_events()
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(
+        f"{report.events_written:,} events and {report.labels_written:,} labels compacted into "
+        f"{report.files:,} file(s); {report.events_repeated:,} repeated events and "
+        f"{report.labels_repeated:,} repeated labels dropped (first wins)"
+        + (f"; {report.corrupt:,} damaged records skipped" if report.corrupt else "")
+    )

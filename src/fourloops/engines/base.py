@@ -34,11 +34,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 import pyarrow as pa
 
 from fourloops.errors import SchemaError
+
+if TYPE_CHECKING:
+    from fourloops.storage.events.columnar import EventTables
 
 __all__ = ["Engine", "JoinStats", "ViewJoin", "ViewStats"]
 
@@ -157,4 +160,8 @@ class Engine(Protocol):
 
     def prepare_view(self, view: ViewJoin, out_path: str) -> ViewJoin:
         """Write ``view`` compacted for joins to ``out_path``; return a prepared ViewJoin."""
+        ...
+
+    def query_events(self, tables: EventTables, query: str, *, model: str | None = None) -> pa.Table:
+        """Run SQL over the compacted event log (views ``events`` and ``labels``); the result as Arrow."""
         ...

@@ -37,6 +37,7 @@ from fourloops.engines import duckdb_checks as checks
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.base import JoinStats, ViewJoin, ViewStats
 from fourloops.errors import SchemaError, SourceError
+from fourloops.storage.events.columnar import EventTables
 
 __all__ = ["DuckDBEngine"]
 
@@ -106,6 +107,22 @@ class DuckDBEngine:
         con = duckdb.connect(config=config)
         con.execute("SET TimeZone = 'UTC'")
         return con
+
+    def query_events(self, tables: EventTables, query: str, *, model: str | None = None) -> pa.Table:
+        """Run ``query`` (SQL over the views ``events`` and ``labels``) on the compacted event log.
+
+        See :mod:`fourloops.engines.duckdb_events` for the views. The query
+        runs in DuckDB, out of core; only its result comes back, as Arrow.
+        """
+        from fourloops.engines.duckdb_events import register_events
+
+        con = self.connect()
+        try:
+            with _translate("event tables"):
+                register_events(con, tables, model=model)
+                return con.sql(query).to_arrow_table()
+        finally:
+            con.close()
 
     def point_in_time_join(
         self,

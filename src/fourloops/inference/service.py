@@ -10,7 +10,6 @@ list of instances; every answered prediction is appended to the event store
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 
 from fourloops.clock import Clock
 from fourloops.contracts import compile_contract
-from fourloops.definitions import Contract, FeatureView, Model
+from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.lifecycle import RouteKind
 from fourloops.errors import (
     ContractViolation,
@@ -35,7 +34,7 @@ from fourloops.inference.circuit import CircuitBreaker
 from fourloops.inference.eventlog import EventWriter, loggable_features
 from fourloops.inference.routing import Route
 from fourloops.inference.state import ServingState, read_serving_state
-from fourloops.ingestion.features import model_inputs, resolve_features
+from fourloops.ingestion.features import model_inputs, resolve_features, serving_contract
 from fourloops.ingestion.online import read_online_features
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.artifacts import ArtifactStore
@@ -139,18 +138,7 @@ class ModelService:
         self.inputs = model_inputs(model, self.views)
         self.grouped = resolve_features(model.features, self.views) if model.features else {}
         self.view_fields = {f for names in self.grouped.values() for f in names}
-        # Requests may carry the request fields and, optionally, feature values themselves.
-        fields = dict(model.request.fields) if model.request is not None else {}
-        for name in self.view_fields:
-            fields.setdefault(name, _optional(self.inputs[name]))
-        for view_name in self.grouped:
-            for key in self.views[view_name].entity.join_keys:
-                if key not in fields:
-                    raise FourloopsError(
-                        f"model {self.name!r}: join key {key!r} of view {view_name!r} is not a request field"
-                    )
-        tokens = list(model.request.null_tokens) if model.request is not None else []
-        self.contract = Contract(fields, null_tokens=tokens, extra="forbid")
+        self.contract = serving_contract(model, self.views)
         self.validator = compile_contract(self.contract)
         self.state: ServingState | None = None
 
@@ -430,10 +418,3 @@ class ModelService:
         if events:
             self.writer.append(events)
             self._count("shadow_predictions", len(events))
-
-
-def _optional(f: Any) -> Any:
-    """A copy of a feature's field type that may be absent from a request (looked up instead)."""
-    clone = copy.copy(f)
-    clone.nullable = True
-    return clone

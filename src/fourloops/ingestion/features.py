@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 
-from fourloops.definitions import FeatureView, Field, Model, String, Timestamp
+from fourloops.definitions import Contract, FeatureView, Field, Model, String, Timestamp
 from fourloops.errors import NotFoundError, SchemaError
 
-__all__ = ["model_inputs", "resolve_features"]
+__all__ = ["model_inputs", "resolve_features", "serving_contract"]
 
 
 def resolve_features(refs: Iterable[str] | str, views: Mapping[str, FeatureView]) -> dict[str, list[str]]:
@@ -60,3 +61,30 @@ def model_inputs(model: Model, views: dict[str, FeatureView]) -> dict[str, Field
                 )
             out[name] = views[view_name].features[name]
     return out
+
+
+def serving_contract(model: Model, views: Mapping[str, FeatureView]) -> Contract:
+    """What a request to ``model`` may hold: its request fields, and its view features (optional).
+
+    A caller may send feature values itself instead of having them read from
+    the online store, so each view feature is a field of this contract too,
+    nullable. Unknown fields are refused. Every view's join keys must be
+    request fields (they are what the online store is read by).
+    """
+    inputs = model_inputs(model, dict(views))
+    grouped = resolve_features(model.features, views) if model.features else {}
+    fields = dict(model.request.fields) if model.request is not None else {}
+    for names in grouped.values():
+        for name in names:
+            if name not in fields:
+                optional = copy.copy(inputs[name])
+                optional.nullable = True
+                fields[name] = optional
+    for view_name in grouped:
+        for key in views[view_name].entity.join_keys:
+            if key not in fields:
+                raise SchemaError(
+                    f"model {model.name!r}: join key {key!r} of view {view_name!r} is not a request field"
+                )
+    tokens = list(model.request.null_tokens) if model.request is not None else []
+    return Contract(fields, null_tokens=tokens, extra="forbid")

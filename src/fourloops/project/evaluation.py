@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fourloops.evaluation.parity import DEFAULT_TOLERANCE, ParityReport, compare_predictions
 from fourloops.project.serving import ServingOperations
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["EvaluationOperations"]
 
@@ -17,6 +20,19 @@ _AT = "served_at"
 
 class EvaluationOperations(ServingOperations):
     """Judging what the server did, from the event log."""
+
+    def query_events(self, query: str, *, model: str | None = None, compact: bool = True) -> pa.Table:
+        """SQL over the typed event log (views ``events`` with labels joined, and ``labels``).
+
+        The query runs in the batch engine, out of core, on the compacted
+        Parquet files (compacted first unless ``compact=False``); only the
+        result comes back. Quote ``"at"`` (a keyword in SQL).
+
+        >>> project.query_events('SELECT route, count(*) FROM events GROUP BY route')  # doctest: +SKIP
+        """
+        if compact:
+            self.compact_events()
+        return self.engine.query_events(self.event_tables, query, model=model)
 
     def parity(
         self,

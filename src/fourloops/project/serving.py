@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from starlette.applications import Starlette
 
+    from fourloops.storage.events.columnar import CompactionReport, EventSchema
+
 __all__ = ["LabelReport", "ServingOperations"]
 
 
@@ -64,6 +66,30 @@ class ServingOperations(TrainingOperations):
     ) -> pa.Table:
         """The prediction events with ``since <= at < until``, their labels joined, oldest first."""
         return self.event_store.scan(model=model, since=since, until=until)
+
+    def event_schemas(self) -> dict[str, EventSchema]:
+        """The typed columns of each model's compacted events, from its serving contract."""
+        from fourloops.definitions import Task
+        from fourloops.ingestion.features import resolve_features, serving_contract
+        from fourloops.storage.events.columnar import EventSchema
+
+        schemas = {}
+        for name, model in self.models.items():
+            contract = serving_contract(model, self.feature_views)
+            views = list(resolve_features(model.features, self.feature_views)) if model.features else []
+            schemas[name] = EventSchema.from_contract(
+                name, contract.fields, views=views, multiclass=model.task is Task.MULTICLASS
+            )
+        return schemas
+
+    def compact_events(self) -> CompactionReport:
+        """Append what the event log gained since the last compaction to the typed event tables.
+
+        Incremental and idempotent (exactly once per request id, first event
+        wins); safe to run from cron while servers write. The evaluation loop
+        compacts before it reads.
+        """
+        return self.event_store.compact(self.event_tables, self.event_schemas())
 
     def export_events(
         self,

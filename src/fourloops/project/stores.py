@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from fourloops.registry.models import ModelRegistry
     from fourloops.storage.artifacts import ArtifactStore
     from fourloops.storage.events import EventStore
+    from fourloops.storage.events.columnar import EventTables
 
 __all__ = ["HASH_KEY_FILE", "Stores"]
 
@@ -102,6 +103,13 @@ class Stores(ProjectBase):
         value = self.config.storage.events
         target = value if "://" in value else self.config.path(value)
         return open_event_store(target, fsync=self.config.storage.fsync)
+
+    @cached_property
+    def event_tables(self) -> EventTables:
+        """The event log compacted to typed Parquet by model and day (``storage.event_tables``)."""
+        from fourloops.storage.events.columnar import EventTables
+
+        return EventTables(self.config.path(self.config.storage.event_tables))
 
     @cached_property
     def events_hash_key(self) -> bytes:

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 import pyarrow as pa
@@ -38,6 +38,9 @@ import pyarrow.parquet as pq
 from fourloops.clock import require_aware
 from fourloops.definitions.lifecycle import RouteKind, is_route
 from fourloops.errors import SchemaError
+
+if TYPE_CHECKING:
+    from fourloops.storage.events.columnar import CompactionReport, EventSchema, EventTables
 
 __all__ = [
     "CORRUPT_RECORDS_KEY",
@@ -276,6 +279,10 @@ class EventStore(Protocol):
 
     def ping(self) -> None:
         """Raise :class:`StoreError` unless the store can take writes now (constant time)."""
+        ...
+
+    def compact(self, tables: EventTables, schemas: Mapping[str, EventSchema]) -> CompactionReport:
+        """Append what was logged since the last compaction to ``tables`` as typed Parquet, once per id."""
         ...
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,8 +47,12 @@ from fourloops.storage.events.base import (
     first_labels,
     with_corrupt_count,
 )
+from fourloops.storage.events.columnar import CompactionReport, EventSchema, EventTables
 
-__all__ = ["DEFAULT_SEGMENT_BYTES", "LocalEventStore"]
+__all__ = ["COMPACT_CHUNK", "DEFAULT_SEGMENT_BYTES", "LocalEventStore"]
+
+#: Events compacted per chunk (each chunk's files are written before the manifest moves on).
+COMPACT_CHUNK = 500_000
 
 #: A process starts a new segment once its current one reaches this size.
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -386,6 +390,21 @@ class LocalEventStore(EventStoreBase):
             corrupt += bad
         self.corrupt_records = corrupt
         return total
+
+    # -- compaction ------------------------------------------------------------------------
+    def compact(
+        self, tables: EventTables, schemas: Mapping[str, EventSchema], *, chunk_events: int = COMPACT_CHUNK
+    ) -> CompactionReport:
+        """Append what was logged since the last compaction to ``tables`` as typed Parquet.
+
+        Reads each segment from where the previous compaction stopped up to its
+        last complete record (segments being written are fine: only whole
+        records are taken), in chunks of about ``chunk_events`` events; the
+        manifest moves after each chunk's files are written.
+        """
+        from fourloops.storage.events.local_compaction import compact_segments
+
+        return compact_segments(self, tables, schemas, chunk_events=chunk_events)
 
     def ping(self) -> None:
         """The folder exists and this process may write to it, and the store is open."""

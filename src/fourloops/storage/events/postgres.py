@@ -21,13 +21,15 @@ the database machine can lose the last few hundred milliseconds.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import polars as pl
 import pyarrow as pa
 
 from fourloops.errors import ConfigError, StoreError
@@ -42,8 +44,17 @@ from fourloops.storage.events.base import (
     first_labels,
     with_corrupt_count,
 )
+from fourloops.storage.events.columnar import (
+    RAW_EVENT_COLUMNS,
+    RAW_LABEL_COLUMNS,
+    CompactionReport,
+    EventSchema,
+    EventTables,
+    raw_events_frame,
+    raw_labels_frame,
+)
 
-__all__ = ["PostgresEventStore"]
+__all__ = ["COMPACT_CHUNK", "COMPACT_OVERLAP", "PostgresEventStore"]
 
 T = TypeVar("T")
 
@@ -72,6 +83,7 @@ _SCHEMA_DDL = [
     """,
     "CREATE INDEX IF NOT EXISTS prediction_events_model_at ON prediction_events (model, at)",
     "CREATE INDEX IF NOT EXISTS prediction_events_request_id ON prediction_events (request_id)",
+    "CREATE INDEX IF NOT EXISTS prediction_events_recorded ON prediction_events (recorded_at, request_id)",
     """
     CREATE TABLE IF NOT EXISTS prediction_labels (
         request_id  text PRIMARY KEY,
@@ -81,6 +93,7 @@ _SCHEMA_DDL = [
         recorded_at timestamptz NOT NULL DEFAULT now()
     )
     """,
+    "CREATE INDEX IF NOT EXISTS prediction_labels_recorded ON prediction_labels (recorded_at, request_id)",
 ]
 _COPY = (
     "COPY prediction_events (request_id, unit_id, at, model, version, route, features, output,"
@@ -100,6 +113,29 @@ _SCAN = """
            l.value::text, l.at
     FROM prediction_events e LEFT JOIN prediction_labels l ON l.request_id = e.request_id
 """
+
+
+_EXPORT_EVENTS = """
+    SELECT request_id, unit_id, at, model, version, route, features::text, output::text,
+           propensity, latency_ms, fallback, extra::text, recorded_at
+    FROM prediction_events WHERE (recorded_at, request_id) > (%s, %s)
+    ORDER BY recorded_at, request_id LIMIT %s
+"""
+_EXPORT_LABELS = """
+    SELECT request_id, value::text, at, recorded_at
+    FROM prediction_labels WHERE (recorded_at, request_id) > (%s, %s)
+    ORDER BY recorded_at, request_id LIMIT %s
+"""
+#: Events exported per round trip.
+COMPACT_CHUNK = 200_000
+#: How far before the last watermark an export starts again (late commits are seen; repeats dropped).
+COMPACT_OVERLAP = timedelta(minutes=1)
+_NO_EVENTS = pl.DataFrame(schema=RAW_EVENT_COLUMNS)
+_NO_LABELS = pl.DataFrame(schema=RAW_LABEL_COLUMNS)
+
+
+def _fetch(query: str, params: tuple[Any, ...], conn: Any) -> list[tuple[Any, ...]]:
+    return list(conn.execute(query, params).fetchall())
 
 
 def _libpq(url: str) -> str:
@@ -294,6 +330,66 @@ class PostgresEventStore(EventStoreBase):
         """Number of events stored."""
         row = self._run(lambda conn: conn.execute("SELECT count(*) FROM prediction_events").fetchone())
         return int(row[0])
+
+    # -- compaction ------------------------------------------------------------------------
+    def compact(
+        self,
+        tables: EventTables,
+        schemas: Mapping[str, EventSchema],
+        *,
+        chunk_events: int = COMPACT_CHUNK,
+        overlap: timedelta = COMPACT_OVERLAP,
+    ) -> CompactionReport:
+        """Export what was recorded since the last compaction to ``tables`` as typed Parquet.
+
+        Rows are read in ``recorded_at`` order from a little before the last
+        watermark (``overlap``: a transaction that committed late is still
+        seen); rows read twice are dropped as repeats by request id, so the
+        export stays exactly once.
+        """
+        total = CompactionReport()
+        key = self._safe_url()
+        with tables.locked() as manifest:
+            marks: dict[str, str | None] = manifest.setdefault("postgresql", {}).setdefault(
+                key, {"events": None, "labels": None}
+            )
+            for kind, query, columns in (
+                ("events", _EXPORT_EVENTS, RAW_EVENT_COLUMNS),
+                ("labels", _EXPORT_LABELS, RAW_LABEL_COLUMNS),
+            ):
+                mark = marks.get(kind)
+                since = datetime.fromisoformat(mark) - overlap if mark else datetime(1970, 1, 1, tzinfo=UTC)
+                for rows, newest in self._export_chunks(query, since, chunk_events):
+                    names = [c for c in columns if c != "position"]
+                    frame = pl.DataFrame(
+                        rows, schema=names, orient="row", infer_schema_length=None
+                    ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("position"))
+                    if kind == "events":
+                        report = tables.append(raw_events_frame(frame), _NO_LABELS, schemas, manifest)
+                    else:
+                        report = tables.append(_NO_EVENTS, raw_labels_frame(frame), schemas, manifest)
+                    total.add(report)
+                    marks[kind] = newest.isoformat()
+                    tables.save_manifest(manifest)
+        return total
+
+    def _export_chunks(
+        self, query: str, since: datetime, size: int
+    ) -> Iterator[tuple[list[tuple[Any, ...]], datetime]]:
+        """Rows recorded after ``since`` in order, ``size`` at a time, with the newest recorded time.
+
+        Pages by (recorded_at, request_id): a group written in one transaction
+        shares its recorded_at, however many rows it has.
+        """
+        after: tuple[datetime, str] = (since, "")
+        while True:
+            chunk = self._run(functools.partial(_fetch, query, (*after, size)))
+            if not chunk:
+                return
+            after = (chunk[-1][-1], chunk[-1][0])
+            yield [row[:-1] for row in chunk], after[0]
+            if len(chunk) < size:
+                return
 
     def ping(self) -> None:
         """One round trip to the database (``SELECT 1``)."""

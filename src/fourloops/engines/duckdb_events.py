@@ -1,0 +1,69 @@
+"""The compacted event log as DuckDB relations: ``events`` (with labels joined) and ``labels``.
+
+:func:`register_events` creates two views on a connection, reading the
+typed Parquet files of :class:`~fourloops.storage.events.columnar.EventTables`
+directly (out of core; only the columns and partitions a query touches are
+read):
+
+* ``events``: one row per request id, every typed column, ``model`` and
+  ``day`` from the partition folders, and the first label of the request
+  (``label``, ``label_number``, ``label_text``, ``label_at``; null while none
+  has arrived);
+* ``labels``: every compacted label.
+
+Files of different contract versions are read by column name; a column a
+file lacks reads as null. Quote ``"at"`` in SQL (a keyword in DuckDB).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from fourloops.engines import duckdb_pit as sql
+from fourloops.storage.events.columnar import LABEL_COLUMNS, EventTables
+
+__all__ = ["register_events"]
+
+_LABEL_TYPES = {
+    "request_id": "VARCHAR",
+    "label": "VARCHAR",
+    "label_number": "DOUBLE",
+    "label_text": "VARCHAR",
+    "label_at": "TIMESTAMPTZ",
+}
+
+
+def _listed(files: list[str]) -> str:
+    return "[" + ", ".join(sql.literal(f) for f in files) + "]"
+
+
+def register_events(con: duckdb.DuckDBPyConnection, tables: EventTables, *, model: str | None = None) -> int:
+    """Create the ``events`` and ``labels`` views on ``con``; returns how many event files they read.
+
+    With no compacted events yet, ``events`` is an empty relation with the
+    base columns, so queries still run.
+    """
+    labels = [str(f) for f in tables.label_files()]
+    if labels:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW labels AS SELECT * FROM read_parquet({_listed(labels)})")
+    else:
+        columns = ", ".join(f"CAST(NULL AS {_LABEL_TYPES[c]}) AS {c}" for c in LABEL_COLUMNS)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW labels AS SELECT {columns} WHERE false")
+    files = [str(f) for f in tables.event_files(model)]
+    if files:
+        source = (
+            f"read_parquet({_listed(files)}, hive_partitioning = true, union_by_name = true, "
+            "hive_types = {'model': VARCHAR, 'day': DATE})"
+        )
+    else:
+        source = (
+            '(SELECT CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS TIMESTAMPTZ) AS "at", '
+            "CAST(NULL AS VARCHAR) AS model, CAST(NULL AS DATE) AS day, CAST(NULL AS BIGINT) AS version, "
+            "CAST(NULL AS VARCHAR) AS route, CAST(NULL AS DOUBLE) AS prediction WHERE false)"
+        )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW events AS "
+        f"SELECT e.*, l.label, l.label_number, l.label_text, l.label_at FROM {source} e "
+        "LEFT JOIN labels l USING (request_id)"
+    )
+    return len(files)
