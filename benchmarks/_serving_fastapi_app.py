@@ -1,8 +1,9 @@
 """The "plain framework" reference for ``serving.py``: FastAPI + a pydantic model, no safety features.
 
 One route, ``POST /predict`` with a flat JSON object of 30 floats; it answers
-``{"prediction": p}``. No validation beyond pydantic's types, no logging of
-events, no metrics. The model file comes from ``BENCH_MODEL``.
+``{"prediction": p}``. With ``BENCH_ASYNC=1`` the endpoint is ``async def``.
+No validation beyond pydantic's types, no logging of events, no metrics.
+The model file comes from ``BENCH_MODEL``.
 """
 
 import os
@@ -19,7 +20,19 @@ Row = create_model("Row", **{name: (float, ...) for name in NAMES})
 app = FastAPI()
 
 
-@app.post("/predict")
-def predict(row: Row) -> dict:  # type: ignore[valid-type]
+def _score(row: Row) -> dict:  # type: ignore[valid-type]
     x = np.array([[getattr(row, name) for name in NAMES]], dtype=np.float64)
     return {"prediction": float(booster.predict(x, num_threads=1)[0])}
+
+
+if os.environ.get("BENCH_ASYNC"):  # ``async def``: scored on the event loop, no hop to a thread
+
+    @app.post("/predict")
+    async def predict(row: Row) -> dict:  # type: ignore[valid-type]
+        return _score(row)
+
+else:  # plain ``def``: FastAPI runs it in its thread pool
+
+    @app.post("/predict")
+    def predict(row: Row) -> dict:  # type: ignore[valid-type]
+        return _score(row)

@@ -21,7 +21,10 @@ that same file with every system:
     fastapi    ``uvicorn _serving_fastapi_app:app`` (venv ``benchmarks/.venv-fastapi``:
                ``pip install fastapi uvicorn uvloop httptools lightgbm``; uvicorn picks
                uvloop + httptools, its fastest documented settings): one route, a
-               pydantic model of 30 floats, no safety features.
+               pydantic model of 30 floats, no safety features; a plain ``def``
+               endpoint (FastAPI runs it in its thread pool).
+    fastapi-async  the same app with an ``async def`` endpoint (the model is called
+               on the event loop, no thread hop): what a performance-minded user writes.
 
 Each server is one worker process (tree) pinned to core 1 (``taskset -c 1``); the
 load generator, ``wrk`` (Debian package) with a Lua script cycling 1000 distinct
@@ -212,12 +215,17 @@ def floor(x: np.ndarray, work: Path) -> dict:
 
 # ---------------------------------------------------------------- systems
 #: fourloops variants: the same server with other settings (environment overrides).
-VARIANTS = {"fourloops-fsync": {"FOURLOOPS_STORAGE_EVENTS_FSYNC": "true"}}
+VARIANTS = {
+    "fourloops-fsync": {"FOURLOOPS_STORAGE_EVENTS_FSYNC": "true"},
+    "fastapi-async": {"BENCH_ASYNC": "1"},
+}
+#: The system each variant is a setting of.
+VARIANT_OF = {"fourloops-fsync": "fourloops", "fastapi-async": "fastapi"}
 
 
 def kind(system: str) -> str:
     """The system a variant is a setting of (``fourloops-fsync`` -> ``fourloops``)."""
-    return "fourloops" if system in VARIANTS else system
+    return VARIANT_OF.get(system, system)
 
 
 def bodies(system: str, x: np.ndarray, names: list[str]) -> list[str]:
@@ -236,6 +244,7 @@ PATHS = {
     "bentoml": "/predict",
     "mlflow": "/invocations",
     "fastapi": "/predict",
+    "fastapi-async": "/predict",
 }
 
 
@@ -579,7 +588,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=None, help="seconds per concurrency level (default 15)")
     p.add_argument("--rounds", type=int, default=None, help="rounds over all systems (default 3)")
     p.add_argument("--concurrency", default=None, help="comma-separated levels (default 1,8,64)")
-    p.add_argument("--systems", default="fourloops,fastapi,bentoml,mlflow,fourloops-fsync")
+    p.add_argument("--systems", default="fourloops,fastapi,fastapi-async,bentoml,mlflow,fourloops-fsync")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds at concurrency 8 (default 3)")
     p.add_argument("--keep", action="store_true", help="keep the temp folder (server logs, project)")
     a = p.parse_args()

@@ -43,6 +43,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     batching = true          # group concurrent single-instance requests into one model-service call
     batch_max_size = 32      # flush a group when this many requests wait...
     batch_max_wait_ms = 2    # ...or when the first has waited this long (a lone request never waits)
+    inline_max_ms = 2        # a lone request this quick is answered on the event loop (0: never)
     max_pending = 256        # requests per model queued or running at once; beyond: 503 "overloaded"
     timeout_ms = 1000        # model-call deadline; past it the fallback answers (0 = no deadline)
     cache_ttl = ""           # prediction cache, e.g. "30s"; "" = off
@@ -164,6 +165,7 @@ class ServerConfig:
     batching: bool = True  # adaptive micro-batching with group commit of the events
     batch_max_size: int = 32
     batch_max_wait_ms: int = 2
+    inline_max_ms: int = 2  # a lone request quicker than this is answered on the event loop (0: never)
     max_pending: int = 256  # requests per model queued or running; beyond them: 503 overloaded
     timeout_ms: int = 1000  # model-call deadline (0 = none); past it the fallback answers
     cache_ttl: str = ""  # prediction cache entry lifetime, e.g. "30s"; "" = no cache
@@ -183,6 +185,7 @@ class ServerConfig:
         _one_of(self.rate_limit_on_error, ("allow", "reject"), "server.rate_limit_on_error")
         _at_least(self.batch_max_size, 1, "server.batch_max_size")
         _at_least(self.batch_max_wait_ms, 0, "server.batch_max_wait_ms")
+        _at_least(self.inline_max_ms, 0, "server.inline_max_ms", " (0 = always on a worker thread)")
         _at_least(self.max_pending, 1, "server.max_pending")
         _at_least(self.timeout_ms, 0, "server.timeout_ms", " (0 = no deadline)")
         _at_least(self.cache_max_entries, 1, "server.cache_max_entries")

@@ -58,6 +58,7 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
             clock=project.clock,
             hash_key=hash_key,
             timeout=cfg.timeout_seconds,
+            inline_max=cfg.inline_max_ms / 1000 if cfg.batching else 0.0,
             cache=PredictionCache(cache_ttl, max_entries=cfg.cache_max_entries) if cache_ttl else None,
         )
         if not service.refresh():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import lightgbm
 import numpy as np
@@ -132,3 +133,54 @@ def test_lightgbm_serves_through_the_encoder_it_was_trained_with(tmp_path: Path)
         )
     )
     assert predictor.predict_one(odd) == pytest.approx(float(predictor.predict(frame)[0]), abs=1e-12)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_the_fast_single_row_path_answers_what_booster_predict_does(
+    task: str, tmp_path: Path
+) -> None:
+    import threading
+
+    from fourloops.registry.formats import lightgbm as lgb_format
+
+    rng = np.random.default_rng(5)
+    n = 1500
+    X = pl.DataFrame({"a": rng.normal(size=n), "b": rng.uniform(size=n)})
+    enc = InputEncoder.from_fields({"a": fl.Float(), "b": fl.Float()})
+    if task == "regression":
+        model: Any = lightgbm.LGBMRegressor(n_estimators=30, verbose=-1)
+        y = X["a"].to_numpy() * 2 + rng.normal(size=n)
+    else:
+        model = lightgbm.LGBMClassifier(n_estimators=30, verbose=-1)
+        classes = 3 if task == "multiclass" else 2
+        y = rng.integers(0, classes, n) + (X["a"].to_numpy() > 0)
+        y = np.minimum(y, classes - 1)
+    model.fit(enc.frame(X), y)
+    saved = save_model(model, tmp_path, inputs=enc)
+    fast = load_model(saved.path, saved.format, task=task, meta=saved.meta)
+    assert fast._fast is not None  # type: ignore[attr-defined]
+    rows = X.head(100).to_dicts()
+    reference = fast.booster.predict(np.array([[r["a"], r["b"]] for r in rows]))  # type: ignore[attr-defined]
+    got = np.array([fast.predict_one(r) for r in rows])
+    assert np.array_equal(got, reference.reshape(got.shape))  # to the bit
+    # One fast config per thread: concurrent threads answer alike.
+    answers: dict[int, list[Any]] = {}
+
+    def work(k: int) -> None:
+        answers[k] = [fast.predict_one(r) for r in rows]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(np.array(v), got) for v in answers.values())
+    # Without the C function the ordinary path answers the same.
+    original = lgb_format.fast_single_row
+    lgb_format.fast_single_row = lambda booster, **kw: None  # type: ignore[assignment]
+    try:
+        slow = load_model(saved.path, saved.format, task=task, meta=saved.meta)
+    finally:
+        lgb_format.fast_single_row = original
+    assert slow._fast is None  # type: ignore[attr-defined]
+    assert np.allclose([slow.predict_one(r) for r in rows], got, rtol=0, atol=1e-15)

@@ -11,7 +11,9 @@ logged.
 When a job is submitted:
 
 * nothing is running and nothing is waiting -> it is flushed at once, alone
-  (concurrency 1 pays no wait);
+  (concurrency 1 pays no wait); when ``inline()`` says the work is quick,
+  ``run`` is called right there on the event loop, sparing the round trip to
+  a worker thread (which costs more than a fast model call);
 * otherwise it waits, and the waiting jobs are flushed together when
   ``max_batch`` of them are waiting, when ``max_wait`` has passed since the
   first of them arrived, or when a running batch finishes, whichever comes
@@ -79,6 +81,8 @@ class MicroBatcher(Generic[J, R]):
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         max_queue: int | None = None,
         on_flush: Callable[[int], None] | None = None,
+        inline: Callable[[], bool] | None = None,
+        inline_run: Callable[[list[J]], Sequence[R | BaseException]] | None = None,
     ) -> None:
         if max_batch < 1 or max_inflight < 1 or max_wait < 0:
             raise ValueError("max_batch and max_inflight must be >= 1 and max_wait >= 0")
@@ -90,6 +94,8 @@ class MicroBatcher(Generic[J, R]):
         if self.max_queue < 1:
             raise ValueError("max_queue must be >= 1")
         self.on_flush = on_flush
+        self.inline = inline
+        self.inline_run = inline_run or run
         self._waiting: list[_Waiting[J, R]] = []
         self._inflight = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -134,7 +140,10 @@ class MicroBatcher(Generic[J, R]):
         try:
             if self.on_flush is not None:
                 self.on_flush(1)
-            results = await asyncio.to_thread(self.run, [job])
+            if self.inline is not None and self.inline():
+                results = self.inline_run([job])  # quick work: on the loop, no hop to a thread and back
+            else:
+                results = await asyncio.to_thread(self.run, [job])
         finally:
             self._done(loop)
         if len(results) != 1:

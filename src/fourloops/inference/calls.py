@@ -129,9 +129,19 @@ class ModelCaller:
             self._pool.close()
 
     def call(
-        self, predictors: Mapping[int, Any], jobs: Sequence[tuple[int, Mapping[str, Any]]]
+        self,
+        predictors: Mapping[int, Any],
+        jobs: Sequence[tuple[int, Mapping[str, Any]]],
+        *,
+        direct: bool = False,
     ) -> list[Outcome]:
-        """One outcome per job, in order."""
+        """One outcome per job, in order.
+
+        ``direct`` calls the model on this thread (the event loop, for a lone
+        request to a proven-quick model): the call cannot be cut off, but an
+        answer that comes back past the deadline is replaced by a timeout, so
+        the fallback answers as it would have on a model thread.
+        """
         outcomes: list[Outcome | None] = [None] * len(jobs)
         todo: list[int] = []
         keys: dict[int, Any] = {}
@@ -149,7 +159,7 @@ class ModelCaller:
                 continue
             todo.append(i)
         if todo:
-            self._call_model(predictors, jobs, todo, outcomes)
+            self._call_model(predictors, jobs, todo, outcomes, direct=direct)
         done: list[Outcome] = []
         for i, outcome in enumerate(outcomes):
             assert outcome is not None
@@ -171,6 +181,8 @@ class ModelCaller:
         jobs: Sequence[tuple[int, Mapping[str, Any]]],
         todo: list[int],
         outcomes: list[Outcome | None],
+        *,
+        direct: bool = False,
     ) -> None:
         answers: list[Outcome | None] = [None] * len(todo)
 
@@ -194,6 +206,11 @@ class ModelCaller:
 
         if self._pool is None:
             run()
+        elif direct:
+            started = time.perf_counter()
+            run()
+            if time.perf_counter() - started > (self.timeout or math.inf):
+                answers = [None] * len(todo)  # too late: answered as a timeout, like on a model thread
         else:
             future = self._pool.submit(run)
             try:

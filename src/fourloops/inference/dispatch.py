@@ -66,6 +66,8 @@ class Dispatcher:
             max_wait=wait,
             max_queue=self.max_pending,
             on_flush=self.metrics.micro_batch.labels(service.name).observe,
+            inline=service.can_answer_inline,
+            inline_run=service.predict_inline,
         )
         self.metrics.watch_queue(service.name, lambda: batcher.depth)
         return batcher

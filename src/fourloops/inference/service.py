@@ -32,6 +32,7 @@ from fourloops.inference.cache import PredictionCache
 from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
 from fourloops.inference.eventlog import EventWriter, loggable_features
+from fourloops.inference.inline import InlineGate
 from fourloops.inference.routing import Route
 from fourloops.inference.state import ServingState, read_serving_state
 from fourloops.ingestion.features import model_inputs, resolve_features, serving_contract
@@ -119,6 +120,7 @@ class ModelService:
         breaker: CircuitBreaker | None = None,
         timeout: float | None = None,
         cache: PredictionCache | None = None,
+        inline_max: float = 0.0,
     ) -> None:
         self.model = model
         self.hash_key = hash_key
@@ -141,6 +143,8 @@ class ModelService:
         self.contract = serving_contract(model, self.views)
         self.validator = compile_contract(self.contract)
         self.state: ServingState | None = None
+        #: Whether a lone request may be answered on the event loop (see fourloops.inference.inline).
+        self.inline = InlineGate(inline_max, capable=self._local_io())
 
     # -- registry state -----------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -261,7 +265,23 @@ class ModelService:
             raise result
         return result
 
-    def predict_batch(self, requests: Sequence[BatchRequest]) -> list[Answer | FourloopsError]:
+    def _local_io(self) -> bool:
+        """Only local, quick I/O may run on the loop: a plain local event log, a local online store."""
+        return bool(getattr(self.writer.store, "local_appends", False)) and (
+            not self.grouped or bool(getattr(self.online, "local_reads", False))
+        )
+
+    def can_answer_inline(self) -> bool:
+        """Whether a lone request may be answered on the event loop now."""
+        return self.inline.open()
+
+    def predict_inline(self, requests: Sequence[BatchRequest]) -> list[Answer | FourloopsError]:
+        """:meth:`predict_batch` on the calling thread (the event loop), model call included."""
+        return self.predict_batch(requests, inline=True)
+
+    def predict_batch(
+        self, requests: Sequence[BatchRequest], *, inline: bool = False
+    ) -> list[Answer | FourloopsError]:
         """Answer several requests at once, with ONE event-log append for all of them (group commit).
 
         Each request is validated on its own: a request that breaks the contract
@@ -271,6 +291,17 @@ class ModelService:
         far cheaper than building a frame for ``predict``. If no model is loaded
         or the event log fails, the whole batch raises (nothing is acknowledged).
         """
+        started = time.perf_counter()
+        try:
+            return self._predict_batch(requests, inline=inline)
+        finally:
+            if len(requests) == 1:
+                self.inline.record(time.perf_counter() - started)
+
+    def _predict_batch(
+        self, requests: Sequence[BatchRequest], *, inline: bool
+    ) -> list[Answer | FourloopsError]:
+        """The work of :meth:`predict_batch`."""
         state = self.state
         if state is None:
             raise NotFoundError(f"model {self.name!r} is not loaded (no champion yet)")
@@ -294,7 +325,9 @@ class ModelService:
                 rid = base_id if len(rows) == 1 else f"{base_id}-{i}"
                 unit = (request.unit_ids[i] if request.unit_ids else None) or rid
                 routed.append(_Routed(n, rid, unit, state.table.route(str(unit)), row, statuses[len(routed)]))
-        outcomes = self.caller.call(state.predictors, [(r.route.version, r.row) for r in routed])
+        outcomes = self.caller.call(
+            state.predictors, [(r.route.version, r.row) for r in routed], direct=inline
+        )
         at = self.clock()
         events: list[PredictionEvent] = []
         failed: set[int] = set()
@@ -335,6 +368,7 @@ class ModelService:
     @events.setter
     def events(self, store: EventStore) -> None:
         self.writer.store = store
+        self.inline.capable = self._local_io()
 
     def _answer(
         self, state: ServingState, r: _Routed, outcome: Outcome, at: datetime

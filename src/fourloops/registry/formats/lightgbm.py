@@ -25,6 +25,7 @@ from fourloops.registry.formats.base import (
     to_frame,
     to_matrix,
 )
+from fourloops.registry.formats.lightgbm_fast import fast_single_row
 
 __all__ = ["LightGBMFormat", "LightGBMPredictor"]
 
@@ -113,6 +114,8 @@ class LightGBMPredictor(Predictor):
             names = booster.feature_name()
             for index, categories in zip(indices, booster.pandas_categorical, strict=False):
                 self._codes[names[int(index)]] = {c: float(i) for i, c in enumerate(categories)}
+        outputs = booster.num_model_per_iteration() if task == "multiclass" else 1
+        self._fast = fast_single_row(booster, outputs=outputs, num_threads=PREDICT_ONE_THREADS)
 
     def predict(self, X: Any) -> np.ndarray:
         if self._categorical and hasattr(X, "columns"):
@@ -123,6 +126,9 @@ class LightGBMPredictor(Predictor):
 
     def predict_one(self, row: Mapping[str, Any]) -> float | list[float]:
         if self.encoder is not None:  # trained by fourloops: the stored encoder gives the codes
+            if self._fast is not None:
+                out = self._fast.predict(self.encoder.row(row))
+                return out if self.task == "multiclass" else out[0]
             raw = self.booster.predict(self._row(row), num_threads=PREDICT_ONE_THREADS)
             return [float(v) for v in raw[0]] if self.task == "multiclass" else float(raw[0])
         if self._codes:  # an imported model: category codes read back from the booster

@@ -294,6 +294,9 @@ class EventStoreBase:
     """Shared parts of the backends: export and label de-duplication."""
 
     url: str
+    #: An append is a local write taking microseconds (no network, no fsync): a server may make
+    #: it on its event loop.
+    local_appends: bool = False
 
     def scan(
         self, *, model: str | None = None, since: datetime | None = None, until: datetime | None = None

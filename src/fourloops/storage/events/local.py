@@ -257,6 +257,11 @@ class LocalEventStore(EventStoreBase):
     def __repr__(self) -> str:
         return f"LocalEventStore(path={str(self.path)!r}, fsync={self.fsync})"
 
+    @property
+    def local_appends(self) -> bool:  # type: ignore[override]
+        """One ``os.write`` per group, unless every group is fsynced."""
+        return not self.fsync
+
     # -- writing ---------------------------------------------------------------------------
     def append(self, events: Sequence[PredictionEvent]) -> None:
         """Write the group with one ``os.write`` (and one ``fsync`` if enabled)."""

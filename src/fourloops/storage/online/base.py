@@ -208,6 +208,8 @@ class OnlineStoreBase(abc.ABC):
 
     url: str
     namespace: str
+    #: Reads are local and take microseconds (no network): a server may make them on its event loop.
+    local_reads: bool = False
 
     def write(
         self,

@@ -94,6 +94,8 @@ class SQLiteOnlineStore(OnlineStoreBase):
     >>> store.close()
     """
 
+    local_reads = True  # a file on this machine: reads take microseconds
+
     def __init__(self, url: str, *, namespace: str = "default") -> None:
         self.url = url
         self.namespace = namespace
