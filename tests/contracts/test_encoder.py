@@ -136,9 +136,7 @@ def test_lightgbm_serves_through_the_encoder_it_was_trained_with(tmp_path: Path)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
-def test_the_fast_single_row_path_answers_what_booster_predict_does(
-    task: str, tmp_path: Path
-) -> None:
+def test_the_fast_single_row_path_answers_what_booster_predict_does(task: str, tmp_path: Path) -> None:
     import threading
 
     from fourloops.registry.formats import lightgbm as lgb_format

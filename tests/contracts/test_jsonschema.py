@@ -96,3 +96,39 @@ def test_nullable_enum_lists_null_and_extra_allowed() -> None:
     schema = json_schema(contract)
     assert schema["properties"]["c"]["enum"] == ["a", None]
     assert schema["additionalProperties"] is True and schema["required"] == []
+
+
+STRICT_CASES = [
+    ({**GOOD, "temp": "20.5"}, "type"),  # a numeric string is not a number
+    ({**GOOD, "n": 8.0}, None),  # an integral float is an integer (as in JSON Schema)
+    ({**GOOD, "n": 8.5}, "type"),
+    ({**GOOD, "ok": 1}, "type"),  # 0/1 are not booleans
+    ({**GOOD, "ok": "true"}, "type"),
+    ({**GOOD, "color": 3}, "type"),
+    ({**GOOD, "n": True}, "type"),
+]
+
+
+@pytest.mark.parametrize(("row", "rule"), STRICT_CASES)
+def test_requests_are_read_as_strictly_as_the_schema_and_leniently_on_request(
+    row: dict[str, Any], rule: str | None
+) -> None:
+    import jsonschema
+
+    from fourloops.contracts import compile_contract
+
+    strict = compile_contract(CONTRACT, requests=True).row
+    result = strict.validate_row(row)
+    schema_ok = jsonschema.Draft202012Validator(
+        json_schema(CONTRACT), format_checker=jsonschema.FormatChecker()
+    ).is_valid(row)
+    assert schema_ok == (rule is None) == result.ok, (row, result.violations)
+    if rule is not None:
+        assert set(result.violations.values()) == {rule}
+    lenient_contract = fl.Contract(CONTRACT.fields, extra="forbid", lenient=True)
+    assert (
+        compile_contract(lenient_contract, requests=True)
+        .row.validate_row({**GOOD, "temp": "20.5", "ok": 1})
+        .ok
+    )
+    assert lenient_contract.version != CONTRACT.version and "lenient" not in CONTRACT.to_dict()

@@ -72,7 +72,8 @@ def test_the_batcher_answers_a_lone_job_on_the_loop_only_when_asked() -> None:
 
 
 def test_a_quick_model_goes_inline_after_its_proof_and_answers_the_same(served: Path) -> None:
-    with _project(served) as project:
+    # A generous bound, so that a busy test machine cannot break the proof streak.
+    with _project(served, inline_max_ms="1000") as project:
         app = build_app(project)
         service = app.state.services["late"]
         assert service.inline.capable  # local event log, local online store
@@ -144,3 +145,30 @@ def test_network_or_fsynced_io_keeps_requests_off_the_loop(served: Path) -> None
         for _ in range(PROOF_CALLS):
             service.inline.record(0.0)
         assert not service.can_answer_inline()
+
+
+def test_overlapping_jobs_switch_the_loop_path_off_so_they_batch() -> None:
+    inline_calls: list[int] = []
+    thread_calls: list[int] = []
+
+    def run(jobs: list[int]) -> list[int]:
+        thread_calls.append(len(jobs))
+        time.sleep(0.002)
+        return jobs
+
+    def on_loop(jobs: list[int]) -> list[int]:
+        inline_calls.append(len(jobs))
+        return jobs
+
+    async def main() -> None:
+        batcher = MicroBatcher(run, inline=lambda: True, inline_run=on_loop, max_wait=0.001)
+        for i in range(40):  # one at a time: on the loop, but for the probes
+            await batcher.submit(i)
+        assert len(inline_calls) == 40 - 40 // 16 and len(thread_calls) == 40 // 16
+        inline_calls.clear()
+        thread_calls.clear()
+        await asyncio.gather(*(batcher.submit(i) for i in range(200)))  # 200 at once
+        assert max(thread_calls) > 1  # they were batched
+        assert len(inline_calls) <= 15  # at most the lone ones before the first probe saw the crowd
+
+    asyncio.run(main())

@@ -23,10 +23,11 @@ class CompiledContract:
     {'n': 3}
     """
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, *, requests: bool = False) -> None:
         self.contract = contract
         self.batch = BatchValidator(contract)
-        self.row = RowValidator(contract)
+        #: ``requests``: rows are JSON requests, read strictly unless the contract is lenient.
+        self.row = RowValidator(contract, strict=requests and not contract.lenient)
 
     def __repr__(self) -> str:
         return f"CompiledContract({self.contract!r})"
@@ -48,6 +49,10 @@ class CompiledContract:
         return json_schema(self.contract)
 
 
-def compile_contract(contract: Contract) -> CompiledContract:
-    """Compile ``contract`` into its batch and row validators."""
-    return CompiledContract(contract)
+def compile_contract(contract: Contract, *, requests: bool = False) -> CompiledContract:
+    """Compile ``contract`` into its batch and row validators.
+
+    With ``requests=True`` the row validator reads JSON requests: strictly, as
+    the JSON Schema says, unless the contract is ``lenient``.
+    """
+    return CompiledContract(contract, requests=requests)

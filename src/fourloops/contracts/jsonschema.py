@@ -2,10 +2,12 @@
 
 The schema describes the canonical JSON form of a request: numbers for Float
 and Int, booleans, strings for categories, text and timestamps (``date-time``).
-The row validator is more lenient (it also reads numeric strings, 0/1 as
-booleans and null tokens), so any row the schema accepts, the validator
-accepts too. Fields that are nullable or have a default may be omitted or
-``null``; the others are required.
+The server reads requests by exactly these rules (the row validator in its
+strict, request mode), so a client that checks a request against the schema
+knows whether it will be accepted; a contract declared ``lenient=True`` also
+takes numeric strings, 0/1 booleans and null tokens, as sources are read.
+Fields that are nullable or have a default may be omitted or ``null``; the
+others are required.
 """
 
 from __future__ import annotations

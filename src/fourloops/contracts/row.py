@@ -154,8 +154,13 @@ def _parse_timestamp(text: str) -> tuple[int, Any]:
     return OK, _EPOCH + timedelta(microseconds=us)
 
 
-def _compile_check(f: Field, contract: Contract) -> Check:
+def _compile_check(f: Field, contract: Contract, *, strict: bool = False) -> Check:
     """Compile one field of ``contract`` into a fast check closure."""
+    if strict:  # the lenient rules without null tokens, behind a check of the JSON type
+        plain = Contract(
+            contract.fields, null_tokens=[math.nan] if contract.nan_is_null else [], extra=contract.extra
+        )
+        return _strict_check(f, _compile_check(f, plain))
     tokens = frozenset(contract.null_tokens)
     nan_null = contract.nan_is_null
     on_null = _null_outcome(f)
@@ -332,6 +337,43 @@ def _compile_check(f: Field, contract: Contract) -> Check:
     raise DefinitionError(f"cannot compile field type {type(f).__name__}")  # pragma: no cover
 
 
+def _strict_check(f: Field, lenient: Check) -> Check:
+    """A JSON request's check: only the JSON types the schema allows reach the lenient rules.
+
+    Float and Int take JSON numbers (not booleans; an Int takes integral
+    floats, as JSON Schema's ``integer`` does), Bool takes JSON booleans, the
+    others take strings (a Timestamp also a datetime, for Python callers). A
+    string is never a null token here: JSON says null with ``null``.
+    """
+    if isinstance(f, Float | Int):
+
+        def number(v: Any) -> tuple[int, Any]:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                return _TYPE, v
+            return lenient(v)
+
+        return number
+    if isinstance(f, Bool):
+
+        def flag(v: Any) -> tuple[int, Any]:
+            if v is not None and not isinstance(v, bool):
+                return _TYPE, v
+            return lenient(v)
+
+        return flag
+    allowed: tuple[type, ...] = (str, datetime) if isinstance(f, Timestamp) else (str,)
+    on_null = _null_outcome(f)
+
+    def text(v: Any) -> tuple[int, Any]:
+        if v is None:
+            return on_null
+        if not isinstance(v, allowed):
+            return _TYPE, v
+        return lenient(v)
+
+    return text
+
+
 class RowValidator:
     """Validates one row or request at a time, in microseconds.
 
@@ -344,10 +386,13 @@ class RowValidator:
     {'temp': 'max'}
     """
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, *, strict: bool = False) -> None:
         self.contract = contract
+        #: ``strict``: read JSON requests by their JSON types only (see :class:`~fourloops.Contract`).
+        self.strict = strict
         self._plan = [
-            (name, _compile_check(f, contract), _absent_outcome(f)) for name, f in contract.fields.items()
+            (name, _compile_check(f, contract, strict=strict), _absent_outcome(f))
+            for name, f in contract.fields.items()
         ]
         self._names = frozenset(contract.fields)
         self._forbid = contract.extra is ExtraPolicy.FORBID

@@ -39,6 +39,14 @@ class Contract:
         ``nan`` rule. Tokens match whole values exactly (case and spaces count).
     extra:
         ``"allow"`` (default) ignores undeclared columns; ``"forbid"`` rejects them.
+    lenient:
+        How a *request* (JSON) is read when this contract checks one. By default
+        strictly, exactly as the published JSON Schema says: numbers for Float
+        and Int (an integral float like ``8.0`` is an integer, as in JSON
+        Schema), JSON booleans for Bool, strings for the rest, ``null`` as the
+        only null. ``lenient=True`` reads requests as sources are read: numeric
+        strings, ``0``/``1`` and ``"true"`` as booleans, null tokens. Sources
+        (files) are always read by the lenient rules, since a CSV holds only text.
 
     >>> import fourloops as fl
     >>> c = fl.Contract({"temp": fl.Float(min=-40, max=130)}, null_tokens=["", "NA"])
@@ -53,6 +61,7 @@ class Contract:
         null_tokens: Iterable[str | float] = (),
         extra: str | ExtraPolicy = ExtraPolicy.ALLOW,
         description: str = "",
+        lenient: bool = False,
     ) -> None:
         if not isinstance(fields, Mapping) or not fields:
             raise DefinitionError("Contract: fields must be a non-empty mapping of name -> field")
@@ -82,15 +91,21 @@ class Contract:
         except ValueError:
             raise DefinitionError(f"Contract: extra must be 'allow' or 'forbid', got {extra!r}") from None
         self.description = description
+        if not isinstance(lenient, bool):
+            raise DefinitionError(f"Contract: lenient must be True or False, got {lenient!r}")
+        self.lenient = lenient
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical JSON form (the meaning; descriptions excluded)."""
-        return {
+        out: dict[str, Any] = {
             "fields": {name: f.to_dict() for name, f in self.fields.items()},
             "null_tokens": sorted(self.null_tokens),
             "nan_is_null": self.nan_is_null,
             "extra": self.extra.value,
         }
+        if self.lenient:  # only when set, so that the versions of strict contracts did not change
+            out["lenient"] = True
+        return out
 
     @property
     def version(self) -> str:

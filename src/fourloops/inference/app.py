@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from fourloops.clock import Clock, utcnow
+from fourloops.inference.accounting import CountResponses, exception_handlers
 from fourloops.inference.admin import admin_handlers
 from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT
 from fourloops.inference.dispatch import Dispatcher
@@ -99,11 +100,6 @@ def create_app(
     limits = {"max_body_bytes": settings.max_body_bytes, "max_instances": settings.max_instances}
     refresher = Refresher(services, metrics, interval=settings.refresh_interval)
 
-    def count(request: Request, status: int) -> None:
-        name = request.path_params.get("model", "-")
-        if name in services:
-            metrics.requests.labels(name, str(status)).inc()
-
     admin = admin_handlers(
         dispatcher.service_for, registry, token=settings.admin_token, max_body_bytes=settings.max_body_bytes
     )
@@ -112,26 +108,31 @@ def create_app(
     routes = [
         Route(
             "/v1/models/{model}/predict",
-            json_errors(Predict(dispatcher, check_rate, **limits), count),
+            json_errors(Predict(dispatcher, check_rate, **limits)),
             methods=["POST"],
         ),
         Route(
             "/v2/models/{model}/infer",
-            json_errors(Infer(dispatcher, check_rate, **limits), count),
+            json_errors(Infer(dispatcher, check_rate, **limits)),
             methods=["POST"],
         ),
         Route(
             "/v1/labels",
-            json_errors(Labels(events, clock, max_body_bytes=settings.max_body_bytes), count),
+            json_errors(Labels(events, clock, max_body_bytes=settings.max_body_bytes)),
             methods=["POST"],
         ),
         Route("/healthz", Healthz().__call__, methods=["GET"]),
         Route("/readyz", Readyz(services, events).__call__, methods=["GET"]),
         Route("/metrics", MetricsRoute(metrics).__call__, methods=["GET"]),
         *description_routes(services),
-        *(Route(path, json_errors(handler, count), methods=["POST"]) for path, handler in admin.items()),
+        *(Route(path, json_errors(handler), methods=["POST"]) for path, handler in admin.items()),
     ]
-    app = Starlette(routes=routes, lifespan=refresher.lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=refresher.lifespan,
+        middleware=[Middleware(CountResponses, metrics=metrics, models=list(services))],
+        exception_handlers=dict(exception_handlers()),
+    )
     app.state.metrics = metrics
     app.state.services = services
     return app

@@ -11,9 +11,13 @@ logged.
 When a job is submitted:
 
 * nothing is running and nothing is waiting -> it is flushed at once, alone
-  (concurrency 1 pays no wait); when ``inline()`` says the work is quick,
-  ``run`` is called right there on the event loop, sparing the round trip to
-  a worker thread (which costs more than a fast model call);
+  (concurrency 1 pays no wait); when ``inline()`` says the work is quick and
+  no jobs have overlapped for a second, ``run`` is called right there on the
+  event loop, sparing the round trip to a worker thread (which costs more than
+  a fast model call). A job on the loop keeps later requests from being read,
+  so it would hide concurrency: one lone job in :data:`PROBE_EVERY` runs on a
+  thread anyway, and a job that arrives while another runs switches the loop
+  path off for :data:`BUSY_HOLD_S` (the jobs batch instead);
 * otherwise it waits, and the waiting jobs are flushed together when
   ``max_batch`` of them are waiting, when ``max_wait`` has passed since the
   first of them arrived, or when a running batch finishes, whichever comes
@@ -48,6 +52,11 @@ DEFAULT_MAX_WAIT = 0.002
 DEFAULT_MAX_INFLIGHT = 2
 #: The wait queue holds this many batches' worth of jobs per running batch.
 QUEUE_BATCHES = 4
+#: Every this many lone jobs one runs on a worker thread even when ``inline()`` allows the loop, so
+#: that jobs arriving meanwhile show whether requests overlap (a job on the loop hides them).
+PROBE_EVERY = 16
+#: Seconds after overlapping jobs were seen during which no job runs on the loop (they batch).
+BUSY_HOLD_S = 1.0
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -100,6 +109,8 @@ class MicroBatcher(Generic[J, R]):
         self._inflight = 0
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._busy_until = 0.0
+        self._alone_jobs = 0
 
     def __repr__(self) -> str:
         return (
@@ -124,6 +135,7 @@ class MicroBatcher(Generic[J, R]):
         loop = asyncio.get_running_loop()
         if self._inflight == 0 and not self._waiting:
             return await self._alone(job, loop)
+        self._busy_until = loop.time() + BUSY_HOLD_S  # jobs overlap: batch them, none on the loop
         future: asyncio.Future[R] = loop.create_future()
         self._waiting.append(_Waiting(job, future))
         if self._inflight == 0 or (
@@ -140,7 +152,8 @@ class MicroBatcher(Generic[J, R]):
         try:
             if self.on_flush is not None:
                 self.on_flush(1)
-            if self.inline is not None and self.inline():
+            self._alone_jobs += 1
+            if self._on_loop(loop):
                 results = self.inline_run([job])  # quick work: on the loop, no hop to a thread and back
             else:
                 results = await asyncio.to_thread(self.run, [job])
@@ -152,6 +165,12 @@ class MicroBatcher(Generic[J, R]):
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def _on_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether this lone job may run on the loop: allowed, no overlap lately, not a probe."""
+        if self.inline is None or loop.time() < self._busy_until:
+            return False
+        return self._alone_jobs % PROBE_EVERY != 0 and self.inline()
 
     def _done(self, loop: asyncio.AbstractEventLoop) -> None:
         self._inflight -= 1

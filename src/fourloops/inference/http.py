@@ -18,7 +18,20 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["Handler", "HTTPError", "JSONResponse", "error_response", "json_errors", "read_json"]
+__all__ = [
+    "MAX_DEPTH",
+    "HTTPError",
+    "Handler",
+    "JSONResponse",
+    "error_response",
+    "json_errors",
+    "parse_json",
+    "read_json",
+]
+
+#: Deepest nesting of arrays and objects a body may have (orjson's own bound).
+MAX_DEPTH = 1024
+_CONSTANTS = (b"NaN", b"Infinity")
 
 
 class JSONResponse(Response):
@@ -58,15 +71,51 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise HTTPError(413, "payload_too_large", f"body exceeds {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return parse_json(b"".join(chunks))
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body, or a 400 naming what is wrong: syntax, depth, invalid UTF-8 or Unicode.
+
+    orjson parses (and bounds nesting at :data:`MAX_DEPTH` levels, refuses
+    invalid UTF-8 and lone UTF-16 surrogates). Only a body that may hold the
+    constants ``NaN``/``Infinity`` is parsed again by the standard library, so
+    the contract can name the field that holds one; what that parse returns
+    must still be valid Unicode and no deeper.
+    """
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass  # maybe NaN/Infinity; the standard library says what is wrong otherwise
+    except orjson.JSONDecodeError as err:
+        first = err
+    if not any(token in body for token in _CONSTANTS):
+        raise HTTPError(
+            400, "invalid_json", f"body is not valid JSON: {_describe(first, parsing=True)}"
+        ) from None
     try:
-        return json.loads(body, parse_constant=_json_constant)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise HTTPError(400, "invalid_json", f"body is not valid JSON: {err}") from None
+        value = json.loads(body, parse_constant=_json_constant)
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)  # lone surrogates, depth: refused here
+    except RecursionError:
+        raise HTTPError(400, "invalid_json", f"body nests deeper than {MAX_DEPTH} levels") from None
+    except orjson.JSONEncodeError as err:
+        raise HTTPError(
+            400, "invalid_json", f"body is not valid JSON: {_describe(err, parsing=False)}"
+        ) from None
+    except (ValueError, UnicodeDecodeError, TypeError) as err:
+        raise HTTPError(
+            400, "invalid_json", f"body is not valid JSON: {_describe(err, parsing=True)}"
+        ) from None
+    return value
+
+
+def _describe(err: Exception, *, parsing: bool) -> str:
+    text = str(err)
+    if "depth limit" in text or "recursion limit" in text:
+        return f"it nests deeper than {MAX_DEPTH} levels"
+    if "surrogate" in text and not (parsing and "not valid UTF-8" in text):
+        return f"a string holds a lone UTF-16 surrogate ({text})"
+    if "not valid UTF-8" in text or isinstance(err, UnicodeDecodeError):
+        return f"it is not valid UTF-8 ({text})"
+    return text
 
 
 def _json_constant(name: str) -> float:
@@ -78,14 +127,13 @@ def _json_constant(name: str) -> float:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def json_errors(handler: Handler, count: Callable[[Request, int], None]) -> Handler:
-    """``handler`` answering every :class:`HTTPError` it raises as its JSON body, counted by status."""
+def json_errors(handler: Handler) -> Handler:
+    """``handler`` answering every :class:`HTTPError` it raises with the error's JSON body."""
 
     async def answer(request: Request) -> Response:
         try:
             return await handler(request)
         except HTTPError as err:
-            count(request, err.response.status_code)
             return err.response
 
     return answer

@@ -141,7 +141,7 @@ class ModelService:
         self.grouped = resolve_features(model.features, self.views) if model.features else {}
         self.view_fields = {f for names in self.grouped.values() for f in names}
         self.contract = serving_contract(model, self.views)
-        self.validator = compile_contract(self.contract)
+        self.validator = compile_contract(self.contract, requests=True)
         self.state: ServingState | None = None
         #: Whether a lone request may be answered on the event loop (see fourloops.inference.inline).
         self.inline = InlineGate(inline_max, capable=self._local_io())

@@ -11,6 +11,7 @@ the model's service.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -110,6 +111,62 @@ class Predict:
         )
 
 
+#: The JSON types a label value may have: a number (finite), a boolean or a string.
+_LABEL_TYPES = (bool, int, float, str)
+
+
+def _label(i: int, item: Any, at: Any) -> Label:
+    """The ``i``-th label of a body, or a 400 naming what was sent and what is missing."""
+    where = f"labels[{i}]"
+    if not isinstance(item, dict):
+        raise HTTPError(
+            400, "invalid_request", f"{where} must be an object, got {_json_type(item)}", field=where
+        )
+    for key in ("request_id", "value"):
+        if key not in item:
+            sent = ", ".join(repr(k) for k in list(item)[:10]) or "none"
+            raise HTTPError(
+                400,
+                "invalid_request",
+                f"{where} has no {key!r} (keys sent: {sent}); "
+                "each label is {'request_id': ..., 'value': ...}",
+                field=f"{where}.{key}",
+            )
+    rid, value = item["request_id"], item["value"]
+    if not isinstance(rid, str) or not rid:
+        raise HTTPError(
+            400,
+            "invalid_request",
+            f"{where}.request_id must be a non-empty string, got {_json_type(rid)}",
+            field=f"{where}.request_id",
+        )
+    if (
+        value is None
+        or not isinstance(value, _LABEL_TYPES)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        raise HTTPError(
+            400,
+            "invalid_request",
+            f"{where}.value must be a number, a boolean or a string, got {_json_type(value)}",
+            field=f"{where}.value",
+        )
+    try:
+        return Label(request_id=rid, value=value, at=at)
+    except FourloopsError as err:
+        raise HTTPError(400, "invalid_request", f"{where}: {err}", field=where) from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
+             dict: "an object"}  # fmt: skip
+    return names.get(type(value), type(value).__name__) + (f" {value!r}" if isinstance(value, str) else "")
+
+
 class Labels:
     """``POST /v1/labels``: delayed ground truth, stamped by ``clock`` (idempotent, first label wins)."""
 
@@ -120,24 +177,18 @@ class Labels:
 
     async def __call__(self, request: Request) -> Response:
         body = await read_json(request, self.max_body_bytes)
-        items = body.get("labels") if isinstance(body, dict) and "labels" in body else [body]
+        if isinstance(body, list):
+            items = body
+        elif isinstance(body, dict) and "labels" in body:
+            items = body["labels"]
+        else:
+            items = [body]
         if not isinstance(items, list) or not items:
-            raise HTTPError(400, "invalid_request", "give {'labels': [{'request_id', 'value'}, ...]}")
-        parsed = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise HTTPError(
-                    400,
-                    "invalid_request",
-                    f"labels[{i}] must be an object with 'request_id' and 'value'",
-                    field=f"labels[{i}]",
-                )
-            try:  # Label refuses a missing or empty request id and a missing value
-                parsed.append(
-                    Label(request_id=item.get("request_id", ""), value=item.get("value"), at=self.clock())
-                )
-            except (ValueError, TypeError, FourloopsError) as err:
-                raise HTTPError(400, "invalid_request", f"labels[{i}]: {err}", field=f"labels[{i}]") from None
+            raise HTTPError(
+                400, "invalid_request", "give {'labels': [{'request_id': ..., 'value': ...}, ...]}"
+            )
+        at = self.clock()
+        parsed = [_label(i, item, at) for i, item in enumerate(items)]
         try:
             stats = await asyncio.to_thread(self.events.add_labels, parsed)
         except StoreError as err:

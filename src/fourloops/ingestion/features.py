@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 
 from fourloops.definitions import Contract, FeatureView, Field, Model, String, Timestamp
@@ -86,5 +87,8 @@ def serving_contract(model: Model, views: Mapping[str, FeatureView]) -> Contract
                 raise SchemaError(
                     f"model {model.name!r}: join key {key!r} of view {view_name!r} is not a request field"
                 )
-    tokens = list(model.request.null_tokens) if model.request is not None else []
-    return Contract(fields, null_tokens=tokens, extra="forbid")
+    request = model.request
+    tokens: list[str | float] = list(request.null_tokens) if request is not None else []
+    if request is not None and request.nan_is_null:
+        tokens.append(math.nan)
+    return Contract(fields, null_tokens=tokens, extra="forbid", lenient=bool(request and request.lenient))
