@@ -193,3 +193,50 @@ def test_every_path_to_traffic_applies_the_gate_rule_through_the_admin_api(
         last = project.registry.routing_history("late")[-1]
         assert last.reason == "owner accepts [forced past failed gates]" and last.actor == "admin-api"
     assert client.post("/v1/admin/models/late/ab", json={"split": None}, headers=auth).status_code == 200
+
+
+def test_the_open_inference_protocol_routes_and_the_model_list(client: TestClient) -> None:
+    models = client.get("/v1/models").json()["models"]
+    assert [(m["name"], m["task"], m["ready"]) for m in models] == [("late", "binary", True)]
+    assert models[0]["routing"]["champion"] == 1
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    meta = client.get("/v2/models/late").json()
+    assert meta["name"] == "late" and meta["versions"] == ["1"] and meta["platform"] == "fourloops"
+    inputs = {t["name"]: t["datatype"] for t in meta["inputs"]}
+    assert inputs == {"station": "BYTES", "load": "FP64", "rain": "FP64"}
+    assert client.get("/v2/models/late/ready").json() == {"name": "late", "ready": True}
+    missing = client.get("/v2/models/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("tensors", "words"),
+    [
+        ([{"name": "load", "data": [0.5]}, {"name": "load", "data": [0.4]}], "given twice"),
+        ([{"name": "load", "shape": [2], "data": [0.5]}], "shape [2] does not fit its 1 values"),
+        ([{"name": "load", "datatype": "BYTES", "data": [0.5]}], "datatype 'BYTES' does not suit a Float"),
+        ([{"name": "station", "datatype": "FP64", "data": ["a"]}], "does not suit a Category"),
+    ],
+)
+def test_infer_checks_shape_datatype_and_names(
+    client: TestClient, tensors: list[dict[str, Any]], words: str
+) -> None:
+    r = client.post("/v2/models/late/infer", json={"inputs": tensors})
+    assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+    ok = client.post(
+        "/v2/models/late/infer",
+        json={
+            "inputs": [
+                {"name": "station", "datatype": "BYTES", "shape": [1], "data": ["a"]},
+                {"name": "load", "datatype": "FP32", "shape": [1, 1], "data": [0.5]},
+            ]
+        },
+    )
+    assert ok.status_code == 200, ok.text
+
+
+def test_admin_without_a_configured_token_says_admin_is_disabled(served: Path) -> None:
+    with Project.load(served, env={}) as project, TestClient(build_app(project)) as client:
+        r = client.post("/v1/admin/models/late/pause")
+    assert r.status_code == 401 and "admin routes are disabled" in r.json()["error"]["message"]

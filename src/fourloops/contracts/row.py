@@ -352,6 +352,14 @@ def _strict_check(f: Field, lenient: Check) -> Check:
                 return _TYPE, v
             return lenient(v)
 
+        if isinstance(f, Float) and f.min is None and f.max is None and not f.allow_inf:
+
+            def unbounded(v: Any) -> tuple[int, Any]:  # the common request field, in one call
+                if type(v) is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+                    return OK, v
+                return number(v)
+
+            return unbounded
         return number
     if isinstance(f, Bool):
 

@@ -44,7 +44,14 @@ def admin_handlers(
 
     def admin(request: Request) -> ModelService:
         given = request.headers.get("authorization", "")
-        if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if not token:
+            raise HTTPError(
+                401,
+                "unauthorized",
+                "admin routes are disabled: no server.admin_token is configured "
+                "(set it, or FOURLOOPS_SERVER_ADMIN_TOKEN, and restart the server)",
+            )
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise HTTPError(401, "unauthorized", "admin routes need 'Authorization: Bearer <admin_token>'")
         return service_for(request)
 

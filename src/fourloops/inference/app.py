@@ -36,6 +36,7 @@ from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT
 from fourloops.inference.dispatch import Dispatcher
 from fourloops.inference.health import Healthz, MetricsRoute, Readyz
 from fourloops.inference.http import json_errors
+from fourloops.inference.metadata import Live, ModelMetadata, ModelReady, Models, Ready
 from fourloops.inference.metrics import ServerMetrics
 from fourloops.inference.openapi import description_routes
 from fourloops.inference.refresher import Refresher
@@ -121,6 +122,11 @@ def create_app(
             json_errors(Labels(events, clock, max_body_bytes=settings.max_body_bytes)),
             methods=["POST"],
         ),
+        Route("/v1/models", Models(services).__call__, methods=["GET"]),
+        Route("/v2/health/live", Live().__call__, methods=["GET"]),
+        Route("/v2/health/ready", Ready(services).__call__, methods=["GET"]),
+        Route("/v2/models/{model}", json_errors(ModelMetadata(dispatcher).__call__), methods=["GET"]),
+        Route("/v2/models/{model}/ready", json_errors(ModelReady(dispatcher).__call__), methods=["GET"]),
         Route("/healthz", Healthz().__call__, methods=["GET"]),
         Route("/readyz", Readyz(services, events).__call__, methods=["GET"]),
         Route("/metrics", MetricsRoute(metrics).__call__, methods=["GET"]),

@@ -55,6 +55,7 @@ class Dispatcher:
         self.pending = pending
         self.max_pending = max_pending
         self.batchers: dict[str, MicroBatcher[BatchRequest, Answer]] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         if batching:
             for name, service in services.items():
                 self.batchers[name] = self._batcher(service, batch_max_size, batch_max_wait)
@@ -128,17 +129,26 @@ class Dispatcher:
         """Count an answered request: batch size, predictions, fallbacks, lookups, latency."""
         metrics = self.metrics
         elapsed = time.perf_counter() - started
-        metrics.batch.labels(service.name).observe(len(answers))
+        name = service.name
+        self._child(metrics.batch, (name,)).observe(len(answers))
         # One latency observation per (version, route) that answered: a single-instance request
         # has one; the instances of a batch without a unit id may be routed apart.
         routes: set[tuple[str, str]] = set()
         for a in answers:
             version = str(a.version)
             routes.add((version, a.route))
-            metrics.predictions.labels(service.name, version, a.route).inc()
+            self._child(metrics.predictions, (name, version, a.route)).inc()
             if a.fallback:
-                metrics.fallbacks.labels(service.name, a.fallback, a.fallback_reason or "-").inc()
+                metrics.fallbacks.labels(name, a.fallback, a.fallback_reason or "-").inc()
             for view, status in a.feature_status.items():
-                metrics.feature_lookups.labels(service.name, view, status).inc()
+                self._child(metrics.feature_lookups, (name, view, status)).inc()
         for version, route in routes:
-            metrics.latency.labels(service.name, version, route).observe(elapsed)
+            self._child(metrics.latency, (name, version, route)).observe(elapsed)
+
+    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        """``metric.labels(*labels)``, kept: the request path looks each series up once."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

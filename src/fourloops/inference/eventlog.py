@@ -27,7 +27,7 @@ from fourloops.definitions import Contract
 from fourloops.inference.calls import finite_or_none
 from fourloops.storage.events import EventStore, PredictionEvent
 
-__all__ = ["EventWriter", "keyed_hash", "loggable_features"]
+__all__ = ["EventWriter", "FeatureLogger", "keyed_hash", "loggable_features"]
 
 #: Bytes a hash key must have at least.
 MIN_HASH_KEY_BYTES = 16
@@ -78,13 +78,38 @@ def keyed_hash(key: bytes, value: Any) -> str:
 
 def loggable_features(row: Mapping[str, Any], contract: Contract, key: bytes) -> dict[str, Any]:
     """The features as logged: sensitive fields keyed-hashed with ``key``, non-finite floats None."""
-    out: dict[str, Any] = {}
-    for name, value in row.items():
-        f = contract.fields.get(name)
-        if f is not None and f.sensitive and value is not None:
-            out[name] = keyed_hash(key, value)
-        elif isinstance(value, datetime):
-            out[name] = value.isoformat()
-        else:
-            out[name] = finite_or_none(value)
-    return out
+    return FeatureLogger(contract, key)(row)
+
+
+class FeatureLogger:
+    """:func:`loggable_features` compiled once per contract (the request path's version).
+
+    >>> import fourloops as fl
+    >>> log = FeatureLogger(fl.Contract({"x": fl.Float(), "who": fl.String(sensitive=True)}), b"k" * 16)
+    >>> logged = log({"x": float("inf"), "who": "ann"})
+    >>> logged["x"], logged["who"].startswith("hmac-sha256:")
+    (None, True)
+    """
+
+    def __init__(self, contract: Contract, key: bytes) -> None:
+        self.key = key
+        self.sensitive = tuple(name for name, f in contract.fields.items() if f.sensitive)
+
+    def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        for name in self.sensitive:  # hashed as given (a string after this, which the loop keeps)
+            value = out.get(name)
+            if value is not None:
+                out[name] = keyed_hash(self.key, value)
+        for name, value in out.items():
+            kind = type(value)
+            if kind is float:
+                if value - value != 0.0:  # NaN or an infinity: JSON has neither
+                    out[name] = None
+            elif kind is str or kind is int or kind is bool or value is None:
+                continue
+            elif isinstance(value, datetime):
+                out[name] = value.isoformat()
+            else:
+                out[name] = finite_or_none(value)
+        return out

@@ -187,6 +187,22 @@ def _common_schemas() -> dict[str, Any]:
                 "current": {"type": ["integer", "null"]},
             },
         },
+        "ModelMetadata": {
+            "type": "object",
+            "required": ["name", "versions", "platform", "inputs", "outputs"],
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": {"type": "object"}},
+                "outputs": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "ModelReady": {
+            "type": "object",
+            "required": ["name", "ready"],
+            "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+        },
         "Status": {
             "type": "object",
             "required": ["status"],
@@ -260,6 +276,25 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                 "responses": {
                     "200": _json({"oneOf": [_ref(answer), several]}, "one answer, or one per instance"),
                     **_errors(400, 413, 422, 429, 503),
+                },
+            }
+        },
+        f"/v2/models/{name}": {
+            "get": {
+                "summary": f"Open Inference Protocol: metadata of model {name}",
+                "operationId": f"v2_metadata_{name}",
+                "responses": {
+                    "200": _json(_ref("ModelMetadata"), "versions served, input and output tensors")
+                },
+            }
+        },
+        f"/v2/models/{name}/ready": {
+            "get": {
+                "summary": f"Open Inference Protocol: readiness of model {name}",
+                "operationId": f"v2_model_ready_{name}",
+                "responses": {
+                    "200": _json(_ref("ModelReady"), "a version is loaded"),
+                    "503": _json(_ref("ModelReady"), "no champion loaded yet"),
                 },
             }
         },
@@ -374,6 +409,7 @@ def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
                 "required": ["labels"],
                 "properties": {"labels": {"type": "array", "minItems": 1, "items": _ref("Label")}},
             },
+            {"type": "array", "minItems": 1, "items": _ref("Label")},
         ]
     }
     paths["/v1/labels"] = {
@@ -382,6 +418,51 @@ def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
             "operationId": "labels",
             "requestBody": {"required": True, "content": {"application/json": {"schema": labels}}},
             "responses": {"200": _json(_ref("LabelStats"), "what was recorded"), **_errors(400, 413, 503)},
+        }
+    }
+    paths["/v1/models"] = {
+        "get": {
+            "summary": "The models served here: task, readiness and routing",
+            "operationId": "models",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["models"],
+                        "properties": {
+                            "models": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["name", "task", "ready", "routing"],
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "task": {"type": "string"},
+                                        "ready": {"type": "boolean"},
+                                        "routing": {"type": ["object", "null"]},
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "the served models",
+                )
+            },
+        }
+    }
+    flag = {"type": "object", "properties": {"live": {"type": "boolean"}, "ready": {"type": "boolean"}}}
+    paths["/v2/health/live"] = {
+        "get": {
+            "summary": "Open Inference Protocol: liveness",
+            "operationId": "v2_live",
+            "responses": {"200": _json(flag, "alive")},
+        }
+    }
+    paths["/v2/health/ready"] = {
+        "get": {
+            "summary": "Open Inference Protocol: readiness (every model has a version loaded)",
+            "operationId": "v2_ready",
+            "responses": {"200": _json(flag, "ready"), "503": _json(flag, "not ready")},
         }
     }
     paths["/healthz"] = {

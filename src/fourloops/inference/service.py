@@ -31,7 +31,7 @@ from fourloops.errors import (
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
-from fourloops.inference.eventlog import EventWriter, loggable_features
+from fourloops.inference.eventlog import EventWriter, FeatureLogger
 from fourloops.inference.inline import InlineGate
 from fourloops.inference.routing import Route
 from fourloops.inference.state import ServingState, read_serving_state
@@ -142,6 +142,7 @@ class ModelService:
         self.view_fields = {f for names in self.grouped.values() for f in names}
         self.contract = serving_contract(model, self.views)
         self.validator = compile_contract(self.contract, requests=True)
+        self.log_features = FeatureLogger(self.contract, hash_key)
         self.state: ServingState | None = None
         #: Whether a lone request may be answered on the event loop (see fourloops.inference.inline).
         self.inline = InlineGate(inline_max, capable=self._local_io())
@@ -408,7 +409,7 @@ class ModelService:
             model=self.name,
             version=version,
             route=r.route.name,
-            features=loggable_features(r.row, self.contract, self.hash_key),
+            features=self.log_features(r.row),
             output=output,
             propensity=r.route.propensity,
             latency_ms=latency,
@@ -441,7 +442,7 @@ class ModelService:
                     model=self.name,
                     version=version,
                     route=RouteKind.SHADOW,
-                    features=loggable_features(item["row"], self.contract, self.hash_key),
+                    features=self.log_features(item["row"]),
                     output=output,
                     propensity=None,
                     latency_ms=(time.perf_counter() - started) * 1000,
