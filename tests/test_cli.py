@@ -76,7 +76,7 @@ def test_apply_validate_dataset_flow(initialised: Path, tmp_path: Path) -> None:
     [report] = json.loads(out)
     assert report["rows"] == report["valid"] == 3322
     code, out, err = run("validate", "weather", "--project", p, "--json")
-    assert code == 4  # the real data has a 1,048 mph wind reading and a missing temperature
+    assert code == 0, err  # quarantining rows is the validator doing its job, not a failure
     [report] = json.loads(out)
     rules = {(f["column"], f["rule"]) for f in report["failures"]}
     assert ("wind_speed", "max") in rules and ("temp", "not_null") in rules

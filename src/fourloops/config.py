@@ -56,6 +56,7 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -74,7 +75,9 @@ __all__ = [
     "ProjectConfig",
     "ServerConfig",
     "StorageConfig",
+    "find_root",
     "load_config",
+    "setting_variables",
 ]
 
 CONFIG_FILE = "fourloops.toml"
@@ -309,6 +312,18 @@ def _field_type(cls: type, key: str) -> type:
     return int if annotation in (int, "int") else str
 
 
+def find_root(start: str | Path) -> Path:
+    """The folder holding ``fourloops.toml``: ``start`` or the nearest parent that has one (like git).
+
+    ``start`` itself when no folder up the tree has one (loading it then says so).
+    """
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return here
+
+
 def load_config(root: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
     """Read ``fourloops.toml`` in ``root`` and apply environment overrides.
 
@@ -336,4 +351,32 @@ def load_config(root: str | Path, *, env: Mapping[str, str] | None = None) -> Co
             raise ConfigError(f"{file}: '{name}' must be a [{name}] table")
     for name, cls in _SECTIONS.items():
         sections[name] = _section(name, cls, data.get(name, {}), str(file), env)
+    _check_environment(env)
     return Config(root=root, **sections)
+
+
+#: ``FOURLOOPS_*`` variables that are not settings (read by the command line, the audit log, tests).
+OTHER_VARIABLES = frozenset({"FOURLOOPS_PROJECT", "FOURLOOPS_ACTOR", "FOURLOOPS_REQUIRE_SERVICES"})
+_OTHER_PREFIXES = ("FOURLOOPS_TEST_", "FOURLOOPS_BENCH_")
+
+
+def setting_variables() -> list[str]:
+    """Every ``FOURLOOPS_<SECTION>_<KEY>`` variable that overrides a setting."""
+    return sorted(
+        f"{ENV_PREFIX}{section}_{f.name}".upper()
+        for section, cls in _SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    )
+
+
+def _check_environment(env: Mapping[str, str]) -> None:
+    """A misspelled ``FOURLOOPS_*`` variable is an error, like a misspelled key in the file."""
+    known = set(setting_variables())
+    for name in env:
+        if not name.startswith(ENV_PREFIX) or name in known or name in OTHER_VARIABLES:
+            continue
+        if name.startswith(_OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, [*known, *OTHER_VARIABLES], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"environment {name}: not a fourloops setting{hint}")

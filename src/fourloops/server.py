@@ -14,12 +14,14 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 
+from fourloops.config import MAX_PORT
 from fourloops.errors import ConfigError
 from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.cache import PredictionCache
@@ -29,7 +31,7 @@ from fourloops.inference.service import ModelService
 from fourloops.logs import logging_config
 from fourloops.project import Project
 
-__all__ = ["app_factory", "build_app", "serve", "uvicorn_options"]
+__all__ = ["app_factory", "build_app", "check_port", "serve", "uvicorn_options"]
 
 log = logging.getLogger("fourloops.server")
 
@@ -130,6 +132,7 @@ def serve(
 
     workers = workers or project.config.server.workers
     options = uvicorn_options(project, host=host, port=port, log_format=log_format)
+    check_port(options["host"], options["port"])
     if workers > 1:
         os.environ["FOURLOOPS_PROJECT"] = str(project.root)
         # The workers keep their metrics in shared files, so that a scrape reports
@@ -153,6 +156,22 @@ def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _exit_cleanly)
         uvicorn.run(app, **options)
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port that is out of range or that something already listens on."""
+    if not 1 <= port <= MAX_PORT:
+        raise ConfigError(f"port {port} is not a TCP port (1-{MAX_PORT})")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {err.strerror or err} "
+                "(another server there? pick one with --port)"
+            ) from None
 
 
 def uvicorn_options(

@@ -23,6 +23,7 @@ The steps, each usable alone:
 
 from __future__ import annotations
 
+import difflib
 import tempfile
 import time
 import traceback
@@ -44,7 +45,7 @@ from fourloops.clock import Clock, utcnow
 from fourloops.contracts.encoder import InputEncoder
 from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.lifecycle import Alias
-from fourloops.errors import FourloopsError, NotFoundError, RegistryError
+from fourloops.errors import DefinitionError, FourloopsError, NotFoundError, RegistryError
 from fourloops.evaluation import evaluate
 from fourloops.ingestion.features import model_inputs
 from fourloops.ingestion.leakage import leakage_scores
@@ -56,6 +57,7 @@ from fourloops.storage.artifacts import ArtifactRef, ArtifactStore
 
 __all__ = [
     "Candidate",
+    "check_params",
     "RunEvaluation",
     "TrainResult",
     "TrainingData",
@@ -139,17 +141,36 @@ class RunEvaluation:
     context: GateContext
 
 
+def check_params(model: Model, params: dict[str, Any]) -> None:
+    """Refuse parameters the model's estimator does not take, naming the close ones it does.
+
+    Checked before anything runs or is registered, so a typo in ``--param``
+    costs neither a training run nor a version number.
+    """
+    trainer = model.trainer
+    if not (hasattr(trainer, "fit") and hasattr(trainer, "get_params")):
+        return  # a trainer function takes whatever it reads
+    names = list(trainer.get_params(deep=False))
+    unknown = [k for k in params if k not in names]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, names, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise DefinitionError(
+            f"model {model.name!r}: {type(trainer).__name__} has no parameter {', '.join(hints)}"
+        )
+
+
 def fit(model: Model, X: pd.DataFrame, y: np.ndarray, *, params: dict[str, Any], seed: int) -> Any:
     """Fit the model's trainer: a cloned estimator (params applied, seeded) or a trainer function."""
     trainer = model.trainer
     if hasattr(trainer, "fit") and hasattr(trainer, "get_params"):
         from sklearn.base import clone
 
+        check_params(model, params)
         estimator = clone(trainer)
         names = estimator.get_params(deep=False)
-        unknown = [k for k in params if k not in names]
-        if unknown:
-            raise FourloopsError(f"model {model.name!r}: unknown trainer parameters {unknown}")
         settings = dict(params)
         if "random_state" in names and names["random_state"] is None:
             settings["random_state"] = seed
@@ -337,6 +358,7 @@ def train_model(
     """
     say = progress or (lambda _m: None)
     params = dict(params or {})
+    check_params(model, params)  # before anything is registered: a typo costs no version number
     timings: dict[str, float] = {}
     lineage: dict[str, Any] = {
         "code": code_state(root),

@@ -23,7 +23,7 @@ from fourloops.cli.common import (
 from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import SchemaError
 
-__all__ = ["import_mlflow", "models", "promote", "rollback", "train", "verify"]
+__all__ = ["archive", "compare", "import_mlflow", "models", "promote", "rollback", "tag", "train", "verify"]
 
 
 def _parse_params(values: list[str] | None, file: Path | None) -> dict[str, Any]:
@@ -110,11 +110,22 @@ def train(
 @handle_errors
 def models(
     model: Annotated[str | None, typer.Argument(help="Show one model's versions.")] = None,
+    version: Annotated[
+        str | None, typer.Argument(help="Show one version (a number or an alias): metrics, gates, lineage.")
+    ] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
-    """List models, or one model's versions with aliases, stages and gate results."""
+    """List models, one model's versions, or one version in full.
+
+    Without arguments: every registered model. With MODEL: its versions with
+    aliases, stages and gate results. With MODEL VERSION: that version's
+    metrics, every gate verdict with its numbers, its lineage and artifact.
+    """
     proj = load_project(project)
+    if model is not None and version is not None:
+        _print_version(proj, model, version, as_json)
+        return
     if model is None:
         summaries = proj.registered_models()
         if as_json:
@@ -198,7 +209,7 @@ def promote(
     if as_json:
         print_json(change.to_dict())
         return
-    out.print(f"{model}: {alias} v{change.previous or '-'} -> v{change.current}")
+    out.print(f"{model}: {alias} {_v(change.previous)} -> {_v(change.current)}")
 
 
 @app.command()
@@ -215,7 +226,7 @@ def rollback(
     if as_json:
         print_json(change.to_dict())
         return
-    out.print(f"{model}: {alias} v{change.previous} -> v{change.current}")
+    out.print(f"{model}: {alias} {_v(change.previous)} -> {_v(change.current)}")
 
 
 @app.command("import-mlflow")
@@ -240,3 +251,125 @@ def import_mlflow(
         f"imported {path} as {name} v{version.version} ({version.format}); "
         "it has not been evaluated: promote with --force once you have checked it"
     )
+
+
+def _v(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
+def _print_version(proj: Any, model: str, ref: str, as_json: bool) -> None:
+    v = proj.version(model, ref)
+    if as_json:
+        print_json(v.to_dict())
+        return
+    aliases = [a for a, n in proj.aliases(model).items() if n == v.version]
+    out.print(
+        f"[bold]{model} v{v.version}[/] {v.status.value}, stage {v.stage.value}"
+        + (f", aliases {', '.join(aliases)}" if aliases else "")
+        + f"; created {v.created_at:%Y-%m-%d %H:%M} by {v.created_by}"
+    )
+    if v.failure_reason:
+        out.print(f"  failed: {v.failure_reason}")
+    test, base = v.metrics.get("test") or {}, v.metrics.get("baseline") or {}
+    if test:
+        table = Table("metric", "test", "do-nothing baseline")
+        for name, value in test.items():
+            if isinstance(value, int | float) and name != "n":
+                other = base.get(name)
+                table.add_row(name, f"{value:.4g}", "-" if other is None else f"{other:.4g}")
+        out.print(table)
+    for verdict in v.gates.verdicts:
+        mark = "[green]✓[/]" if verdict.passed else "[red]✗[/]"
+        out.print(f"  {mark} {verdict.gate}: {verdict.message}")
+    lineage = v.lineage
+    data = lineage.get("data", {})
+    code = lineage.get("code", {})
+    if data or code:
+        out.print(
+            f"  data {str(data.get('fingerprint', '-'))[:12]}, "
+            f"rows {data.get('rows', {}).get('rows_used', '-')}, "
+            f"time {' .. '.join(data.get('time_range', []) or ['-'])}, cutoff {lineage.get('cutoff', '-')}"
+        )
+        out.print(
+            f"  code {code.get('commit') or '-'}{' (dirty)' if code.get('dirty') else ''}, "
+            f"seed {lineage.get('seed', '-')}, params {v.params or {}}"
+        )
+    if v.artifact:
+        out.print(f"  artifact {v.format} sha256 {v.artifact['sha256'][:16]}… {v.artifact['size']:,} bytes")
+
+
+@app.command()
+@handle_errors
+def compare(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    a: Annotated[str, typer.Argument(help="First version (a number or an alias).")],
+    b: Annotated[str, typer.Argument(help="Second version (a number or an alias).")],
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Two versions side by side: test metrics, gates, data, parameters and code."""
+    result = load_project(project).compare(model, a, b)
+    if as_json:
+        print_json(result)
+        return
+    va, vb = result["versions"]
+    table = Table("", f"v{va}", f"v{vb}", f"v{vb} - v{va}")
+    for name, row in result["metrics"].items():
+        cells = [("-" if x is None else f"{x:.4g}") for x in (row["a"], row["b"], row["b_minus_a"])]
+        table.add_row(name, *cells)
+    for key in ("status", "stage", "format", "data", "cutoff", "code", "params"):
+        table.add_row(key, str(result[key]["a"]), str(result[key]["b"]), "")
+    gates = {}
+    for side in ("a", "b"):
+        failed = [g["gate"] for g in result["gates"][side] if not g["passed"]]
+        gates[side] = (
+            ("failed: " + ", ".join(failed)) if failed else ("passed" if result["gates"][side] else "-")
+        )
+    table.add_row("gates", gates["a"], gates["b"], "")
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def archive(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to retire.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept as a tag, audited).")] = "",
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Retire a version (stage archived, audited); a version that serves traffic is refused."""
+    archived = load_project(project).archive(model, version, reason=reason)
+    if as_json:
+        print_json(archived.to_dict())
+        return
+    out.print(f"{model} v{version}: archived")
+
+
+@app.command()
+@handle_errors
+def tag(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int | None, typer.Argument(help="Version (default: the model itself).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="A tag as key=value (repeatable).")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="A tag to remove (repeatable).")
+    ] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Set or remove tags of a version (or of the model); every change is audited."""
+    changes: dict[str, Any] = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SchemaError(f"--set {item!r}: use key=value")
+        changes[key] = value
+    changes.update(dict.fromkeys(remove or []))
+    if not changes:
+        raise SchemaError("give --set key=value or --remove key")
+    tags = load_project(project).tag(model, version, changes)
+    if as_json:
+        print_json(tags)
+        return
+    out.print(f"{model}{'' if version is None else f' v{version}'}: tags {tags}")

@@ -11,15 +11,21 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from fourloops.errors import FourloopsError, SchemaError
+
+try:  # the click that typer runs on (newer typer versions carry their own copy)
+    from typer._click.exceptions import UsageError as _UsageError
+except ImportError:  # pragma: no cover - typer on the click package
+    from click.exceptions import UsageError as _UsageError  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from fourloops.project import Project
@@ -32,6 +38,7 @@ __all__ = [
     "err",
     "fail",
     "handle_errors",
+    "human_duration",
     "load_project",
     "out",
     "parse_time",
@@ -39,7 +46,40 @@ __all__ = [
     "progress",
 ]
 
+class _OneLineUsageErrors(TyperGroup):
+    """The command group: a usage error (a bad option, a missing argument) is one line, like every error."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except _UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "fourloops"
+            message = " ".join(exc.format_message().split())
+            err.print(
+                f"[bold red]error:[/] {message} (see '{command} --help')",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("[bold red]error:[/] interrupted", markup=True, highlight=False)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="fourloops",
     help="Run a machine-learning model in production through four loops: "
     "ingestion, inference, evaluation, adaptation.",
@@ -115,7 +155,7 @@ def load_project(path: Path) -> Project:
     """The project in ``path`` (imported here: ``fourloops --help`` stays fast)."""
     from fourloops.project import Project
 
-    return Project.load(path)
+    return Project.load(path, search_parents=True)
 
 
 @app.callback()
@@ -141,3 +181,18 @@ class progress:
     def __exit__(self, *exc: object) -> None:
         if self._status:
             self._status.__exit__(None, None, None)
+
+
+_UNITS = ((365.25 * 86400, "years"), (86400, "days"), (3600, "hours"), (60, "minutes"))
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as a person reads it.
+
+    >>> human_duration(407851056), human_duration(5400), human_duration(42)
+    ('12.9 years', '1.5 hours', '42 s')
+    """
+    for size, unit in _UNITS:
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"

@@ -29,7 +29,9 @@ def serve(
     host: Annotated[
         str | None, typer.Option("--host", help="Address to bind (default: server.host).")
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8080).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Port (default: server.port, 8080).")
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(

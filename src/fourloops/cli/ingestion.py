@@ -13,6 +13,7 @@ from fourloops.cli.common import (
     ProjectOpt,
     app,
     handle_errors,
+    human_duration,
     load_project,
     out,
     parse_time,
@@ -21,7 +22,7 @@ from fourloops.cli.common import (
 )
 from fourloops.errors import SchemaError
 
-__all__ = ["dataset", "lookup", "materialize", "validate"]
+__all__ = ["dataset", "lookup", "materialize", "parse_limit", "validate"]
 
 
 @app.command()
@@ -33,13 +34,23 @@ def validate(
     ] = None,
     project: ProjectOpt = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Re-validate files already ingested.")] = False,
+    max_quarantined: Annotated[
+        str | None,
+        typer.Option(
+            "--max-quarantined",
+            help="Fail (exit 4) when more rows than this were quarantined: a count (100) or a share (1%).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the contract on a source: valid rows to the offline store, bad rows to quarantine.
 
     Prints rows per outcome, failures by column and rule with examples, and
-    schema drift since the previous delivery. Exits 4 if any row was quarantined.
+    schema drift since the previous delivery. Quarantining rows is the
+    validator doing its job, not a failure: the exit code is 0 unless
+    --max-quarantined is given and a delivery exceeds it (exit 4).
     """
+    limit = parse_limit(max_quarantined)
     proj = load_project(project)
     with progress() as step:
         reports = proj.validate(source, force=force, progress=step)
@@ -48,8 +59,34 @@ def validate(
     else:
         for r in reports:
             _print_report(r)
-    if any(r.quarantined for r in reports):
+    over = [r for r in reports if limit is not None and _exceeds(r.quarantined, r.rows, limit)]
+    if over:
+        if not as_json:
+            names = ", ".join(f"{r.view} ({r.quarantined:,} of {r.rows:,})" for r in over)
+            out.print(f"[bold red]failed delivery:[/] more quarantined rows than {max_quarantined}: {names}")
         raise typer.Exit(4)
+
+
+def parse_limit(text: str | None) -> tuple[float, bool] | None:
+    """``--max-quarantined``: ``(count, False)`` for ``100``, ``(share, True)`` for ``1%``."""
+    if text is None:
+        return None
+    value = text.strip()
+    share = value.endswith("%")
+    try:
+        number = float(value.removesuffix("%"))
+    except ValueError:
+        raise SchemaError(
+            f"--max-quarantined {text!r}: give a number of rows (100) or a share (1%)"
+        ) from None
+    if number < 0 or (share and number > 100):
+        raise SchemaError(f"--max-quarantined {text!r}: must be between 0 and 100% or a count >= 0")
+    return (number / 100, True) if share else (number, False)
+
+
+def _exceeds(quarantined: int, rows: int, limit: tuple[float, bool]) -> bool:
+    value, share = limit
+    return (quarantined / rows if rows else 0.0) > value if share else quarantined > value
 
 
 def _print_report(report: Any) -> None:
@@ -179,6 +216,6 @@ def lookup(
         return
     for view, status in result.status.items():
         age = result.age_seconds.get(view)
-        out.print(f"{view}: {status}" + (f" (age {age:.0f}s)" if age is not None else ""))
+        out.print(f"{view}: {status}" + (f" (age {human_duration(age)})" if age is not None else ""))
     for name, value in result.values.items():
         out.print(f"  {name} = {value!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,8 +18,10 @@ from fourloops.cli.common import (
     print_json,
     progress,
 )
+from fourloops.definitions.durations import format_duration
+from fourloops.errors import BreakingChangeError
 
-__all__ = ["apply", "demo", "init"]
+__all__ = ["apply", "demo", "describe", "init", "list_definitions"]
 
 
 @app.command()
@@ -61,7 +63,7 @@ def init(
     """Scaffold a working example project (definitions, data, config) in DIRECTORY."""
     from fourloops.scaffold import init_project
 
-    path = init_project(directory, force=force)
+    path = init_project(directory, force=force)  # the project is named after its folder
     out.print(f"created project in {path}\nnext: cd {directory} && fourloops apply && fourloops validate")
 
 
@@ -80,6 +82,8 @@ def apply(
     plan = proj.plan() if dry_run else proj.apply(allow_breaking=allow_breaking)
     if as_json:
         print_json(plan.to_dict())
+        if dry_run and plan.breaking and not allow_breaking:
+            raise typer.Exit(BreakingChangeError.exit_code)
         return
     table = Table("kind", "name", "action", "version", "details")
     for c in plan.changes:
@@ -94,3 +98,59 @@ def apply(
     out.print(table)
     pending = len(plan.pending)
     out.print(("would apply" if dry_run else "applied") + f" {pending} change(s)")
+    if dry_run and plan.breaking and not allow_breaking:  # what apply itself would refuse
+        out.print(
+            f"[bold red]{len(plan.breaking)} breaking change(s):[/] apply would refuse them "
+            "(re-run with --allow-breaking to accept)"
+        )
+        raise typer.Exit(BreakingChangeError.exit_code)
+
+
+@app.command("list")
+@handle_errors
+def list_definitions(
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """The project's definitions: entities, feature views (with their features) and models."""
+    proj = load_project(project)
+    d = proj.definitions
+    listing: dict[str, dict[str, dict[str, Any]]] = {
+        "entities": {n: {"join_keys": list(e.join_keys)} for n, e in sorted(d.entities.items())},
+        "feature_views": {
+            n: {"entity": v.entity.name, "features": list(v.features), "ttl": format_duration(v.ttl)}
+            for n, v in sorted(d.feature_views.items())
+        },
+        "models": {
+            n: {"task": m.task.value, "features": list(m.features), "primary": m.primary_metric}
+            for n, m in sorted(d.models.items())
+        },
+    }
+    if as_json:
+        print_json(listing)
+        return
+    table = Table("kind", "name", "details")
+    for name, e in listing["entities"].items():
+        table.add_row("entity", name, "keys " + ", ".join(e["join_keys"]))
+    for name, v in listing["feature_views"].items():
+        table.add_row("feature view", name, f"{v['entity']}: {', '.join(v['features'])} (ttl {v['ttl']})")
+    for name, m in listing["models"].items():
+        table.add_row("model", name, f"{m['task']}, {m['primary']}; features {', '.join(m['features'])}")
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def describe(
+    name: Annotated[str, typer.Argument(help="A model, feature view, entity or source name.")],
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """One definition in full: its kind, content-hash version and canonical spec."""
+    found = load_project(project).describe(name)
+    if as_json:
+        print_json(found)
+        return
+    for item in found:
+        out.print(f"[bold]{item['kind']} {item['name']}[/] (version {item['version']})")
+        print_json(item["spec"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fourloops.clock import Clock
 from fourloops.config import Config
@@ -51,3 +52,21 @@ class ProjectBase:
         except KeyError:
             known = ", ".join(sorted(self.feature_views)) or "none"
             raise NotFoundError(f"no feature view {name!r} (known: {known})") from None
+
+    def describe(self, name: str) -> list[dict[str, Any]]:
+        """Every definition called ``name`` (a model, feature view, entity or source), with its spec."""
+        d = self.definitions
+        found = []
+        for kind, table in (
+            ("model", d.models),
+            ("feature_view", d.feature_views),
+            ("entity", d.entities),
+            ("source", d.sources),
+        ):
+            obj = table.get(name)
+            if obj is not None:
+                found.append({"kind": kind, "name": name, "version": obj.version, "spec": obj.to_dict()})
+        if not found:
+            known = sorted({*d.models, *d.feature_views, *d.entities, *d.sources})
+            raise NotFoundError(f"no definition named {name!r} (defined: {', '.join(known) or 'none'})")
+        return found

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from fourloops.clock import Clock, utcnow
-from fourloops.config import Config, load_config
+from fourloops.config import Config, find_root, load_config
 from fourloops.definitions.loader import Definitions, load_definitions
 from fourloops.project.evaluation import EvaluationOperations
 from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
@@ -56,9 +56,14 @@ class Project(EvaluationOperations):
         *,
         env: Mapping[str, str] | None = None,
         clock: Clock = utcnow,
+        search_parents: bool = False,
     ) -> Project:
-        """Load ``fourloops.toml`` and the definitions of the project in ``path``."""
-        config = load_config(path, env=env)
+        """Load ``fourloops.toml`` and the definitions of the project in ``path``.
+
+        With ``search_parents``, a folder inside a project finds it as git finds
+        a repository: the nearest folder up the tree holding ``fourloops.toml``.
+        """
+        config = load_config(find_root(path) if search_parents else path, env=env)
         defs = load_definitions(config.path(config.project.definitions))
         return cls(config, defs, clock=clock)
 

@@ -107,6 +107,62 @@ class TrainingOperations(IngestionOperations):
         """One registered version, by number or alias (``"champion"``)."""
         return self.registry.get_version(name, version)
 
+    def compare(self, name: str, a: int | str, b: int | str) -> dict[str, Any]:
+        """Two versions side by side: test metrics, gate verdicts, data, parameters and code.
+
+        Metrics are each version's own test-set numbers (a version trained later
+        was judged on later rows); the gate ``no_regression`` of the newer one
+        holds the paired comparison on the same rows.
+        """
+        left, right = self.registry.get_version(name, a), self.registry.get_version(name, b)
+        out: dict[str, Any] = {"model": name, "versions": [left.version, right.version], "metrics": {}}
+        lt, rt = left.metrics.get("test") or {}, right.metrics.get("test") or {}
+        for metric in sorted(set(lt) | set(rt)):
+            x, y = lt.get(metric), rt.get(metric)
+            if isinstance(x, int | float) or isinstance(y, int | float):
+                diff = y - x if isinstance(x, int | float) and isinstance(y, int | float) else None
+                out["metrics"][metric] = {"a": x, "b": y, "b_minus_a": diff}
+        out["gates"] = {
+            "a": [v.to_dict() for v in left.gates.verdicts],
+            "b": [v.to_dict() for v in right.gates.verdicts],
+        }
+        for key in ("status", "stage", "format", "params"):
+            out[key] = {"a": _plain(getattr(left, key)), "b": _plain(getattr(right, key))}
+        for key, path in (
+            ("data", ("data", "fingerprint")),
+            ("cutoff", ("cutoff",)),
+            ("code", ("code", "commit")),
+        ):
+            out[key] = {"a": _dig(left.lineage, path), "b": _dig(right.lineage, path)}
+        return out
+
+    def archive(self, name: str, version: int, *, reason: str = "", actor: str | None = None) -> ModelVersion:
+        """Retire a version (stage ``archived``, audited); one that serves traffic is refused."""
+        from fourloops.definitions.lifecycle import Stage
+        from fourloops.errors import RegistryError
+
+        spec = self.registry.routing(name)
+        if version in spec.versions():
+            raise RegistryError(
+                f"version {version} of {name!r} serves traffic ({_roles(spec, version)}); "
+                "take it out of routing before archiving it"
+            )
+        archived = self.registry.set_stage(name, version, Stage.ARCHIVED, actor=actor)
+        if reason:
+            self.registry.set_tags(name, version, {"archived_because": reason}, actor=actor)
+        return archived
+
+    def tag(
+        self, name: str, version: int | None, tags: dict[str, Any], *, actor: str | None = None
+    ) -> dict[str, Any]:
+        """Merge ``tags`` into a version's (``None``: the model's); a ``None`` value removes. Audited."""
+        self.registry.set_tags(name, version, tags, actor=actor)
+        return (
+            self.registry.model(name).tags
+            if version is None
+            else self.registry.get_version(name, version).tags
+        )
+
     def registered_models(self) -> list[ModelSummary]:
         """Every model in the registry, with its version count, latest version and aliases."""
         return self.registry.models()
@@ -218,3 +274,22 @@ class TrainingOperations(IngestionOperations):
             gates=GateReport.judge([GateVerdict("imported", False, "imported from MLflow; never evaluated")]),
             actor=actor,
         )
+
+
+def _plain(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
+
+
+def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)  # type: ignore[assignment]
+    return data
+
+
+def _roles(spec: Any, version: int) -> str:
+    roles = [r for r in ("champion", "canary", "shadow") if getattr(spec, r) == version]
+    if spec.ab and version in spec.ab:
+        roles.append("an A/B arm")
+    return ", ".join(roles)

@@ -1,0 +1,154 @@
+"""The everyday commands a new user reaches for, and the mistakes they make, each a clear line."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fourloops.cli import app
+from fourloops.errors import ConfigError
+from fourloops.project import Project
+from trips import prepare_project
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """v1 champion and v2 trained, not promoted."""
+    return prepare_project(tmp_path_factory.mktemp("everyday") / "p", versions=2, materialize=False)
+
+
+def test_models_model_version_shows_metrics_gates_with_numbers_and_lineage(trained: Path) -> None:
+    code, out, err = run("models", "late", "1", "-p", str(trained))
+    assert code == 0, err
+    assert "late v1" in out and "champion" in out and "roc_auc" in out
+    assert "beats_baseline" in out and "baseline" in out and "sha256" in out and "cutoff" in out
+    code, out, _ = run("models", "late", "champion", "-p", str(trained), "--json")
+    assert code == 0 and json.loads(out)["version"] == 1
+    code, _, err = run("models", "late", "9", "-p", str(trained))
+    assert code != 0 and "no version 9" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_two_versions_side_by_side(trained: Path) -> None:
+    code, out, err = run("compare", "late", "1", "2", "-p", str(trained), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["versions"] == [1, 2]
+    roc = result["metrics"]["roc_auc"]
+    assert roc["b_minus_a"] == pytest.approx(roc["b"] - roc["a"])
+    assert result["params"] == {"a": {}, "b": {"n_estimators": 10}}
+    code, out, _ = run("compare", "late", "champion", "2", "-p", str(trained))
+    assert code == 0 and "v1" in out and "v2" in out and "roc_auc" in out
+
+
+def test_archive_and_tag_are_audited_and_a_serving_version_cannot_be_archived(
+    tmp_path: Path,
+) -> None:
+    root = prepare_project(tmp_path / "p", versions=2, materialize=False)
+    code, _, err = run("archive", "late", "1", "-p", str(root))
+    assert code != 0 and "serves traffic (champion)" in err
+    code, out, err = run("archive", "late", "2", "--reason", "superseded", "-p", str(root))
+    assert code == 0, err
+    code, out, err = run("tag", "late", "2", "--set", "owner=ops", "--set", "ticket=42", "-p", str(root))
+    assert code == 0, err
+    code, out, err = run("tag", "late", "2", "--remove", "ticket", "-p", str(root), "--json")
+    assert json.loads(out) == {"archived_because": "superseded", "owner": "ops"}
+    with Project.load(root, env={}) as project:
+        assert project.version("late", 2).stage.value == "archived"
+        actions = [e["action"] for e in project.metadata.audit_entries("model:late")]
+    assert actions.count("model.tags") >= 3 and "model.stage" in actions
+
+
+def test_list_and_describe_the_definitions(trained: Path) -> None:
+    code, out, err = run("list", "-p", str(trained), "--json")
+    assert code == 0, err
+    listing = json.loads(out)
+    assert listing["models"]["late"]["features"] == ["weather:rain"]
+    assert listing["feature_views"]["weather"]["features"] == ["rain"]
+    code, out, err = run("describe", "late", "-p", str(trained), "--json")
+    [found] = json.loads(out)
+    assert found["kind"] == "model" and found["spec"]["task"] == "binary"
+    code, _, err = run("describe", "nope", "-p", str(trained))
+    assert code != 0 and "no definition named 'nope'" in err
+
+
+def test_promote_says_none_for_an_unset_alias(trained: Path) -> None:
+    code, out, err = run("promote", "late", "2", "--alias", "challenger", "--force", "-p", str(trained))
+    assert code == 0, err
+    assert "challenger none -> v2" in out
+
+
+def test_a_typo_in_a_trainer_parameter_is_caught_before_training_and_costs_no_version(tmp_path: Path) -> None:
+    root = prepare_project(tmp_path / "p", versions=1, materialize=False)
+    code, _, err = run("train", "late", "--param", "n_estimator=5", "-p", str(root))
+    assert code != 0 and "did you mean 'n_estimators'" in err and len(err.strip().splitlines()) == 1
+    with Project.load(root, env={}) as project:
+        assert [v.version for v in project.versions("late")] == [1]
+
+
+def test_commands_find_the_project_from_a_folder_inside_it(trained: Path) -> None:
+    inside = trained / "data"
+    code, out, err = run("models", "-p", str(inside), "--json")
+    assert code == 0, err
+    assert [m["name"] for m in json.loads(out)] == ["late"]
+
+
+def test_init_names_the_project_after_its_folder(tmp_path: Path) -> None:
+    code, _, err = run("init", str(tmp_path / "my shop"))
+    assert code == 0, err
+    assert Project.load(tmp_path / "my shop", env={}).name == "my-shop"
+
+
+def test_a_misspelled_environment_variable_is_an_error_naming_it(trained: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"FOURLOOPS_SERVER_TIMEOUT: not a fourloops setting \(did you mean"
+    ):
+        Project.load(trained, env={"FOURLOOPS_SERVER_TIMEOUT": "5"})
+    Project.load(trained, env={"FOURLOOPS_PROJECT": "x", "FOURLOOPS_TEST_REDIS_URL": "redis://"}).close()
+
+
+def test_validate_fails_only_a_delivery_over_the_users_limit(tmp_path: Path) -> None:
+    code, _, err = run("init", str(tmp_path / "p"))
+    p = str(tmp_path / "p")
+    code, out, err = run("validate", "weather", "-p", p)
+    assert code == 0, err  # two real rows quarantined: the validator doing its job
+    code, out, err = run("validate", "weather", "--force", "--max-quarantined", "1%", "-p", p)
+    assert code == 0, err
+    code, out, err = run("validate", "weather", "--force", "--max-quarantined", "0", "-p", p)
+    assert code == 4 and "failed delivery" in out
+    code, _, err = run("validate", "weather", "--max-quarantined", "lots", "-p", p)
+    assert code != 0 and "give a number of rows" in err
+
+
+def test_serve_refuses_a_bad_port_and_one_in_use_in_one_line(trained: Path) -> None:
+    code, _, err = run("serve", "-p", str(trained), "--port", "99999")
+    assert code == 2 and "65535" in err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run("serve", "-p", str(trained), "--port", str(port))
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_apply_dry_run_exits_like_apply_on_a_breaking_change(tmp_path: Path) -> None:
+    code, _, err = run("init", str(tmp_path / "p"))
+    p = tmp_path / "p"
+    assert run("apply", "-p", str(p))[0] == 0
+    definitions = p / "definitions.py"
+    text = definitions.read_text()
+    assert "fl.Float(min=-40, max=130" in text
+    definitions.write_text(text.replace("fl.Float(min=-40, max=130", "fl.Float(min=-40, max=120", 1))
+    code, out, _ = run("apply", "-p", str(p), "--dry-run")
+    applied, _, _ = run("apply", "-p", str(p))
+    assert code == applied == 3 and "breaking" in out
