@@ -591,12 +591,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--systems", default="fourloops,fastapi,fastapi-async,bentoml,mlflow,fourloops-fsync")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds at concurrency 8 (default 3)")
     p.add_argument("--keep", action="store_true", help="keep the temp folder (server logs, project)")
-    p.add_argument(
-        "--baseline-src",
-        default=None,
-        help="also serve 'fourloops-baseline' from this src/ folder (an earlier commit's, e.g. a "
-        "git worktree) to compare before/after in the same run",
-    )
     a = p.parse_args()
     a.seconds = a.seconds or (3.0 if a.quick else 15.0)
     a.rounds = a.rounds or (1 if a.quick else 3)
@@ -609,12 +603,6 @@ def main() -> None:
     import lightgbm as lgb
 
     args = parse_args()
-    if args.baseline_src:
-        VARIANTS["fourloops-baseline"] = {"PYTHONPATH": str(Path(args.baseline_src).resolve())}
-        VARIANT_OF["fourloops-baseline"] = "fourloops"
-        PATHS["fourloops-baseline"] = PATHS["fourloops"]
-        if "fourloops-baseline" not in args.systems.split(","):
-            args.systems += ",fourloops-baseline"
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
     systems = args.systems.split(",")
