@@ -40,6 +40,9 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     client_rate = 0          # requests/s per client key (X-Client-Key header)
     rate_limit_store = ""    # "" = per process; redis://host:6379/0 = shared by all servers
     rate_limit_on_error = "allow"  # Redis unreachable: "allow" requests (counted, logged) or "reject" (503)
+    request_id_window = "24h"  # a request_id a client reuses within this is refused (409); "" = never checked
+    request_id_max = 1000000   # ids remembered in-process at most (~100 bytes each)
+    request_id_store = ""      # "" = per process (seeded from the event log); redis://... = shared
     batching = true          # group concurrent single-instance requests into one model-service call
     batch_max_size = 32      # flush a group when this many requests wait...
     batch_max_wait_ms = 2    # ...or when the first has waited this long (a lone request never waits)
@@ -152,6 +155,10 @@ class EngineConfig:
         _at_least(self.threads, 0, "engine.threads", " (0 = all cores)")
 
 
+#: URL schemes a Redis setting may use.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -165,6 +172,9 @@ class ServerConfig:
     client_rate: int = 0  # requests per second per client key; 0 = unlimited
     rate_limit_store: str = ""  # "" = in-process; redis://... = shared by every server
     rate_limit_on_error: str = "allow"  # the shared limiter failed: "allow" or "reject" (503)
+    request_id_window: str = "24h"  # reused client request ids are refused within it; "" = unchecked
+    request_id_max: int = 1_000_000  # in-process claims kept at most
+    request_id_store: str = ""  # "" = in-process; redis://... = shared by every server
     batching: bool = True  # adaptive micro-batching with group commit of the events
     batch_max_size: int = 32
     batch_max_wait_ms: int = 2
@@ -186,6 +196,13 @@ class ServerConfig:
         _at_least(self.model_rate, 0, "server.model_rate", " (0 = unlimited)")
         _at_least(self.client_rate, 0, "server.client_rate", " (0 = unlimited)")
         _one_of(self.rate_limit_on_error, ("allow", "reject"), "server.rate_limit_on_error")
+        _at_least(self.request_id_max, 2, "server.request_id_max")
+        for key in ("rate_limit_store", "request_id_store"):
+            url = getattr(self, key)
+            if url and not url.startswith(REDIS_SCHEMES):
+                raise ConfigError(
+                    f"server.{key} must be a Redis URL ({', '.join(REDIS_SCHEMES)}...) or empty, got {url!r}"
+                )
         _at_least(self.batch_max_size, 1, "server.batch_max_size")
         _at_least(self.batch_max_wait_ms, 0, "server.batch_max_wait_ms")
         _at_least(self.inline_max_ms, 0, "server.inline_max_ms", " (0 = always on a worker thread)")
@@ -197,6 +214,7 @@ class ServerConfig:
         self.refresh_seconds  # noqa: B018
         self.shutdown_seconds  # noqa: B018
         self.cache_ttl_seconds  # noqa: B018
+        self.request_id_seconds  # noqa: B018
 
     @property
     def refresh_seconds(self) -> float:
@@ -212,6 +230,13 @@ class ServerConfig:
     def cache_ttl_seconds(self) -> float | None:
         """``cache_ttl`` in seconds; None when the prediction cache is off."""
         return _seconds(self.cache_ttl, "server.cache_ttl") if self.cache_ttl else None
+
+    @property
+    def request_id_seconds(self) -> float | None:
+        """``request_id_window`` in seconds; None when reused request ids are not checked."""
+        if not self.request_id_window:
+            return None
+        return _seconds(self.request_id_window, "server.request_id_window")
 
     @property
     def timeout_seconds(self) -> float | None:

@@ -4,7 +4,8 @@ With ``--workers N`` uvicorn starts N processes; each builds its own app from
 the project folder named in ``FOURLOOPS_PROJECT`` (:func:`app_factory`). They
 share the registry (so a promotion reaches all of them within the refresh
 interval), the online store, the event store (multi-process safe) and, when
-``server.rate_limit_store`` names a Redis, the rate-limit budget.
+``server.rate_limit_store`` and ``server.request_id_store`` name a Redis, the
+rate-limit budget and the claims on client request ids.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,11 @@ from fourloops.inference.app import ServerSettings, create_app
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.metrics import multiprocess_mode
 from fourloops.inference.ratelimit import RateLimits
+from fourloops.inference.request_ids import RedisRequestIds, RequestIdLedger, RequestIds
 from fourloops.inference.service import ModelService
 from fourloops.logs import logging_config
 from fourloops.project import Project
+from fourloops.storage.events import EventStore
 
 __all__ = ["app_factory", "build_app", "check_port", "serve", "uvicorn_options"]
 
@@ -66,6 +70,10 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         if not service.refresh():
             log.warning("model %s has no champion yet: it answers 503 not_ready until one is promoted", name)
         services[name] = service
+    ledger = _request_ids(project, events)
+    if ledger is not None:
+        for service in services.values():
+            service.request_ids = ledger
     limiter = _limiter(project) if cfg.model_rate or cfg.client_rate else None
     settings = ServerSettings(
         refresh_interval=cfg.refresh_seconds,
@@ -87,6 +95,25 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         limiter=limiter,
         clock=project.clock,
     )
+
+
+def _request_ids(project: Project, events: EventStore) -> RequestIds | None:
+    """Where client request ids are claimed: shared in Redis, or this process's ledger seeded from the log."""
+    cfg = project.config.server
+    window = cfg.request_id_seconds
+    if window is None:
+        return None
+    if cfg.request_id_store:
+        return RedisRequestIds(cfg.request_id_store, window, namespace=project.name)
+    if cfg.workers > 1:
+        log.warning(
+            "%d workers share the event log but not their request-id ledgers: a request_id reused on "
+            "another worker is caught only with server.request_id_store (Redis)",
+            cfg.workers,
+        )
+    ledger = RequestIdLedger(window, max_ids=cfg.request_id_max)
+    ledger.seed(events.request_ids(project.clock() - timedelta(seconds=window)))
+    return ledger
 
 
 def _limiter(project: Project) -> Any:

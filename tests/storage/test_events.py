@@ -349,3 +349,13 @@ def test_ping_answers_while_the_store_can_take_writes_and_fails_once_it_cannot(
         (tmp_path / "gone").rmdir()
         with pytest.raises(StoreError, match="folder is gone"):
             gone.ping()
+
+
+def test_request_ids_lists_the_ids_predicted_since_a_time_oldest_first(store: EventStore) -> None:
+    store.append([event("c", at=T0 + timedelta(minutes=2)), event("a", at=T0)])
+    store.append([event("b", at=T0 + timedelta(minutes=1)), event("old", at=T0 - timedelta(days=2))])
+    assert store.request_ids(T0) == ["a", "b", "c"]
+    assert store.request_ids(T0 + timedelta(seconds=61)) == ["c"]
+    assert store.request_ids(T0 + timedelta(days=1)) == []
+    with pytest.raises(SchemaError, match="since"):
+        store.request_ids(datetime(2024, 3, 1))  # noqa: DTZ001 - naive on purpose

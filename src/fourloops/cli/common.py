@@ -46,6 +46,7 @@ __all__ = [
     "progress",
 ]
 
+
 class _OneLineUsageErrors(TyperGroup):
     """The command group: a usage error (a bad option, a missing argument) is one line, like every error."""
 

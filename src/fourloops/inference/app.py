@@ -119,7 +119,14 @@ def create_app(
         ),
         Route(
             "/v1/labels",
-            json_errors(Labels(events, clock, max_body_bytes=settings.max_body_bytes)),
+            json_errors(
+                Labels(
+                    events,
+                    clock,
+                    max_body_bytes=settings.max_body_bytes,
+                    tasks={name: s.model.task for name, s in services.items()},
+                )
+            ),
             methods=["POST"],
         ),
         Route("/v1/models", Models(services).__call__, methods=["GET"]),

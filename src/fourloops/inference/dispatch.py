@@ -7,7 +7,7 @@ then sheds load, and nothing queues without bound. A single-instance request
 goes through the model's micro-batcher (grouped with concurrent ones into one
 model call and one event-log write); a multi-instance one runs in a worker
 thread. What the service raises becomes the HTTP answer here: 422 for a
-contract violation, 503 when no model is loaded, the model and its fallback
+contract violation, 409 for a request id already used, 503 when no model is loaded, the model and its fallback
 failed, or the event log did not take the prediction.
 """
 
@@ -25,6 +25,7 @@ from fourloops.errors import ContractViolation, ModelUnavailable, NotFoundError,
 from fourloops.inference.batching import MicroBatcher, Overloaded
 from fourloops.inference.http import HTTPError
 from fourloops.inference.metrics import ServerMetrics
+from fourloops.inference.request_ids import DuplicateRequestId
 from fourloops.inference.service import Answer, BatchRequest, ModelService, Prediction
 
 __all__ = ["Dispatcher"]
@@ -113,6 +114,8 @@ class Dispatcher:
                 str(err),
                 violations=[{"field": f, "rule": r} for f, r in err.violations.items()],
             ) from None
+        except DuplicateRequestId as err:
+            raise HTTPError(409, "duplicate_request_id", str(err), request_id=err.request_id) from None
         except NotFoundError as err:
             raise HTTPError(503, "not_ready", str(err)) from None
         except ModelUnavailable as err:

@@ -49,6 +49,8 @@ SERVICE_COUNTERS = {
     "cache_hits": "Predictions answered from the prediction cache",
     "shadow_predictions": "Shadow predictions scored and logged",
     "shadow_errors": "Shadow model calls that raised",
+    "duplicate_request_ids": "Requests refused because their request_id was already used (409)",
+    "request_id_release_failures": "Claims on request ids that could not be given back (Redis failed)",
 }
 
 

@@ -63,17 +63,33 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(*statuses: int, conflict: str = "") -> dict[str, Any]:
     said = {
         400: "malformed body: not JSON, or the wrong shape",
         401: "missing or wrong bearer token; nothing changed",
-        409: "refused by the registry (unknown version, failed gates, nothing to roll back)",
+        409: conflict or "refused by the registry (unknown version, failed gates, nothing to roll back)",
         413: "body or number of instances over the limit",
         422: "contract violation: each field and the rule it broke",
         429: "rate limited; Retry-After says when to come back",
         503: "not ready, overloaded, or the prediction could not be logged (never acknowledged)",
     }
     return {str(s): _json(_ref("Error"), said[s]) for s in statuses}
+
+
+#: The 409 of a prediction route.
+DUPLICATE = (
+    "duplicate_request_id: the request id (or a row's <id>-<row>) was already used by a logged "
+    "prediction within server.request_id_window; nothing was logged"
+)
+
+#: Where each view's features of an answer came from: ok, missing or expired (see the event log).
+FEATURE_STATUS = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "enum": ["ok", "missing", "expired"]},
+    "description": "per feature view looked up in the online store: ok, missing (no value for the "
+    "key: defaults or nulls were used) or expired (older than the view's ttl); empty when the "
+    "request carried every feature",
+}
 
 
 def _prediction_schema(task: Task) -> dict[str, Any]:
@@ -153,6 +169,7 @@ def _common_schemas() -> dict[str, Any]:
                     "properties": {
                         "fallback": {"type": "boolean"},
                         "request_ids": {"type": "array", "items": {"type": "string"}},
+                        "feature_status": {"type": "array", "items": FEATURE_STATUS},
                     },
                 },
             },
@@ -244,6 +261,7 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                     "type": ["string", "null"],
                     "enum": ["timeout", "error", "circuit_open", None],
                 },
+                "feature_status": FEATURE_STATUS,
             },
         },
     }
@@ -275,7 +293,7 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                 "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
                 "responses": {
                     "200": _json({"oneOf": [_ref(answer), several]}, "one answer, or one per instance"),
-                    **_errors(400, 413, 422, 429, 503),
+                    **_errors(400, 409, 413, 422, 429, 503, conflict=DUPLICATE),
                 },
             }
         },
@@ -308,7 +326,7 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                 },
                 "responses": {
                     "200": _json(_ref("InferResponse"), "one output tensor 'prediction'"),
-                    **_errors(400, 413, 422, 429, 503),
+                    **_errors(400, 409, 413, 422, 429, 503, conflict=DUPLICATE),
                 },
             }
         },

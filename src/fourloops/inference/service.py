@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,7 @@ from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
 from fourloops.inference.eventlog import EventWriter, FeatureLogger
 from fourloops.inference.inline import InlineGate
+from fourloops.inference.request_ids import DuplicateRequestId, RequestIds
 from fourloops.inference.routing import Route
 from fourloops.inference.state import ServingState, read_serving_state
 from fourloops.ingestion.features import model_inputs, resolve_features, serving_contract
@@ -71,6 +72,7 @@ class Prediction:
             "prediction": self.prediction,
             "fallback": self.fallback,
             "fallback_reason": self.fallback_reason,
+            "feature_status": self.feature_status,
         }
 
 
@@ -144,8 +146,22 @@ class ModelService:
         self.validator = compile_contract(self.contract, requests=True)
         self.log_features = FeatureLogger(self.contract, hash_key)
         self.state: ServingState | None = None
+        self._request_ids: RequestIds | None = None
         #: Whether a lone request may be answered on the event loop (see fourloops.inference.inline).
         self.inline = InlineGate(inline_max, capable=self._local_io())
+
+    @property
+    def request_ids(self) -> RequestIds | None:
+        """Where the ids clients send are claimed (None: not checked; see fourloops.inference.request_ids).
+
+        The server shares one between all its models: labels join by request id alone.
+        """
+        return self._request_ids
+
+    @request_ids.setter
+    def request_ids(self, ledger: RequestIds | None) -> None:
+        self._request_ids = ledger
+        self.inline.capable = self._local_io()
 
     # -- registry state -----------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -268,8 +284,11 @@ class ModelService:
 
     def _local_io(self) -> bool:
         """Only local, quick I/O may run on the loop: a plain local event log, a local online store."""
-        return bool(getattr(self.writer.store, "local_appends", False)) and (
-            not self.grouped or bool(getattr(self.online, "local_reads", False))
+        ledger = getattr(self, "_request_ids", None)
+        return (
+            bool(getattr(self.writer.store, "local_appends", False))
+            and (not self.grouped or bool(getattr(self.online, "local_reads", False)))
+            and (ledger is None or ledger.local)
         )
 
     def can_answer_inline(self) -> bool:
@@ -314,6 +333,67 @@ class ModelService:
                 results.append(([], []))
             except ContractViolation as err:
                 results.append(err)
+        # Claim the ids clients sent: a reused one is refused (409) before anything is done for it.
+        claimed = self._claim(requests, valid, results)
+        try:
+            return self._answer_valid(state, requests, valid, results, claimed, inline=inline)
+        except BaseException:
+            self._release(rid for ids in claimed.values() for rid in ids)
+            raise
+
+    def _claim(
+        self,
+        requests: Sequence[BatchRequest],
+        valid: list[tuple[int, list[dict[str, Any]]]],
+        results: list[Answer | FourloopsError],
+    ) -> dict[int, list[str]]:
+        """Claim each valid request's client ids; refused requests leave ``valid`` with their error."""
+        ledger = self._request_ids
+        claimed: dict[int, list[str]] = {}
+        if ledger is None:
+            return claimed
+        kept = []
+        for n, rows in valid:
+            base = requests[n].request_id
+            if base is None:  # the server makes a random id: new by construction
+                kept.append((n, rows))
+                continue
+            ids = [base] if len(rows) == 1 else [f"{base}-{i}" for i in range(len(rows))]
+            try:
+                taken = ledger.claim(ids)
+            except StoreError as err:
+                results[n] = err
+                continue
+            if taken is not None:
+                self._count("duplicate_request_ids")
+                results[n] = DuplicateRequestId(taken)
+                continue
+            claimed[n] = ids
+            kept.append((n, rows))
+        valid[:] = kept
+        return claimed
+
+    def _release(self, ids: Iterable[str]) -> None:
+        """Give back the claims of requests that were not acknowledged."""
+        ledger = self._request_ids
+        if ledger is None:
+            return
+        try:
+            ledger.release(list(ids))
+        except StoreError:  # the claim expires with the window; the retry waits for it
+            self._count("request_id_release_failures")
+
+    def _answer_valid(
+        self,
+        state: ServingState,
+        requests: Sequence[BatchRequest],
+        valid: list[tuple[int, list[dict[str, Any]]]],
+        results: list[Answer | FourloopsError],
+        claimed: dict[int, list[str]],
+        *,
+        inline: bool,
+    ) -> list[Answer | FourloopsError]:
+        """Features, routing, one model call and one event-log append for the valid requests."""
         # One online-store read for the rows of every valid request.
         all_rows = [row for _, rows in valid for row in rows]
         statuses = self._features(all_rows)
@@ -342,6 +422,7 @@ class ModelService:
                 results[r.request] = err
                 failed.add(r.request)
                 pending.pop(r.request, None)
+                self._release(claimed.pop(r.request, ()))
                 continue
             answers, shadow_work = results[r.request]  # type: ignore[misc]
             answers.append(answer)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -20,12 +21,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fourloops.clock import Clock
+from fourloops.definitions import Task
 from fourloops.errors import FourloopsError, StoreError
 from fourloops.inference.dispatch import Dispatcher
 from fourloops.inference.http import HTTPError, JSONResponse, read_json
 from fourloops.inference.openapi import MAX_REQUEST_ID
 from fourloops.inference.service import SHADOW_SUFFIX
 from fourloops.inference.throttle import RateLimitCheck
+from fourloops.ingestion.labels import SHOWN_REJECTIONS, label_problem
 from fourloops.storage.events import EventStore, Label
 
 __all__ = ["Labels", "Predict", "client_request_id"]
@@ -168,12 +171,48 @@ def _json_type(value: Any) -> str:
 
 
 class Labels:
-    """``POST /v1/labels``: delayed ground truth, stamped by ``clock`` (idempotent, first label wins)."""
+    """``POST /v1/labels``: delayed ground truth, stamped by ``clock`` (idempotent, first label wins).
 
-    def __init__(self, events: EventStore, clock: Clock, *, max_body_bytes: int) -> None:
+    A label whose prediction was logged by a model in ``tasks`` must fit that
+    model's task (:func:`~fourloops.ingestion.labels.label_problem`); otherwise
+    the body is refused (422 ``invalid_label``, naming each label) and nothing
+    is recorded. A label for an id not logged (yet) cannot be checked: it is
+    kept and counted as unknown.
+    """
+
+    def __init__(
+        self,
+        events: EventStore,
+        clock: Clock,
+        *,
+        max_body_bytes: int,
+        tasks: Mapping[str, Task] | None = None,
+    ) -> None:
         self.events = events
         self.clock = clock
         self.max_body_bytes = max_body_bytes
+        self.tasks = dict(tasks or {})
+
+    def check(self, labels: list[Label]) -> None:
+        """422 naming the labels that do not fit the task of the model that logged their prediction."""
+        if not self.tasks:
+            return
+        models = self.events.models_of([label.request_id for label in labels])
+        problems = []
+        for i, label in enumerate(labels):
+            model = models.get(label.request_id)
+            task = self.tasks.get(model) if model is not None else None
+            problem = label_problem(task, label.value) if task is not None else None
+            if problem is not None:
+                problems.append(
+                    f"labels[{i}].value (request {label.request_id!r}, model {model!r}): {problem}"
+                )
+        if problems:
+            shown = "; ".join(problems[:SHOWN_REJECTIONS])
+            more = (
+                f"; and {len(problems) - SHOWN_REJECTIONS} more" if len(problems) > SHOWN_REJECTIONS else ""
+            )
+            raise HTTPError(422, "invalid_label", f"nothing recorded: {shown}{more}", count=len(problems))
 
     async def __call__(self, request: Request) -> Response:
         body = await read_json(request, self.max_body_bytes)
@@ -190,6 +229,7 @@ class Labels:
         at = self.clock()
         parsed = [_label(i, item, at) for i, item in enumerate(items)]
         try:
+            await asyncio.to_thread(self.check, parsed)
             stats = await asyncio.to_thread(self.events.add_labels, parsed)
         except StoreError as err:
             raise HTTPError(503, "unavailable", str(err)) from None

@@ -139,6 +139,7 @@ class Infer:
                 "parameters": {
                     "fallback": any(a.fallback for a in answers),
                     "request_ids": [a.request_id for a in answers],
+                    "feature_status": [a.feature_status for a in answers],
                 },
             },
             background=BackgroundTask(service.score_shadow, shadow) if shadow else None,

@@ -26,6 +26,7 @@ recorded.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,10 +34,11 @@ from pathlib import Path
 import polars as pl
 
 from fourloops.definitions import Label as LabelDefinition
+from fourloops.definitions import Task
 from fourloops.errors import SchemaError, SourceError
 from fourloops.storage.events import Label
 
-__all__ = ["LabelBatch", "mature", "read_label_file"]
+__all__ = ["LabelBatch", "label_problem", "mature", "read_label_file"]
 
 #: How many rejected rows a message names before it says "...".
 SHOWN_REJECTIONS = 5
@@ -49,6 +51,44 @@ def mature(label: LabelDefinition, *, timestamp: str, cutoff: datetime) -> pl.Ex
     if label.delay is not None:
         return pl.col(timestamp) + label.delay <= cutoff
     return pl.lit(True)
+
+
+def label_problem(task: Task, value: object) -> str | None:
+    """Why ``value`` cannot be a label of a ``task`` model (None: it can).
+
+    Binary: 0, 1, true or false. Regression: a finite number. Multiclass: a
+    class, as an integer or a string.
+
+    >>> label_problem(Task.BINARY, "yes")
+    "a binary model's label is 0, 1, true or false, got the string 'yes'"
+    >>> label_problem(Task.REGRESSION, 12.5) is None
+    True
+    """
+    if task is Task.BINARY:
+        if isinstance(value, bool) or (isinstance(value, int | float) and value in (0, 1)):
+            return None
+        return f"a binary model's label is 0, 1, true or false, got {_described(value)}"
+    if task is Task.REGRESSION:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return None
+        return f"a regression model's label is a finite number, got {_described(value)}"
+    if isinstance(value, str) and value:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+        return None
+    return f"a multiclass model's label is a class (an integer or a string), got {_described(value)}"
+
+
+def _described(value: object) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if value is None:
+        return "null"
+    return f"{type(value).__name__} {value!r}"
 
 
 @dataclass

@@ -116,16 +116,28 @@ class ServingOperations(TrainingOperations):
 
         Idempotent: the first label per request id wins, later ones are counted
         as duplicates; a label whose prediction is not logged (yet) is kept and
-        counted as unknown. Rows without an id or a value are refused and named.
-        ``at`` (default: the project's clock) is when the labels became known.
+        counted as unknown. Rows without an id or a value are refused and named,
+        as are labels that do not fit the task of the model that logged their
+        prediction (``"yes"`` for a binary model). ``at`` (default: the
+        project's clock) is when the labels became known.
         """
-        from fourloops.ingestion.labels import LabelBatch, read_label_file
+        from fourloops.ingestion.labels import LabelBatch, label_problem, read_label_file
 
         when = at or self.clock()
         if isinstance(source, str | Path):
             batch = read_label_file(source, column=column, at=when)
         else:
             batch = LabelBatch(labels=list(source))
+        models = self.event_store.models_of([label.request_id for label in batch.labels])
+        fitting = []
+        for label in batch.labels:
+            model = self.models.get(models.get(label.request_id, ""))
+            problem = label_problem(model.task, label.value) if model is not None else None
+            if model is None or problem is None:
+                fitting.append(label)
+            else:
+                batch.rejected.append(f"request {label.request_id!r} (model {model.name!r}): {problem}")
+        batch.labels = fitting
         stats = self.event_store.add_labels(batch.labels)
         return LabelReport(
             inserted=stats.inserted,

@@ -256,6 +256,10 @@ class EventStore(Protocol):
         """Record labels idempotently (first label per request id wins)."""
         ...
 
+    def models_of(self, request_ids: Sequence[str]) -> dict[str, str]:
+        """The model that logged each id (its first event); ids with no event are left out."""
+        ...
+
     def scan(
         self, *, model: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> pa.Table:
@@ -275,6 +279,10 @@ class EventStore(Protocol):
 
     def count(self) -> int:
         """Number of events stored (reads the whole log: not for probes)."""
+        ...
+
+    def request_ids(self, since: datetime) -> list[str]:
+        """The request ids of the events predicted at or after ``since``, oldest first."""
         ...
 
     def ping(self) -> None:

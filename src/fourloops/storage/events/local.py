@@ -36,6 +36,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from fourloops.clock import require_aware
 from fourloops.errors import StoreError
 from fourloops.storage.events.base import (
     EventStoreBase,
@@ -248,7 +249,7 @@ class LocalEventStore(EventStoreBase):
         self._events = _Writer(self.path, _EVENTS, fsync=fsync, segment_bytes=segment_bytes)
         self._labels = _Writer(self.path, _LABELS, fsync=fsync, segment_bytes=segment_bytes)
         self._event_tail, self._label_tail = _Tail(), _Tail()
-        self._known: set[str] = set()
+        self._known: dict[str, str] = {}  # request id -> model (the first event's)
         self._labelled: set[str] = set()
         self._closed = False
         #: Damaged records skipped by the last :meth:`scan` or :meth:`count`.
@@ -305,6 +306,13 @@ class LocalEventStore(EventStoreBase):
                 self._write(self._labels, b"".join(records))
         return LabelStats(inserted=inserted, duplicates=duplicates, unknown=unknown)
 
+    def models_of(self, request_ids: Sequence[str]) -> dict[str, str]:
+        """The model of each id's (first) event; ids with no event are left out."""
+        with self._label_lock():
+            self._refresh_index()
+            known = self._known
+            return {rid: known[rid] for rid in request_ids if rid in known}
+
     @contextmanager
     def _label_lock(self) -> Iterator[None]:
         try:
@@ -320,8 +328,10 @@ class LocalEventStore(EventStoreBase):
     def _refresh_index(self) -> None:
         events = self._event_tail.new_payloads(self._files(_EVENTS))
         if events:
-            ids = _frame_df(events, {"request_id": pl.String}, self.path)["request_id"]
-            self._known.update(ids.to_list())
+            frame = _frame_df(events, {"request_id": pl.String, "model": pl.String}, self.path)
+            known = self._known
+            for rid, model in zip(frame["request_id"].to_list(), frame["model"].to_list(), strict=True):
+                known.setdefault(rid, model)
         labels = self._label_tail.new_payloads(self._files(_LABELS))
         if labels:
             ids = _frame_df(labels, {"request_id": pl.String}, self.path)["request_id"]
@@ -380,6 +390,13 @@ class LocalEventStore(EventStoreBase):
             ]
         )  # fmt: skip
         return with_corrupt_count(table, self.corrupt_records)
+
+    def request_ids(self, since: datetime) -> list[str]:
+        """Request ids of the events predicted at or after ``since``, oldest first (two columns read)."""
+        since = require_aware(since, "since")
+        events, _ = self._read(_EVENTS, {"request_id": pl.String, "at_us": pl.Int64})
+        recent = events.filter(pl.col("at_us") >= _micros(since)).sort("at_us", maintain_order=True)
+        return recent["request_id"].to_list()
 
     def count(self) -> int:
         """Number of intact events in the folder."""

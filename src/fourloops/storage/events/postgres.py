@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import polars as pl
 import pyarrow as pa
 
+from fourloops.clock import require_aware
 from fourloops.errors import ConfigError, StoreError
 from fourloops.storage.events.base import (
     SCAN_SCHEMA,
@@ -305,6 +306,19 @@ class PostgresEventStore(EventStoreBase):
             unknown=len(known) - inserted,
         )
 
+    def models_of(self, request_ids: Sequence[str]) -> dict[str, str]:
+        """The model of each id's (first) event; ids with no event are left out."""
+        if not request_ids:
+            return {}
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT ON (request_id) request_id, model FROM prediction_events "
+                "WHERE request_id = ANY(%s) ORDER BY request_id, recorded_at",
+                (list(request_ids),),
+            ).fetchall()
+        )
+        return {row[0]: row[1] for row in rows}
+
     # -- reading ---------------------------------------------------------------------------
     def scan(
         self, *, model: str | None = None, since: datetime | None = None, until: datetime | None = None
@@ -330,6 +344,16 @@ class PostgresEventStore(EventStoreBase):
         """Number of events stored."""
         row = self._run(lambda conn: conn.execute("SELECT count(*) FROM prediction_events").fetchone())
         return int(row[0])
+
+    def request_ids(self, since: datetime) -> list[str]:
+        """Request ids of the events predicted at or after ``since``, oldest first."""
+        since = require_aware(since, "since")
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT request_id FROM prediction_events WHERE at >= %s ORDER BY at, request_id", (since,)
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
 
     # -- compaction ------------------------------------------------------------------------
     def compact(
