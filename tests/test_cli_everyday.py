@@ -152,3 +152,65 @@ def test_apply_dry_run_exits_like_apply_on_a_breaking_change(tmp_path: Path) -> 
     code, out, _ = run("apply", "-p", str(p), "--dry-run")
     applied, _, _ = run("apply", "-p", str(p))
     assert code == applied == 3 and "breaking" in out
+
+
+def _commands() -> list[str]:
+    from typer.main import get_command
+
+    return sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", ["", *_commands()])
+def test_help_shows_no_python_type_noise(command: str) -> None:
+    code, out, err = run(*([command] if command else []), "--help")
+    assert code == 0, err
+    for noise in ("<bool>", "<str>", "<int>", "<path>", "<list", "<float>"):
+        assert noise not in out, f"fourloops {command} --help shows {noise}"
+
+
+def test_output_that_is_not_on_a_terminal_is_not_wrapped(trained: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "fourloops.cli", "models", "late", "1", "-p", str(trained)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    data = [line for line in lines if line.startswith("  data ")]
+    assert len(data) == 1 and "cutoff" in data[0] and len(data[0]) > 80, done.stdout
+    assert any(line.startswith("  ✓ beats_baseline") and "(need +0.05)" in line for line in lines)
+
+
+def test_a_console_off_a_terminal_is_wide_unless_columns_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fourloops.cli import common
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert common._console().width == common.UNWRAPPED_WIDTH
+    monkeypatch.setenv("COLUMNS", "77")
+    assert common._console().width == 77
+
+
+def test_progress_shows_on_a_terminal_only_and_never_with_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import time
+
+    from rich.console import Console
+
+    from fourloops.cli import common
+
+    shown = {}
+    for name, terminal, quiet in [("tty", True, False), ("json", True, True), ("pipe", False, False)]:
+        buffer = io.StringIO()
+        monkeypatch.setattr(common, "err", Console(file=buffer, force_terminal=terminal, width=100))
+        with common.progress(quiet=quiet) as step:
+            step("joining the frames")
+            time.sleep(0.25)
+        shown[name] = "joining the frames" in buffer.getvalue()
+    assert shown == {"tty": True, "json": False, "pipe": False}

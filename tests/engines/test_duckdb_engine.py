@@ -82,8 +82,9 @@ def test_non_timestamp_time_column_is_refused(view_table: pa.Table) -> None:
 
 def test_missing_key_columns_are_named(view_table: pa.Table) -> None:
     entities = pa.table({"user": [1], "t": times(1)})
-    with pytest.raises(SchemaError, match="'id'"):
+    with pytest.raises(SchemaError, match="'id'") as missing:
         DuckDBEngine().point_in_time_join(entities, timestamp="t", views=[view_join(view_table)])
+    assert "__fl_" not in str(missing.value) and "'user'" in str(missing.value)  # only the user's columns
     entities = pa.table({"id": [1], "t": times(1)})
     with pytest.raises(SchemaError, match="'nope'"):
         DuckDBEngine().point_in_time_join(

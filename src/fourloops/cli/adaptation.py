@@ -68,7 +68,7 @@ def train(
     whether data, metrics and model bytes match (nothing is registered).
     """
     proj = load_project(project)
-    with progress() as step:
+    with progress(quiet=as_json) as step:
         if reproduce is not None:
             result = proj.reproduce(model, reproduce, progress=step)
         else:

@@ -9,7 +9,9 @@ Commands live in one module per loop (:mod:`fourloops.cli.ingestion`,
 from __future__ import annotations
 
 import functools
+import inspect
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -28,6 +30,7 @@ except ImportError:  # pragma: no cover - typer on the click package
     from click.exceptions import UsageError as _UsageError  # type: ignore[assignment]
 
 if TYPE_CHECKING:
+    from fourloops.clock import Clock
     from fourloops.project import Project
 
 __all__ = [
@@ -44,7 +47,78 @@ __all__ = [
     "parse_time",
     "print_json",
     "progress",
+    "tidy_help",
 ]
+
+
+#: What ``--help`` shows for an option's value, by its annotation (flags show nothing).
+_METAVARS: dict[Any, str] = {int: "N", float: "NUMBER", str: "TEXT", Path: "PATH", bool: ""}
+
+
+def _reflow(text: str) -> str:
+    """Join the lines of each paragraph of a docstring (kept: blank lines, lists, indented blocks)."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    kept = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        if any(line.startswith((" ", "-", "*", "\b")) for line in lines):
+            kept.append(paragraph)
+        else:
+            kept.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(kept)
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def _quiet_help_option(command: Any) -> None:
+    """Make ``command``'s ``--help`` option show no value type (click builds it per context)."""
+    make = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = make(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+
+
+def tidy_help(group: Any) -> None:
+    """Help without type noise: ``MODEL`` for an argument, ``N``/``PATH``/``TEXT`` for a value, nothing
+    for a flag; docstring paragraphs reflowed to the terminal's width.
+
+    Typer prints each parameter's Python type (``<str>``, ``<bool>``) unless it has a metavar,
+    so the metavars are set here, once, on the commands Typer built.
+    """
+    if getattr(group, "_fl_tidy", False):
+        return
+    group._fl_tidy = True
+    for command in [group, *group.commands.values()]:
+        _quiet_help_option(command)
+        if command.help:
+            command.help = _reflow(command.help)
+        for param in command.params:
+            if param.metavar is None:
+                _set_metavar(param)
+
+
+def _set_metavar(param: Any) -> None:
+    descriptor = getattr(param, "type_descriptor", None)
+    if param.param_type_name == "argument":
+        param.metavar = (param.name or "value").upper()
+        param.display_type_rich = _no_type  # the name says what it is
+    elif getattr(param, "is_flag", False):
+        param.metavar = ""
+    elif descriptor is not None and not descriptor.is_choice:
+        annotation = descriptor.annotation
+        if descriptor.is_list:
+            annotation = (getattr(annotation, "__args__", None) or (str,))[0]
+        if descriptor.is_path:
+            annotation = Path
+        if annotation in _METAVARS:
+            param.metavar = _METAVARS[annotation]
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -59,6 +133,7 @@ class _OneLineUsageErrors(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        tidy_help(self)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
@@ -88,8 +163,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+
+#: The width of output that is not on a terminal: wide enough that nothing is cut.
+UNWRAPPED_WIDTH = 10_000
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console that wraps only on a terminal: piped output keeps whole lines (paths, tables).
+
+    ``COLUMNS`` still sets the width when given.
+    """
+    console = Console(stderr=stderr)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(stderr=stderr, width=UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+out = _console()
+err = _console(stderr=True)
 _state = {"debug": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,11 +243,13 @@ def parse_time(value: str | None, option: str) -> datetime | None:
     return parsed
 
 
-def load_project(path: Path) -> Project:
+def load_project(path: Path, *, clock: Clock | None = None) -> Project:
     """The project in ``path`` (imported here: ``fourloops --help`` stays fast)."""
     from fourloops.project import Project
 
-    return Project.load(path, search_parents=True)
+    if clock is None:
+        return Project.load(path, search_parents=True)
+    return Project.load(path, search_parents=True, clock=clock)
 
 
 @app.callback()
@@ -167,10 +260,16 @@ def _root(
 
 
 class progress:
-    """A Rich status line for long work: ``with progress() as step: step("doing x")``."""
+    """A Rich status line for long work: ``with progress() as step: step("doing x")``.
+
+    Shown on a terminal only (on stderr), and not with ``quiet`` (``--json``).
+    """
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
 
     def __enter__(self) -> Callable[[str], None]:
-        self._status = err.status("working…") if err.is_terminal else None
+        self._status = err.status("working…") if err.is_terminal and not self.quiet else None
         if self._status:
             self._status.__enter__()
         return self._update

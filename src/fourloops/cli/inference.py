@@ -46,6 +46,14 @@ def serve(
             "--log-format", help="'text' or 'json' (one JSON object per line; default: server.log_format)."
         ),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Serve as if it were this time (ISO-8601), the clock running on from it: "
+            "features are read and predictions stamped as of then.",
+        ),
+    ] = None,
 ) -> None:
     """Run the prediction server for every model (Ctrl-C drains and stops).
 
@@ -55,8 +63,18 @@ def serve(
     SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests and
     their shadow scoring finish (up to server.shutdown_timeout, 10 s by
     default), flushes the event log and exits with status 0.
+
+    --as-of replays a past moment: the example project's features end in
+    December 2013, so on today's clock every one of them has expired (each
+    answer's feature_status says so); `--as-of 2013-12-31T00:00:00Z` serves
+    with the features known then.
     """
-    load_project(project).serve(host=host, port=port, workers=workers, log_format=log_format)
+    from fourloops.clock import ReplayClock
+
+    start = parse_time(as_of, "--as-of")
+    clock = ReplayClock(start) if start is not None else None
+    proj = load_project(project, clock=clock)
+    proj.serve(host=host, port=port, workers=workers, log_format=log_format)
 
 
 @app.command()
@@ -69,8 +87,9 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Export the prediction event log, with any labels joined."""
-    with load_project(project) as proj:
+    with load_project(project) as proj, progress(quiet=as_json) as step:
         after = parse_time(since, "--since")
+        step("reading the event log")
         if out_file is not None:
             written = proj.export_events(out_file, model=model, since=after)
             out.print(f"wrote {written:,} events to {out_file}")
@@ -97,9 +116,11 @@ def labels(
     """Record delayed ground truth by request id (idempotent; duplicates and unknown ids counted).
 
     Rows without a request id or without a label are rejected, counted and
-    named (their row number), never recorded.
+    named (their row number), never recorded, and so are labels that do not
+    fit the task of the model that logged their prediction.
     """
-    with load_project(project) as proj:
+    with load_project(project) as proj, progress(quiet=as_json) as step:
+        step(f"recording the labels of {file}")
         report = proj.labels(file, column=column)
     if as_json:
         print_json(report.to_dict())
@@ -126,7 +147,7 @@ def compact(
     Each request id is kept once (its first event); the evaluation loop reads
     these files with the batch engine. Run it from cron, or let `monitor` do it.
     """
-    with load_project(project) as proj, progress() as step:
+    with load_project(project) as proj, progress(quiet=as_json) as step:
         step("compacting the event log")
         report = proj.compact_events()
     if as_json:

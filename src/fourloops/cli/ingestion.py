@@ -52,7 +52,7 @@ def validate(
     """
     limit = parse_limit(max_quarantined)
     proj = load_project(project)
-    with progress() as step:
+    with progress(quiet=as_json) as step:
         reports = proj.validate(source, force=force, progress=step)
     if as_json:
         print_json([r.to_dict() for r in reports])
@@ -128,12 +128,14 @@ def materialize(
 ) -> None:
     """Copy the latest valid feature values into the online store (incremental by default)."""
     proj = load_project(project)
-    results = proj.materialize(
-        start=parse_time(start, "--start"),
-        end=parse_time(end, "--end"),
-        views=view,
-        incremental=not full,
-    )
+    with progress(quiet=as_json) as step:
+        step("materialising features into the online store")
+        results = proj.materialize(
+            start=parse_time(start, "--start"),
+            end=parse_time(end, "--end"),
+            views=view,
+            incremental=not full,
+        )
     if as_json:
         print_json([r.to_dict() for r in results])
         return
@@ -172,7 +174,7 @@ def dataset(
 ) -> None:
     """Write a point-in-time-correct training frame: each row sees only values known at its time."""
     proj = load_project(project)
-    with progress() as step:
+    with progress(quiet=as_json) as step:
         step("joining")
         result = proj.dataset(
             entities,

@@ -43,7 +43,7 @@ def demo(
     """
     from fourloops.demo import run_demo
 
-    with progress() as step:
+    with progress(quiet=as_json) as step:
         summary = run_demo(out_dir, days=days, seed=seed, progress=step)
     if as_json:
         print_json(summary)

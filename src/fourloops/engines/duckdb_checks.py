@@ -47,7 +47,8 @@ def check_time(types: dict[str, str], column: str, what: str) -> None:
 def require(types: dict[str, str], column: str, what: str) -> str:
     """The DuckDB type of ``column``; SchemaError naming the columns there are when it is missing."""
     if column not in types:
-        raise SchemaError(f"{what}: no column {column!r} (has {sorted(types)})")
+        shown = sorted(c for c in types if not c.startswith(RESERVED_PREFIX))  # internal columns are ours
+        raise SchemaError(f"{what}: no column {column!r} (has {shown})")
     return types[column]
 
 
