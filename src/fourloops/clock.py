@@ -5,7 +5,10 @@ stores stamping records, training cutoffs, materialisation, the coming
 controller) takes a ``clock=`` argument, and :class:`fourloops.Project` hands
 the same clock to all of them. The wall clock (:func:`utcnow`) is the default;
 :class:`ManualClock` is a clock that moves only when told to, so a test or a
-simulation drives every loop through the same simulated time.
+simulation drives every loop through the same simulated time; a
+:class:`ReplayClock` starts at a past time and runs at the wall clock's pace
+(``fourloops serve --as-of``: serve as if it were then, with the features of
+then).
 
 >>> clock = ManualClock(datetime(2013, 6, 1, 12, tzinfo=UTC))
 >>> clock()
@@ -19,12 +22,13 @@ datetime.datetime(2013, 6, 1, 12, 0, tzinfo=datetime.timezone.utc)
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fourloops.errors import SchemaError
 
-__all__ = ["Clock", "ManualClock", "as_utc", "require_aware", "utcnow"]
+__all__ = ["Clock", "ManualClock", "ReplayClock", "as_utc", "require_aware", "utcnow"]
 
 #: What "now" means to a component: a function returning a UTC-aware datetime.
 Clock = Callable[[], datetime]
@@ -96,3 +100,44 @@ class ManualClock:
         with self._lock:
             self._now = self._now + delta
             return self._now
+
+
+class ReplayClock:
+    """A clock that reads ``start`` at the wall-clock moment ``began`` and runs at the wall clock's pace.
+
+    Several processes given the same ``start`` and ``began`` (see
+    :meth:`to_text`) read the same time.
+
+    >>> clock = ReplayClock(datetime(2013, 12, 30, 18, tzinfo=UTC), began=time.time())
+    >>> clock() - datetime(2013, 12, 30, 18, tzinfo=UTC) < timedelta(seconds=5)
+    True
+    >>> ReplayClock.from_text(clock.to_text()).start == clock.start
+    True
+    """
+
+    def __init__(self, start: datetime, *, began: float | None = None) -> None:
+        self.start = require_aware(start, "ReplayClock start")
+        self.began = time.time() if began is None else float(began)
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.time() - self.began)
+
+    def __repr__(self) -> str:
+        return f"ReplayClock({self.start.isoformat()!r}, began={self.began!r})"
+
+    def to_text(self) -> str:
+        """``<start ISO-8601>@<began, Unix seconds>``, for handing the clock to another process."""
+        return f"{self.start.isoformat()}@{self.began!r}"
+
+    @classmethod
+    def from_text(cls, text: str) -> ReplayClock:
+        """The clock :meth:`to_text` wrote; :class:`SchemaError` naming the text otherwise."""
+        start, sep, began = text.rpartition("@")
+        try:
+            if not sep:
+                raise ValueError
+            return cls(require_aware(start, "ReplayClock start"), began=float(began))
+        except (ValueError, SchemaError):
+            raise SchemaError(
+                f"not a replay clock: {text!r} (expected <ISO-8601 time>@<Unix seconds>)"
+            ) from None

@@ -381,7 +381,9 @@ def load_config(root: str | Path, *, env: Mapping[str, str] | None = None) -> Co
 
 
 #: ``FOURLOOPS_*`` variables that are not settings (read by the command line, the audit log, tests).
-OTHER_VARIABLES = frozenset({"FOURLOOPS_PROJECT", "FOURLOOPS_ACTOR", "FOURLOOPS_REQUIRE_SERVICES"})
+OTHER_VARIABLES = frozenset(
+    {"FOURLOOPS_PROJECT", "FOURLOOPS_ACTOR", "FOURLOOPS_REQUIRE_SERVICES", "FOURLOOPS_SERVE_AS_OF"}
+)
 _OTHER_PREFIXES = ("FOURLOOPS_TEST_", "FOURLOOPS_BENCH_")
 
 

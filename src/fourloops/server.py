@@ -23,6 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from fourloops.clock import ReplayClock, utcnow
 from fourloops.config import MAX_PORT
 from fourloops.errors import ConfigError
 from fourloops.inference.app import ServerSettings, create_app
@@ -35,7 +36,10 @@ from fourloops.logs import logging_config
 from fourloops.project import Project
 from fourloops.storage.events import EventStore
 
-__all__ = ["app_factory", "build_app", "check_port", "serve", "uvicorn_options"]
+#: Hands a ``serve --as-of`` clock to worker processes.
+AS_OF_VARIABLE = "FOURLOOPS_SERVE_AS_OF"
+
+__all__ = ["AS_OF_VARIABLE", "app_factory", "build_app", "check_port", "serve", "uvicorn_options"]
 
 log = logging.getLogger("fourloops.server")
 
@@ -131,7 +135,9 @@ def app_factory() -> Starlette:
     path = os.environ.get("FOURLOOPS_PROJECT")
     if not path:
         raise ConfigError("FOURLOOPS_PROJECT must name the project folder")
-    app = build_app(Project.load(Path(path)))
+    as_of = os.environ.get(AS_OF_VARIABLE)
+    clock = ReplayClock.from_text(as_of) if as_of else utcnow
+    app = build_app(Project.load(Path(path), clock=clock))
     _freeze_heap()
     return app
 
@@ -162,6 +168,8 @@ def serve(
     check_port(options["host"], options["port"])
     if workers > 1:
         os.environ["FOURLOOPS_PROJECT"] = str(project.root)
+        if isinstance(project.clock, ReplayClock):  # every worker reads the same replayed time
+            os.environ[AS_OF_VARIABLE] = project.clock.to_text()
         # The workers keep their metrics in shared files, so that a scrape reports
         # them all (each worker is a fresh interpreter that reads this variable).
         own_dir = None

@@ -363,3 +363,40 @@ def test_two_servers_share_one_rate_limit_budget_over_redis(
         limited = [(retry, body) for status, retry, body in answers[base] if status == 429]
         assert all(retry is not None and retry.isdigit() and int(retry) >= 1 for retry, _ in limited)
         assert all(json.loads(body)["error"]["type"] == "rate_limited" for _, body in limited)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_as_of_reads_and_stamps_as_of_then_in_every_worker(project_dir: Path, workers: str) -> None:
+    """The trips' weather ends on day 40 with a 2 h ttl: on today's clock it has expired."""
+    from datetime import UTC, datetime, timedelta
+
+    from trips import T0
+
+    as_of = T0 + timedelta(days=39, hours=23)
+    row = {"station": "b", "load": 0.4}
+    with served_process(project_dir) as (_, base):
+        now = httpx.post(f"{base}/v1/models/late/predict", json={"inputs": row}).json()
+    assert now["feature_status"] == {"weather": "expired"}
+    args = ["--as-of", as_of.isoformat(), "--workers", workers]
+    with served_process(project_dir, args=args) as (_, base):
+        answers = [
+            httpx.post(f"{base}/v1/models/late/predict", json={"inputs": row}).json() for _ in range(8)
+        ]
+    assert all(a["feature_status"] == {"weather": "ok"} for a in answers), answers
+    ids = {a["request_id"] for a in answers}
+    with Project.load(project_dir) as project:
+        stamped = [e["at"] for e in project.events(model="late").to_pylist() if e["request_id"] in ids]
+    assert len(stamped) == 8
+    assert all(as_of <= at.astimezone(UTC) < as_of + timedelta(minutes=5) for at in stamped)
+    assert datetime.now(UTC) - as_of > timedelta(days=365)
+
+
+def test_serve_as_of_refuses_a_time_without_a_zone(project_dir: Path) -> None:
+    import sys
+
+    command = ["serve", "-p", str(project_dir), "--as-of", "2013-01-01T00:00"]
+    done = subprocess.run(
+        [sys.executable, "-m", "fourloops.cli", *command], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and "--as-of" in done.stderr and "time zone" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
