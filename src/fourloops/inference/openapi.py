@@ -2,24 +2,24 @@
 
 Every route is described with its request and response bodies. The request
 schema of each model comes from its contract (the same rules the server
-enforces), so clients can generate code or validate requests before sending
-them; the tests check that the server's answers match the documented
-responses and that every request the schema accepts is answered (the server
-also reads numeric strings, which the schema leaves out).
+enforces, strictly by JSON type), so clients can generate code or validate
+requests before sending them; the tests check that the server's answers
+match the documented responses and that the schema and the server accept
+exactly the same requests. ``/docs`` is :mod:`fourloops.inference.docs`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from html import escape
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from fourloops.definitions.model import Task
+from fourloops.inference.docs import docs_routes
 from fourloops.inference.http import JSONResponse
 from fourloops.inference.service import SHADOW_SUFFIX, ModelService
 
@@ -29,30 +29,14 @@ __all__ = ["MAX_REQUEST_ID", "description_routes", "openapi_spec"]
 MAX_REQUEST_ID = 200
 
 
-def description_routes(services: Mapping[str, ModelService]) -> list[Route]:
+def description_routes(services: Mapping[str, ModelService]) -> list[BaseRoute]:
     """The ``/openapi.json`` and ``/docs`` routes for ``services``."""
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_spec(services))
 
-    async def docs(request: Request) -> Response:
-        rows = "".join(
-            f"<li><code>POST /v1/models/{escape(n)}/predict</code>, "
-            f"<code>POST /v2/models/{escape(n)}/infer</code>: {escape(s.model.description or n)}</li>"
-            for n, s in services.items()
-        )
-        page = (
-            "<!doctype html><meta charset=utf-8><title>fourloops server</title>"
-            "<h1>fourloops prediction server</h1><p>The machine-readable description is "
-            f"<a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p><ul>{rows}"
-            "<li><code>POST /v1/labels</code>: delayed ground truth by request id</li>"
-            "<li><code>GET /healthz</code>, <code>GET /readyz</code>, <code>GET /metrics</code></li>"
-            "<li><code>POST /v1/admin/models/{model}/promote|rollback|canary|pause|ab</code> "
-            "(bearer token)</li></ul>"
-        )
-        return Response(page, media_type="text/html")
-
-    return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
+    models = {n: s.model.description or n for n, s in services.items()}
+    return [Route("/openapi.json", openapi, methods=["GET"]), *docs_routes(models)]
 
 
 def _ref(name: str) -> dict[str, str]:
