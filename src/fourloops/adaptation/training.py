@@ -18,7 +18,9 @@ The steps, each usable alone:
 4. :func:`judge`: the gates (:class:`~fourloops.registry.records.GateReport`);
 5. :func:`register_run`: the version in the registry.
 
-:func:`train_model` runs them in order.
+:func:`train_model` runs them in order. :func:`judge_version` runs steps 1, 3
+and 4 for a version that was not trained here (imported from MLflow) or that
+is to be judged again on newer data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,7 @@ __all__ = [
     "fit",
     "fit_candidate",
     "judge",
+    "judge_version",
     "prepare_data",
     "register_run",
     "train_model",
@@ -239,10 +243,15 @@ def _latency_p99_ms(predictor: Any, X: pd.DataFrame, sample: int, seed: int) -> 
     return float(np.percentile(np.array(timings) * 1000, 99))
 
 
-def _champion(registry: ModelRegistry, artifacts: ArtifactStore, model: Model) -> tuple[Any, int] | None:
+def _champion(
+    registry: ModelRegistry, artifacts: ArtifactStore, model: Model, *, besides: int | None = None
+) -> tuple[Any, int] | None:
+    """The champion's predictor and number (None: no champion, or it is version ``besides`` itself)."""
     try:
         version = registry.get_version(model.name, Alias.CHAMPION)
     except NotFoundError:
+        return None
+    if version.version == besides:
         return None
     return load_version(artifacts, version, task=model.task.value), version.version
 
@@ -255,10 +264,15 @@ def evaluate_run(
     registry: ModelRegistry,
     artifacts: ArtifactStore,
     seed: int,
+    version: int | None = None,
 ) -> RunEvaluation:
-    """Step 3: the candidate against the baseline and the champion on the same test rows."""
+    """Step 3: the candidate against the baseline and the champion on the same test rows.
+
+    ``version`` is the candidate's own number when it is already registered (it is then not
+    compared with itself should it be the champion).
+    """
     scores = candidate.predictor.predict(data.X_test)
-    champ = _champion(registry, artifacts, model)
+    champ = _champion(registry, artifacts, model, besides=version)
     champion_scores = None
     champion_note = None
     if champ is not None:
@@ -331,6 +345,94 @@ def register_run(
         params=params,
         actor=actor,
     ).version
+
+
+def judge_version(
+    model: Model,
+    version: int,
+    *,
+    root: Path,
+    views: dict[str, FeatureView],
+    join: Callable[..., Any],
+    registry: ModelRegistry,
+    artifacts: ArtifactStore,
+    seed: int = 0,
+    cutoff: datetime | None = None,
+    actor: str | None = None,
+    progress: Say | None = None,
+    clock: Clock = utcnow,
+) -> TrainResult:
+    """Evaluate a registered version on ``model``'s test rows, run its gates and record both.
+
+    For a version trained elsewhere (``fourloops import-mlflow``) this is what training
+    does after the fit: the same frame, split, metrics against the baseline and the
+    champion, per-segment intervals, calibration and gates; the version's metrics and gate
+    verdicts are replaced and the judgement is audited. The version must take the
+    model's inputs by name (its recorded feature names, or its input encoder); otherwise a
+    :class:`~fourloops.errors.RegistryError` names both lists. A version without an input
+    encoder (imported) is given the one it was judged through, so that serving encodes a
+    request exactly as the judged rows were (categories as the contract's codes).
+    """
+    say = progress or (lambda _m: None)
+    recorded = registry.get_version(model.name, version)
+    if recorded.status.value != "ready" or not recorded.artifact:
+        raise RegistryError(
+            f"version {version} of {model.name!r} is {recorded.status.value}; nothing to judge"
+        )
+    say("building the point-in-time frame")
+    t0 = time.perf_counter()
+    data = prepare_data(model, root=root, views=views, join=join, cutoff=cutoff, now=clock())
+    timings = {"frame_s": time.perf_counter() - t0}
+    predictor = load_version(artifacts, recorded, task=model.task.value)
+    encoder = predictor.encoder or _encoder_for(model, views, predictor.feature_names, version)
+    split = data.split
+    data = dataclass_replace(
+        data, encoder=encoder, X_validation=encoder.frame(split.validation), X_test=encoder.frame(split.test)
+    )
+    ref = ArtifactRef.from_dict(recorded.artifact)
+    candidate = Candidate(None, ref, recorded.artifact, recorded.format or "", predictor)
+    say("evaluating on the test rows")
+    t0 = time.perf_counter()
+    evaluation = evaluate_run(
+        model, data, candidate, registry=registry, artifacts=artifacts, seed=seed, version=version
+    )
+    report = judge(model, evaluation)
+    timings["evaluate_s"] = time.perf_counter() - t0
+    judgement = {
+        "cutoff": data.frame.cutoff.isoformat(),
+        "data": data.lineage(),
+        "definition": model.version,
+        "seed": seed,
+        "timings": timings,
+    }
+    registry.record_judgement(
+        model.name,
+        version,
+        metrics=evaluation.metrics,
+        gates=report,
+        judgement=judgement,
+        inputs=None if predictor.encoder is not None else encoder.to_dict(),
+        actor=actor,
+    )
+    verdicts = [v.to_dict() for v in report.verdicts]
+    return TrainResult(
+        model.name, version, "ready", bool(report.passed), evaluation.metrics, verdicts, judgement, timings
+    )
+
+
+def _encoder_for(
+    model: Model, views: dict[str, FeatureView], takes: list[str] | None, version: int
+) -> InputEncoder:
+    """The model's input encoder in the column order a version trained elsewhere takes."""
+    fields = model_inputs(model, views)
+    if takes is None:
+        return InputEncoder.from_fields(fields)
+    if sorted(takes) != sorted(fields):
+        raise RegistryError(
+            f"version {version} of {model.name!r} takes {takes}, but the model's inputs are "
+            f"{list(fields)}: it cannot be judged on the model's rows"
+        )
+    return InputEncoder.from_fields({name: fields[name] for name in takes})
 
 
 def train_model(

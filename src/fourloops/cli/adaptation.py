@@ -23,7 +23,18 @@ from fourloops.cli.common import (
 from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import SchemaError
 
-__all__ = ["archive", "compare", "import_mlflow", "models", "promote", "rollback", "tag", "train", "verify"]
+__all__ = [
+    "archive",
+    "compare",
+    "import_mlflow",
+    "judge",
+    "models",
+    "promote",
+    "rollback",
+    "tag",
+    "train",
+    "verify",
+]
 
 
 def _parse_params(values: list[str] | None, file: Path | None) -> dict[str, Any]:
@@ -93,17 +104,50 @@ def train(
         if not result["reproduced"]:
             raise typer.Exit(1)
         return
-    test = result["metrics"]["test"]
-    base = result["metrics"]["baseline"]
+    _print_judgement(proj, model, result["version"], result["metrics"], result["gates"], "registered")
+
+
+def _print_judgement(
+    proj: Any, model: str, version: int, metrics: dict[str, Any], gates: list[dict[str, Any]], what: str
+) -> None:
+    """A version's primary metric beside the baseline, and every gate with its numbers."""
+    passed = all(v["passed"] for v in gates)
     out.print(
-        f"[bold]{model} v{result['version']}[/] registered; gates "
-        + ("[green]passed[/]" if result["passed"] else "[red]failed[/]")
+        f"[bold]{model} v{version}[/] {what}; gates " + ("[green]passed[/]" if passed else "[red]failed[/]")
     )
+    test, base = metrics.get("test", {}), metrics.get("baseline", {})
     primary = proj.model(model).primary_metric
     out.print(f"  {primary}: {test.get(primary)!s:.8} (do-nothing baseline {base.get(primary)!s:.8})")
-    for v in result["gates"]:
+    for v in gates:
         mark = "[green]✓[/]" if v["passed"] else "[red]✗[/]"
         out.print(f"  {mark} {v['gate']}: {v['message']}")
+
+
+@app.command()
+@handle_errors
+def judge(
+    model: Annotated[str, typer.Argument(help="Model (defined in the project).")],
+    version: Annotated[str, typer.Argument(help="Version number or alias.")],
+    project: ProjectOpt = Path("."),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the intervals (recorded).")] = 0,
+    cutoff: Annotated[str | None, typer.Option("--cutoff", help="Judge as of this time (ISO-8601).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a registered version on the model's test rows and run its gates, as training does.
+
+    For a version trained elsewhere (import-mlflow) or to judge one again on
+    newer data. Its metrics and gate verdicts are replaced (the old ones stay
+    in the audit log); a version that passes can be promoted without --force.
+    """
+    proj = load_project(project)
+    with progress(quiet=as_json) as step:
+        result = proj.judge(model, version, seed=seed, cutoff=parse_time(cutoff, "--cutoff"), progress=step)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    _print_judgement(proj, model, result.version, result.metrics, result.gates, "judged")
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -234,7 +278,12 @@ def rollback(
 def import_mlflow(
     path: Annotated[Path, typer.Argument(help="An MLflow model folder (holds an MLmodel file).")],
     name: Annotated[str, typer.Option("--name", help="Register as this model.")],
-    task: Annotated[str, typer.Option("--task", help="binary, multiclass or regression.")] = "binary",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="binary, multiclass or regression (default: the defined model's, or binary)."
+        ),
+    ] = None,
     allow_pickle: Annotated[
         bool,
         typer.Option("--allow-pickle", help="Accept a pickled model (runs its code: trust it)."),
@@ -242,14 +291,26 @@ def import_mlflow(
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
-    """Register an existing MLflow model folder as a new version (re-saved in a native format)."""
-    version = load_project(project).import_mlflow(path, name=name, task=task, allow_pickle=allow_pickle)
+    """Register an existing MLflow model folder as a new version (re-saved in a native format).
+
+    When NAME is a model defined in the project, the version is judged right
+    away like a trained one (metrics on the model's test rows, its gates);
+    otherwise it has no verdict and promoting it needs --force.
+    """
+    proj = load_project(project)
+    with progress(quiet=as_json) as step:
+        step(f"importing {path}")
+        version = proj.import_mlflow(path, name=name, task=task, allow_pickle=allow_pickle)
     if as_json:
         print_json(version.to_dict())
         return
+    if version.lineage.get("judgements"):
+        gates = [v.to_dict() for v in version.gates.verdicts]
+        _print_judgement(proj, name, version.version, version.metrics, gates, f"imported from {path}")
+        return
     out.print(
-        f"imported {path} as {name} v{version.version} ({version.format}); "
-        "it has not been evaluated: promote with --force once you have checked it"
+        f"imported {path} as {name} v{version.version} ({version.format}); {name!r} is not defined in "
+        "the project, so it has not been evaluated: promote with --force once you have checked it"
     )
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fourloops.definitions import Model
 from fourloops.definitions.lifecycle import Alias
-from fourloops.errors import NotFoundError
+from fourloops.errors import FourloopsError, NotFoundError, RegistryError
 from fourloops.project.ingestion import IngestionOperations, Progress
 
 if TYPE_CHECKING:
@@ -70,6 +70,40 @@ class TrainingOperations(IngestionOperations):
             cutoff=cutoff,
             start=start,
             register=register,
+            progress=progress,
+            clock=self.clock,
+        )
+
+    def judge(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        seed: int = 0,
+        cutoff: datetime | None = None,
+        progress: Progress | None = None,
+    ) -> TrainResult:
+        """Evaluate a registered version of model ``name`` on its test rows and run its gates.
+
+        What :meth:`train` does after the fit, for a version trained elsewhere (imported
+        from MLflow) or judged again on newer data (``cutoff``: "now" for the frame). The
+        version's metrics and gate verdicts are replaced (the old ones stay in the audit
+        log), so a version that passes can be promoted without ``force``.
+        """
+        from fourloops.adaptation.training import judge_version
+
+        model = self.model(name)
+        number = self.registry.get_version(name, version).version
+        return judge_version(
+            model,
+            number,
+            root=self.root,
+            views=self.feature_views,
+            join=self._join,
+            registry=self.registry,
+            artifacts=self.artifacts,
+            seed=seed,
+            cutoff=cutoff,
             progress=progress,
             clock=self.clock,
         )
@@ -239,7 +273,7 @@ class TrainingOperations(IngestionOperations):
         path: str | Path,
         *,
         name: str,
-        task: str,
+        task: str | None = None,
         allow_pickle: bool = False,
         actor: str | None = None,
     ) -> ModelVersion:
@@ -247,7 +281,10 @@ class TrainingOperations(IngestionOperations):
 
         The model is re-saved in its native format (pickles only with
         ``allow_pickle=True``, re-saved with skops) and recorded with the MLflow
-        run's metadata as its lineage. It has no gate results: promoting it needs
+        run's metadata as its lineage. When ``name`` is a model defined in the
+        project, the version is then judged like a trained one (:meth:`judge`:
+        metrics on the model's test rows beside the baseline and the champion, and
+        its gates); otherwise it has no gate results and promoting it needs
         ``force=True``, as for any version nobody has judged.
         """
         import tempfile
@@ -255,12 +292,22 @@ class TrainingOperations(IngestionOperations):
         from fourloops.registry.mlflow_import import import_mlflow_model
         from fourloops.registry.records import GateReport, GateVerdict
 
+        defined = self.models.get(name)
+        task = task or (defined.task.value if defined is not None else "binary")
+        if defined is not None and defined.task.value != task:
+            raise RegistryError(
+                f"model {name!r} is defined as {defined.task.value}, not {task}: import it with "
+                f"--task {defined.task.value} or under another name"
+            )
         imported = import_mlflow_model(path, allow_pickle=allow_pickle)
-        self.registry.register_model(name, task)
+        if defined is not None:
+            self.registry.register_model(name, task, spec=defined.to_dict(), description=defined.description)
+        else:
+            self.registry.register_model(name, task)
         with tempfile.TemporaryDirectory(prefix="fourloops-import-") as tmp:
             saved = imported.save(tmp)
             ref = self.artifacts.put_file(saved.path)
-        return self.registry.create_version(
+        created = self.registry.create_version(
             name,
             status="ready",
             artifact={**ref.to_dict(), "meta": saved.meta},
@@ -274,6 +321,15 @@ class TrainingOperations(IngestionOperations):
             gates=GateReport.judge([GateVerdict("imported", False, "imported from MLflow; never evaluated")]),
             actor=actor,
         )
+        if name not in self.models:
+            return created
+        try:
+            self.judge(name, created.version)
+        except FourloopsError as err:
+            raise RegistryError(
+                f"imported {name!r} v{created.version}, but it could not be judged: {err}"
+            ) from err
+        return self.registry.get_version(name, created.version)
 
 
 def _plain(value: Any) -> Any:

@@ -375,6 +375,52 @@ class ModelRegistry(RoutingOperations, AliasOperations):
             )
             return ModelVersion.from_row({**row._mapping, "stage": new.value})
 
+    def record_judgement(
+        self,
+        model: str,
+        version: int,
+        *,
+        metrics: dict[str, Any],
+        gates: GateReport,
+        judgement: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Replace a ready version's metrics and gate verdicts with a new judgement; audited.
+
+        ``judgement`` (cutoff, data, definition...) is appended to the version's
+        ``lineage["judgements"]``; ``inputs``, when given, becomes the artifact's input
+        encoder (a version trained elsewhere is then served through the encoder it was
+        judged with). The previous verdicts stay in the audit log.
+        """
+        v = t.model_versions
+        actor = actor or default_actor()
+        with self._transaction(write=True) as conn:
+            row = self._version_row(conn, model, version)
+            if row.status != VersionStatus.READY:
+                raise RegistryError(f"version {version} of {model!r} is {row.status}; it cannot be judged")
+            lineage = dict(row.lineage or {})
+            lineage["judgements"] = [*lineage.get("judgements", []), {**judgement, "by": actor}]
+            artifact = dict(row.artifact or {})
+            if inputs is not None:
+                artifact["meta"] = {**artifact.get("meta", {}), "inputs": inputs}
+            values = {"metrics": metrics, "gates": gates.to_dict(), "lineage": lineage, "artifact": artifact}
+            conn.execute(v.update().where(v.c.id == row.id).values(**values))
+            before = GateReport.from_dict(row.gates)
+            self._audit(
+                conn,
+                "model.judge",
+                model,
+                actor,
+                {
+                    "version": version,
+                    "passed": gates.passed,
+                    "failed": gates.failed,
+                    "before": {"passed": before.passed, "failed": before.failed},
+                },
+            )
+            return ModelVersion.from_row({**row._mapping, **values})
+
     def set_tags(
         self, model: str, version: int | None, tags: Mapping[str, Any], *, actor: str | None = None
     ) -> None:
