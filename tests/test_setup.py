@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,8 +17,15 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 def _dry_run(target: str, tmp_path: Path) -> str:
     """The commands ``make TARGET`` would run for a fresh virtual environment (nothing is run)."""
+    # Run inside ``make test`` (as CI does), make would inherit MAKELEVEL/MAKEFLAGS and print
+    # "Entering directory" lines around the commands: start it as a top-level make.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     done = subprocess.run(
-        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True
+        ["make", "--no-print-directory", "-n", target, f"VENV={tmp_path / 'venv'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
