@@ -41,9 +41,12 @@ import pyarrow as pa
 from fourloops.errors import SchemaError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from fourloops.engines.summaries import Summaries, SummaryPlan
     from fourloops.storage.events.columnar import EventTables
 
-__all__ = ["Engine", "JoinStats", "ViewJoin", "ViewStats"]
+__all__ = ["Engine", "JoinStats", "TableScan", "ViewJoin", "ViewStats"]
 
 #: Data accepted for a view: a Parquet path or glob, a list of Parquet files, or an Arrow table.
 ViewData: TypeAlias = str | Sequence[str] | pa.Table
@@ -135,6 +138,46 @@ class JoinStats:
     engine: str = ""
 
 
+class TableScan(Protocol):
+    """One table open for monitoring: its facts, reference fitting, summaries and samples.
+
+    Opened with :meth:`Engine.open` (data) or :meth:`Engine.open_events` (the event log);
+    the data stays where it lives and only summaries come back.
+    """
+
+    def schema(self) -> dict[str, str]:
+        """Column name -> engine type name."""
+        ...
+
+    def rows(self, where: str | None = None) -> int:
+        """How many rows (that match the SQL condition ``where``)."""
+        ...
+
+    def time_range(self, column: str) -> tuple[datetime | None, datetime | None]:
+        """First and last value of a timestamp column."""
+        ...
+
+    def fit_edges(self, columns: Sequence[str], *, bins: int) -> dict[str, tuple[float, ...]]:
+        """Interior bin edges of numeric columns at their quantiles (or distinct values when few)."""
+        ...
+
+    def top_categories(self, columns: Sequence[str], *, limit: int) -> dict[str, list[tuple[str, int]]]:
+        """The most frequent values of columns with their counts."""
+        ...
+
+    def summarize(self, plan: SummaryPlan, *, where: str | None = None) -> Summaries:
+        """The mergeable summaries that ``plan`` asks for, per window and segment."""
+        ...
+
+    def sample(
+        self, columns: Sequence[str], rows: int, *, where: str | None = None, seed: int = 0
+    ) -> pa.Table:
+        """A uniform sample of at most ``rows`` rows."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A batch engine able to build point-in-time-correct training frames."""
@@ -164,4 +207,12 @@ class Engine(Protocol):
 
     def query_events(self, tables: EventTables, query: str, *, model: str | None = None) -> pa.Table:
         """Run SQL over the compacted event log (views ``events`` and ``labels``); the result as Arrow."""
+        ...
+
+    def open(self, data: pa.Table | str | Sequence[str], *, positions: bool = True) -> TableScan:
+        """Open a table or Parquet/CSV files for monitoring (``positions``: number rows in data order)."""
+        ...
+
+    def open_events(self, tables: EventTables, *, model: str) -> TableScan:
+        """Open one model's compacted events (with labels joined) for monitoring."""
         ...

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from fourloops.engines import duckdb_checks as checks
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.base import JoinStats, ViewJoin, ViewStats
+from fourloops.engines.duckdb_scan import DuckDBScan
 from fourloops.errors import SchemaError, SourceError
 from fourloops.storage.events.columnar import EventTables
 
@@ -123,6 +124,22 @@ class DuckDBEngine:
                 return con.sql(query).to_arrow_table()
         finally:
             con.close()
+
+    def open(self, data: pa.Table | str | Sequence[str], *, positions: bool = True) -> DuckDBScan:
+        """Open ``data`` for monitoring on a connection of its own (see :class:`DuckDBScan`)."""
+        with _translate("monitoring input"):
+            return DuckDBScan(self.connect(), data, positions=positions)
+
+    def open_events(self, tables: EventTables, *, model: str) -> DuckDBScan:
+        """Open model ``model``'s compacted events, labels joined (view ``events``), for monitoring."""
+        from fourloops.engines.duckdb_events import register_events
+
+        def register(con: duckdb.DuckDBPyConnection) -> str:
+            register_events(con, tables, model=model)
+            return "events"
+
+        with _translate("event tables"):
+            return DuckDBScan(self.connect(), register=register)
 
     def point_in_time_join(
         self,
