@@ -3,7 +3,8 @@
 ``import fourloops as fl`` gives the definitions (``fl.Entity``, ``fl.FileSource``,
 ``fl.FeatureView``, ``fl.Contract``, the field types, ``fl.Model`` with its
 ``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``
-and ``fl.gates``) and ``fl.Project``.
+and ``fl.gates``), ``fl.Project``, and ``fl.monitor`` (drift, data health and
+performance of any two data sets, window by window).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "Timestamp",
     "__version__",
     "gates",
+    "monitor",
 ]
 
 
@@ -62,4 +64,8 @@ def __getattr__(name: str) -> object:
         from fourloops.project import Project
 
         return Project
+    if name == "monitor":
+        from fourloops.evaluation.monitor import monitor
+
+        return monitor
     raise AttributeError(f"module 'fourloops' has no attribute {name!r}")

@@ -36,6 +36,12 @@ __all__ = ["DataInput", "DuckDBScan", "fit_edges", "relation", "schema", "time_r
 DataInput: TypeAlias = pa.Table | str | Path | Sequence[str]
 
 
+def _one(con: duckdb.DuckDBPyConnection, query: str) -> tuple[Any, ...]:
+    """The single row of ``query`` (fetched whole: DuckDB keeps an unfinished result otherwise)."""
+    rows = con.execute(query).fetchall()
+    return tuple(rows[0])
+
+
 def _files(data: str | Path | Sequence[str]) -> list[str]:
     if isinstance(data, str | Path):
         text = str(data)
@@ -104,7 +110,7 @@ def time_range(
     """First and last value of the timestamp column ``column`` (``None`` when it has none)."""
     q = sql.quote(column)
     try:
-        first, last = con.execute(f"SELECT min({q}), max({q}) FROM {rel}").fetchone() or (None, None)
+        first, last = _one(con, f"SELECT min({q}), max({q}) FROM {rel}")
     except duckdb.Error as err:
         raise SchemaError(f"column {column!r}: {str(err).splitlines()[0]}") from err
     for value in (first, last):
@@ -135,8 +141,7 @@ def fit_edges(
     for i, column in enumerate(columns):
         v = _number(column)
         parts += [f"approx_count_distinct({v}) AS d{i}", f"quantile_disc({v}, {levels}) AS q{i}"]
-    row = con.execute(f"SELECT {', '.join(parts)} FROM {rel}").fetchone()
-    assert row is not None
+    row = _one(con, f"SELECT {', '.join(parts)} FROM {rel}")
     edges: dict[str, tuple[float, ...]] = {}
     for i, column in enumerate(columns):
         approx, quantiles = row[2 * i], row[2 * i + 1]
@@ -198,8 +203,7 @@ class DuckDBScan:
 
     def rows(self, where: str | None = None) -> int:
         clause = f" WHERE {where}" if where else ""
-        row = self.con.execute(f"SELECT count(*) FROM {self.relation}{clause}").fetchone()
-        return int(row[0]) if row else 0
+        return int(_one(self.con, f"SELECT count(*) FROM {self.relation}{clause}")[0])
 
     def time_range(self, column: str) -> tuple[datetime | None, datetime | None]:
         return time_range(self.con, self.relation, column)

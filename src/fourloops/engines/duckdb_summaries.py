@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.summaries import (
+    OTHER,
     UNSEEN_NAMED,
     CategoricalSummary,
     GroupInfo,
@@ -256,10 +257,12 @@ def _bin_categorical(
     categories = plan.categorical[column]
     index = {c: i for i, c in enumerate(categories)}
     k = len(categories)
+    pooled = plan.pooled.get(column, frozenset())
+    other = index.get(OTHER, k)
     encoded = pc.dictionary_encode(array)
     values = encoded.dictionary.to_pylist()
     # Each distinct value of the batch -> its category, the unseen bucket (k) or null (k + 1).
-    lookup = np.array([index.get(v, k) for v in values] + [k + 1], dtype=np.int64)
+    lookup = np.array([index.get(v, other if v in pooled else k) for v in values] + [k + 1], dtype=np.int64)
     raw = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
     codes_v = lookup[raw]
     unseen_mask = codes_v == k

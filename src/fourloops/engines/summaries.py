@@ -44,6 +44,7 @@ __all__ = [
     "GroupInfo",
     "GroupKey",
     "NumericSummary",
+    "OTHER",
     "RowWindows",
     "ScorePlan",
     "ScoreSummary",
@@ -60,6 +61,8 @@ IntArray = NDArray[np.int64]
 GroupKey = tuple[int, str | None, str | None]
 #: Bucket name of categories that the reference never had.
 UNSEEN = "__unseen__"
+#: Category name of the reference's rare categories, pooled.
+OTHER = "__other__"
 #: How many unseen categories a summary keeps by name.
 UNSEEN_NAMED = 20
 
@@ -106,12 +109,15 @@ class SummaryPlan:
 
     ``numeric`` maps a column to its interior bin edges (strictly increasing);
     bin ``i`` holds ``edges[i-1] < x <= edges[i]``, the first and the last bins
-    are open. ``categorical`` maps a column to its known categories; any other
-    value counts as unseen. ``windows`` is ``None`` for a single window.
+    are open. ``categorical`` maps a column to its known categories; a value in
+    ``pooled[column]`` counts as the category :data:`OTHER` (rare categories of
+    the reference), any other value as unseen. ``windows`` is ``None`` for a
+    single window.
     """
 
     numeric: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     categorical: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pooled: Mapping[str, frozenset[str]] = field(default_factory=dict)
     windows: TimeWindows | RowWindows | None = None
     segments: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -258,11 +264,17 @@ class CategoricalSummary:
 
     @classmethod
     def of(
-        cls, values: Sequence[Any], categories: Sequence[str], *, default: str | None = None
+        cls,
+        values: Sequence[Any],
+        categories: Sequence[str],
+        *,
+        default: str | None = None,
+        pooled: frozenset[str] = frozenset(),
     ) -> CategoricalSummary:
         """The summary of a sequence of values (``None`` is null); the reference computation."""
         cats = tuple(categories)
         index = {c: i for i, c in enumerate(cats)}
+        index.update({v: index[OTHER] for v in pooled if v not in index and OTHER in index})
         counts = np.zeros(len(cats), dtype=np.int64)
         unseen: Counter[str] = Counter()
         nulls = defaults = 0

@@ -1,0 +1,428 @@
+"""Alerts someone can act on: rules over the windows, with evidence, a suspected cause and a playbook.
+
+A rule looks at every window and says whether its condition holds (for a
+column, a segment, or the model as a whole). An alert is raised once per
+**episode**: when the condition has held for ``consecutive`` windows in a row
+(hysteresis), and not again until it has stopped holding; windows that are
+too small to judge neither extend nor break an episode. Each alert carries
+the numbers behind it (``evidence``), what probably happened (``cause``) and
+what to do next (``action``).
+
+* ``input_drift``: a column drifted (significant and beyond the effect
+  floor); a warning on an important feature, else information;
+* ``prediction_drift``: the model's output drifted (warning);
+* ``performance``: a realised metric's interval lies beyond the allowed drop,
+  or the realised value falls outside the interval its estimate gave on the
+  same rows (the inputs do not explain it: concept shift suspected); critical;
+* ``estimated_performance``: the estimated metric's interval lies beyond the
+  allowed drop, before labels (warning);
+* ``unknown_categories``: values never seen in the reference above a share (warning);
+* ``data_quality``: the null or default-value share rose by more than a bound (warning);
+* ``multivariate_drift``: a classifier tells the window from the reference (information).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fourloops.errors import ConfigError
+from fourloops.evaluation.metrics import higher_is_better
+from fourloops.evaluation.monitor_result import WindowResult
+from fourloops.evaluation.windows import WindowStatus
+
+__all__ = ["Alert", "AlertKind", "AlertPolicy", "Severity", "detect"]
+
+
+class AlertKind(enum.StrEnum):
+    INPUT_DRIFT = "input_drift"
+    PREDICTION_DRIFT = "prediction_drift"
+    MULTIVARIATE_DRIFT = "multivariate_drift"
+    PERFORMANCE = "performance"
+    ESTIMATED_PERFORMANCE = "estimated_performance"
+    DATA_QUALITY = "data_quality"
+    COVERAGE = "coverage"
+    UNKNOWN_CATEGORIES = "unknown_categories"
+    BUDGET = "budget"
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: kind, severity, where (window, column, segment), evidence, cause and action."""
+
+    kind: str
+    severity: str
+    window: int
+    start: datetime | None
+    end: datetime | None
+    column: str | None
+    segment: str | None
+    evidence: dict[str, Any]
+    cause: str
+    action: str
+    windows: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str | None, str | None]:
+        """What identifies an episode: kind, column, segment."""
+        return (self.kind, self.column, self.segment)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "window": self.window,
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": None if self.end is None else self.end.isoformat(),
+            "column": self.column,
+            "segment": self.segment,
+            "evidence": self.evidence,
+            "cause": self.cause,
+            "action": self.action,
+            "windows": list(self.windows),
+        }
+
+    def line(self) -> str:
+        """A one-line human summary (for logs and terminals)."""
+        where = ", ".join(x for x in (self.column and f"column {self.column}", self.segment) if x)
+        scope = f" ({where})" if where else ""
+        return f"[{self.severity}] {self.kind} in window {self.window}{scope}: {self.cause}"
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """When rules fire.
+
+    Parameters
+    ----------
+    consecutive:
+        Windows in a row a condition must hold before it alerts (hysteresis).
+    metric:
+        The metric judged for performance alerts (default: the task's primary one).
+    max_drop:
+        Allowed drop of that metric, relative to the reference's value (0.05: five per cent).
+    unknown_share:
+        Share of values never seen in the reference that alerts.
+    null_rise, default_rise:
+        Rise of the null (default-value) share over the reference's, in points, that alerts.
+    importance:
+        Feature importance (any scale); drift on a feature with at least ``important_share`` of the
+        total is a warning, on the others information. Without it, every feature counts as important.
+    snoozed:
+        ``(kind, column)`` pairs (column ``None``: every column) that do not alert.
+    """
+
+    consecutive: int = 1
+    metric: str | None = None
+    max_drop: float = 0.05
+    unknown_share: float = 0.01
+    null_rise: float = 0.05
+    default_rise: float = 0.05
+    importance: Mapping[str, float] = field(default_factory=dict)
+    important_share: float = 0.05
+    snoozed: tuple[tuple[str, str | None], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.consecutive < 1:
+            raise ConfigError(f"consecutive must be at least 1, got {self.consecutive}")
+        for name in ("max_drop", "unknown_share", "null_rise", "default_rise", "important_share"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{name} must be between 0 and 1, got {value}")
+
+    def important(self, column: str) -> bool:
+        total = sum(max(v, 0.0) for v in self.importance.values())
+        if not total:
+            return True
+        return max(self.importance.get(column, 0.0), 0.0) / total >= self.important_share
+
+    def is_snoozed(self, kind: str, column: str | None) -> bool:
+        return any(k == kind and (c is None or c == column) for k, c in self.snoozed)
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """A condition that holds in one window."""
+
+    kind: str
+    severity: str
+    column: str | None
+    segment: str | None
+    evidence: dict[str, Any]
+    cause: str
+    action: str
+    rule: str = ""  # tells apart two conditions of one kind on the same column (a drop, a concept shift)
+
+
+Rule = Callable[[WindowResult, AlertPolicy, "RuleContext"], Iterator[_Finding]]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What the rules need besides the window: the task, the reference's health and metric values."""
+
+    task: str | None
+    primary: str | None
+    reference_health: Mapping[str, Mapping[str, float]]
+    reference_metrics: Mapping[str, float] = field(default_factory=dict)
+    prediction: str | None = None
+
+
+def _drift_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
+    scopes = [(None, window.drift)] + [(s.key, s.drift) for s in window.segments.values()]
+    overall = set(window.drifted())
+    for segment, drift in scopes:
+        for column, d in drift.items():
+            if not d.drifted or (segment is not None and column in overall):
+                continue  # a segment repeats what the whole window already says
+            head = d.headline
+            evidence = {
+                "method": head.method,
+                "statistic": head.statistic,
+                "p_adjusted": d.p_adjusted,
+                "effect": head.effect,
+                "threshold": head.threshold,
+                "rows": d.rows,
+            }
+            where = f" in segment {segment}" if segment else ""
+            yield _Finding(
+                AlertKind.INPUT_DRIFT.value,
+                (Severity.WARNING if policy.important(column) else Severity.INFO).value,
+                column,
+                segment,
+                evidence,
+                f"the distribution of {column}{where} changed ({head.method} {head.statistic:.3g}, "
+                f"effect {head.effect:.3g} >= {head.threshold:g}, adjusted p {d.p_adjusted:.2g})",
+                f"inspect the pipeline of feature {column}: compare its recent values with the reference; "
+                "if the change is real and lasting, retrain on data that includes it",
+            )
+    pred = window.prediction_drift
+    if pred is not None and pred.drifted:
+        d = pred
+        causes = window.drifted()
+        yield _Finding(
+            AlertKind.PREDICTION_DRIFT.value,
+            Severity.WARNING.value,
+            ctx.prediction,
+            None,
+            {
+                "method": d.headline.method,
+                "statistic": d.headline.statistic,
+                "p_adjusted": d.p_adjusted,
+                "effect": d.headline.effect,
+                "drifted_inputs": causes,
+            },
+            "the model's output distribution changed"
+            + (f" with its inputs ({', '.join(causes[:5])})" if causes else " while no input drifted"),
+            "check the drifted inputs first; if none drifted, compare the serving versions and routes "
+            "of the window with the reference's",
+        )
+
+
+def _worse(task: str | None, metric: str, value: float, bound: float) -> bool:
+    better_high = higher_is_better(task or "binary", metric) if task else True
+    return value < bound if better_high else value > bound
+
+
+def _bound(task: str | None, metric: str, reference: float, drop: float) -> float:
+    better_high = higher_is_better(task or "binary", metric) if task else True
+    return reference * (1 - drop) if better_high else reference * (1 + drop)
+
+
+def _performance_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
+    metric = policy.metric or ctx.primary
+    if metric is None:
+        return
+    report = window.metrics.get(metric)
+    if report is not None and report.maturity == "mature" and report.reference is not None:
+        v = report.value
+        bound = _bound(ctx.task, metric, report.reference, policy.max_drop)
+        edge = v.high if higher_is_better(ctx.task or "binary", metric) else v.low
+        if edge is not None and _worse(ctx.task, metric, edge, bound):
+            yield _Finding(
+                AlertKind.PERFORMANCE.value,
+                Severity.CRITICAL.value,
+                None,
+                None,
+                {
+                    "metric": metric,
+                    "value": v.value,
+                    "low": v.low,
+                    "high": v.high,
+                    "reference": report.reference,
+                    "bound": bound,
+                    "labelled": v.rows,
+                },
+                f"{metric} fell to {v.value:.3g} (interval {v.low:.3g}–{v.high:.3g}) "
+                f"from {report.reference:.3g} "
+                f"at training; the allowed drop is {policy.max_drop:.0%}",
+                "roll back if the drop began with a release (fourloops rollback MODEL); otherwise retrain on "
+                "data that includes the recent windows, and review the segments that fell most",
+            )
+    check = window.checks.get(metric)
+    if check is not None and check["outside"]:
+        yield _Finding(
+            AlertKind.PERFORMANCE.value,
+            Severity.CRITICAL.value,
+            None,
+            None,
+            {"metric": metric, **check},
+            f"realised {metric} {check['realised']:.3g} is outside the "
+            f"{check['low']:.3g}–{check['high']:.3g} "
+            "expected from the scores alone: concept shift suspected (P(y | x) changed)",
+            "retrain on recent labelled data: the inputs do not explain the change, so the relation between "
+            "inputs and outcomes moved; review which segments differ most",
+            rule="concept",
+        )
+    estimated = window.estimated.get(metric)
+    reference = ctx.reference_metrics.get(metric)
+    if estimated is not None and estimated.value is not None and reference is not None:
+        bound = _bound(ctx.task, metric, reference, policy.max_drop)
+        edge = estimated.high if higher_is_better(ctx.task or "binary", metric) else estimated.low
+        if edge is not None and _worse(ctx.task, metric, edge, bound):
+            yield _Finding(
+                AlertKind.ESTIMATED_PERFORMANCE.value,
+                Severity.WARNING.value,
+                None,
+                None,
+                {
+                    "metric": metric,
+                    "estimated": estimated.value,
+                    "low": estimated.low,
+                    "high": estimated.high,
+                    "reference": reference,
+                    "bound": bound,
+                },
+                f"estimated {metric} {estimated.value:.3g} (before labels) is below the allowed "
+                f"{bound:.3g}: the inputs moved to where the model is weaker",
+                "look at the drifted inputs of the window; prepare a retraining and confirm with the "
+                "realised value when labels mature",
+            )
+
+
+def _health_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
+    for column, health in window.health.items():
+        ref = ctx.reference_health.get(column, {})
+        unknown = health.get("unknown_share", 0.0)
+        if unknown >= policy.unknown_share and unknown > 0:
+            named = window.extra.get("unseen_values", {}).get(column, {})
+            sample = ", ".join(list(named)[:5])
+            yield _Finding(
+                AlertKind.UNKNOWN_CATEGORIES.value,
+                Severity.WARNING.value,
+                column,
+                None,
+                {"unknown_share": unknown, "examples": named},
+                f"{unknown:.1%} of {column} are values the reference never had"
+                + (f" ({sample})" if sample else ""),
+                f"new values of {column}: if they are a new market or category, add them to the contract and "
+                "retrain with data that has them; until then their predictions are extrapolations",
+            )
+        for share, bound, what in (
+            ("null_share", policy.null_rise, "null"),
+            ("default_share", policy.default_rise, "default"),
+        ):
+            rise = health.get(share, 0.0) - ref.get(share, 0.0)
+            if rise > bound:
+                yield _Finding(
+                    AlertKind.DATA_QUALITY.value,
+                    Severity.WARNING.value,
+                    column,
+                    None,
+                    {share: health.get(share), "reference": ref.get(share, 0.0), "rise": rise},
+                    f"{what} values of {column} rose from {ref.get(share, 0.0):.1%} "
+                    f"to {health.get(share, 0.0):.1%}",
+                    f"inspect the pipeline that feeds {column} (a join that stopped matching, a changed "
+                    "upstream default, a null turned into an empty value)",
+                )
+
+
+def _multivariate_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
+    mv = window.multivariate
+    if mv and mv.get("drifted"):
+        yield _Finding(
+            AlertKind.MULTIVARIATE_DRIFT.value,
+            Severity.INFO.value,
+            None,
+            None,
+            {k: mv.get(k) for k in ("method", "statistic", "p_value", "top_features")},
+            f"a classifier tells this window from the reference (AUC {mv['statistic']:.3f}); "
+            f"it relies most on {', '.join(mv.get('top_features', [])[:3])}",
+            "look at the named features together: their joint distribution changed",
+        )
+
+
+RULES: tuple[Rule, ...] = (_drift_rule, _performance_rule, _health_rule, _multivariate_rule)
+
+
+def detect(
+    windows: Sequence[WindowResult],
+    policy: AlertPolicy,
+    ctx: RuleContext,
+    *,
+    rules: Sequence[Rule] = RULES,
+) -> list[Alert]:
+    """Alerts over ``windows`` (in order), one per episode, after ``policy.consecutive`` windows."""
+    alerts: list[Alert] = []
+    streak: dict[tuple[str, str | None, str | None, str], list[int]] = {}
+    raised: dict[tuple[str, str | None, str | None, str], int] = {}
+    for window in windows:
+        if window.status == WindowStatus.TOO_FEW_ROWS:
+            continue  # too small to judge: neither extends nor breaks an episode
+        holding: set[tuple[str, str | None, str | None, str]] = set()
+        for rule in rules:
+            for f in rule(window, policy, ctx):
+                if policy.is_snoozed(f.kind, f.column):
+                    continue
+                key = (f.kind, f.column, f.segment, f.rule)
+                if key in holding:
+                    continue
+                holding.add(key)
+                streak.setdefault(key, []).append(window.index)
+                if len(streak[key]) >= policy.consecutive and key not in raised:
+                    raised[key] = len(alerts)
+                    b = window.bounds
+                    alerts.append(
+                        Alert(
+                            f.kind,
+                            f.severity,
+                            window.index,
+                            b.start,
+                            b.end,
+                            f.column,
+                            f.segment,
+                            f.evidence,
+                            f.cause,
+                            f.action,
+                            tuple(streak[key]),
+                        )
+                    )
+                elif key in raised:
+                    i = raised[key]
+                    a = alerts[i]
+                    alerts[i] = Alert(
+                        a.kind,
+                        a.severity,
+                        a.window,
+                        a.start,
+                        a.end,
+                        a.column,
+                        a.segment,
+                        a.evidence,
+                        a.cause,
+                        a.action,
+                        (*a.windows, window.index),
+                    )
+        for key in [k for k in streak if k not in holding]:
+            del streak[key]
+            raised.pop(key, None)
+    return alerts

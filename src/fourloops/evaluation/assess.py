@@ -1,0 +1,280 @@
+"""From summaries to judged windows: the part both monitoring doors share.
+
+:func:`assess` takes the reference profile and the current data's summaries
+(per window and segment) and gives one :class:`~fourloops.evaluation.monitor_result.WindowResult`
+per window: drift of every column and of the prediction (overall and per
+segment, with one Benjamini–Hochberg correction over all of a window's
+tests), the data's health, realised metrics where labels have matured,
+estimated metrics before they have, and the estimate checked against the
+realised value on the same rows.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from fourloops.engines.summaries import (
+    CategoricalSummary,
+    GroupInfo,
+    NumericSummary,
+    RowWindows,
+    ScoreSummary,
+    Summaries,
+    TimeWindows,
+)
+from fourloops.evaluation.drift.methods import METHODS, Kind
+from fourloops.evaluation.drift.policy import ColumnDrift, adjust
+from fourloops.evaluation.monitor_result import MetricReport, SegmentWindow, WindowResult
+from fourloops.evaluation.profile import ReferenceProfile
+from fourloops.evaluation.window_metrics import (
+    Calibrator,
+    MetricValue,
+    estimate,
+    estimate_check,
+    realised,
+)
+from fourloops.evaluation.windows import WindowBounds, WindowStatus, bounds
+
+__all__ = ["Assessment", "assess", "health_of", "reference_health"]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """How to judge windows: windows, the observation's end, label maturity, threshold, seed."""
+
+    windows: TimeWindows | RowWindows | None
+    observed_until: datetime | None = None
+    mature: Callable[[WindowBounds], bool] = field(default=lambda _b: True)
+    threshold: float = 0.5
+    seed: int = 0
+    has_labels: bool = False
+    first_window: int | None = None
+    last_window: int | None = None
+
+
+def _rng(seed: int, window: int, column: str, segment: str | None) -> np.random.Generator:
+    key = f"{column}\x00{segment or ''}".encode()
+    return np.random.default_rng([seed, window & 0x7FFFFFFF, zlib.crc32(key)])
+
+
+def _test(
+    profile: ReferenceProfile,
+    column: str,
+    ref: Any,
+    cur: Any,
+    rows: int,
+    rng: np.random.Generator,
+) -> ColumnDrift:
+    policy = profile.policy
+    kind = profile.columns[column].kind
+    methods = policy.applicable(kind)
+    if cur is None or ref is None or cur.count == 0:
+        empty_note = "no values in the window" if ref is not None else "no reference for this segment"
+        zero = [
+            METHODS[m].test(_empty(profile, column), rng, draws=0, floor=policy.floor(m)) for m in methods
+        ]
+        return ColumnDrift(column, kind, 0, tuple(zero), policy.alpha, note=empty_note)
+    cmp = profile.comparison(column, ref, cur)
+    results = tuple(METHODS[m].test(cmp, rng, draws=policy.draws, floor=policy.floor(m)) for m in methods)
+    note: str | None = None
+    if ref.count == 0:
+        note = "the reference has no values"
+    elif cur.count < policy.min_rows:
+        note = f"too few values ({cur.count} < {policy.min_rows})"
+    return ColumnDrift(column, kind, int(cur.count), results, policy.alpha, note=note)
+
+
+def _empty(profile: ReferenceProfile, column: str) -> Any:
+    from fourloops.evaluation.drift.methods import Comparison
+
+    p = profile.columns[column]
+    if p.kind == Kind.NUMERIC:
+        zeros = np.zeros(len(p.edges) + 1, dtype=np.int64)
+        return Comparison(
+            p.kind, zeros, zeros, np.asarray(p.coarse, dtype=np.int64), np.zeros(zeros.size), None, 1.0
+        )
+    zeros = np.zeros(len(p.categories) + 1, dtype=np.int64)
+    return Comparison(p.kind, zeros, zeros)
+
+
+def health_of(summary: NumericSummary | CategoricalSummary, rows: int) -> dict[str, float]:
+    """Null, default-value and unseen-category shares of a column among ``rows`` rows."""
+    if rows <= 0:
+        return {"null_share": 0.0, "default_share": 0.0, "unknown_share": 0.0}
+    unknown = summary.unseen if isinstance(summary, CategoricalSummary) else 0
+    return {
+        "null_share": summary.nulls / rows,
+        "default_share": summary.defaults / rows,
+        "unknown_share": unknown / rows,
+    }
+
+
+def reference_health(profile: ReferenceProfile) -> dict[str, dict[str, float]]:
+    """The reference's own health, per column (what rises are measured from)."""
+    rows = profile.rows
+    out = {}
+    for column, p in profile.columns.items():
+        store = profile.summaries.numeric if p.kind == Kind.NUMERIC else profile.summaries.categorical
+        summary = store.get(column, {}).get((0, None, None))
+        if summary is not None:
+            out[column] = health_of(summary, rows)
+    return out
+
+
+def _metrics(
+    summary: ScoreSummary | None,
+    reference: Mapping[str, MetricValue],
+    calibrator: Calibrator | None,
+    how: Assessment,
+    bounds_: WindowBounds,
+    min_labels: int,
+    seed: int,
+) -> tuple[dict[str, MetricReport], dict[str, MetricValue], dict[str, dict[str, Any]]]:
+    if summary is None:
+        return {}, {}, {}
+    estimated = estimate(summary, calibrator, threshold=how.threshold, seed=seed)
+    if not how.has_labels:
+        return {}, estimated, {}
+    values = realised(summary, threshold=how.threshold, seed=seed)
+    mature = how.mature(bounds_) and summary.labelled >= min_labels
+    reports = {}
+    for name, value in values.items():
+        shown = value if mature else MetricValue(None, None, None, value.rows)
+        ref = reference.get(name)
+        reports[name] = MetricReport(
+            shown, None if ref is None else ref.value, "mature" if mature else "pending"
+        )
+    checks = {}
+    if mature and calibrator is not None:
+        on_labelled = estimate(summary, calibrator, threshold=how.threshold, seed=seed, labelled_only=True)
+        checks = estimate_check(values, on_labelled)
+    return reports, estimated, checks
+
+
+def _window_indexes(summaries: Summaries, how: Assessment) -> list[int]:
+    present = summaries.windows()
+    if how.windows is None:
+        return [0]
+    lo = how.first_window if how.first_window is not None else (min(present) if present else 0)
+    hi = how.last_window if how.last_window is not None else (max(present) if present else -1)
+    return list(range(lo, hi + 1))
+
+
+def assess(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> list[WindowResult]:
+    """Judge every window of ``summaries`` against ``profile`` (see the module docstring)."""
+    policy = profile.policy
+    prediction = profile.prediction
+    columns = [c for c in profile.columns if c != prediction]
+    ref_scores = profile.summaries.scores.get((0, None, None))
+    reference_metrics = realised(ref_scores, threshold=how.threshold, seed=how.seed) if ref_scores else {}
+    calibrator = (
+        Calibrator.fit(ref_scores) if ref_scores is not None and ref_scores.task == "binary" else None
+    )
+    segment_references: dict[tuple[str, str], dict[str, MetricValue]] = {}
+    out = []
+    for index in _window_indexes(summaries, how):
+        info = summaries.groups.get((index, None, None), GroupInfo(0))
+        b = bounds(
+            how.windows,
+            index,
+            info.rows,
+            first_row=info.first_row,
+            last_row=info.last_row,
+            observed_until=how.observed_until,
+            min_rows=policy.min_rows,
+        )
+        window = WindowResult(b)
+        key = (index, None, None)
+        for column in columns:
+            store = (
+                summaries.numeric if profile.columns[column].kind == Kind.NUMERIC else summaries.categorical
+            )
+            cur = store.get(column, {}).get(key)
+            if cur is not None:
+                window.health[column] = health_of(cur, info.rows)
+                if isinstance(cur, CategoricalSummary) and cur.unseen_values:
+                    window.extra.setdefault("unseen_values", {})[column] = dict(cur.unseen_values)
+        if b.status != WindowStatus.TOO_FEW_ROWS:
+            tests: list[tuple[str | None, str, ColumnDrift]] = []
+            for column in columns + ([prediction] if prediction in profile.columns else []):
+                store = (
+                    summaries.numeric
+                    if profile.columns[column].kind == Kind.NUMERIC
+                    else summaries.categorical
+                )
+                cur = store.get(column, {}).get(key)
+                tests.append(
+                    (
+                        None,
+                        column,
+                        _test(
+                            profile,
+                            column,
+                            profile.reference(column),
+                            cur,
+                            info.rows,
+                            _rng(how.seed, index, column, None),
+                        ),
+                    )
+                )
+            for (w, seg, value), seg_info in summaries.groups.items():
+                if w != index or seg is None or value is None:
+                    continue
+                segment = SegmentWindow(seg, value, seg_info.rows)
+                window.segments[segment.key] = segment
+                if seg_info.rows < policy.min_rows:
+                    continue
+                for column in columns:
+                    if column == seg:
+                        continue  # a segment's own column is constant inside it
+                    kind = profile.columns[column].kind
+                    store = summaries.numeric if kind == Kind.NUMERIC else summaries.categorical
+                    cur = store.get(column, {}).get((w, seg, value))
+                    ref = profile.reference(column, (seg, value)) or profile.reference(column)
+                    tests.append(
+                        (
+                            segment.key,
+                            column,
+                            _test(
+                                profile,
+                                column,
+                                ref,
+                                cur,
+                                seg_info.rows,
+                                _rng(how.seed, index, column, segment.key),
+                            ),
+                        )
+                    )
+            judged = adjust([t for _, _, t in tests], policy)
+            for (scope, column, _), verdict in zip(tests, judged, strict=True):
+                if scope is None:
+                    if column == prediction:
+                        window.prediction_drift = verdict
+                    else:
+                        window.drift[column] = verdict
+                else:
+                    window.segments[scope].drift[column] = verdict
+        seed = how.seed * 7919 + index
+        window.metrics, window.estimated, window.checks = _metrics(
+            summaries.scores.get(key), reference_metrics, calibrator, how, b, policy.min_rows, seed
+        )
+        for seg_window in window.segments.values():
+            seg_scores = summaries.scores.get((index, seg_window.column, seg_window.value))
+            seg_key = (seg_window.column, seg_window.value)
+            if seg_key not in segment_references:
+                seg_ref = profile.summaries.scores.get((0, *seg_key))
+                segment_references[seg_key] = (
+                    realised(seg_ref, threshold=how.threshold, seed=how.seed) if seg_ref else {}
+                )
+            seg_reference = segment_references[seg_key]
+            seg_window.metrics, seg_window.estimated, _ = _metrics(
+                seg_scores, seg_reference, calibrator, how, b, policy.min_rows, seed
+            )
+        out.append(window)
+    return out

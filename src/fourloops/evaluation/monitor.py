@@ -1,0 +1,309 @@
+"""``fl.monitor``: the monitor on two data sets (files or frames), no project needed.
+
+>>> import numpy as np, polars as pl
+>>> import fourloops as fl
+>>> rng = np.random.default_rng(0)
+>>> reference = pl.DataFrame({"x": rng.normal(size=5000), "city": rng.choice(["a", "b"], 5000)})
+>>> current = pl.DataFrame({"x": rng.normal(0.5, 1, 3000), "city": rng.choice(["a", "b"], 3000)})
+>>> result = fl.monitor(reference, current, window=1000)
+>>> [(w.index, w.drifted()) for w in result.windows]
+[(0, ['x']), (1, ['x']), (2, ['x'])]
+>>> result.alerts[0].kind, result.alerts[0].column, result.alerts[0].windows
+('input_drift', 'x', (0, 1, 2))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from fourloops.engines.base import Engine, TableScan
+from fourloops.engines.summaries import RowWindows, ScorePlan, TimeWindows
+from fourloops.errors import ConfigError, SchemaError
+from fourloops.evaluation.alerts import AlertPolicy, RuleContext, detect
+from fourloops.evaluation.assess import Assessment, assess, reference_health
+from fourloops.evaluation.drift.policy import DriftPolicy
+from fourloops.evaluation.monitor_result import MonitorResult
+from fourloops.evaluation.profile import ReferenceProfile, classify, fit_profile
+from fourloops.evaluation.window_metrics import realised
+from fourloops.evaluation.windows import WindowSpec, time_origin
+
+__all__ = ["PRIMARY", "as_table", "monitor", "run"]
+
+#: The metric judged for performance alerts, per task, when none is named.
+PRIMARY = {"binary": "roc_auc", "regression": "rmse", "multiclass": "accuracy"}
+
+
+def as_table(data: Any, what: str) -> pa.Table | str | Sequence[str]:
+    """Arrow for a Polars/pandas frame or Arrow table; a path (or list of paths) as it is."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, str | Path):
+        return str(data)
+    if isinstance(data, list | tuple) and all(isinstance(d, str | Path) for d in data):
+        return [str(d) for d in data]
+    module = type(data).__module__.split(".")[0]
+    if module == "polars":
+        table = data.to_arrow()
+        assert isinstance(table, pa.Table)
+        return table
+    if module == "pandas":
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    raise ConfigError(
+        f"{what}: give a Polars or pandas frame, an Arrow table or a file path, got {type(data).__name__}"
+    )
+
+
+def _task(
+    scan: TableScan, score: str | None, prediction: str | None, label: str | None, task: str | None
+) -> str | None:
+    if task is not None:
+        if task not in PRIMARY:
+            raise ConfigError(f"task must be binary, multiclass or regression, got {task!r}")
+        return task
+    if score is not None:
+        return "binary"
+    if prediction is not None:
+        kind = classify(scan.schema()[prediction])
+        return "regression" if kind == "numeric" else "multiclass"
+    return None
+
+
+def _check_columns(scan: TableScan, names: Sequence[str | None], what: str) -> None:
+    types = scan.schema()
+    for name in names:
+        if name is not None and name not in types:
+            raise SchemaError(f"{what} has no column {name!r} (it has {', '.join(list(types)[:20])})")
+
+
+def run(
+    ref_scan: TableScan,
+    cur_scan: TableScan,
+    *,
+    timestamp: str | None = None,
+    window: str | int | timedelta | None = None,
+    label: str | None = None,
+    score: str | None = None,
+    prediction: str | None = None,
+    task: str | None = None,
+    segments: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+    policy: DriftPolicy | None = None,
+    alerts: AlertPolicy | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    threshold: float = 0.5,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    seed: int = 0,
+    profile: ReferenceProfile | None = None,
+    where: str | None = None,
+    mature: Any = None,
+    observed_until: datetime | None = None,
+    primary: str | None = None,
+) -> MonitorResult:
+    """The monitor on two open scans (both doors end here)."""
+    policy = policy or (profile.policy if profile is not None else DriftPolicy())
+    alerts = alerts or AlertPolicy()
+    spec = WindowSpec.parse(window)
+    if spec is not None and spec.width is not None and timestamp is None:
+        raise ConfigError(f"window {window!r} is a duration: give the timestamp column (--timestamp)")
+    output = score or prediction
+    _check_columns(cur_scan, [timestamp, output, *segments], "the current data")
+    cur_types = cur_scan.schema()
+    has_labels = label is not None and label in cur_types
+    if label is not None and not has_labels and profile is None:
+        raise SchemaError(f"the current data has no label column {label!r}")
+    notes: list[str] = []
+    task = _task(cur_scan, score, prediction, label, task)
+    if profile is None:
+        _check_columns(ref_scan, [output, *segments], "the reference")
+        ref_label = label if label is not None and label in ref_scan.schema() else None
+        plan = ScorePlan(task, output, ref_label) if task is not None and output is not None else None
+        exclude = [c for c in (timestamp, label, score, prediction) if c]
+        profile = fit_profile(
+            ref_scan,
+            columns=columns,
+            segments=segments,
+            score=plan,
+            defaults=defaults,
+            policy=policy,
+            exclude=exclude,
+        )
+    missing = [c for c in profile.columns if c not in cur_types and c != profile.prediction]
+    if missing:
+        notes.append(f"the current data lacks {', '.join(missing)}: counted as null in every window")
+    judged_profile = profile.without(missing)
+    conditions = [f"({where})"] if where else []
+    windows: TimeWindows | RowWindows | None = None
+    first_window = last_window = None
+    if timestamp is not None:
+        q = '"' + timestamp.replace('"', '""') + '"'
+        if since is not None:
+            conditions.append(f"{q} >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'")
+        if until is not None:
+            conditions.append(f"{q} < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'")
+    if spec is not None and spec.width is not None:
+        assert timestamp is not None
+        first, last = cur_scan.time_range(timestamp)
+        if first is not None and first.tzinfo is None:
+            notes.append(f"timestamps of {timestamp!r} have no time zone: read as UTC")
+        start = since or first
+        if start is not None:
+            origin = time_origin(start if start.tzinfo else start.replace(tzinfo=UTC), spec.width)
+            windows = TimeWindows(timestamp, origin, spec.width)
+            end = until or (
+                last.replace(tzinfo=last.tzinfo or UTC) + timedelta(microseconds=1) if last else None
+            )
+            observed_until = observed_until or end
+            first_window = 0
+            if end is not None:
+                last_window = max(0, -(-(end - origin) // spec.width) - 1)
+    elif spec is not None and spec.rows is not None:
+        windows = RowWindows(spec.rows)
+    summaries = cur_scan.summarize(
+        judged_profile.plan(windows, label=label if has_labels else None),
+        where=" AND ".join(conditions) or None,
+    )
+    how = Assessment(
+        windows,
+        observed_until,
+        mature or (lambda _b: True),
+        threshold,
+        seed,
+        has_labels,
+        first_window,
+        last_window,
+    )
+    judged = assess(judged_profile, summaries, how)
+    for w in judged:
+        for column in missing:
+            w.health[column] = {
+                "null_share": 1.0 if w.bounds.rows else 0.0,
+                "default_share": 0.0,
+                "unknown_share": 0.0,
+            }
+    ref_scores = profile.summaries.scores.get((0, None, None))
+    ref_metrics = realised(ref_scores, threshold=threshold, seed=seed) if ref_scores else {}
+    primary = primary or (PRIMARY.get(task) if task else None)
+    ctx = RuleContext(
+        task,
+        primary,
+        reference_health(profile),
+        {k: v.value for k, v in ref_metrics.items() if v.value is not None},
+        profile.prediction,
+    )
+    found = detect(judged, alerts, ctx)
+    reference = {
+        "rows": profile.rows,
+        "columns": {c: p.kind for c, p in profile.columns.items() if c != profile.prediction},
+        "metrics": {k: v.to_dict() for k, v in ref_metrics.items()},
+        "health": reference_health(profile),
+    }
+    settings = {
+        "window": None if spec is None else str(spec),
+        "timestamp": timestamp,
+        "task": task,
+        "label": label,
+        "score": score,
+        "prediction": prediction,
+        "segments": list(segments),
+        "threshold": threshold,
+        "primary": primary,
+        "drift": policy.to_dict(),
+    }
+    return MonitorResult(reference, judged, found, settings, notes)
+
+
+def monitor(
+    reference: Any,
+    current: Any,
+    *,
+    timestamp: str | None = None,
+    window: str | int | timedelta | None = None,
+    label: str | None = None,
+    score: str | None = None,
+    prediction: str | None = None,
+    task: str | None = None,
+    segments: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    policy: DriftPolicy | None = None,
+    alerts: AlertPolicy | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    threshold: float = 0.5,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    seed: int = 0,
+    engine: Engine | None = None,
+) -> MonitorResult:
+    """Monitor ``current`` against ``reference``, window by window.
+
+    Parameters
+    ----------
+    reference, current:
+        Polars or pandas frames, Arrow tables, or Parquet/CSV paths (a glob, or a list of Parquet files).
+    timestamp:
+        The current data's time column; windows are then by time.
+    window:
+        ``"1d"``, ``"7d"``, ``"12h"`` (with a timestamp) or a row count (``5000``, in the data's
+        order); default one window of all rows. A last window the data does not fill is ``incomplete``.
+    label, score, prediction, task:
+        The label column (rows without a label are pending), the model's probability of the
+        positive class (binary) or its prediction (a number: regression; a class: multiclass).
+        With them: prediction drift, realised metrics with intervals, and (binary) estimated
+        metrics before labels arrive.
+    segments:
+        Columns whose values are judged separately too (drift and metrics per value).
+    columns:
+        Columns to monitor (default: every number and category but the time, label and output).
+    methods:
+        Drift methods (``ks``, ``chi2``, ``psi``, ``jensen_shannon``, ``wasserstein``); the first
+        that applies to a column is its verdict. Default: ``ks`` for numbers, ``chi2`` for categories.
+    policy, alerts:
+        The drift policy (:class:`~fourloops.evaluation.drift.DriftPolicy`) and the alert policy
+        (:class:`~fourloops.evaluation.alerts.AlertPolicy`).
+    defaults:
+        A column's default value (its share is reported as ``default_share``).
+    """
+    from fourloops.engines.duckdb import DuckDBEngine
+
+    if methods is not None:
+        base = policy or DriftPolicy()
+        policy = DriftPolicy(**{**base.__dict__, "methods": tuple(methods)})
+    engine = engine or DuckDBEngine()
+    spec = WindowSpec.parse(window)
+    ref_scan = engine.open(as_table(reference, "reference"), positions=False)
+    try:
+        cur_scan = engine.open(
+            as_table(current, "current"), positions=spec is not None and spec.rows is not None
+        )
+        try:
+            return run(
+                ref_scan,
+                cur_scan,
+                timestamp=timestamp,
+                window=window,
+                label=label,
+                score=score,
+                prediction=prediction,
+                task=task,
+                segments=segments,
+                columns=columns,
+                policy=policy,
+                alerts=alerts,
+                defaults=defaults,
+                threshold=threshold,
+                since=since,
+                until=until,
+                seed=seed,
+            )
+        finally:
+            cur_scan.close()
+    finally:
+        ref_scan.close()

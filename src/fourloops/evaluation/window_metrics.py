@@ -1,0 +1,326 @@
+"""Realised and estimated performance of a window, from its score summary.
+
+**Realised** metrics use the rows whose label has arrived. A binary model's
+rows sit on a fine score grid (each bin's rows at the bin's mean score), so
+every metric is the registry's own metric code (:mod:`fourloops.evaluation.metrics`)
+run with the bin counts as weights, and its bootstrap interval resamples
+rows (a multinomial over the bins). Regression metrics come from sums of
+errors with normal intervals; multiclass ones from the confusion table.
+
+**Estimated** metrics (binary, before labels arrive) follow confidence-based
+performance estimation: the scores are calibrated on the reference's own
+labelled rows (isotonic regression, so the assumption "scores are
+probabilities" is checked and repaired where the reference shows it wrong),
+then each row counts as ``c`` of a positive and ``1 - c`` of a negative.
+Metrics that are linear in the labels (accuracy, precision, recall, F1,
+ROC-AUC as a ratio of expected pair counts, log loss, prevalence) are the same
+code with those expected labels; the Brier score adds the label variance.
+The interval simulates labels drawn from the calibrated probabilities, so it
+says where the realised value should fall if nothing but the inputs changed.
+Such estimation is blind to a change in P(y | x) (concept shift): comparing
+it with the realised value once labels mature is how that shows
+(:func:`estimate_check`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats as scipy_stats
+from sklearn.isotonic import IsotonicRegression
+
+from fourloops.engines.summaries import ScoreSummary
+from fourloops.evaluation.metrics import metric_specs
+
+__all__ = [
+    "BINARY_METRICS",
+    "ESTIMATED_METRICS",
+    "Calibrator",
+    "MetricValue",
+    "estimate",
+    "estimate_check",
+    "realised",
+]
+
+FloatArray = NDArray[np.float64]
+#: Realised metrics of a binary model, in report order.
+BINARY_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss", "brier", "prevalence")
+#: Metrics that can be estimated before labels arrive.
+ESTIMATED_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss", "brier", "prevalence")
+REGRESSION_METRICS = ("mae", "rmse", "bias", "r2")
+MULTICLASS_METRICS = ("accuracy", "macro_f1")
+_REPLICATES = 200
+#: Score groups the replicates use (the point estimates use every bin of the grid).
+_GROUPS = 128
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's value with its interval (``None`` where undefined) and the rows it used."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "low": self.low, "high": self.high}
+
+
+def _opt(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def _interval(point: float, values: FloatArray, confidence: float, rows: int) -> MetricValue:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or not np.isfinite(point):
+        return MetricValue(_opt(point), None, None, rows)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(finite, [tail, 1 - tail])
+    return MetricValue(float(point), float(min(low, point)), float(max(high, point)), rows)
+
+
+def _bins(summary: ScoreSummary) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Mean score of each bin and its positive, negative and unlabelled counts."""
+    rows = summary.positives + summary.negatives + summary.unlabelled
+    mean = np.divide(summary.score_sums, rows, out=np.zeros(rows.shape), where=rows > 0)
+    return (
+        mean,
+        summary.positives.astype(float),
+        summary.negatives.astype(float),
+        summary.unlabelled.astype(float),
+    )
+
+
+def _compress(
+    s: FloatArray, weights: list[FloatArray], threshold: float
+) -> tuple[FloatArray, list[FloatArray]]:
+    """Adjacent score bins merged into about :data:`_GROUPS` groups of equal rows, for replicates.
+
+    Groups never straddle the decision threshold, and a group's score is its rows' mean, so the
+    replicates' metrics differ from those on the full grid only by the finer ordering inside a group.
+    """
+    total: FloatArray = np.sum(weights, axis=0)
+    if np.count_nonzero(total) <= _GROUPS:
+        return s, weights
+    order = np.argsort(s, kind="stable")
+    s, weights, total = s[order], [w[order] for w in weights], total[order]
+    rank = np.floor(np.cumsum(total) / total.sum() * _GROUPS).clip(0, _GROUPS - 1)
+    group = (rank + _GROUPS * (s >= threshold)).astype(np.int64)
+    _, group = np.unique(group, return_inverse=True)
+    k = int(group.max()) + 1
+    merged_total = np.bincount(group, weights=total, minlength=k)
+    merged_s = np.divide(
+        np.bincount(group, weights=s * total, minlength=k),
+        merged_total,
+        out=np.zeros(k),
+        where=merged_total > 0,
+    )
+    merged: list[FloatArray] = [np.bincount(group, weights=w, minlength=k).astype(float) for w in weights]
+    return merged_s, merged
+
+
+def _shifted(point: float, values: FloatArray, base: float, confidence: float, rows: int) -> MetricValue:
+    """The interval of replicates computed on merged bins, moved by the merge's effect on the point."""
+    return _interval(
+        point, values + (point - base if np.isfinite(point) and np.isfinite(base) else 0.0), confidence, rows
+    )
+
+
+def _binary_value(name: str, y: FloatArray, s: FloatArray, w: FloatArray, threshold: float) -> FloatArray:
+    """Metric ``name`` for each weight row of ``w`` (labels ``y`` may be fractional)."""
+    if name == "brier":
+        # E[(s - y)^2] with y ~ Bernoulli(c) is (s - c)^2 + c (1 - c); for 0/1 labels the second term is 0.
+        per_row = (s - y) ** 2 + y * (1 - y)
+        total = w.sum(axis=1)
+        mean: FloatArray = np.divide(w @ per_row, total, out=np.full(total.shape, np.nan), where=total > 0)
+        return mean
+    spec = metric_specs("binary", threshold=threshold)[name]
+    return np.asarray(spec.batch(y, s, w))
+
+
+def _binary_realised(
+    summary: ScoreSummary, threshold: float, rng: np.random.Generator, confidence: float
+) -> dict[str, MetricValue]:
+    mean, pos, neg, _ = _bins(summary)
+    n = int(pos.sum() + neg.sum())
+    if not n:
+        return {name: MetricValue(None, None, None, 0) for name in BINARY_METRICS}
+    y, s, w = _stack(mean, pos, neg)
+    small_s, (small_pos, small_neg) = _compress(mean, [pos, neg], threshold)
+    ys, ss, ws = _stack(small_s, small_pos, small_neg)
+    reps = rng.multinomial(n, ws / ws.sum(), size=_REPLICATES).astype(float)
+    out = {}
+    for name in BINARY_METRICS:
+        point = float(_binary_value(name, y, s, w[np.newaxis, :], threshold)[0])
+        base = float(_binary_value(name, ys, ss, ws[np.newaxis, :], threshold)[0])
+        out[name] = _shifted(point, _binary_value(name, ys, ss, reps, threshold), base, confidence, n)
+    return out
+
+
+def _stack(mean: FloatArray, pos: FloatArray, neg: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Rows as (label, score, weight): positives then negatives, empty bins left out."""
+    y = np.concatenate([np.ones_like(mean), np.zeros_like(mean)])
+    s = np.concatenate([mean, mean])
+    w = np.concatenate([pos, neg])
+    keep = w > 0
+    return y[keep], s[keep], w[keep]
+
+
+def _regression_realised(summary: ScoreSummary, confidence: float) -> dict[str, MetricValue]:
+    n, e, abs_e, e2, e4, y, y2 = (float(v) for v in summary.sums[:7])
+    rows = int(n)
+    if n < 1:
+        return {name: MetricValue(None, None, None, 0) for name in REGRESSION_METRICS}
+    z = float(scipy_stats.norm.ppf(0.5 + confidence / 2))
+    mae, mse, bias = abs_e / n, e2 / n, e / n
+    sd_abs = np.sqrt(max(e2 / n - mae**2, 0.0) / n)
+    sd_bias = np.sqrt(max(e2 / n - bias**2, 0.0) / n)
+    sd_mse = np.sqrt(max(e4 / n - mse**2, 0.0) / n)
+    sst = y2 - y * y / n
+    r2 = 1 - e2 / sst if sst > 0 else np.nan
+    return {
+        "mae": MetricValue(mae, max(mae - z * sd_abs, 0.0), mae + z * sd_abs, rows),
+        "rmse": MetricValue(
+            float(np.sqrt(mse)),
+            float(np.sqrt(max(mse - z * sd_mse, 0.0))),
+            float(np.sqrt(mse + z * sd_mse)),
+            rows,
+        ),
+        "bias": MetricValue(bias, bias - z * sd_bias, bias + z * sd_bias, rows),
+        "r2": MetricValue(_opt(r2), None, None, rows),
+    }
+
+
+def _multiclass_realised(
+    summary: ScoreSummary, rng: np.random.Generator, confidence: float
+) -> dict[str, MetricValue]:
+    cells = list(summary.confusion.items())
+    counts = np.array([n for _, n in cells], dtype=float)
+    n = int(counts.sum())
+    if not n:
+        return {name: MetricValue(None, None, None, 0) for name in MULTICLASS_METRICS}
+    classes = sorted({c for (y, p), _ in cells for c in (y, p)})
+    truth = np.array([classes.index(y) for (y, _), _ in cells])
+    pred = np.array([classes.index(p) for (_, p), _ in cells])
+    hit = (truth == pred).astype(float)
+
+    def macro_f1(w: FloatArray) -> FloatArray:
+        scores = []
+        for k in range(len(classes)):
+            tp = w @ (hit * (truth == k))
+            denom = w @ (truth == k).astype(float) + w @ (pred == k).astype(float)
+            scores.append(np.divide(2 * tp, denom, out=np.zeros(tp.shape), where=denom > 0))
+        present = [k for k in range(len(classes)) if np.any(truth == k)]
+        return np.mean([scores[k] for k in present], axis=0) if present else np.full(w.shape[0], np.nan)
+
+    reps = rng.multinomial(n, counts / n, size=_REPLICATES).astype(float)
+    acc = float(hit @ counts / n)
+    return {
+        "accuracy": _interval(acc, (reps @ hit) / n, confidence, n),
+        "macro_f1": _interval(float(macro_f1(counts[np.newaxis, :])[0]), macro_f1(reps), confidence, n),
+    }
+
+
+def realised(
+    summary: ScoreSummary | None, *, threshold: float = 0.5, seed: int = 0, confidence: float = 0.95
+) -> dict[str, MetricValue]:
+    """Metrics of the labelled rows of one window, with intervals (see the module docstring)."""
+    if summary is None:
+        return {}
+    rng = np.random.default_rng(seed)
+    if summary.task == "binary":
+        return _binary_realised(summary, threshold, rng, confidence)
+    if summary.task == "regression":
+        return _regression_realised(summary, confidence)
+    return _multiclass_realised(summary, rng, confidence)
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Calibrated P(y = 1) per score, fitted on the reference's labelled rows (isotonic)."""
+
+    x: FloatArray
+    y: FloatArray
+    ece_before: float | None
+    rows: int
+
+    @classmethod
+    def fit(cls, reference: ScoreSummary) -> Calibrator | None:
+        """``None`` when the reference has no labelled rows of both classes."""
+        mean, pos, neg, _ = _bins(reference)
+        labelled = pos + neg
+        keep = labelled > 0
+        if pos.sum() == 0 or neg.sum() == 0:
+            return None
+        x, rate, w = mean[keep], pos[keep] / labelled[keep], labelled[keep]
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, rate, sample_weight=w)
+        grid = np.linspace(0, 1, 201)
+        ece = float(np.sum(w * np.abs(rate - x)) / w.sum())
+        return cls(grid, np.asarray(iso.predict(grid), dtype=float), ece, int(w.sum()))
+
+    def __call__(self, score: FloatArray) -> FloatArray:
+        return np.interp(score, self.x, self.y)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "isotonic", "reference_rows": self.rows, "reference_ece_before": self.ece_before}
+
+
+def estimate(
+    summary: ScoreSummary | None,
+    calibrator: Calibrator | None,
+    *,
+    threshold: float = 0.5,
+    seed: int = 0,
+    confidence: float = 0.95,
+    labelled_only: bool = False,
+) -> dict[str, MetricValue]:
+    """Estimated binary metrics of a window's rows (all, or only the labelled ones) without their labels."""
+    if summary is None or calibrator is None or summary.task != "binary":
+        return {}
+    mean, pos, neg, unl = _bins(summary)
+    rows = pos + neg if labelled_only else pos + neg + unl
+    keep = rows > 0
+    s, w = mean[keep], rows[keep]
+    n = int(w.sum())
+    if not n:
+        return {name: MetricValue(None, None, None, 0) for name in ESTIMATED_METRICS}
+    c = calibrator(s)
+    rng = np.random.default_rng(seed)
+    # Replicates on merged bins: each merged bin's positives drawn from its rows' calibrated chances.
+    small_s, (small_w, small_cw) = _compress(s, [w, c * w], threshold)
+    small_c = np.divide(small_cw, small_w, out=np.zeros(small_w.shape), where=small_w > 0)
+    sim_pos = rng.binomial(small_w.astype(np.int64), small_c, size=(_REPLICATES, small_w.size)).astype(float)
+    y2 = np.concatenate([np.ones_like(small_s), np.zeros_like(small_s)])
+    s2 = np.concatenate([small_s, small_s])
+    sims = np.concatenate([sim_pos, small_w - sim_pos], axis=1)
+    out = {}
+    for name in ESTIMATED_METRICS:
+        point = float(_binary_value(name, c, s, w[np.newaxis, :], threshold)[0])
+        base = float(_binary_value(name, small_c, small_s, small_w[np.newaxis, :], threshold)[0])
+        out[name] = _shifted(point, _binary_value(name, y2, s2, sims, threshold), base, confidence, n)
+    return out
+
+
+def estimate_check(
+    realised_values: Mapping[str, MetricValue], expected: Mapping[str, MetricValue]
+) -> dict[str, dict[str, Any]]:
+    """Realised metrics against their estimate on the same labelled rows: outside the interval or not."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, exp in expected.items():
+        real = realised_values.get(name)
+        if real is None or real.value is None or exp.value is None or exp.low is None or exp.high is None:
+            continue
+        out[name] = {
+            "estimated": exp.value,
+            "low": exp.low,
+            "high": exp.high,
+            "realised": real.value,
+            "gap": real.value - exp.value,
+            "outside": not (exp.low <= real.value <= exp.high),
+        }
+    return out

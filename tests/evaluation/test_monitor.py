@@ -1,0 +1,262 @@
+"""``fl.monitor`` on two data sets: windows, drift, health, metrics, estimation, alerts, JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn import metrics as skm
+
+import fourloops as fl
+from fourloops.errors import ConfigError, SchemaError, SourceError
+from fourloops.evaluation.alerts import AlertPolicy
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+WINDOW_KEYS = {
+    "index",
+    "start",
+    "end",
+    "first_row",
+    "last_row",
+    "rows",
+    "status",
+    "drift",
+    "prediction_drift",
+    "multivariate",
+    "health",
+    "metrics",
+    "estimated",
+    "segments",
+}
+DRIFT_KEYS = {"method", "statistic", "p_value", "threshold", "drifted", "methods"}
+ALERT_KEYS = {
+    "kind",
+    "severity",
+    "window",
+    "start",
+    "end",
+    "column",
+    "segment",
+    "evidence",
+    "cause",
+    "action",
+}
+
+
+def frame(
+    n: int,
+    seed: int,
+    *,
+    shift: float = 0.0,
+    flip: bool = False,
+    start: datetime = T0,
+    step: timedelta = timedelta(minutes=1),
+    new_city: float = 0.0,
+) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1, n)
+    z = rng.exponential(1, n)
+    city = rng.choice(["ams", "bcn", "cdg"], n, p=[0.5, 0.3, 0.2]).astype(object)
+    city[rng.uniform(size=n) < new_city] = "zrh"
+    score = 1 / (1 + np.exp(-(1.2 * x - 0.4 * z)))
+    truth = 1 / (1 + np.exp(1.2 * x - 0.4 * z)) if flip else score
+    y = (rng.uniform(size=n) < truth).astype(np.int64)
+    return pl.DataFrame(
+        {
+            "x": x,
+            "z": z,
+            "city": city.astype(str),
+            "y": y,
+            "score": score,
+            "ts": [start + i * step for i in range(n)],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def reference() -> pl.DataFrame:
+    return frame(20_000, 1)
+
+
+def test_json_has_every_documented_key_and_no_nan(reference: pl.DataFrame) -> None:
+    current = pl.concat([frame(3000, 2), frame(3000, 3, shift=1.0, start=T0 + timedelta(minutes=3000))])
+    result = fl.monitor(reference, current, window=1000, label="y", score="score", segments=["city"])
+    d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert d["reference"]["rows"] == 20_000
+    assert [w["index"] for w in d["windows"]] == list(range(6))
+    for w in d["windows"]:
+        assert WINDOW_KEYS <= set(w)
+        for column in ("x", "z", "city"):
+            assert DRIFT_KEYS <= set(w["drift"][column])
+            assert set(w["health"][column]) == {"null_share", "default_share", "unknown_share"}
+        assert DRIFT_KEYS <= set(w["prediction_drift"])
+        assert {"value", "low", "high", "reference", "labelled", "maturity"} <= set(w["metrics"]["roc_auc"])
+        assert {"value", "low", "high"} <= set(w["estimated"]["roc_auc"])
+        assert set(w["segments"]) == {"city=ams", "city=bcn", "city=cdg"}
+    assert all(ALERT_KEYS <= set(a) for a in d["alerts"])
+    assert [w["drift"]["x"]["drifted"] for w in d["windows"]] == [False] * 3 + [True] * 3
+
+
+def test_windows_by_rows_in_file_order_with_an_incomplete_last_one(reference: pl.DataFrame) -> None:
+    result = fl.monitor(reference, frame(2530, 4), window=1000)
+    got = [(w.bounds.first_row, w.bounds.last_row, w.bounds.rows, w.status.value) for w in result.windows]
+    assert got == [(0, 999, 1000, "ok"), (1000, 1999, 1000, "ok"), (2000, 2529, 530, "incomplete")]
+    tiny = fl.monitor(reference, frame(2010, 4), window=1000)
+    assert tiny.windows[-1].status.value == "too_few_rows" and tiny.windows[-1].drift == {}
+
+
+def test_windows_by_time_keep_empty_windows_and_mark_the_unfinished_one(reference: pl.DataFrame) -> None:
+    day = timedelta(days=1)
+    current = pl.concat(
+        [
+            frame(1440, 5, start=T0, step=timedelta(minutes=1)),
+            frame(700, 6, start=T0 + 3 * day, step=timedelta(minutes=1)),
+        ]
+    )
+    result = fl.monitor(reference, current, timestamp="ts", window="1d")
+    got = [(w.bounds.start, w.bounds.rows, w.status.value) for w in result.windows]
+    assert got == [
+        (T0, 1440, "ok"),
+        (T0 + day, 0, "too_few_rows"),
+        (T0 + 2 * day, 0, "too_few_rows"),
+        (T0 + 3 * day, 700, "incomplete"),
+    ]
+    assert result.windows[0].bounds.end == T0 + day and result.windows[0].bounds.first_row is None
+    until = fl.monitor(reference, current, timestamp="ts", window="1d", until=T0 + 4 * day)
+    assert until.windows[-1].status.value == "ok"
+
+
+def test_paths_and_frames_give_the_same_json(reference: pl.DataFrame, tmp_path: Path) -> None:
+    current = frame(3000, 7, shift=0.3)
+    reference.write_parquet(tmp_path / "ref.parquet")
+    current.write_csv(tmp_path / "cur.csv")
+    args = {"window": 1000, "label": "y", "score": "score", "segments": ["city"], "timestamp": None}
+    from_frames = fl.monitor(reference, current.drop("ts"), **args).to_dict()
+    from_files = fl.monitor(tmp_path / "ref.parquet", tmp_path / "cur.csv", columns=None, **args).to_dict()
+    drop_ts = {k: v for k, v in from_files["reference"]["columns"].items() if k != "ts"}
+    assert drop_ts == from_frames["reference"]["columns"]
+    for a, b in zip(from_frames["windows"], from_files["windows"], strict=True):
+        assert a["drift"]["x"] == b["drift"]["x"]
+        assert a["metrics"] == b["metrics"]
+    pandas = fl.monitor(reference.to_pandas(), current.drop("ts").to_pandas(), **args).to_dict()
+    assert pandas["windows"] == from_frames["windows"]
+
+
+def test_realised_metrics_agree_with_scikit_learn_on_the_raw_rows(reference: pl.DataFrame) -> None:
+    current = frame(4000, 8)
+    result = fl.monitor(reference, current, label="y", score="score")
+    [window] = result.windows
+    y, s = current["y"].to_numpy(), current["score"].to_numpy()
+    metrics = {k: v.value for k, v in window.metrics.items()}
+    assert metrics["roc_auc"].value == pytest.approx(skm.roc_auc_score(y, s), abs=2e-4)
+    assert metrics["accuracy"].value == pytest.approx(skm.accuracy_score(y, s >= 0.5), abs=1e-12)
+    assert metrics["f1"].value == pytest.approx(skm.f1_score(y, s >= 0.5), abs=1e-12)
+    assert metrics["log_loss"].value == pytest.approx(skm.log_loss(y, s), abs=1e-3)
+    assert metrics["brier"].value == pytest.approx(skm.brier_score_loss(y, s), abs=1e-4)
+    roc = metrics["roc_auc"]
+    assert roc.low < roc.value < roc.high and roc.rows == 4000
+
+
+def test_unlabelled_rows_are_pending_never_negative(reference: pl.DataFrame) -> None:
+    current = frame(3000, 9).with_columns(
+        y=pl.when(pl.int_range(pl.len()) < 2000).then(pl.col("y")).otherwise(None)
+    )
+    result = fl.monitor(reference, current, window=1000, label="y", score="score")
+    roc = [w.metrics["roc_auc"] for w in result.windows]
+    assert [r.maturity for r in roc] == ["mature", "mature", "pending"]
+    assert roc[2].value.value is None and roc[2].value.rows == 0
+    assert result.windows[2].estimated["roc_auc"].value is not None  # estimated before labels
+
+
+def test_estimation_tracks_covariate_shift_and_flags_a_concept_shift(reference: pl.DataFrame) -> None:
+    shifted = frame(3000, 10, shift=0.8)
+    flipped = frame(3000, 11, flip=True, start=T0 + timedelta(minutes=3000))
+    result = fl.monitor(reference, pl.concat([shifted, flipped]), window=1000, label="y", score="score")
+    for w in result.windows[:3]:
+        est, real = w.estimated["roc_auc"], w.metrics["roc_auc"].value
+        assert est.low <= real.value <= est.high  # the inputs moved, P(y | x) did not: estimate holds
+        assert not w.checks["roc_auc"]["outside"]
+    assert all(w.checks["roc_auc"]["outside"] for w in result.windows[3:])
+    concept = [a for a in result.alerts if a.kind == "performance" and "concept shift" in a.cause]
+    assert [a.window for a in concept] == [3]
+
+
+def test_an_unseen_category_surge_and_a_missing_column_alert(reference: pl.DataFrame) -> None:
+    current = frame(2000, 12, new_city=0.2).drop("z")
+    result = fl.monitor(reference, current, window=1000)
+    kinds = {(a.kind, a.column) for a in result.alerts}
+    assert ("unknown_categories", "city") in kinds and ("data_quality", "z") in kinds
+    unknown = next(a for a in result.alerts if a.kind == "unknown_categories")
+    assert "zrh" in unknown.evidence["examples"]
+    assert result.windows[0].health["z"]["null_share"] == 1.0
+    assert any("lacks z" in note for note in result.notes)
+
+
+def test_degenerate_columns_never_give_nan_or_infinity() -> None:
+    n = 500
+    ref = pl.DataFrame(
+        {
+            "constant": [1.0] * n,
+            "nulls": pl.Series([None] * n, dtype=pl.Float64),
+            "one_cat": ["a"] * n,
+            "cat_nulls": pl.Series([None] * n, dtype=pl.String),
+            "x": np.random.default_rng(0).normal(size=n),
+        }
+    )
+    cur = pl.DataFrame(
+        {
+            "constant": [1.0] * 100 + [float("nan")] * 10 + [float("inf")] * 5,
+            "nulls": [0.5] * 115,
+            "one_cat": ["b"] * 115,
+            "cat_nulls": ["x"] * 115,
+            "x": [float("-inf")] * 115,
+        }
+    )
+    result = fl.monitor(ref, cur)
+    json.dumps(result.to_dict(), allow_nan=False)
+    w = result.windows[0]
+    assert w.health["constant"]["null_share"] == pytest.approx(15 / 115)
+    assert w.drift["one_cat"].drifted  # a constant column that changed its value
+    assert w.health["x"]["null_share"] == 1.0
+
+
+def test_hysteresis_and_snoozing(reference: pl.DataFrame) -> None:
+    current = pl.concat(
+        [frame(1000, 13), frame(1000, 14, shift=1), frame(1000, 15), frame(2000, 16, shift=1)]
+    )
+    once = fl.monitor(reference, current, window=1000)
+    assert [a.windows for a in once.alerts if a.column == "x"] == [(1,), (3, 4)]
+    twice = fl.monitor(reference, current, window=1000, alerts=AlertPolicy(consecutive=2))
+    assert [(a.window, a.windows) for a in twice.alerts if a.column == "x"] == [(4, (3, 4))]
+    snoozed = fl.monitor(reference, current, window=1000, alerts=AlertPolicy(snoozed=(("input_drift", "x"),)))
+    assert not [a for a in snoozed.alerts if a.column == "x"]
+
+
+def test_bad_input_is_a_one_line_error_naming_what_is_wrong(reference: pl.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="timestamp column"):
+        fl.monitor(reference, reference, window="1d")
+    with pytest.raises(SchemaError, match="'nope'"):
+        fl.monitor(reference, reference, segments=["nope"])
+    with pytest.raises(ConfigError, match="unknown drift method 'kl'"):
+        fl.monitor(reference, reference, methods=["kl"])
+    with pytest.raises(ConfigError, match="window"):
+        fl.monitor(reference, reference, window="soon")
+    with pytest.raises(SourceError, match="no such file"):
+        fl.monitor(tmp_path / "missing.parquet", reference)
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(SourceError, match="not a readable Parquet file"):
+        fl.monitor(tmp_path / "bad.parquet", reference)
+    with pytest.raises(SchemaError, match="no label column 'yy'"):
+        fl.monitor(reference, reference, label="yy", score="score")
+
+
+def test_methods_pick_the_headline_and_report_every_method(reference: pl.DataFrame) -> None:
+    result = fl.monitor(reference, frame(2000, 17, shift=0.5), methods=["psi", "ks", "wasserstein", "chi2"])
+    x = result.windows[0].drift["x"].to_dict()
+    assert x["method"] == "psi" and set(x["methods"]) == {"psi", "ks", "wasserstein", "chi2"}
+    city = result.windows[0].drift["city"].to_dict()
+    assert city["method"] == "psi" and set(city["methods"]) == {"psi", "chi2"}
