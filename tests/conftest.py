@@ -177,3 +177,21 @@ def postgres_events_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a fresh, empty PostgreSQL event store (its own schema), for PostgreSQL-only tests."""
     with _postgres_schema(request, "evpg") as url:
         yield url
+
+
+PROJECT_BACKENDS = ["embedded", pytest.param("postgres", marks=pytest.mark.services)]
+
+
+@pytest.fixture(scope="module", params=PROJECT_BACKENDS)
+def project_config(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``fourloops.toml`` of a test project (named ``trips``) on every backend the machine offers.
+
+    ``embedded``: the defaults (SQLite, local event segments). ``postgres``: metadata and events in
+    a PostgreSQL schema of their own, named in the URLs' search path as the README shows.
+    """
+    head = '[project]\nname = "trips"\n'
+    if request.param == "embedded":
+        yield head
+        return
+    with _postgres_schema(request, "proj") as url:
+        yield head + f'[storage]\nmetadata = "{url}"\nevents = "{url}"\n'

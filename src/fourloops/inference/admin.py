@@ -156,12 +156,11 @@ def _split(value: object) -> dict[int, float]:
         )
     split: dict[int, float] = {}
     for key, share in value.items():
-        try:
-            version = int(key)
-        except (TypeError, ValueError):
+        if not (key.isascii() and key.isdigit()):  # "1_0", " 1", "١" are not spellings of a version
             raise HTTPError(
-                400, "invalid_request", f"A/B split: {key!r} is not a version number", field="split"
-            ) from None
+                400, "invalid_request", f"A/B split: {key[:40]!r} is not a version number", field="split"
+            )
+        version = int(key)
         if isinstance(share, bool) or not isinstance(share, int | float):
             raise HTTPError(
                 400,

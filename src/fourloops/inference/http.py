@@ -6,6 +6,12 @@ them (Python's ``json.dumps`` does by default): such a body is parsed again
 by the standard library with the constants kept as floats, so the model's
 contract judges them (rule ``nan``/``infinite``) and the client learns which
 field broke which rule, instead of a bare parse error.
+
+A string holding the NUL character (``\\u0000``) is refused with a 400 naming
+where it is, on every route: it is valid JSON, but PostgreSQL can store it
+neither in text nor in ``jsonb``, so a request that one backend would log
+would fail on another (a 503 for bad input). Refusing it here keeps every
+backend answering the same.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from starlette.responses import Response
 __all__ = [
     "MAX_DEPTH",
     "HTTPError",
+    "NUL_FREE",
     "Handler",
     "JSONResponse",
     "error_response",
@@ -32,6 +39,10 @@ __all__ = [
 #: Deepest nesting of arrays and objects a body may have (orjson's own bound).
 MAX_DEPTH = 1024
 _CONSTANTS = (b"NaN", b"Infinity")
+#: The only way valid JSON can spell a NUL character (a raw 0x00 byte in a string is invalid JSON).
+_NUL_ESCAPE = b"u0000"
+#: JSON Schema ``pattern`` of a string without NUL (every string a body may hold; see the module docstring).
+NUL_FREE = "^[^\\u0000]*$"
 
 
 class JSONResponse(Response):
@@ -84,9 +95,11 @@ def parse_json(body: bytes) -> Any:
     must still be valid Unicode and no deeper.
     """
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as err:
         first = err
+    else:
+        return _without_nul(value, body)
     if not any(token in body for token in _CONSTANTS):
         raise HTTPError(
             400, "invalid_json", f"body is not valid JSON: {_describe(first, parsing=True)}"
@@ -104,7 +117,45 @@ def parse_json(body: bytes) -> Any:
         raise HTTPError(
             400, "invalid_json", f"body is not valid JSON: {_describe(err, parsing=True)}"
         ) from None
+    return _without_nul(value, body)
+
+
+def _without_nul(value: Any, body: bytes) -> Any:
+    """``value``, or a 400 naming a string (or key) in it that holds a NUL character."""
+    if _NUL_ESCAPE not in body:  # the common case: no scan
+        return value
+    where = _nul_path(value)
+    if where is not None:
+        raise HTTPError(
+            400,
+            "invalid_request",
+            f"{where} holds a NUL character (\\u0000), which fourloops does not accept in any string",
+            field=where,
+        )
     return value
+
+
+#: Longest key shown in a path (keys are the client's and may be anything).
+_KEY_CHARS = 40
+
+
+def _nul_path(value: Any) -> str | None:
+    """Where in ``value`` a string holds ``\\x00`` (``inputs.name``, ``labels[2].value``), or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:  # iterative: a body may nest up to MAX_DEPTH levels
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where or "body"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                step = key if key.isidentifier() else repr(key[:_KEY_CHARS])
+                if "\x00" in key:
+                    return f"a key of {where or 'body'} ({step})"
+                stack.append((inner, f"{where}.{step}" if where else step))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{where}[{i}]") for i, inner in enumerate(item))
+    return None
 
 
 def _describe(err: Exception, *, parsing: bool) -> str:

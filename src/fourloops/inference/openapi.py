@@ -5,7 +5,9 @@ schema of each model comes from its contract (the same rules the server
 enforces, strictly by JSON type), so clients can generate code or validate
 requests before sending them; the tests check that the server's answers
 match the documented responses and that the schema and the server accept
-exactly the same requests. ``/docs`` is :mod:`fourloops.inference.docs`.
+exactly the same requests (no string or key of a body may hold NUL, which
+:func:`fourloops.inference.http.parse_json` refuses: every request schema says
+so with a ``pattern``). ``/docs`` is :mod:`fourloops.inference.docs`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from starlette.routing import BaseRoute, Route
 
 from fourloops.definitions.model import Task
 from fourloops.inference.docs import docs_routes
-from fourloops.inference.http import JSONResponse
+from fourloops.inference.http import NUL_FREE, JSONResponse
 from fourloops.inference.service import SHADOW_SUFFIX, ModelService
+from fourloops.storage.events import MAX_REQUEST_ID_CHARS
 
 __all__ = ["MAX_REQUEST_ID", "description_routes", "openapi_spec"]
 
@@ -162,9 +165,9 @@ def _common_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["request_id", "value"],
             "properties": {
-                "request_id": {"type": "string", "minLength": 1},
+                "request_id": {"type": "string", "minLength": 1, "maxLength": MAX_REQUEST_ID_CHARS},
                 "value": {
-                    "not": {"type": "null"},
+                    "type": ["string", "number", "boolean"],
                     "description": "the ground truth (a class, a number or a boolean)",
                 },
             },
@@ -370,7 +373,11 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                 "type": "object",
                 "required": ["split"],
                 "properties": {
-                    "split": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
+                    "split": {
+                        "type": ["object", "null"],
+                        "propertyNames": {"pattern": "^[0-9]+$", "description": "a version number"},
+                        "additionalProperties": {"type": "number"},
+                    },
                     "reason": {"type": "string"},
                     "force": {"type": "boolean"},
                 },
@@ -488,6 +495,7 @@ def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
             "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
         }
     }
+    _refuse_nul(paths, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "fourloops prediction server", "version": "1"},
@@ -499,3 +507,64 @@ def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
             },
         },
     }
+
+
+_PREFIX = "#/components/schemas/"
+#: Keywords whose value is a schema or a list of schemas (``not`` is left alone: there a pattern
+#: would mean the opposite).
+_SUBSCHEMAS = frozenset(
+    {
+        "items",
+        "additionalProperties",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "prefixItems",
+        "if",
+        "then",
+        "else",
+        "contains",
+    }
+)
+
+
+def _refuse_nul(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Say in every request schema what the server enforces: no string, and no key, holds NUL."""
+    names: set[str] = set()
+    for item in paths.values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                content = operation["requestBody"]["content"]["application/json"]
+                content["schema"] = _nul_free(content["schema"], names)
+    done: set[str] = set()
+    while names - done:
+        name = min(names - done)
+        done.add(name)
+        schemas[name] = _nul_free(schemas[name], names)
+
+
+def _nul_free(node: Any, refs: set[str]) -> Any:
+    """A copy of ``node`` whose strings refuse NUL (the names of components it refers to go to ``refs``)."""
+    if isinstance(node, list):
+        return [_nul_free(inner, refs) for inner in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_PREFIX):
+        refs.add(ref.removeprefix(_PREFIX))
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
+            out[key] = {name: _nul_free(inner, refs) for name, inner in value.items()}
+        elif key in _SUBSCHEMAS:
+            out[key] = _nul_free(value, refs)
+        else:
+            out[key] = value
+    kinds = node.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if "string" in kinds and not {"enum", "const", "pattern"} & node.keys():
+        out["pattern"] = NUL_FREE
+    if "object" in kinds and "propertyNames" not in node:
+        out["propertyNames"] = {"pattern": NUL_FREE}
+    return out

@@ -51,7 +51,14 @@ from fourloops.registry.aliases import (
     AliasOperations,
     current_version,
 )
-from fourloops.registry.records import GateReport, ModelSummary, ModelVersion, Stage, VersionStatus
+from fourloops.registry.records import (
+    GateReport,
+    ModelSummary,
+    ModelVersion,
+    Stage,
+    VersionStatus,
+    is_version_number,
+)
 from fourloops.registry.routing import RoutingOperations
 from fourloops.storage import tables as t
 from fourloops.storage.metadata import MetadataStore, default_actor
@@ -138,7 +145,9 @@ class ModelRegistry(RoutingOperations, AliasOperations):
 
     def _version_row(self, conn: Connection, model: str, version: int) -> Row[Any]:
         v = t.model_versions
-        row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == version)).first()
+        row = None
+        if is_version_number(version):  # no query with a number the driver cannot hold
+            row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == version)).first()
         if row is None:
             self._model_row(conn, model)
             raise NotFoundError(f"model {model!r} has no version {version}")

@@ -16,7 +16,32 @@ from typing import Any
 from fourloops.clock import as_utc
 from fourloops.definitions.lifecycle import Stage
 
-__all__ = ["GateReport", "GateVerdict", "ModelSummary", "ModelVersion", "Stage", "VersionStatus"]
+__all__ = [
+    "MAX_VERSION",
+    "GateReport",
+    "GateVerdict",
+    "ModelSummary",
+    "ModelVersion",
+    "Stage",
+    "VersionStatus",
+    "is_version_number",
+]
+
+#: The highest version number a registry can hold (its columns are 32-bit integers on PostgreSQL).
+MAX_VERSION = 2**31 - 1
+
+
+def is_version_number(version: int) -> bool:
+    """Whether ``version`` can name a version at all (1 .. :data:`MAX_VERSION`).
+
+    Checked before any query: a larger number is an error of the database
+    (PostgreSQL: integer out of range; SQLite: beyond 64 bits, an
+    ``OverflowError``) instead of a version that does not exist.
+
+    >>> is_version_number(3), is_version_number(0), is_version_number(2**31)
+    (True, False, False)
+    """
+    return 0 < version <= MAX_VERSION
 
 
 class VersionStatus(enum.StrEnum):

@@ -47,7 +47,7 @@ from fourloops.clock import as_utc
 from fourloops.definitions.lifecycle import Alias, Stage
 from fourloops.errors import ConfigError, PromotionBlocked, RegistryError
 from fourloops.registry.aliases import AliasAction, current_version, move_alias
-from fourloops.registry.records import GateReport
+from fourloops.registry.records import GateReport, is_version_number
 from fourloops.registry.routing_records import (
     SHARE_SUM_TOLERANCE,
     UNIT_ID,
@@ -97,9 +97,13 @@ def check_servable(conn: Connection, model: str, version: int, *, force: bool, r
     the error.
     """
     v = t.model_versions
-    row = conn.execute(
-        sa.select(v.c.status, v.c.failure_reason, v.c.gates).where(v.c.model == model, v.c.version == version)
-    ).first()
+    row = None
+    if is_version_number(version):  # no query with a number the driver cannot hold
+        row = conn.execute(
+            sa.select(v.c.status, v.c.failure_reason, v.c.gates).where(
+                v.c.model == model, v.c.version == version
+            )
+        ).first()
     if row is None:
         from fourloops.errors import NotFoundError
 

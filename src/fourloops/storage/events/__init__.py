@@ -17,6 +17,7 @@ from typing import Any
 
 from fourloops.errors import ConfigError
 from fourloops.storage.events.base import (
+    MAX_REQUEST_ID_CHARS,
     SCAN_SCHEMA,
     EventStore,
     Label,
@@ -28,6 +29,7 @@ from fourloops.storage.events.local import LocalEventStore
 from fourloops.storage.events.postgres import PostgresEventStore
 
 __all__ = [
+    "MAX_REQUEST_ID_CHARS",
     "SCAN_SCHEMA",
     "EventStore",
     "Label",

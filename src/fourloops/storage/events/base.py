@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORRUPT_RECORDS_KEY",
+    "MAX_REQUEST_ID_CHARS",
     "ROUTES",
     "SCAN_SCHEMA",
     "EventStore",
@@ -61,6 +62,9 @@ __all__ = [
 
 #: Fixed routes; A/B arms are spelled ``ab:<version>`` (:mod:`fourloops.definitions.lifecycle`).
 ROUTES = frozenset(r.value for r in RouteKind)
+#: The longest request id a label may name: no logged prediction has a longer one (a client's id of
+#: at most 200 characters and a ``-<row>`` suffix), and PostgreSQL cannot index much longer ones.
+MAX_REQUEST_ID_CHARS = 256
 #: Schema metadata key of a scan table holding the number of records skipped as damaged.
 CORRUPT_RECORDS_KEY = b"fourloops.corrupt_records"
 
@@ -212,8 +216,9 @@ class PredictionEvent:
 class Label:
     """Delayed ground truth for one prediction, by ``request_id``; ``at`` is when it became known.
 
-    A label needs a non-empty ``request_id`` and a value (``None`` is no label):
-    SchemaError otherwise, so that no caller can store one by mistake.
+    A label needs a non-empty ``request_id`` of at most :data:`MAX_REQUEST_ID_CHARS`
+    characters and a value (``None`` is no label): SchemaError otherwise, so that no
+    caller can store one by mistake.
     """
 
     request_id: str
@@ -223,6 +228,11 @@ class Label:
     def __post_init__(self) -> None:
         if not isinstance(self.request_id, str) or not self.request_id:
             raise SchemaError(f"no request_id (it must be a non-empty string, got {self.request_id!r})")
+        if len(self.request_id) > MAX_REQUEST_ID_CHARS:
+            raise SchemaError(
+                f"request_id of {len(self.request_id):,} characters ({self.request_id[:20]!r}...) is longer "
+                f"than any prediction's (at most {MAX_REQUEST_ID_CHARS})"
+            )
         if self.value is None:
             raise SchemaError(f"no label value for {self.request_id!r}")
         object.__setattr__(self, "at", require_aware(self.at, "Label.at"))
