@@ -33,9 +33,10 @@ PUBLIC = {
     "Timestamp",
     "__version__",
     "gates",
+    "monitor",
 }
 #: Names a package provides on first access (``__getattr__``), not at import.
-LAZY = {"Project"}
+LAZY = {"Project", "monitor"}
 #: Modules that are scripts or configuration rather than importable API.
 NOT_API = ("fourloops.storage.migrations",)
 

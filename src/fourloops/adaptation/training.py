@@ -15,6 +15,7 @@ The steps, each usable alone:
    through its hash check (:class:`Candidate`: what will be served);
 3. :func:`evaluate_run`: metrics of the candidate, the baseline and the
    champion on the same rows, latency, size, leakage (:class:`RunEvaluation`);
+   :func:`profile_reference`: the test rows profiled for monitoring;
 4. :func:`judge`: the gates (:class:`~fourloops.registry.records.GateReport`);
 5. :func:`register_run`: the version in the registry.
 
@@ -29,7 +30,7 @@ import difflib
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from datetime import datetime
@@ -48,6 +49,7 @@ from fourloops.clock import Clock, utcnow
 from fourloops.contracts.encoder import InputEncoder
 from fourloops.definitions import FeatureView, Model
 from fourloops.definitions.lifecycle import Alias
+from fourloops.engines import DuckDBEngine, Engine
 from fourloops.errors import DefinitionError, FourloopsError, NotFoundError, RegistryError
 from fourloops.evaluation import evaluate
 from fourloops.ingestion.features import model_inputs
@@ -70,6 +72,7 @@ __all__ = [
     "judge",
     "judge_version",
     "prepare_data",
+    "profile_reference",
     "register_run",
     "train_model",
 ]
@@ -317,6 +320,44 @@ def evaluate_run(
     return RunEvaluation(metrics, ctx)
 
 
+def profile_reference(
+    model: Model,
+    data: TrainingData,
+    predictor: Predictor,
+    *,
+    artifacts: ArtifactStore,
+    engine: Engine,
+    estimator: Any = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> ArtifactRef:
+    """Step 3b: the version's monitoring reference (its test rows as events, profiled), stored.
+
+    See :mod:`fourloops.evaluation.reference`. Returns the stored profile's artifact.
+    """
+    from fourloops.evaluation.reference import fit_model_reference, reference_table
+
+    names = data.encoder.names
+    importance: dict[str, float] = {}
+    raw = getattr(estimator, "feature_importances_", None)
+    if raw is not None and len(raw) == len(names):
+        importance = {n: float(v) for n, v in zip(names, raw, strict=True)}
+    table = reference_table(
+        data.split.test, names, predictor.predict(data.X_test), data.y_test, task=model.task.value
+    )
+    reference = fit_model_reference(
+        table,
+        engine=engine,
+        task=model.task.value,
+        segments=model.segments,
+        defaults=defaults,
+        threshold=model.objective.threshold,
+        label_delay=model.label.delay,
+        importance=importance,
+        primary=model.primary_metric,
+    )
+    return artifacts.put_bytes(reference.to_bytes(), suffix=".json")
+
+
 def judge(model: Model, evaluation: RunEvaluation) -> GateReport:
     """Step 4: every gate's verdict on the run, with its numbers."""
     return GateReport.judge(evaluate_gates(model.gates, evaluation.context))
@@ -452,6 +493,7 @@ def train_model(
     register: bool = True,
     progress: Say | None = None,
     clock: Clock = utcnow,
+    engine: Engine | None = None,
 ) -> TrainResult:
     """Train, evaluate, gate and register one version of ``model`` (the steps above, in order).
 
@@ -494,6 +536,19 @@ def train_model(
         evaluation = evaluate_run(model, data, candidate, registry=registry, artifacts=artifacts, seed=seed)
         report = judge(model, evaluation)
         timings["evaluate_s"] = time.perf_counter() - t0
+        say("profiling the test rows for monitoring")
+        t0 = time.perf_counter()
+        profile = profile_reference(
+            model,
+            data,
+            candidate.predictor,
+            artifacts=artifacts,
+            engine=engine or DuckDBEngine(),
+            estimator=candidate.estimator,
+            defaults={n: f.default for n, f in model_inputs(model, views).items() if f.default is not None},
+        )
+        lineage["reference_profile"] = profile.to_dict()
+        timings["profile_s"] = time.perf_counter() - t0
         lineage["timings"] = timings
         lineage["artifact_sha256"] = candidate.ref.sha256
         number = 0

@@ -34,7 +34,7 @@ from fourloops.evaluation.metrics import higher_is_better
 from fourloops.evaluation.monitor_result import WindowResult
 from fourloops.evaluation.windows import WindowStatus
 
-__all__ = ["Alert", "AlertKind", "AlertPolicy", "Severity", "detect"]
+__all__ = ["Alert", "AlertKind", "AlertPolicy", "RuleContext", "Severity", "detect"]
 
 
 class AlertKind(enum.StrEnum):

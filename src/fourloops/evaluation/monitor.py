@@ -83,7 +83,7 @@ def _check_columns(scan: TableScan, names: Sequence[str | None], what: str) -> N
 
 
 def run(
-    ref_scan: TableScan,
+    ref_scan: TableScan | None,
     cur_scan: TableScan,
     *,
     timestamp: str | None = None,
@@ -107,7 +107,7 @@ def run(
     observed_until: datetime | None = None,
     primary: str | None = None,
 ) -> MonitorResult:
-    """The monitor on two open scans (both doors end here)."""
+    """The monitor on two open scans (both doors end here); with ``profile``, no reference scan is read."""
     policy = policy or (profile.policy if profile is not None else DriftPolicy())
     alerts = alerts or AlertPolicy()
     spec = WindowSpec.parse(window)
@@ -122,6 +122,8 @@ def run(
     notes: list[str] = []
     task = _task(cur_scan, score, prediction, label, task)
     if profile is None:
+        if ref_scan is None:
+            raise ConfigError("give a reference: data to profile, or a fitted profile")
         _check_columns(ref_scan, [output, *segments], "the reference")
         ref_label = label if label is not None and label in ref_scan.schema() else None
         plan = ScorePlan(task, output, ref_label) if task is not None and output is not None else None

@@ -44,7 +44,14 @@ from fourloops.errors import SchemaError
 from fourloops.evaluation.drift.methods import Comparison, Kind
 from fourloops.evaluation.drift.policy import DriftPolicy
 
-__all__ = ["ColumnProfile", "ReferenceProfile", "classify", "fit_profile"]
+__all__ = [
+    "ColumnProfile",
+    "ReferenceProfile",
+    "classify",
+    "fit_profile",
+    "summaries_from_dict",
+    "summaries_to_dict",
+]
 
 #: Reference values kept by name for pooling as ``__other__``; rarer values past these count as unseen.
 MAX_POOLED = 100_000

@@ -29,7 +29,7 @@ from fourloops.definitions.durations import parse_duration
 from fourloops.engines.summaries import RowWindows, TimeWindows
 from fourloops.errors import ConfigError, DefinitionError
 
-__all__ = ["WindowBounds", "WindowSpec", "WindowStatus", "time_origin"]
+__all__ = ["WindowBounds", "WindowSpec", "WindowStatus", "bounds", "time_origin"]
 
 _DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

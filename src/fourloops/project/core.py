@@ -9,26 +9,28 @@ The project is the composition root: it builds every store from the
 configuration once (:mod:`fourloops.project.stores`), hands them and one
 clock to each loop, and offers each loop's operations as methods
 (:mod:`~fourloops.project.ingestion`, :mod:`~fourloops.project.training`,
-:mod:`~fourloops.project.serving`, :mod:`~fourloops.project.evaluation`).
+:mod:`~fourloops.project.serving`, :mod:`~fourloops.project.evaluation`,
+:mod:`~fourloops.project.monitoring`).
 The command line is a thin layer over these methods, so notebooks and
 schedulers (Airflow, Dagster, cron) can do everything it does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from fourloops.clock import Clock, utcnow
 from fourloops.config import Config, find_root, load_config
 from fourloops.definitions.loader import Definitions, load_definitions
-from fourloops.project.evaluation import EvaluationOperations
+from fourloops.project.monitoring import MonitoringOperations
 from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
 
 __all__ = ["Project"]
 
 
-class Project(EvaluationOperations):
+class Project(MonitoringOperations):
     """A loaded fourloops project: its configuration, definitions, stores and clock.
 
     Stores open lazily on first use; ``clock`` (default: the wall clock, UTC)
@@ -66,6 +68,40 @@ class Project(EvaluationOperations):
         config = load_config(find_root(path) if search_parents else path, env=env)
         defs = load_definitions(config.path(config.project.definitions))
         return cls(config, defs, clock=clock)
+
+    @classmethod
+    def init(
+        cls,
+        path: str | Path,
+        *,
+        force: bool = False,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = utcnow,
+    ) -> Project:
+        """``fourloops init``: scaffold the example project in ``path`` (named after it), then load it.
+
+        Refuses to overwrite a project unless ``force``.
+        """
+        from fourloops.scaffold import init_project
+
+        return cls.load(init_project(path, force=force), env=env, clock=clock)
+
+    @staticmethod
+    def demo(
+        out: str | Path = "demo-out",
+        *,
+        days: int = 365,
+        seed: int = 7,
+        progress: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """``fourloops demo``: replay the bundled data through the loops; report and summary go to ``out``.
+
+        It runs in a fresh project of its own (``out/project``), so it needs no
+        project loaded; the summary is returned (and written as ``summary.json``).
+        """
+        from fourloops.demo import run_demo
+
+        return run_demo(out, days=days, seed=seed, progress=progress)
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r}, name={self.name!r})"

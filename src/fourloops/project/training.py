@@ -72,6 +72,7 @@ class TrainingOperations(IngestionOperations):
             register=register,
             progress=progress,
             clock=self.clock,
+            engine=self.engine,
         )
 
     def judge(

@@ -1,0 +1,185 @@
+"""Monitoring a project's models on their own event log (the evaluation loop's first door)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fourloops.definitions.lifecycle import Alias
+from fourloops.errors import ConfigError, NotFoundError
+from fourloops.project.evaluation import EvaluationOperations
+
+if TYPE_CHECKING:
+    from fourloops.evaluation.alerts import AlertPolicy
+    from fourloops.evaluation.drift.policy import DriftPolicy
+    from fourloops.evaluation.monitor_result import MonitorResult
+    from fourloops.evaluation.reference import ModelReference
+    from fourloops.evaluation.windows import WindowBounds
+
+__all__ = ["MonitoringOperations", "REFERENCE_CACHE"]
+
+#: Where references fitted after the fact (for versions trained before profiles existed) are kept.
+REFERENCE_CACHE = ".fourloops/references"
+
+
+class MonitoringOperations(EvaluationOperations):
+    """Drift, data health and performance of a model's served predictions, window by window."""
+
+    def reference(self, name: str, version: int | str = Alias.CHAMPION) -> ModelReference:
+        """The monitoring reference of a version: stored at training, or fitted now and cached.
+
+        A version trained before references were profiled (or imported) gets one fitted from its
+        test rows, rebuilt point-in-time at its recorded cutoff, and kept in ``.fourloops/references``.
+        """
+        from fourloops.adaptation.training import prepare_data, profile_reference
+        from fourloops.evaluation.reference import ModelReference
+        from fourloops.ingestion.features import model_inputs
+        from fourloops.registry.loading import load_version
+        from fourloops.storage.artifacts import ArtifactRef
+
+        recorded = self.registry.get_version(name, version)
+        stored = recorded.lineage.get("reference_profile")
+        if stored:
+            return ModelReference.from_bytes(self.artifacts.open(ArtifactRef.from_dict(stored)).read_bytes())
+        sha = str((recorded.artifact or {}).get("sha256", "none"))[:12]
+        cache = self.root / REFERENCE_CACHE / f"{name}-v{recorded.version}-{sha}.json"
+        if cache.is_file():
+            return ModelReference.from_bytes(cache.read_bytes())
+        model = self.model(name)
+        cutoff_text = recorded.lineage.get("cutoff") or (recorded.lineage.get("judgement") or {}).get(
+            "cutoff"
+        )
+        cutoff = datetime.fromisoformat(cutoff_text) if cutoff_text else None
+        data = prepare_data(model, root=self.root, views=self.feature_views, join=self._join, cutoff=cutoff)
+        predictor = load_version(self.artifacts, recorded, task=model.task.value)
+        if predictor.encoder is not None:
+            data.X_test = predictor.encoder.frame(data.split.test)
+        defaults = {
+            n: f.default for n, f in model_inputs(model, self.feature_views).items() if f.default is not None
+        }
+        ref = profile_reference(
+            model, data, predictor, artifacts=self.artifacts, engine=self.engine, defaults=defaults
+        )
+        payload = self.artifacts.open(ref).read_bytes()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_bytes(payload)
+        tmp.replace(cache)
+        return ModelReference.from_bytes(payload)
+
+    def monitor(
+        self,
+        name: str,
+        *,
+        window: str | int | timedelta = "1d",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: int | str | None = None,
+        route: str = "champion",
+        segments: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        policy: DriftPolicy | None = None,
+        alerts: AlertPolicy | None = None,
+        compact: bool = True,
+        seed: int = 0,
+    ) -> MonitorResult:
+        """Monitor model ``name``'s served predictions, window by window, against its reference.
+
+        The events of one version and route are judged together (default: the
+        champion's version, on the champion route; a canary or shadow is judged
+        with ``route=``), each request once (the first event of a request id),
+        against the reference profiled from that version's test rows. Labels
+        posted so far are joined; a window whose labels cannot all have arrived
+        yet (its end plus the model's label delay is after now) is ``pending``.
+        Windows by time on the event time (``at``) or by row count.
+        """
+        from fourloops.evaluation.alerts import AlertPolicy
+        from fourloops.evaluation.drift.policy import DriftPolicy
+        from fourloops.evaluation.monitor import run
+        from fourloops.evaluation.reference import LABEL, PREDICTION
+
+        self.model(name)  # an unknown model is an error naming the defined ones
+        if compact:
+            self.compact_events()
+        try:
+            recorded = self.registry.get_version(name, version if version is not None else Alias.CHAMPION)
+        except NotFoundError:
+            raise NotFoundError(
+                f"model {name!r} has no champion to monitor; give --version N (fourloops models {name})"
+            ) from None
+        reference = self.reference(name, recorded.version)
+        profile = reference.profile
+        if methods is not None or policy is not None:
+            base = policy or profile.policy
+            policy = DriftPolicy(**{**base.__dict__, **({"methods": tuple(methods)} if methods else {})})
+            profile.policy = policy
+        if route not in {"champion", "canary", "shadow"} and not route.startswith("ab:"):
+            raise ConfigError(f"route must be champion, canary, shadow or ab:<version>, got {route!r}")
+        importance = reference.importance
+        alerts = alerts or AlertPolicy(importance=importance)
+        if not alerts.importance and importance:
+            alerts = AlertPolicy(**{**alerts.__dict__, "importance": importance})
+        now = self.clock()
+        delay = reference.label_delay or timedelta(0)
+
+        def mature(b: WindowBounds) -> bool:
+            return b.end is None or b.end + delay <= now
+
+        route_sql = route.replace("'", "''")
+        where = f"version = {int(recorded.version)} AND route = '{route_sql}'"
+        scan = self.engine.open_events(self.event_tables, model=name)
+        try:
+            has_labels = reference.task != "multiclass"
+            result = run(
+                None,
+                scan,
+                timestamp="at",
+                window=window,
+                label=LABEL if has_labels else None,
+                score=PREDICTION if reference.task == "binary" else None,
+                prediction=PREDICTION if reference.task != "binary" else None,
+                task=reference.task,
+                segments=list(segments) if segments is not None else list(profile.segments),
+                policy=policy,
+                alerts=alerts,
+                threshold=reference.threshold,
+                since=since,
+                until=until,
+                seed=seed,
+                profile=profile,
+                where=where,
+                mature=mature,
+                observed_until=until or now,
+                primary=reference.primary,
+            )
+        finally:
+            scan.close()
+        result.settings.update(
+            {
+                "model": name,
+                "version": recorded.version,
+                "route": route,
+                "label_delay": str(delay),
+                "importance": importance,
+            }
+        )
+        groups = self.query_events(
+            f"SELECT version, route, count(*) AS n FROM events WHERE NOT (version = {int(recorded.version)} "
+            f"AND route = '{route_sql}') GROUP BY ALL ORDER BY n DESC",
+            model=name,
+            compact=False,
+        ).to_pylist()
+        for g in groups:
+            result.notes.append(
+                f"also in the log: version {g['version']} on route {g['route']} ({g['n']:,} events); "
+                f"monitor it with --version {g['version']} --route {g['route']}"
+            )
+        return result
+
+    def report(self, name: str, out: str | Path, **monitor_args: object) -> MonitorResult:
+        """Monitor model ``name`` and write the self-contained HTML report to ``out``."""
+        result = self.monitor(name, **monitor_args)  # type: ignore[arg-type]
+        result.to_html(out, title=f"{name}: monitoring report")
+        return result

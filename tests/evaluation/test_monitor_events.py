@@ -1,0 +1,141 @@
+"""``Project.monitor``: the monitor on a project's own event log, against the version's reference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from fourloops.clock import ManualClock
+from fourloops.evaluation.reference import ModelReference
+from fourloops.project import Project
+from fourloops.project.monitoring import REFERENCE_CACHE
+from fourloops.storage.events import Label
+from trips import T0, prepare_project
+
+START = T0 + timedelta(days=33)
+DAYS = 6
+PER_DAY = 240
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six days of traffic through the app: three normal days, then three where ``load`` runs high.
+
+    Labels arrive an hour after each prediction, for every request but the last day's.
+    """
+    root = prepare_project(tmp_path_factory.mktemp("monitor") / "p")
+    rng = np.random.default_rng(7)
+    clock = ManualClock(START)
+    labels: list[Label] = []
+    with Project.load(root, env={}, clock=clock) as project, TestClient(project.app()) as client:
+        for day in range(DAYS):
+            for i in range(PER_DAY):
+                clock.set(START + timedelta(days=day, minutes=6 * i))
+                load = float(rng.uniform(0.6, 1.0) if day >= 3 else rng.uniform(0, 1))
+                station = str(rng.choice(["a", "b", "c"]))
+                rain = float(rng.gamma(0.5, 2.0))
+                rid = f"d{day}-{i}"
+                # The caller sends the weather itself: a replayed past finds no online value for its time.
+                body = {"inputs": {"station": station, "load": load, "rain": rain}, "request_id": rid}
+                answer = client.post("/v1/models/late/predict", json=body)
+                assert answer.status_code == 200, answer.text
+                if day < DAYS - 1:
+                    logit = -2 + 0.8 * rain + 2 * load + 0.7 * (station == "c")  # as the training data
+                    late = rng.uniform() < 1 / (1 + np.exp(-logit))
+                    labels.append(Label(rid, int(late), clock() + timedelta(hours=1)))
+        clock.set(START + timedelta(days=DAYS, hours=2))
+        project.labels(labels)
+    return root
+
+
+def test_the_reference_is_profiled_and_stored_when_a_version_is_trained(served: Path) -> None:
+    with Project.load(served, env={}) as project:
+        version = project.registry.get_version("late", 1)
+        assert "reference_profile" in version.lineage
+        reference = project.reference("late", 1)
+    assert reference.task == "binary" and reference.primary == "roc_auc"
+    assert set(reference.profile.columns) == {"station", "load", "rain", "prediction"}
+    assert reference.profile.rows == version.metrics["test_rows"] if "test_rows" in version.metrics else True
+    assert reference.importance and set(reference.importance) == {"station", "load", "rain"}
+    assert reference.profile.summaries.scores[(0, None, None)].labelled > 0
+    assert set(reference.profile.segments) == {"station"}
+
+
+def test_monitor_finds_the_shift_in_the_served_traffic(served: Path) -> None:
+    clock = ManualClock(START + timedelta(days=DAYS, hours=2))
+    with Project.load(served, env={}, clock=clock) as project:
+        result = project.monitor("late", window="1d")
+    assert [w.bounds.start for w in result.windows] == [
+        START.replace(hour=0) + timedelta(days=d) for d in range(DAYS)
+    ]
+    assert all(w.bounds.rows == PER_DAY for w in result.windows)
+    drifted = [w.drift["load"].drifted for w in result.windows]
+    assert drifted == [False, False, False, True, True, True]
+    assert [w.prediction_drift is not None and w.prediction_drift.drifted for w in result.windows][3:] == [
+        True
+    ] * 3
+    kinds = {(a.kind, a.column, a.window) for a in result.alerts}
+    assert ("input_drift", "load", 3) in kinds and ("prediction_drift", "prediction", 3) in kinds
+    assert not [a for a in result.alerts if a.window < 3]  # nothing before the shift
+    assert not [a for a in result.alerts if a.kind == "performance"]  # P(y | x) never changed
+    roc = [w.metrics["roc_auc"] for w in result.windows]
+    assert [r.maturity for r in roc] == ["mature"] * 5 + ["pending"]  # the last day's labels never came
+    assert all(r.value.rows == PER_DAY for r in roc[:5]) and roc[5].value.value is None
+    assert result.windows[5].estimated["roc_auc"].value is not None
+    assert result.settings["version"] == 1 and result.settings["route"] == "champion"
+    d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert d["windows"][3]["drift"]["load"]["drifted"] is True
+
+
+def test_labels_not_yet_due_keep_a_window_pending(served: Path) -> None:
+    # Seen from the middle of day 2, day 2's window is not over: it is incomplete, its labels pending.
+    clock = ManualClock(START + timedelta(days=2, hours=12))
+    with Project.load(served, env={}, clock=clock) as project:
+        result = project.monitor("late", window="1d", until=START + timedelta(days=2, hours=12))
+    last = result.windows[-1]
+    assert last.status.value == "incomplete" and last.metrics["roc_auc"].maturity == "pending"
+
+
+def test_a_version_without_a_stored_reference_gets_one_fitted_and_cached(
+    served: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "p"
+    shutil.copytree(served, copy)
+    with Project.load(copy, env={}) as project:
+        stored = project.reference("late", 1)
+        original = project.registry.get_version
+
+        def without_profile(name: str, version: object) -> object:
+            recorded = original(name, version)  # type: ignore[arg-type]
+            recorded.lineage.pop("reference_profile", None)
+            return recorded
+
+        project.registry.get_version = without_profile  # type: ignore[method-assign]
+        fitted = project.reference("late", 1)
+        cached = list((copy / REFERENCE_CACHE).glob("late-v1-*.json"))
+        again = project.reference("late", 1)
+    assert len(cached) == 1
+    assert isinstance(again, ModelReference)
+    assert fitted.profile.columns == stored.profile.columns
+    assert fitted.profile.rows == stored.profile.rows
+
+
+def test_monitor_command_on_the_event_log(served: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fourloops.cli import app as cli
+
+    out = served.parent / "report.html"
+    result = CliRunner().invoke(
+        cli, ["monitor", "late", "-p", str(served), "--window", "1d", "--json", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)
+    assert len(d["windows"]) == DAYS and d["settings"]["model"] == "late"
+    assert out.read_text().startswith("<!doctype html>")
