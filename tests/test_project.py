@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from starlette.testclient import TestClient
 
+import fourloops as fl
 from fourloops.clock import ManualClock
 from fourloops.errors import SchemaError, SourceError
 from fourloops.project import Project
@@ -19,6 +20,17 @@ from fourloops.storage.events import Label
 from trips import T0, prepare_project
 
 NOW = T0 + timedelta(days=39, hours=23)
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+#: The README says every command is a method of ``fl.Project``: of the command's own name (``-`` read
+#: as ``_``), or of the names here, which the README lists.
+OTHER_NAMES = {
+    "compact": ["compact_events"],
+    "events": ["events", "export_events"],
+    "list": ["list_definitions"],
+    "lookup": ["online_features"],
+    "models": ["registered_models", "versions", "version"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +172,34 @@ def test_the_event_log_is_queryable_as_typed_columns_by_the_engine(root: Path, t
     result = CliRunner().invoke(cli, ["compact", "-p", str(copy), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["events_written"] == 0  # already compacted by the query
+
+
+def test_every_command_is_a_project_method_and_the_readme_names_the_others() -> None:
+    from typer.main import get_command
+
+    from fourloops.cli import app
+
+    text = README.read_text(encoding="utf-8")
+    said = text[text.index("The same from Python") : text.index("```python")]
+    commands = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"init", "demo", "list", "serve", "events", "labels"} <= set(commands)
+    for command in commands:
+        for method in OTHER_NAMES.get(command, [command.replace("-", "_")]):
+            assert callable(getattr(fl.Project, method, None)), f"fourloops {command}: no fl.Project.{method}"
+            if method != command:
+                assert f"`{method}`" in said, f"the README does not say {method} is fourloops {command}"
+    for method in ("init", "demo"):  # no project to load first: called on the class
+        assert f"`fl.Project.{method}(" in said
+
+
+def test_init_and_list_definitions_as_methods(tmp_path: Path) -> None:
+    with Project.init(tmp_path / "shop 2") as project:
+        assert project.name == "shop-2" and (tmp_path / "shop 2" / "fourloops.toml").is_file()
+        listing = project.list_definitions()
+    assert listing["models"]["delay"]["task"] == "binary"
+    assert listing["feature_views"]["weather"] == {
+        "entity": "airport",
+        "features": listing["feature_views"]["weather"]["features"],
+        "ttl": "3h",
+    }
+    assert listing["entities"]["plane"] == {"join_keys": ["tailnum"]}

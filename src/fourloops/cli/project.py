@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -18,7 +18,6 @@ from fourloops.cli.common import (
     print_json,
     progress,
 )
-from fourloops.definitions.durations import format_duration
 from fourloops.errors import BreakingChangeError
 
 __all__ = ["apply", "demo", "describe", "init", "list_definitions"]
@@ -41,10 +40,10 @@ def demo(
     Runs on the embedded default (SQLite, DuckDB, Parquet) in a fresh project
     inside DIR; nothing is downloaded.
     """
-    from fourloops.demo import run_demo
+    from fourloops.project import Project
 
     with progress(quiet=as_json) as step:
-        summary = run_demo(out_dir, days=days, seed=seed, progress=step)
+        summary = Project.demo(out_dir, days=days, seed=seed, progress=step)
     if as_json:
         print_json(summary)
         return
@@ -113,19 +112,7 @@ def list_definitions(
     as_json: JsonOpt = False,
 ) -> None:
     """The project's definitions: entities, feature views (with their features) and models."""
-    proj = load_project(project)
-    d = proj.definitions
-    listing: dict[str, dict[str, dict[str, Any]]] = {
-        "entities": {n: {"join_keys": list(e.join_keys)} for n, e in sorted(d.entities.items())},
-        "feature_views": {
-            n: {"entity": v.entity.name, "features": list(v.features), "ttl": format_duration(v.ttl)}
-            for n, v in sorted(d.feature_views.items())
-        },
-        "models": {
-            n: {"task": m.task.value, "features": list(m.features), "primary": m.primary_metric}
-            for n, m in sorted(d.models.items())
-        },
-    }
+    listing = load_project(project).list_definitions()
     if as_json:
         print_json(listing)
         return

@@ -8,6 +8,7 @@ from typing import Any
 from fourloops.clock import Clock
 from fourloops.config import Config
 from fourloops.definitions import FeatureView, Model
+from fourloops.definitions.durations import format_duration
 from fourloops.definitions.loader import Definitions
 from fourloops.errors import NotFoundError
 
@@ -52,6 +53,21 @@ class ProjectBase:
         except KeyError:
             known = ", ".join(sorted(self.feature_views)) or "none"
             raise NotFoundError(f"no feature view {name!r} (known: {known})") from None
+
+    def list_definitions(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """``fourloops list``: the entities (keys), feature views (entity, features, ttl) and models."""
+        d = self.definitions
+        return {
+            "entities": {n: {"join_keys": list(e.join_keys)} for n, e in sorted(d.entities.items())},
+            "feature_views": {
+                n: {"entity": v.entity.name, "features": list(v.features), "ttl": format_duration(v.ttl)}
+                for n, v in sorted(d.feature_views.items())
+            },
+            "models": {
+                n: {"task": m.task.value, "features": list(m.features), "primary": m.primary_metric}
+                for n, m in sorted(d.models.items())
+            },
+        }
 
     def describe(self, name: str) -> list[dict[str, Any]]:
         """Every definition called ``name`` (a model, feature view, entity or source), with its spec."""
