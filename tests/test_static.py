@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,17 @@ def test_ruff_is_clean() -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_documents_point_inside_the_repository() -> None:
+    """The README once linked ``../shared/DESIGN.md``, outside the repository: users never have it."""
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for document in documents:
+        for target in re.findall(r"\]\(([^)#\s]+)[^)]*\)", document.read_text(encoding="utf-8")):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            found = (document.parent / target).resolve()
+            assert found.is_relative_to(ROOT) and found.exists(), f"{document.name} links to {target}"
+    sources = [*documents, *sorted((ROOT / "src").rglob("*.py"))]
+    outside = [str(p.relative_to(ROOT)) for p in sources if "shared/DESIGN" in p.read_text(encoding="utf-8")]
+    assert not outside, f"these point at a design document outside the repository: {outside}"

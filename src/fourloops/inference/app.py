@@ -9,9 +9,10 @@ the model path), :mod:`~fourloops.inference.v1` and
 :mod:`~fourloops.inference.health`, :mod:`~fourloops.inference.admin` and
 :mod:`~fourloops.inference.refresher` (following the registry).
 
-Routes (see ``../shared/DESIGN.md``): ``POST /v1/models/{model}/predict``,
-``POST /v2/models/{model}/infer`` (Open Inference Protocol), ``POST /v1/labels``,
-``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``POST /v1/admin/...``.
+Routes (see ``docs/architecture.md`` and the README's Serving section):
+``POST /v1/models/{model}/predict``, ``POST /v2/models/{model}/infer`` (Open
+Inference Protocol), ``POST /v1/labels``, ``GET /healthz``, ``GET /readyz``,
+``GET /metrics``, ``POST /v1/admin/...``.
 
 Bad input never gets a 5xx: a body that is not JSON, too large, of the wrong
 shape, or breaking the model's contract gets a 4xx whose JSON body names the
