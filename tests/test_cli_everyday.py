@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,69 @@ def test_a_typo_in_a_trainer_parameter_is_caught_before_training_and_costs_no_ve
         assert [v.version for v in project.versions("late")] == [1]
 
 
-def test_commands_find_the_project_from_a_folder_inside_it(trained: Path) -> None:
+def test_commands_find_the_project_from_a_folder_inside_it(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     inside = trained / "data"
     code, out, err = run("models", "-p", str(inside), "--json")
     assert code == 0, err
     assert [m["name"] for m in json.loads(out)] == ["late"]
+    monkeypatch.delenv("FOURLOOPS_PROJECT", raising=False)
+    monkeypatch.chdir(inside)  # no --project at all: the working folder, then its parents (like git)
+    code, out, err = run("models", "--json")
+    assert code == 0, err
+    assert [m["name"] for m in json.loads(out)] == ["late"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["train"], "Missing argument 'MODEL'"),
+        (["models", "--bogus"], "No such option: --bogus"),
+        (["serve", "--port", "eighty"], "Invalid value for '--port'"),
+        (["nope"], "No such command 'nope'"),
+    ],
+)
+def test_a_usage_error_is_one_line_like_every_error(args: list[str], words: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2 and words in err and "--help" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Usage:" not in err, err
+
+
+def test_dataset_of_a_model_takes_its_declared_entities(trained: Path, tmp_path: Path) -> None:
+    code, out, err = run("dataset", "--help")
+    assert code == 0 and "(default: MODEL's)" in out and "required" not in out.lower()
+    frame = tmp_path / "late.parquet"
+    code, out, err = run("dataset", "late", "--out", str(frame), "-p", str(trained), "--json")
+    assert code == 0, err
+    import polars as pl
+
+    written = pl.read_parquet(frame)  # the model's entity rows (data/trips.parquet), its features
+    assert written.height == json.loads(out)["rows"] == 4000 and "rain" in written.columns
+
+
+def test_messages_never_name_internal_columns(trained: Path, tmp_path: Path) -> None:
+    import polars as pl
+
+    entities = tmp_path / "no-key.parquet"
+    pl.read_parquet(trained / "data" / "trips.parquet").drop("station").write_parquet(entities)
+    command = ["dataset", "--entities", str(entities), "--features", "weather:rain", "--timestamp", "at"]
+    code, _, err = run(*command, "--out", str(tmp_path / "d.parquet"), "-p", str(trained))
+    assert code != 0 and "no column 'station'" in err and "'load'" in err, err
+    assert "__fl_" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_lookup_gives_ages_as_durations_a_person_reads(tmp_path: Path) -> None:
+    from trips import T0
+
+    root = prepare_project(tmp_path / "p", versions=0, promote=(), materialize=True)
+    at = (T0 + timedelta(days=41)).isoformat()
+    code, out, err = run(
+        "lookup", "--features", "weather:rain", "--key", "station=a", "--at", at, "-p", str(root)
+    )
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith("weather:")]
+    assert line.startswith("weather: expired (age 1.0 days)"), out  # the data ends on day 40
 
 
 def test_init_names_the_project_after_its_folder(tmp_path: Path) -> None:

@@ -138,6 +138,42 @@ def test_instances_and_open_inference_protocol(client: TestClient) -> None:
     assert bad.status_code == 400
 
 
+def test_each_row_of_a_multi_row_infer_request_is_labelled_by_the_clients_id_and_its_row(
+    client: TestClient, served: Path
+) -> None:
+    """The scheme the README and /v2's docstring give: row i of request ``id`` is ``<id>-<i>``."""
+    r = client.post(
+        "/v2/models/late/infer",
+        json={
+            "id": "flight-batch-7",
+            "inputs": [
+                {"name": "station", "shape": [3], "datatype": "BYTES", "data": ["a", "b", "c"]},
+                {"name": "load", "shape": [3], "datatype": "FP64", "data": [0.1, 0.5, 0.9]},
+            ],
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = ["flight-batch-7-0", "flight-batch-7-1", "flight-batch-7-2"]
+    assert body["id"] == "flight-batch-7" and body["parameters"]["request_ids"] == ids
+    assert body["parameters"]["feature_status"] == [{"weather": "ok"}] * 3  # one per row
+    labels = [
+        {"request_id": "flight-batch-7-2", "value": True},
+        {"request_id": "flight-batch-7-0", "value": 0},
+    ]
+    assert client.post("/v1/labels", json={"labels": labels}).json() == {
+        "inserted": 2,
+        "duplicates": 0,
+        "unknown": 0,
+    }
+    with Project.load(served, env={}) as project:
+        joined = {
+            e["request_id"]: e for e in project.events(model="late").to_pylist() if e["request_id"] in ids
+        }
+    assert set(joined) == set(ids)
+    assert [joined[i]["label"] for i in ids] == ["0", None, "true"], joined
+
+
 def test_labels_are_idempotent_and_counted(client: TestClient) -> None:
     client.post(
         "/v1/models/late/predict", json={"inputs": {"station": "a", "load": 0.4}, "request_id": "lab-1"}

@@ -63,3 +63,26 @@ def test_the_password_never_shows_in_names(url: str) -> None:
     assert "s3cret" not in repr(store) and ":***@" in repr(store)
     store.url = url
     store.close()
+
+
+def test_the_readmes_search_path_keeps_a_projects_tables_in_its_own_schema(url: str) -> None:
+    """README, Configuration: a schema named in the URL's search path holds the metadata and the events."""
+    from pathlib import Path
+
+    from fourloops.storage.metadata import MetadataStore
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert '?options=-csearch_path%3Dflights"`; the same' in readme and "?options=-csearch_path%3D" in url
+    schema = url.split("search_path%3D")[1]
+    MetadataStore(url).close()
+    store = PostgresEventStore(url)
+    store.append([_event("in-schema")])
+    store.close()
+    ours = ("alembic_version", "model_versions", "aliases", "prediction_events", "prediction_labels")
+    with _admin(url) as admin:
+        found = admin.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name = ANY(%s)",
+            [list(ours)],
+        ).fetchall()
+    assert {name for where, name in found if where == schema} == set(ours)
+    assert not [name for where, name in found if where == "public"]
