@@ -83,6 +83,24 @@ def test_list_and_describe_the_definitions(trained: Path) -> None:
     assert code != 0 and "no definition named 'nope'" in err
 
 
+def test_a_refused_promotion_names_the_cli_flag(tmp_path: Path) -> None:
+    from fourloops.registry.records import GateReport, GateVerdict
+
+    root = prepare_project(tmp_path / "p", versions=1, materialize=False)
+    with Project.load(root, env={}) as project:  # a version whose calibration gate failed
+        v1 = project.registry.get_version("late", 1)
+        failed = project.registry.create_version(
+            "late",
+            artifact=v1.artifact,
+            format=v1.format,
+            gates=GateReport.judge([GateVerdict("max_calibration_error", False, "ece 0.3 (max 0.2)")]),
+        ).version
+    for alias in ("champion", "challenger"):
+        code, _, err = run("promote", "late", str(failed), "--alias", alias, "-p", str(root))
+        assert code != 0 and "max_calibration_error" in err and "--force" in err, err
+        assert "force=True" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_promote_says_none_for_an_unset_alias(trained: Path) -> None:
     code, out, err = run("promote", "late", "2", "--alias", "challenger", "--force", "-p", str(trained))
     assert code == 0, err

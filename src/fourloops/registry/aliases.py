@@ -431,7 +431,7 @@ class AliasOperations:
             raise PromotionBlocked(
                 f"version {version} of {model!r} failed its gates "
                 f"({', '.join(report.failed) or 'see its gate verdicts'}); promote with --force "
-                "(force=True) to override"
+                "to override (audited)"
             )
 
     def _routing_changed(self, conn: Connection, model: str, *, actor: str, reason: str) -> None:
