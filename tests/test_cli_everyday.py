@@ -291,3 +291,34 @@ def test_progress_shows_on_a_terminal_only_and_never_with_json(monkeypatch: pyte
             time.sleep(0.25)
         shown[name] = "joining the frames" in buffer.getvalue()
     assert shown == {"tty": True, "json": False, "pipe": False}
+
+
+def test_train_shows_its_steps_on_a_terminal_and_none_with_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training took minutes in silence (issue 10): each step is on the status line of a terminal."""
+    import io
+
+    from rich.console import Console
+
+    from fourloops.cli import common
+
+    root = prepare_project(tmp_path / "p", versions=0, promote=(), materialize=False)
+    said: list[tuple[str, bool]] = []
+    update = common.progress._update
+
+    def recording(self: common.progress, message: str) -> None:
+        said.append((message, self._status is not None))
+        update(self, message)
+
+    monkeypatch.setattr(common.progress, "_update", recording)
+    monkeypatch.setattr(common, "err", Console(file=io.StringIO(), force_terminal=True, width=100))
+    code, _, err = run("train", "late", "-p", str(root))
+    assert code == 0, err
+    shown = [message for message, on_screen in said if on_screen]
+    assert "building the point-in-time training frame" in shown and "evaluating on the test rows" in shown
+    assert any(message.startswith("training on ") for message in shown), said
+    said.clear()
+    code, out, err = run("train", "late", "-p", str(root), "--json")
+    assert code == 0 and json.loads(out)["version"] == 2, err
+    assert said and not any(on_screen for _, on_screen in said)  # the steps happen, nothing is drawn
