@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.summaries import (
     OTHER,
+    POSITION,
     UNSEEN_NAMED,
     CategoricalSummary,
     GroupInfo,
@@ -45,8 +46,6 @@ from fourloops.engines.summaries import (
 
 __all__ = ["POSITION", "summarize_relation"]
 
-#: Column holding each row's 0-based position in the data (for windows by row count).
-POSITION = "__fl_row"
 _W = "__fl_w"
 _BATCH = 1 << 18
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -45,6 +45,7 @@ __all__ = [
     "GroupKey",
     "NumericSummary",
     "OTHER",
+    "POSITION",
     "RowWindows",
     "ScorePlan",
     "ScoreSummary",
@@ -57,6 +58,8 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
+#: Column holding each row's 0-based position in the data (for windows by row count).
+POSITION = "__fl_row"
 #: A group: (window index, segment column or None, segment value or None).
 GroupKey = tuple[int, str | None, str | None]
 #: Bucket name of categories that the reference never had.

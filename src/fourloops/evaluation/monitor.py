@@ -22,15 +22,16 @@ from typing import Any
 import pyarrow as pa
 
 from fourloops.engines.base import Engine, TableScan
-from fourloops.engines.summaries import RowWindows, ScorePlan, TimeWindows
+from fourloops.engines.summaries import POSITION, RowWindows, ScorePlan, TimeWindows
 from fourloops.errors import ConfigError, SchemaError
 from fourloops.evaluation.alerts import AlertPolicy, RuleContext, detect
 from fourloops.evaluation.assess import Assessment, assess, reference_health
 from fourloops.evaluation.drift.policy import DriftPolicy
-from fourloops.evaluation.monitor_result import MonitorResult
+from fourloops.evaluation.monitor_result import MonitorResult, WindowResult
+from fourloops.evaluation.multivariate import DomainClassifier
 from fourloops.evaluation.profile import ReferenceProfile, classify, fit_profile
 from fourloops.evaluation.window_metrics import realised
-from fourloops.evaluation.windows import WindowSpec, time_origin
+from fourloops.evaluation.windows import WindowBounds, WindowSpec, WindowStatus, time_origin
 
 __all__ = ["PRIMARY", "as_table", "monitor", "run"]
 
@@ -82,6 +83,45 @@ def _check_columns(scan: TableScan, names: Sequence[str | None], what: str) -> N
             raise SchemaError(f"{what} has no column {name!r} (it has {', '.join(list(types)[:20])})")
 
 
+def _window_sql(windows: TimeWindows | RowWindows | None, bounds: WindowBounds) -> str | None:
+    """The SQL condition that selects one window's rows."""
+    if isinstance(windows, TimeWindows) and bounds.start is not None and bounds.end is not None:
+        q = '"' + windows.column.replace('"', '""') + '"'
+        start, end = bounds.start.isoformat(), bounds.end.isoformat()
+        return f"{q} >= TIMESTAMPTZ '{start}' AND {q} < TIMESTAMPTZ '{end}'"
+    if isinstance(windows, RowWindows):
+        first = bounds.index * windows.size
+        return f"{POSITION} >= {first} AND {POSITION} < {first + windows.size}"
+    return None
+
+
+def _multivariate(
+    judged: list[WindowResult],
+    classifier: DomainClassifier,
+    profile: ReferenceProfile,
+    ref_scan: TableScan | None,
+    cur_scan: TableScan,
+    windows: TimeWindows | RowWindows | None,
+    conditions: list[str],
+    reference_sample: pa.Table | None,
+) -> None:
+    """The domain classifier's verdict on every window that has enough rows (see multivariate)."""
+    columns = [c for c in profile.columns if c != profile.prediction]
+    if reference_sample is None:
+        if ref_scan is None:
+            return
+        reference_sample = ref_scan.sample(columns, classifier.rows, seed=classifier.seed)
+    columns = [c for c in columns if c in reference_sample.column_names]
+    for window in judged:
+        if window.status == WindowStatus.TOO_FEW_ROWS:
+            continue
+        own = _window_sql(windows, window.bounds)
+        where = " AND ".join([*conditions, *([own] if own else [])]) or None
+        sample = cur_scan.sample(columns, classifier.rows, where=where, seed=classifier.seed + window.index)
+        verdict = classifier.test(reference_sample, sample, columns)
+        window.multivariate = None if verdict is None else verdict.to_dict()
+
+
 def run(
     ref_scan: TableScan | None,
     cur_scan: TableScan,
@@ -106,6 +146,8 @@ def run(
     mature: Any = None,
     observed_until: datetime | None = None,
     primary: str | None = None,
+    multivariate: DomainClassifier | None = None,
+    reference_sample: pa.Table | None = None,
 ) -> MonitorResult:
     """The monitor on two open scans (both doors end here); with ``profile``, no reference scan is read."""
     policy = policy or (profile.policy if profile is not None else DriftPolicy())
@@ -183,6 +225,10 @@ def run(
         last_window,
     )
     judged = assess(judged_profile, summaries, how)
+    if multivariate is not None:
+        _multivariate(
+            judged, multivariate, judged_profile, ref_scan, cur_scan, windows, conditions, reference_sample
+        )
     for w in judged:
         for column in missing:
             w.health[column] = {
@@ -242,6 +288,7 @@ def monitor(
     since: datetime | None = None,
     until: datetime | None = None,
     seed: int = 0,
+    multivariate: bool = True,
     engine: Engine | None = None,
 ) -> MonitorResult:
     """Monitor ``current`` against ``reference``, window by window.
@@ -272,6 +319,9 @@ def monitor(
         (:class:`~fourloops.evaluation.alerts.AlertPolicy`).
     defaults:
         A column's default value (its share is reported as ``default_share``).
+    multivariate:
+        Also ask a classifier whether it can tell each window from the reference (joint drift that
+        no single column shows; see :mod:`fourloops.evaluation.multivariate`).
     """
     from fourloops.engines.duckdb import DuckDBEngine
 
@@ -304,6 +354,7 @@ def monitor(
                 since=since,
                 until=until,
                 seed=seed,
+                multivariate=DomainClassifier(seed=seed) if multivariate else None,
             )
         finally:
             cur_scan.close()
