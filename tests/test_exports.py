@@ -14,6 +14,7 @@ import fourloops as fl
 #: What ``import fourloops as fl`` means to give.
 PUBLIC = {
     "Bool",
+    "Budget",
     "Category",
     "Contract",
     "Cost",

@@ -2,7 +2,7 @@
 
 ``import fourloops as fl`` gives the definitions (``fl.Entity``, ``fl.FileSource``,
 ``fl.FeatureView``, ``fl.Contract``, the field types, ``fl.Model`` with its
-``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``
+``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``, ``fl.Budget``
 and ``fl.gates``), ``fl.Project``, and ``fl.monitor`` (drift, data health and
 performance of any two data sets, window by window).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fourloops.definitions import (
     Bool,
+    Budget,
     Category,
     Contract,
     Cost,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Bool",
+    "Budget",
     "Category",
     "Contract",
     "Cost",

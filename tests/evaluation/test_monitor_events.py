@@ -139,3 +139,34 @@ def test_monitor_command_on_the_event_log(served: Path) -> None:
     d = json.loads(result.stdout)
     assert len(d["windows"]) == DAYS and d["settings"]["model"] == "late"
     assert out.read_text().startswith("<!doctype html>")
+
+
+def test_budgets_and_feature_coverage_are_checked_on_the_served_traffic(served: Path, tmp_path: Path) -> None:
+    from trips import DEFINITIONS
+
+    copy = tmp_path / "p"
+    shutil.copytree(served, copy)
+    budgeted = DEFINITIONS.replace(
+        'segments=["station"],', 'segments=["station"], budget=fl.Budget(p99_ms=0.0001, fallback_rate=0.5),'
+    )
+    (copy / "definitions.py").write_text(budgeted)
+    day = T0 + timedelta(days=45)  # after the last weather reading: every value has expired
+    clock = ManualClock(day)
+    with Project.load(copy, env={}, clock=clock) as project, TestClient(project.app()) as client:
+        for i in range(100):  # no rain sent: looked up, and the online store has nothing for this time
+            clock.set(day + timedelta(minutes=i))
+            body = {"inputs": {"station": "abc"[i % 3], "load": 0.5}, "request_id": f"x-{i}"}
+            assert client.post("/v1/models/late/predict", json=body).status_code == 200
+        clock.set(day + timedelta(days=1))
+        result = project.monitor("late", window="1d", since=day)
+    [window] = [w for w in result.windows if w.bounds.rows]
+    ops = window.extra["operations"]
+    assert ops["requests"] == 100 and ops["fallback_rate"] == 0.0
+    assert ops["coverage"]["weather"]["ok"] == 0.0 and ops["coverage"]["weather"]["ok"] + sum(
+        ops["coverage"]["weather"][k] for k in ("missing", "expired")
+    ) == pytest.approx(1.0)
+    kinds = {(a.kind, a.column) for a in result.alerts}
+    assert ("coverage", "weather") in kinds
+    budget = [a for a in result.alerts if a.kind == "budget"]
+    assert [a.evidence["measure"] for a in budget] == ["latency p99 (ms)"]  # the fallback rate is within
+    assert budget[0].evidence["declared"] is True and budget[0].evidence["actual"] > 0.0001

@@ -354,8 +354,20 @@ def profile_reference(
         label_delay=model.label.delay,
         importance=importance,
         primary=model.primary_metric,
+        coverage=_coverage(data.frame.join_stats),
+        budget=model.budget.to_dict() if model.budget is not None else None,
     )
     return artifacts.put_bytes(reference.to_bytes(), suffix=".json")
+
+
+def _coverage(join_stats: Mapping[str, Any]) -> dict[str, float]:
+    """Each feature view's share of training rows that found a value."""
+    out = {}
+    for name, v in (join_stats.get("views") or {}).items():
+        total = v.get("found", 0) + v.get("missing", 0) + v.get("expired", 0)
+        if total:
+            out[name] = v["found"] / total
+    return out
 
 
 def judge(model: Model, evaluation: RunEvaluation) -> GateReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fourloops.definitions import gates
+from fourloops.definitions.budget import Budget
 from fourloops.definitions.contract import Contract, ExtraPolicy
 from fourloops.definitions.durations import format_duration, parse_duration
 from fourloops.definitions.entity import Entity
@@ -25,6 +26,7 @@ from fourloops.definitions.source import FileSource
 __all__ = [
     "UNKNOWN_CATEGORY",
     "Bool",
+    "Budget",
     "Category",
     "Contract",
     "Cost",

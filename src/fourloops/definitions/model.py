@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from fourloops.definitions.budget import Budget
 from fourloops.definitions.contract import Contract
 from fourloops.definitions.durations import format_duration, parse_duration
 from fourloops.definitions.gates import Gate
@@ -220,6 +221,8 @@ class Model:
     objective, gates, segments, split, fallback:
         How the model is judged, what it must pass, how metrics are sliced,
         how rows are split by time, and what answers when it cannot.
+    budget:
+        Operating limits (latency, fallback rate, volume) the monitor checks on the event log.
     """
 
     def __init__(
@@ -238,6 +241,7 @@ class Model:
         segments: Sequence[str] = (),
         split: TimeSplit | None = None,
         fallback: Fallback | None = None,
+        budget: Budget | None = None,
         description: str = "",
     ) -> None:
         self.name = check_name(name, "Model")
@@ -260,6 +264,8 @@ class Model:
                 raise DefinitionError(f"Model {name!r}: feature {ref!r} must look like 'view:field'")
         if request is not None and not isinstance(request, Contract):
             raise DefinitionError(f"Model {name!r}: request must be an fl.Contract")
+        if budget is not None and not isinstance(budget, Budget):
+            raise DefinitionError(f"Model {name!r}: budget must be an fl.Budget, got {budget!r}")
         for gate in gates:
             if not isinstance(gate, Gate):
                 raise DefinitionError(f"Model {name!r}: gates must be fl.gates objects, got {gate!r}")
@@ -276,6 +282,7 @@ class Model:
         self.segments = list(segments)
         self.split = split or TimeSplit()
         self.fallback = fallback
+        self.budget = budget
         self.description = description
 
     @property
@@ -307,6 +314,8 @@ class Model:
             "segments": self.segments,
             "split": self.split.to_dict(),
             "fallback": self.fallback.to_dict() if self.fallback else None,
+            # Only when set: models without a budget keep the content hash they always had.
+            **({"budget": self.budget.to_dict()} if self.budget is not None else {}),
         }
 
     @property

@@ -18,7 +18,9 @@ what to do next (``action``).
   allowed drop, before labels (warning);
 * ``unknown_categories``: values never seen in the reference above a share (warning);
 * ``data_quality``: the null or default-value share rose by more than a bound (warning);
-* ``multivariate_drift``: a classifier tells the window from the reference (information).
+* ``multivariate_drift``: a classifier tells the window from the reference (information);
+* ``budget``: latency, fallback rate or volume over the model's budget (warning);
+* ``coverage``: a feature view found for fewer requests than in training (warning).
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ class AlertPolicy:
         total is a warning, on the others information. Without it, every feature counts as important.
     snoozed:
         ``(kind, column)`` pairs (column ``None``: every column) that do not alert.
+    fallback_rate:
+        Share of fallback answers that alerts when the model declares no budget for it.
+    coverage_drop:
+        Drop of a feature view's found share below its training coverage that alerts.
     """
 
     consecutive: int = 1
@@ -130,11 +136,21 @@ class AlertPolicy:
     importance: Mapping[str, float] = field(default_factory=dict)
     important_share: float = 0.05
     snoozed: tuple[tuple[str, str | None], ...] = ()
+    fallback_rate: float = 0.05
+    coverage_drop: float = 0.05
 
     def __post_init__(self) -> None:
         if self.consecutive < 1:
             raise ConfigError(f"consecutive must be at least 1, got {self.consecutive}")
-        for name in ("max_drop", "unknown_share", "null_rise", "default_rise", "important_share"):
+        for name in (
+            "max_drop",
+            "unknown_share",
+            "null_rise",
+            "default_rise",
+            "important_share",
+            "fallback_rate",
+            "coverage_drop",
+        ):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{name} must be between 0 and 1, got {value}")
@@ -175,6 +191,9 @@ class RuleContext:
     reference_health: Mapping[str, Mapping[str, float]]
     reference_metrics: Mapping[str, float] = field(default_factory=dict)
     prediction: str | None = None
+    budget: Mapping[str, float] = field(default_factory=dict)
+    coverage: Mapping[str, float] = field(default_factory=dict)
+    window_days: float | None = None
 
 
 def _drift_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
@@ -361,7 +380,81 @@ def _multivariate_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleConte
         )
 
 
-RULES: tuple[Rule, ...] = (_drift_rule, _performance_rule, _health_rule, _multivariate_rule)
+def _budget_finding(what: str, actual: float, limit: float, declared: bool, action: str) -> _Finding:
+    source = "the model's budget" if declared else "the alert policy's bound"
+    return _Finding(
+        AlertKind.BUDGET.value,
+        Severity.WARNING.value,
+        None,
+        None,
+        {"measure": what, "actual": actual, "limit": limit, "declared": declared},
+        f"{what} was {actual:.4g}, over {source} of {limit:.4g}",
+        action,
+        rule=what,
+    )
+
+
+def _operations_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
+    ops = window.extra.get("operations")
+    if not ops:
+        return
+    budget = ctx.budget
+    latency = ops.get("latency_ms") or {}
+    for q, key in (("p95", "p95_ms"), ("p99", "p99_ms")):
+        actual = latency.get(q)
+        if key in budget and actual is not None and actual > budget[key]:
+            yield _budget_finding(
+                f"latency {q} (ms)",
+                actual,
+                budget[key],
+                True,
+                "profile the model call and the feature lookups (fourloops serve's /metrics has both); "
+                "consider a smaller model, a cache, or more workers",
+            )
+    rate = ops.get("fallback_rate")
+    limit = budget.get("fallback_rate", policy.fallback_rate)
+    if rate is not None and rate > limit:
+        yield _budget_finding(
+            "fallback rate",
+            rate,
+            limit,
+            "fallback_rate" in budget,
+            "look at the fallback reasons in the events (timeout, error, open circuit): a slow or failing "
+            "model or store; the fallback's answers are not the model's",
+        )
+    if "max_per_day" in budget and ctx.window_days:
+        per_day = ops["requests"] / ctx.window_days
+        if per_day > budget["max_per_day"]:
+            yield _budget_finding(
+                "predictions per day",
+                per_day,
+                budget["max_per_day"],
+                True,
+                "check who is calling: a retry storm or a new client; rate limits per client can cap it",
+            )
+    for view, shares in (ops.get("coverage") or {}).items():
+        found = shares.get("ok", 0.0)
+        expected = ctx.coverage.get(view)
+        if expected is not None and expected - found > policy.coverage_drop:
+            yield _Finding(
+                AlertKind.COVERAGE.value,
+                Severity.WARNING.value,
+                view,
+                None,
+                {
+                    "found": found,
+                    "training": expected,
+                    "missing": shares.get("missing"),
+                    "expired": shares.get("expired"),
+                },
+                f"features of view {view} were found for {found:.1%} of requests, against {expected:.1%} "
+                "in the training data",
+                f"check the materialisation of view {view} (is it scheduled, and did it run?) and its "
+                "source's freshness: expired values mean the online store is behind",
+            )
+
+
+RULES: tuple[Rule, ...] = (_drift_rule, _performance_rule, _health_rule, _multivariate_rule, _operations_rule)
 
 
 def detect(

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from fourloops.engines.summaries import POSITION, RowWindows, ScorePlan, TimeWin
 from fourloops.errors import ConfigError, SchemaError
 from fourloops.evaluation.alerts import AlertPolicy, RuleContext, detect
 from fourloops.evaluation.assess import Assessment, assess, reference_health
-from fourloops.evaluation.drift.policy import DriftPolicy
+from fourloops.evaluation.drift.methods import MethodResult
+from fourloops.evaluation.drift.policy import ColumnDrift, DriftPolicy, adjust
 from fourloops.evaluation.monitor_result import MonitorResult, WindowResult
-from fourloops.evaluation.multivariate import DomainClassifier
+from fourloops.evaluation.multivariate import DomainClassifier, MultivariateResult
+from fourloops.evaluation.operations import operations, operations_columns
 from fourloops.evaluation.profile import ReferenceProfile, classify, fit_profile
 from fourloops.evaluation.window_metrics import realised
 from fourloops.evaluation.windows import WindowBounds, WindowSpec, WindowStatus, time_origin
@@ -119,7 +122,37 @@ def _multivariate(
         where = " AND ".join([*conditions, *([own] if own else [])]) or None
         sample = cur_scan.sample(columns, classifier.rows, where=where, seed=classifier.seed + window.index)
         verdict = classifier.test(reference_sample, sample, columns)
-        window.multivariate = None if verdict is None else verdict.to_dict()
+        if verdict is None:
+            continue
+        window.multivariate = verdict.to_dict()
+        _adjust_with(window, verdict, profile.policy)
+
+
+def _adjust_with(window: WindowResult, verdict: MultivariateResult, policy: DriftPolicy) -> None:
+    """The window's verdicts again, with the classifier's test in the same Benjamini–Hochberg family.
+
+    So the chance that anything at all alarms in a window where nothing changed stays at alpha.
+    """
+    scopes: list[tuple[str | None, str]] = [(None, c) for c in window.drift]
+    scopes += [(key, c) for key, s in window.segments.items() for c in s.drift]
+    tests = [window.drift[c] if key is None else window.segments[key].drift[c] for key, c in scopes]
+    if window.prediction_drift is not None:
+        tests.append(window.prediction_drift)
+    auc = MethodResult(
+        "domain_classifier", verdict.statistic, verdict.p_value, verdict.statistic, verdict.threshold
+    )
+    tests.append(ColumnDrift("(all columns)", "multivariate", verdict.rows[1], (auc,), policy.alpha))
+    judged = adjust(tests, policy)
+    for (key, column), test in zip(scopes, judged, strict=False):
+        if key is None:
+            window.drift[column] = test
+        else:
+            window.segments[key].drift[column] = test
+    if window.prediction_drift is not None:
+        window.prediction_drift = judged[len(scopes)]
+    mv = judged[-1]
+    assert window.multivariate is not None
+    window.multivariate.update(p_adjusted=mv.p_adjusted, drifted=mv.drifted)
 
 
 def run(
@@ -148,6 +181,9 @@ def run(
     primary: str | None = None,
     multivariate: DomainClassifier | None = None,
     reference_sample: pa.Table | None = None,
+    operational: bool = False,
+    budget: Mapping[str, float] | None = None,
+    coverage: Mapping[str, float] | None = None,
 ) -> MonitorResult:
     """The monitor on two open scans (both doors end here); with ``profile``, no reference scan is read."""
     policy = policy or (profile.policy if profile is not None else DriftPolicy())
@@ -210,10 +246,15 @@ def run(
                 last_window = max(0, -(-(end - origin) // spec.width) - 1)
     elif spec is not None and spec.rows is not None:
         windows = RowWindows(spec.rows)
-    summaries = cur_scan.summarize(
-        judged_profile.plan(windows, label=label if has_labels else None),
-        where=" AND ".join(conditions) or None,
-    )
+    summary_plan = judged_profile.plan(windows, label=label if has_labels else None)
+    if operational:
+        numeric, categorical = operations_columns(cur_types)
+        summary_plan = replace(
+            summary_plan,
+            numeric={**summary_plan.numeric, **numeric},
+            categorical={**summary_plan.categorical, **categorical},
+        )
+    summaries = cur_scan.summarize(summary_plan, where=" AND ".join(conditions) or None)
     how = Assessment(
         windows,
         observed_until,
@@ -239,12 +280,22 @@ def run(
     ref_scores = profile.summaries.scores.get((0, None, None))
     ref_metrics = realised(ref_scores, threshold=threshold, seed=seed) if ref_scores else {}
     primary = primary or (PRIMARY.get(task) if task else None)
+    if operational:
+        for judged_window in judged:
+            ops = operations(summaries, judged_window.index)
+            if ops is not None:
+                judged_window.extra["operations"] = ops
     ctx = RuleContext(
         task,
         primary,
         reference_health(profile),
         {k: v.value for k, v in ref_metrics.items() if v.value is not None},
         profile.prediction,
+        budget=dict(budget or {}),
+        coverage=dict(coverage or {}),
+        window_days=(spec.width.total_seconds() / 86400)
+        if spec is not None and spec.width is not None
+        else None,
     )
     found = detect(judged, alerts, ctx)
     reference = {

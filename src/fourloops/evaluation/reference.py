@@ -7,7 +7,10 @@ for the label) and profiled (:mod:`fourloops.evaluation.profile`). The profile
 is stored with the version; monitoring the event log compares every window
 with it, so a window is judged against what the version was validated on.
 Beside the bins it keeps the task, the decision threshold, the label delay,
-the inputs' importance and the columns' default values.
+the inputs' importance, the columns' default values, each feature view's
+coverage in training (the share of rows that found a value) and the model's
+operating budget, and a uniform sample of up to 1,000 test rows (multivariate
+drift compares windows with it).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ __all__ = ["LABEL", "PREDICTION", "ModelReference", "fit_model_reference", "refe
 
 #: The event tables' columns for the model's output and a label that is a number (binary or regression).
 PREDICTION, LABEL = "prediction", "label_number"
+#: Rows of the reference kept as they are, for the domain classifier (multivariate drift).
+SAMPLE_ROWS = 1000
 
 
 def reference_table(
@@ -61,8 +66,14 @@ class ModelReference:
         label_delay: timedelta | None = None,
         importance: Mapping[str, float] | None = None,
         primary: str | None = None,
+        coverage: Mapping[str, float] | None = None,
+        budget: Mapping[str, float] | None = None,
+        sample: pa.Table | None = None,
     ) -> None:
         self.profile = profile
+        self.sample = sample
+        self.coverage = dict(coverage or {})
+        self.budget = dict(budget or {})
         self.task = task
         self.threshold = threshold
         self.label_delay = label_delay
@@ -83,6 +94,9 @@ class ModelReference:
             "label_delay_s": None if self.label_delay is None else self.label_delay.total_seconds(),
             "importance": self.importance,
             "primary": self.primary,
+            "coverage": self.coverage,
+            "budget": self.budget,
+            "sample": None if self.sample is None else self.sample.to_pydict(),
         }
 
     def to_bytes(self) -> bytes:
@@ -98,6 +112,9 @@ class ModelReference:
             label_delay=None if delay is None else timedelta(seconds=float(delay)),
             importance=d.get("importance") or {},
             primary=d.get("primary"),
+            coverage=d.get("coverage") or {},
+            budget=d.get("budget") or {},
+            sample=pa.table(d["sample"]) if d.get("sample") else None,
         )
 
     @classmethod
@@ -117,6 +134,9 @@ def fit_model_reference(
     importance: Mapping[str, float] | None = None,
     primary: str | None = None,
     policy: DriftPolicy | None = None,
+    coverage: Mapping[str, float] | None = None,
+    budget: Mapping[str, float] | None = None,
+    seed: int = 0,
 ) -> ModelReference:
     """Profile a :func:`reference_table` (inputs, output and label) for monitoring."""
     label = LABEL if task != "multiclass" else None  # the log's class labels are text: metrics need a mapping
@@ -139,4 +159,15 @@ def fit_model_reference(
         label_delay=label_delay,
         importance=importance,
         primary=primary,
+        coverage=coverage,
+        budget=budget,
+        sample=_sample(table.drop_columns([c for c in (PREDICTION, LABEL) if c in table.column_names]), seed),
     )
+
+
+def _sample(table: pa.Table, seed: int) -> pa.Table:
+    """Up to :data:`SAMPLE_ROWS` rows drawn uniformly without replacement (the domain classifier's)."""
+    if table.num_rows <= SAMPLE_ROWS:
+        return table
+    rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, SAMPLE_ROWS, replace=False))
+    return table.take(pa.array(rows))

@@ -84,6 +84,7 @@ class MonitoringOperations(EvaluationOperations):
         alerts: AlertPolicy | None = None,
         compact: bool = True,
         seed: int = 0,
+        multivariate: bool = True,
     ) -> MonitorResult:
         """Monitor model ``name``'s served predictions, window by window, against its reference.
 
@@ -98,9 +99,10 @@ class MonitoringOperations(EvaluationOperations):
         from fourloops.evaluation.alerts import AlertPolicy
         from fourloops.evaluation.drift.policy import DriftPolicy
         from fourloops.evaluation.monitor import run
+        from fourloops.evaluation.multivariate import DomainClassifier
         from fourloops.evaluation.reference import LABEL, PREDICTION
 
-        self.model(name)  # an unknown model is an error naming the defined ones
+        model = self.model(name)
         if compact:
             self.compact_events()
         try:
@@ -153,6 +155,11 @@ class MonitoringOperations(EvaluationOperations):
                 mature=mature,
                 observed_until=until or now,
                 primary=reference.primary,
+                operational=True,
+                budget=model.budget.to_dict() if model.budget is not None else reference.budget,
+                coverage=reference.coverage,
+                multivariate=DomainClassifier(seed=seed) if multivariate else None,
+                reference_sample=reference.sample,
             )
         finally:
             scan.close()
