@@ -35,9 +35,10 @@ PUBLIC = {
     "__version__",
     "gates",
     "monitor",
+    "ope",
 }
 #: Names a package provides on first access (``__getattr__``), not at import.
-LAZY = {"Project", "monitor"}
+LAZY = {"Project", "monitor", "ope"}
 #: Modules that are scripts or configuration rather than importable API.
 NOT_API = ("fourloops.storage.migrations",)
 

@@ -3,8 +3,9 @@
 ``import fourloops as fl`` gives the definitions (``fl.Entity``, ``fl.FileSource``,
 ``fl.FeatureView``, ``fl.Contract``, the field types, ``fl.Model`` with its
 ``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``, ``fl.Budget``
-and ``fl.gates``), ``fl.Project``, and ``fl.monitor`` (drift, data health and
-performance of any two data sets, window by window).
+and ``fl.gates``), ``fl.Project``, ``fl.monitor`` (drift, data health and
+performance of any two data sets, window by window), and ``fl.ope`` (off-policy
+evaluation of a target policy on logged propensities).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     "gates",
     "monitor",
+    "ope",
 ]
 
 
@@ -70,4 +72,8 @@ def __getattr__(name: str) -> object:
         from fourloops.evaluation.monitor import monitor
 
         return monitor
+    if name == "ope":
+        from fourloops.evaluation.ope import ope
+
+        return ope
     raise AttributeError(f"module 'fourloops' has no attribute {name!r}")
