@@ -1,9 +1,9 @@
-"""The evaluation loop's operations on a project (so far: training/serving parity)."""
+"""The evaluation loop's operations on a project: training/serving parity, off-policy evaluation of routes."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fourloops.evaluation.parity import DEFAULT_TOLERANCE, ParityReport, compare_predictions
@@ -11,6 +11,8 @@ from fourloops.project.serving import ServingOperations
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from fourloops.evaluation.ope import OPEResult
 
 __all__ = ["EvaluationOperations"]
 
@@ -109,4 +111,99 @@ class EvaluationOperations(ServingOperations):
             offline,
             tolerance=tolerance,
             skipped=skipped,
+        )
+
+    def ope(
+        self,
+        model: str,
+        policy: Any,
+        *,
+        reward: str = "label_number",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        replicates: int = 1000,
+        confidence: float = 0.95,
+        seed: int = 0,
+        min_ess: float = 100.0,
+        max_unsupported: float = 0.05,
+        compact: bool = True,
+    ) -> OPEResult:
+        """Off-policy evaluation of a routing policy on model ``model``'s served requests.
+
+        Each served request is a round: its action is the route that answered it (``champion``,
+        ``canary``, ``ab:<version>``), logged at one position, with the route's logged
+        ``propensity`` (the share of units routed that way), and its reward the request's
+        label (``reward``: a column of the ``events`` view, default ``label_number``). Requests
+        without a label yet, and shadow copies (no propensity), are left out and counted in the
+        notes; a request counts once (its first event). ``policy`` is one row per route with one
+        probability column (``route,probability``; a frame or a CSV/Parquet path), e.g. the
+        split a candidate routing would use. See :func:`fourloops.evaluation.ope.ope` for the
+        estimators, intervals and verdict.
+
+        Routing draws a unit's route from a hash of its id, so the propensities are the true
+        assignment probabilities only while the split did not change; evaluate a period with one
+        split (``since``/``until``). Leaving unlabelled requests out assumes that whether a label
+        has arrived does not depend on the route; prefer a period whose labels are all due.
+        """
+        from fourloops.errors import SchemaError
+        from fourloops.evaluation.ope import align, evaluate, read_logs, read_policy
+
+        self.model(model)  # an unknown model is an error naming the defined ones
+        if compact:
+            self.compact_events()
+        columns = self.query_events("SELECT * FROM events LIMIT 0", model=model, compact=False).column_names
+        if "propensity" not in columns:  # no compacted events: the view has only its base columns
+            raise SchemaError(f"model {model!r} has no served requests in the event log")
+        if reward not in columns:
+            raise SchemaError(
+                f"the event log has no column {reward!r} for the reward (it has: {', '.join(columns)})"
+            )
+        conditions = ["route <> 'shadow'", "propensity IS NOT NULL"]
+        if since is not None:
+            conditions.append(f"\"at\" >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'")
+        if until is not None:
+            conditions.append(f"\"at\" < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'")
+        quoted = '"' + reward.replace('"', '""') + '"'
+        events = self.query_events(
+            f"SELECT request_id, route AS action, propensity, CAST({quoted} AS DOUBLE) AS reward, "
+            f"coalesce(fallback, false) AS fallback FROM events WHERE {' AND '.join(conditions)} "
+            'QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY "at") = 1 ORDER BY "at", request_id',
+            model=model,
+            compact=False,
+        )
+        served = events.num_rows
+        labelled = events.filter(events["reward"].is_valid())
+        if labelled.num_rows == 0:
+            raise SchemaError(
+                f"model {model!r} has no served request with a {reward!r} in the event log"
+                + (f" ({served} served, none labelled yet)" if served else "")
+            )
+        notes = []
+        if served > labelled.num_rows:
+            notes.append(
+                f"{served - labelled.num_rows} of {served} served requests have no {reward!r} yet: left out"
+            )
+        fallbacks = sum(labelled["fallback"].to_pylist())
+        if fallbacks:
+            notes.append(
+                f"{fallbacks} requests were answered by the fallback; their route is still their action"
+            )
+        logs = read_logs(labelled, what="the event log")
+        target = read_policy(policy)
+        rounds = align(logs, target)
+        return evaluate(
+            rounds,
+            replicates=replicates,
+            confidence=confidence,
+            seed=seed,
+            min_ess=min_ess,
+            max_unsupported=max_unsupported,
+            settings={
+                "model": model,
+                "reward": reward,
+                "since": since.isoformat() if since else None,
+                "until": until.isoformat() if until else None,
+                "served": served,
+            },
+            notes=notes,
         )
