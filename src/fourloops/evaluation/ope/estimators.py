@@ -20,7 +20,10 @@ IPS and SNIPS assume only that the logged propensities are right and that the
 logger gave every (action, position) the target policy takes a positive
 probability (common support; see ``unsupported_mass`` in the diagnostics).
 SNIPS trades a small bias for less variance; DR is unbiased when either the
-propensities or the reward model are right.
+propensities or the reward model are right. With this tabular model, DR equals
+DM whenever every cell the target policy takes was logged and the logged
+propensity is constant within each cell (as under uniform logging): the
+correction term then sums to zero cell by cell.
 
 Every estimator is a function of a handful of sums (:class:`Sums`), so the
 point estimate and all bootstrap replicates (the same sums under resampling
