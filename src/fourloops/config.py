@@ -54,6 +54,13 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     log_format = "text"      # "json": one JSON object per log line (for log shippers)
     access_log = true        # one log line per HTTP request
     shutdown_timeout = "10s" # on SIGTERM, how long in-flight requests may take to finish
+
+    [alerts]
+    sinks = "log"            # where new monitoring alerts go: "log", "webhook" or "log,webhook"
+    webhook = ""             # URL new alerts are POSTed to (JSON), retried, never blocking the monitor
+    webhook_format = "json"  # "slack": a Slack-compatible message (incoming webhooks)
+    webhook_timeout = "5s"
+    webhook_retries = 3
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ from fourloops.errors import ConfigError, DefinitionError
 
 __all__ = [
     "CONFIG_FILE",
+    "AlertsConfig",
     "Config",
     "EngineConfig",
     "ProjectConfig",
@@ -244,6 +252,38 @@ class ServerConfig:
         return self.timeout_ms / 1000 if self.timeout_ms else None
 
 
+#: Sinks an ``alerts.sinks`` list may name.
+ALERT_SINKS = ("log", "webhook")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    sinks: str = "log"  # comma-separated: log, webhook
+    webhook: str = ""  # URL that new alerts are POSTed to
+    webhook_format: str = "json"  # "json" or "slack" (a Slack-compatible message)
+    webhook_timeout: str = "5s"
+    webhook_retries: int = 3
+
+    def __post_init__(self) -> None:
+        for name in self.sink_names:
+            _one_of(name, ALERT_SINKS, "alerts.sinks")
+        if "webhook" in self.sink_names and not self.webhook:
+            raise ConfigError("alerts.sinks names webhook, but alerts.webhook (the URL to post to) is empty")
+        if self.webhook and not self.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"alerts.webhook must be an http(s) URL, got {self.webhook!r}")
+        _one_of(self.webhook_format, ("json", "slack"), "alerts.webhook_format")
+        _seconds(self.webhook_timeout, "alerts.webhook_timeout")
+        _at_least(self.webhook_retries, 0, "alerts.webhook_retries")
+
+    @property
+    def sink_names(self) -> list[str]:
+        return [n.strip() for n in self.sinks.split(",") if n.strip()]
+
+    @property
+    def timeout_seconds(self) -> float:
+        return _seconds(self.webhook_timeout, "alerts.webhook_timeout")
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     name: str = "default"
@@ -259,6 +299,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured path against the project folder."""
@@ -280,6 +321,7 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageConfig,
     "engine": EngineConfig,
     "server": ServerConfig,
+    "alerts": AlertsConfig,
 }
 
 

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from fourloops.clock import ManualClock
+from fourloops.errors import ConfigError
 from fourloops.evaluation.reference import ModelReference
 from fourloops.project import Project
 from fourloops.project.monitoring import REFERENCE_CACHE
+from fourloops.storage import tables
 from fourloops.storage.events import Label
 from trips import T0, prepare_project
 
@@ -170,3 +173,35 @@ def test_budgets_and_feature_coverage_are_checked_on_the_served_traffic(served: 
     budget = [a for a in result.alerts if a.kind == "budget"]
     assert [a.evidence["measure"] for a in budget] == ["latency p99 (ms)"]  # the fallback rate is within
     assert budget[0].evidence["declared"] is True and budget[0].evidence["actual"] > 0.0001
+
+
+def test_alerts_are_kept_once_sent_once_and_can_be_snoozed(
+    served: Path, tmp_path: Path, hook: tuple[str, object]
+) -> None:
+    url, handler = hook
+    copy = tmp_path / "p"
+    shutil.copytree(served, copy)
+    toml = copy / "fourloops.toml"
+    toml.write_text(toml.read_text() + f'\n[alerts]\nsinks = "log,webhook"\nwebhook = "{url}"\n')
+    clock = ManualClock(START + timedelta(days=DAYS, hours=2))
+    with Project.load(copy, env={}, clock=clock) as project:
+        with project.metadata.transaction() as conn:  # forget what earlier tests' runs kept
+            conn.execute(sa.delete(tables.alerts))
+        first = project.monitor("late", window="1d")
+        assert first.settings["new_alerts"] == len(first.alerts) > 0
+        again = project.monitor("late", window="1d")
+        assert again.settings["new_alerts"] == 0  # the same episodes: kept, not sent twice
+        stored = project.alerts("late", limit=len(first.alerts))
+        assert {(a["kind"], a["column"], a["window_start"]) for a in stored} == {
+            (a.kind, a.column, a.start) for a in first.alerts
+        }
+        until = project.snooze("late", "input_drift", duration="2d", column="load", reason="known campaign")
+        assert until == clock() + timedelta(days=2)
+        snoozed = project.monitor("late", window="1d")
+        assert not [a for a in snoozed.alerts if a.kind == "input_drift" and a.column == "load"]
+        with pytest.raises(ConfigError, match="unknown alert kind"):
+            project.snooze("late", "drift", duration="1d")
+        audit = project.metadata.audit_entries("model:late")
+        assert audit[0]["action"] == "snooze" and audit[0]["details"]["column"] == "load"
+    [body] = handler.bodies  # closing the project drained the sender: one post, for the first run
+    assert len(body["alerts"]) == len(first.alerts)

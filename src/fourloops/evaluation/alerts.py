@@ -125,6 +125,9 @@ class AlertPolicy:
         Share of fallback answers that alerts when the model declares no budget for it.
     coverage_drop:
         Drop of a feature view's found share below its training coverage that alerts.
+    min_labels:
+        Fewest labelled rows a window needs for a performance alert (realised, or realised against
+        its estimate: worse than the estimate's interval, by more than ``max_drop``).
     """
 
     consecutive: int = 1
@@ -138,8 +141,11 @@ class AlertPolicy:
     snoozed: tuple[tuple[str, str | None], ...] = ()
     fallback_rate: float = 0.05
     coverage_drop: float = 0.05
+    min_labels: int = 200
 
     def __post_init__(self) -> None:
+        if self.min_labels < 1:
+            raise ConfigError(f"min_labels must be at least 1, got {self.min_labels}")
         if self.consecutive < 1:
             raise ConfigError(f"consecutive must be at least 1, got {self.consecutive}")
         for name in (
@@ -262,6 +268,8 @@ def _performance_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContex
     if metric is None:
         return
     report = window.metrics.get(metric)
+    if report is not None and report.value.rows < policy.min_labels:
+        report = None  # too few labels to judge a drop (the window's metrics still show them)
     if report is not None and report.maturity == "mature" and report.reference is not None:
         v = report.value
         bound = _bound(ctx.task, metric, report.reference, policy.max_drop)
@@ -288,7 +296,12 @@ def _performance_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContex
                 "data that includes the recent windows, and review the segments that fell most",
             )
     check = window.checks.get(metric)
-    if check is not None and check["outside"]:
+    if (
+        report is not None
+        and check is not None
+        and check["worse"]
+        and abs(check["gap"]) >= policy.max_drop * abs(check["estimated"])
+    ):
         yield _Finding(
             AlertKind.PERFORMANCE.value,
             Severity.CRITICAL.value,

@@ -34,7 +34,7 @@ from scipy import stats as scipy_stats
 from sklearn.isotonic import IsotonicRegression
 
 from fourloops.engines.summaries import ScoreSummary
-from fourloops.evaluation.metrics import metric_specs
+from fourloops.evaluation.metrics import higher_is_better, metric_specs
 
 __all__ = [
     "BINARY_METRICS",
@@ -322,5 +322,6 @@ def estimate_check(
             "realised": real.value,
             "gap": real.value - exp.value,
             "outside": not (exp.low <= real.value <= exp.high),
+            "worse": real.value < exp.low if higher_is_better("binary", name) else real.value > exp.high,
         }
     return out

@@ -85,6 +85,7 @@ class MonitoringOperations(EvaluationOperations):
         compact: bool = True,
         seed: int = 0,
         multivariate: bool = True,
+        record: bool = True,
     ) -> MonitorResult:
         """Monitor model ``name``'s served predictions, window by window, against its reference.
 
@@ -95,6 +96,10 @@ class MonitoringOperations(EvaluationOperations):
         posted so far are joined; a window whose labels cannot all have arrived
         yet (its end plus the model's label delay is after now) is ``pending``.
         Windows by time on the event time (``at``) or by row count.
+
+        With ``record`` (the default) the alerts are kept in the metadata store, one row per
+        episode, and those not seen by an earlier run go to the configured sinks (``[alerts]``:
+        a log line, a webhook), in the background. Snoozed alerts (:meth:`snooze`) are left out.
         """
         from fourloops.evaluation.alerts import AlertPolicy
         from fourloops.evaluation.drift.policy import DriftPolicy
@@ -120,10 +125,16 @@ class MonitoringOperations(EvaluationOperations):
         if route not in {"champion", "canary", "shadow"} and not route.startswith("ab:"):
             raise ConfigError(f"route must be champion, canary, shadow or ab:<version>, got {route!r}")
         importance = reference.importance
-        alerts = alerts or AlertPolicy(importance=importance)
-        if not alerts.importance and importance:
-            alerts = AlertPolicy(**{**alerts.__dict__, "importance": importance})
         now = self.clock()
+        alerts = alerts or AlertPolicy(importance=importance)
+        snoozed = tuple(self.alert_log.snoozed(name, at=now))
+        alerts = AlertPolicy(
+            **{
+                **alerts.__dict__,
+                "importance": alerts.importance or importance,
+                "snoozed": (*alerts.snoozed, *snoozed),
+            }
+        )
         delay = reference.label_delay or timedelta(0)
 
         def mature(b: WindowBounds) -> bool:
@@ -163,6 +174,13 @@ class MonitoringOperations(EvaluationOperations):
             )
         finally:
             scan.close()
+        if record:
+            fresh = self.alert_log.record(
+                name, recorded.version, route, [a.to_dict() for a in result.alerts], at=now
+            )
+            new = [a for a, is_new in zip(result.alerts, fresh, strict=True) if is_new]
+            result.settings["new_alerts"] = len(new)
+            self.alert_dispatcher.submit(name, new)
         result.settings.update(
             {
                 "model": name,
@@ -184,6 +202,29 @@ class MonitoringOperations(EvaluationOperations):
                 f"monitor it with --version {g['version']} --route {g['route']}"
             )
         return result
+
+    def alerts(self, name: str | None = None, *, limit: int = 100) -> list[dict[str, object]]:
+        """Stored alerts (of model ``name``, or all), newest first."""
+        return self.alert_log.alerts(name, limit=limit)
+
+    def snooze(
+        self, name: str, kind: str, *, duration: str | timedelta, column: str | None = None, reason: str = ""
+    ) -> datetime:
+        """Silence ``kind`` alerts of model ``name`` (of ``column``, or every column) for ``duration``.
+
+        Returns when the snooze ends. Audited.
+        """
+        from fourloops.definitions.durations import parse_duration
+        from fourloops.evaluation.alerts import AlertKind
+
+        self.model(name)
+        kinds = [k.value for k in AlertKind]
+        if kind not in kinds:
+            raise ConfigError(f"unknown alert kind {kind!r}; choose from {', '.join(kinds)}")
+        length = duration if isinstance(duration, timedelta) else parse_duration(duration, what="snooze")
+        now = self.clock()
+        self.alert_log.snooze(name, kind, until=now + length, column=column, reason=reason, at=now)
+        return now + length
 
     def report(self, name: str, out: str | Path, **monitor_args: object) -> MonitorResult:
         """Monitor model ``name`` and write the self-contained HTML report to ``out``."""

@@ -24,8 +24,10 @@ from fourloops.storage.online import OnlineStore, open_online_store
 
 if TYPE_CHECKING:
     from fourloops.engines import Engine
+    from fourloops.evaluation.sinks import Dispatcher
     from fourloops.ingestion.offline_store import OfflineStore
     from fourloops.registry.models import ModelRegistry
+    from fourloops.storage.alert_log import AlertLog
     from fourloops.storage.artifacts import ArtifactStore
     from fourloops.storage.events import EventStore
     from fourloops.storage.events.columnar import EventTables
@@ -77,6 +79,29 @@ class Stores(ProjectBase):
         from fourloops.registry.models import ModelRegistry
 
         return ModelRegistry(self.metadata)
+
+    @cached_property
+    def alert_log(self) -> AlertLog:
+        """The monitor's alerts (one row per episode) and snoozes, on the metadata database."""
+        from fourloops.storage.alert_log import AlertLog
+
+        return AlertLog(self.metadata)
+
+    @cached_property
+    def alert_dispatcher(self) -> Dispatcher:
+        """Sends new alerts to the configured sinks in the background (drained when the project closes)."""
+        from fourloops.evaluation.sinks import Dispatcher, sinks_from
+
+        a = self.config.alerts
+        return Dispatcher(
+            sinks_from(
+                a.sink_names,
+                webhook=a.webhook,
+                webhook_format=a.webhook_format,
+                timeout=a.timeout_seconds,
+                retries=a.webhook_retries,
+            )
+        )
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
@@ -149,7 +174,12 @@ class Stores(ProjectBase):
         return key
 
     def close(self) -> None:
-        """Release database connections and files."""
+        """Release database connections and files (after handing queued alerts to their sinks)."""
+        dispatcher = self.__dict__.pop("alert_dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.close(
+                timeout=self.config.alerts.timeout_seconds * (self.config.alerts.webhook_retries + 1)
+            )
         for name in ("metadata", "online", "event_store"):
             store = self.__dict__.pop(name, None)
             if store is not None:

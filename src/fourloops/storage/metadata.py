@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ __all__ = ["DefinitionRecord", "MetadataStore", "default_actor"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. A database already there is opened without loading Alembic
 #: (a server starts faster); a test checks this against the migrations folder.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 #: How long a SQLite writer waits for a lock before failing (seconds).
 SQLITE_BUSY_TIMEOUT = 30
 
@@ -104,6 +104,10 @@ class MetadataStore:
 
     def _safe_url(self) -> str:
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A connection in a transaction; database errors come out as :class:`StoreError`."""
+        return self._begin()
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alert_snoozes",
+    "alerts",
     "alias_events",
     "aliases",
     "audit_log",
@@ -206,4 +208,44 @@ routing_events = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("reason", Text, nullable=False),
     Index("ix_routing_events_model", "model", "id"),
+)
+
+#: One row per alert episode of the monitor (updated, not repeated, when a later run sees it again).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("route", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("column_name", String(400), nullable=True),
+    Column("segment", String(400), nullable=True),
+    Column("window_start", DateTime(timezone=True), nullable=True),
+    Column("window_end", DateTime(timezone=True), nullable=True),
+    Column("windows", Integer, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("key", name="uq_alerts_key"),
+    Index("ix_alerts_model", "model", "id"),
+)
+
+#: Alerts of a kind (for one column, or all) of a model silenced until a time.
+alert_snoozes = Table(
+    "alert_snoozes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("column_name", String(400), nullable=True),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_alert_snoozes_model", "model", "until"),
 )
