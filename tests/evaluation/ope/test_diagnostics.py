@@ -70,8 +70,10 @@ def test_every_weight_zero_gives_no_snips_and_zero_diagnostics() -> None:
     policy = pl.DataFrame({"action": ["a", "b"], "probability": [0.0, 1.0]})
     result = fl.ope(logs, policy, replicates=50)
     d = result.to_dict()
-    assert d["estimates"]["snips"] == {"value": None, "low": None, "high": None}
-    assert d["estimates"]["ips"]["value"] == 0.0
+    assert d["unreliable_estimates"]["snips"] == {"value": None, "low": None, "high": None}
+    assert d["unreliable_estimates"]["ips"]["value"] == 0.0
+    # Inconclusive is not a number: every estimate of the answer is null.
+    assert all(e == {"value": None, "low": None, "high": None} for e in d["estimates"].values())
     assert d["diagnostics"] == {"ess": 0.0, "max_weight_share": 0.0, "unsupported_mass": 1.0}
     assert d["verdict"] == "inconclusive"
     json.dumps(d, allow_nan=False)

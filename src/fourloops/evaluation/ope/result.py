@@ -41,7 +41,8 @@ class OPEResult:
     """Estimates of the target policy's value on ``rounds`` logged rounds, their diagnostics and verdict.
 
     ``logged_value`` is the mean reward in the logs (the logging policy's value). With verdict
-    ``inconclusive``, ``reason`` says why and the estimates are not to be read as answers.
+    ``inconclusive``, ``reason`` says why and the JSON's estimates are null (the computed values,
+    not to be read as answers, are under ``unreliable_estimates``).
     """
 
     rounds: int
@@ -55,10 +56,14 @@ class OPEResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values (see the module's docstring)."""
+        computed = {name: e.to_dict() for name, e in self.estimates.items()}
+        conclusive = self.verdict == Verdict.OK
         return {
             "rounds": self.rounds,
             "logged_value": _finite(self.logged_value),
-            "estimates": {name: e.to_dict() for name, e in self.estimates.items()},
+            # Inconclusive is not a number: the estimates are null, what was computed is kept apart.
+            "estimates": computed if conclusive else {n: dict.fromkeys(e, None) for n, e in computed.items()},
+            **({} if conclusive else {"unreliable_estimates": computed}),
             "diagnostics": {k: _finite(v) for k, v in self.diagnostics.to_dict().items()},
             "verdict": self.verdict.value,
             "reason": self.reason,
