@@ -205,3 +205,28 @@ def test_alerts_are_kept_once_sent_once_and_can_be_snoozed(
         assert audit[0]["action"] == "snooze" and audit[0]["details"]["column"] == "load"
     [body] = handler.bodies  # closing the project drained the sender: one post, for the first run
     assert len(body["alerts"]) == len(first.alerts)
+
+
+def test_alerts_and_snooze_commands(served: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fourloops.cli import app as cli
+
+    copy = tmp_path / "p"
+    shutil.copytree(served, copy)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["monitor", "late", "-p", str(copy), "--json"]).exit_code == 0
+    listed = runner.invoke(cli, ["alerts", "late", "-p", str(copy), "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert {"input_drift", "prediction_drift"} <= {r["kind"] for r in rows}
+    table = runner.invoke(cli, ["alerts", "-p", str(copy)])
+    assert table.exit_code == 0 and "input_drift" in table.stdout and "load" in table.stdout
+    done = runner.invoke(
+        cli, ["snooze", "late", "input_drift", "--for", "3d", "--column", "load", "-p", str(copy)]
+    )
+    assert done.exit_code == 0 and "snoozed until" in done.stdout
+    bad = runner.invoke(cli, ["snooze", "late", "drift", "--for", "3d", "-p", str(copy)])
+    assert bad.exit_code != 0 and "unknown alert kind 'drift'" in bad.output
+    worse = runner.invoke(cli, ["snooze", "late", "input_drift", "--for", "soon", "-p", str(copy)])
+    assert worse.exit_code != 0 and "Traceback" not in worse.output

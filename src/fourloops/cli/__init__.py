@@ -8,10 +8,20 @@ commands live in one module per loop; importing them registers them on
 
 from __future__ import annotations
 
-from fourloops.cli import adaptation, evaluation, inference, ingestion, project
+from fourloops.cli import adaptation, alerts, evaluation, inference, ingestion, project
 from fourloops.cli.common import app, handle_errors
 
-__all__ = ["adaptation", "app", "evaluation", "handle_errors", "inference", "ingestion", "main", "project"]
+__all__ = [
+    "adaptation",
+    "alerts",
+    "app",
+    "evaluation",
+    "handle_errors",
+    "inference",
+    "ingestion",
+    "main",
+    "project",
+]
 
 
 def main() -> None:

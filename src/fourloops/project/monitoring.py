@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import ConfigError, NotFoundError
@@ -203,7 +203,7 @@ class MonitoringOperations(EvaluationOperations):
             )
         return result
 
-    def alerts(self, name: str | None = None, *, limit: int = 100) -> list[dict[str, object]]:
+    def alerts(self, name: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         """Stored alerts (of model ``name``, or all), newest first."""
         return self.alert_log.alerts(name, limit=limit)
 
