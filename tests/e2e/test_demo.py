@@ -97,3 +97,16 @@ def test_the_full_year_replay_stops_where_the_weather_does(tmp_path: Path) -> No
     assert "3 of 3 weather reads fresh" in highlights and "weather ok" in highlights
     html = (out / "report.html").read_text()
     assert "Where the served features came from" in html and "holidays" not in html
+    # The evaluation loop: December's traffic against a champion profiled on late summer.
+    ev = summary["loops"]["evaluation"]
+    assert [w["rows"] for w in ev["windows"]] and sum(w["rows"] for w in ev["windows"]) == inf[
+        "events_logged"
+    ]
+    assert all("temp" in w["drifted"] for w in ev["windows"] if w["status"] == "ok")
+    weather = {a["column"] for a in ev["alerts"] if a["kind"] == "input_drift" and a["segment"] is None}
+    assert {"temp", "dewp"} <= weather
+    assert all(a["action"] and a["evidence"] for a in ev["alerts"])
+    assert "the seasons as a real shift" in highlights
+    assert "Evaluation: monitoring the served traffic" in html and "monitoring.html" in html
+    monitoring = (out / "monitoring.html").read_text()
+    assert monitoring.startswith("<!doctype html>") and "input_drift" in monitoring

@@ -182,6 +182,8 @@ def render_report(summary: dict[str, Any]) -> str:
         parts.extend(_adaptation(summary["loops"]["adaptation"]))
     if summary["loops"].get("inference", {}).get("requests"):
         parts.extend(_inference(summary["loops"]["inference"]))
+    if summary["loops"].get("evaluation"):
+        parts.extend(_evaluation(summary["loops"]["evaluation"]))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -298,6 +300,38 @@ def _adaptation(ad: dict[str, Any]) -> list[str]:
         f"<p>Artifacts verified against their SHA-256: {ad['artifacts_verified']} of {ad['artifacts']}.</p>"
     )
     return parts
+
+
+def _evaluation(ev: dict[str, Any]) -> list[str]:
+    """The monitoring of the served traffic: windows, alerts with their playbook, the full report."""
+    windows = _table(
+        ["day", "requests", "status", "drifted columns", "prediction drift", "ROC-AUC", "estimated"],
+        [
+            [
+                (w["start"] or "")[:10],
+                w["rows"],
+                w["status"],
+                ", ".join(w["drifted"]) or "–",
+                "yes" if w["prediction_drifted"] else "–",
+                "–" if w["roc_auc"] is None else round(w["roc_auc"], 3),
+                "–" if w["estimated_roc_auc"] is None else round(w["estimated_roc_auc"], 3),
+            ]
+            for w in ev["windows"]
+        ],
+    )
+    alerts = _table(
+        ["severity", "kind", "column", "why", "what to do"],
+        [[a["severity"], a["kind"], a["column"] or "–", a["cause"], a["action"]] for a in ev["alerts"]],
+    )
+    return [
+        "<h2>Evaluation: monitoring the served traffic</h2>",
+        f"<p>Each day of served predictions against the champion's reference (v{ev['version']}, "
+        f"profiled on its {ev['reference_rows']:,} test rows at training). The full report, with "
+        f'charts: <a href="{escape(ev["report"])}">{escape(ev["report"])}</a>.</p>',
+        windows,
+        "<h3>Alerts</h3>",
+        alerts if ev["alerts"] else "<p>No alerts.</p>",
+    ]
 
 
 def _inference(inf: dict[str, Any]) -> list[str]:

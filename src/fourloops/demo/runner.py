@@ -25,7 +25,15 @@ project folder under ``--out``:
    against it on the same test rows, promoted if its gates pass, then rolled
    back in one command to show the journal.
 
-Writes ``report.html`` and ``summary.json`` into ``--out``.
+5. **inference** — the champion behind the real HTTP server: December's
+   flights replayed as requests, labels arriving later through ``/v1/labels``,
+   training/serving parity checked.
+6. **evaluation** — the served traffic monitored day by day against the
+   champion's reference (its late-summer test rows): drift, data health,
+   realised and estimated performance, alerts with a playbook; the seasons
+   are the real shift it finds.
+
+Writes ``report.html``, ``monitoring.html`` and ``summary.json`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -190,6 +198,10 @@ def run_demo(
     # 5. inference: the champion behind the real HTTP server, replayed traffic, delayed labels
     summary["loops"]["inference"] = replay_traffic(project_dir, end, seed, say)
 
+    # 6. evaluation: the served traffic monitored against the champion's reference
+    if summary["loops"]["inference"].get("requests"):
+        summary["loops"]["evaluation"] = _monitor(project_dir, out, say)
+
     summary["seconds"] = round(time.perf_counter() - started, 2)
     summary["highlights"] = _highlights(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -257,6 +269,38 @@ def _adaptation(project: Project, end: datetime, seed: int, say: Callable[[str],
         "journal": [e.to_dict() for e in project.registry.alias_history("delay")],
         "artifacts_verified": sum(r["ok"] for r in verified),
         "artifacts": len(verified),
+    }
+
+
+def _monitor(project_dir: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Monitor the replayed traffic, day by day, against the champion's reference; write its report.
+
+    The champion was trained on the first two thirds of the year and profiled on its newest test
+    rows (late summer); the replayed flights are December's, so the seasons themselves are the
+    shift the monitor should find (colder, darker, windier days than the model was judged on).
+    """
+    say("monitoring the served traffic against the champion's reference")
+    with Project.load(project_dir) as project:
+        result = project.monitor("delay", window="1d", notify=False)  # kept (fourloops alerts), not logged
+    result.to_html(out / "monitoring.html", title="delay: monitoring the replayed traffic")
+    d = result.to_dict()
+    return {
+        "report": "monitoring.html",
+        "version": d["settings"].get("version"),
+        "reference_rows": d["reference"]["rows"],
+        "windows": [
+            {
+                "start": w["start"],
+                "rows": w["rows"],
+                "status": w["status"],
+                "drifted": sorted(c for c, v in w["drift"].items() if v["drifted"]),
+                "prediction_drifted": bool(w["prediction_drift"] and w["prediction_drift"]["drifted"]),
+                "roc_auc": (w["metrics"].get("roc_auc") or {}).get("value"),
+                "estimated_roc_auc": (w["estimated"].get("roc_auc") or {}).get("value"),
+            }
+            for w in d["windows"]
+        ],
+        "alerts": d["alerts"],
     }
 
 
@@ -339,6 +383,22 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
             lines.append(
                 f"labels via /v1/labels: {inference['labels']['inserted']:,} joined; ROC-AUC of served "
                 f"predictions {inference['served_roc_auc']:.3f} on flights of {first} to {last}"
+            )
+    evaluation = summary["loops"].get("evaluation")
+    if evaluation:
+        alerts = evaluation["alerts"]
+        severities = {s: sum(a["severity"] == s for a in alerts) for s in ("critical", "warning", "info")}
+        lines.append(
+            f"monitoring {len(evaluation['windows'])} days of served traffic against "
+            f"v{evaluation['version']}'s reference: {len(alerts)} alerts ("
+            + ", ".join(f"{n} {s}" for s, n in severities.items() if n)
+            + ")"
+        )
+        overall = [a for a in alerts if a["kind"] == "input_drift" and a["segment"] is None]
+        strongest = max(overall, key=lambda a: a["evidence"].get("effect") or 0.0, default=None)
+        if strongest is not None:
+            lines.append(
+                f"the seasons as a real shift: {strongest['cause']}; playbook: {strongest['action']}"
             )
     online = summary["loops"]["online"]
     statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]

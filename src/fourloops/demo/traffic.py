@@ -36,7 +36,7 @@ from fourloops.testing import ThreadedServer
 __all__ = ["replay_traffic", "weather_published"]
 
 #: Flights replayed through the server (the last ones before the end of the window).
-REPLAY_FLIGHTS = 1500
+REPLAY_FLIGHTS = 3000
 #: Share of requests corrupted on purpose to show 4xx rejections.
 CORRUPT_SHARE = 0.02
 REQUEST_FIELDS = ("origin", "carrier", "distance", "hour", "tailnum")

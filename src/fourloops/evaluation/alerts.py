@@ -4,7 +4,8 @@ A rule looks at every window and says whether its condition holds (for a
 column, a segment, or the model as a whole). An alert is raised once per
 **episode**: when the condition has held for ``consecutive`` windows in a row
 (hysteresis), and not again until it has stopped holding; windows that are
-too small to judge neither extend nor break an episode. Each alert carries
+too small to judge, or not whole (``incomplete``), neither extend nor break an
+episode and raise nothing. Each alert carries
 the numbers behind it (``evidence``), what probably happened (``cause``) and
 what to do next (``action``).
 
@@ -482,8 +483,8 @@ def detect(
     streak: dict[tuple[str, str | None, str | None, str], list[int]] = {}
     raised: dict[tuple[str, str | None, str | None, str], int] = {}
     for window in windows:
-        if window.status == WindowStatus.TOO_FEW_ROWS:
-            continue  # too small to judge: neither extends nor breaks an episode
+        if window.status != WindowStatus.OK:
+            continue  # too small, or not whole: judged and shown, but neither extends nor breaks an episode
         holding: set[tuple[str, str | None, str | None, str]] = set()
         for rule in rules:
             for f in rule(window, policy, ctx):

@@ -50,6 +50,7 @@ class Assessment:
 
     windows: TimeWindows | RowWindows | None
     observed_until: datetime | None = None
+    observed_from: datetime | None = None
     mature: Callable[[WindowBounds], bool] = field(default=lambda _b: True)
     threshold: float = 0.5
     seed: int = 0
@@ -187,6 +188,7 @@ def assess(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> 
             first_row=info.first_row,
             last_row=info.last_row,
             observed_until=how.observed_until,
+            observed_from=how.observed_from,
             min_rows=policy.min_rows,
         )
         window = WindowResult(b)

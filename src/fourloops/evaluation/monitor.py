@@ -220,6 +220,7 @@ def run(
         notes.append(f"the current data lacks {', '.join(missing)}: counted as null in every window")
     judged_profile = profile.without(missing)
     conditions = [f"({where})"] if where else []
+    observed_from: datetime | None = None
     windows: TimeWindows | RowWindows | None = None
     first_window = last_window = None
     if timestamp is not None:
@@ -241,6 +242,7 @@ def run(
                 last.replace(tzinfo=last.tzinfo or UTC) + timedelta(microseconds=1) if last else None
             )
             observed_until = observed_until or end
+            observed_from = since or (first if first is None or first.tzinfo else first.replace(tzinfo=UTC))
             first_window = 0
             if end is not None:
                 last_window = max(0, -(-(end - origin) // spec.width) - 1)
@@ -257,13 +259,14 @@ def run(
     summaries = cur_scan.summarize(summary_plan, where=" AND ".join(conditions) or None)
     how = Assessment(
         windows,
-        observed_until,
-        mature or (lambda _b: True),
-        threshold,
-        seed,
-        has_labels,
-        first_window,
-        last_window,
+        observed_until=observed_until,
+        observed_from=observed_from,
+        mature=mature or (lambda _b: True),
+        threshold=threshold,
+        seed=seed,
+        has_labels=has_labels,
+        first_window=first_window,
+        last_window=last_window,
     )
     judged = assess(judged_profile, summaries, how)
     if multivariate is not None:

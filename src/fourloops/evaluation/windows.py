@@ -6,10 +6,12 @@ the data. Time windows of whole days start at midnight UTC of the first day
 (or of ``since``); shorter ones at a multiple of their width since the Unix
 epoch. Windows in between with no rows are kept (a gap in traffic is news).
 
-A window is ``incomplete`` when the data does not cover it to its end: the
-last window by row count with fewer rows than the others, or a time window
-that ends after the end of observation (``until``, or the moment of the
-last row). A window with fewer rows than the drift policy's minimum is
+A window is ``incomplete`` when the data does not cover it whole: the last
+window by row count with fewer rows than the others, or a time window that
+ends after the end of observation (``until``, or the moment of the last row)
+or starts before its beginning (``since``, or the first row): a day seen only
+from noon on has another mix of hours than a whole one. Incomplete windows
+are judged and shown, but raise no alert. A window with fewer rows than the drift policy's minimum is
 ``too_few_rows`` and gets no verdict.
 
 >>> spec = WindowSpec.parse("7d")
@@ -109,13 +111,16 @@ def bounds(
     last_row: int | None,
     observed_until: datetime | None,
     min_rows: int,
+    observed_from: datetime | None = None,
 ) -> WindowBounds:
     """The bounds and status of window ``index`` holding ``rows`` rows."""
     start = end = None
     complete = True
     if isinstance(windows, TimeWindows):
         start, end = windows.bounds(index)
-        complete = observed_until is None or end <= observed_until
+        complete = (observed_until is None or end <= observed_until) and (
+            observed_from is None or observed_from <= start
+        )
     elif isinstance(windows, RowWindows):
         complete = rows >= windows.size
         first_row = index * windows.size if first_row is None else first_row

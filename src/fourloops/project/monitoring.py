@@ -86,6 +86,7 @@ class MonitoringOperations(EvaluationOperations):
         seed: int = 0,
         multivariate: bool = True,
         record: bool = True,
+        notify: bool = True,
     ) -> MonitorResult:
         """Monitor model ``name``'s served predictions, window by window, against its reference.
 
@@ -99,7 +100,8 @@ class MonitoringOperations(EvaluationOperations):
 
         With ``record`` (the default) the alerts are kept in the metadata store, one row per
         episode, and those not seen by an earlier run go to the configured sinks (``[alerts]``:
-        a log line, a webhook), in the background. Snoozed alerts (:meth:`snooze`) are left out.
+        a log line, a webhook), in the background (not with ``notify=False``). Snoozed alerts
+        (:meth:`snooze`) are left out.
         """
         from fourloops.evaluation.alerts import AlertPolicy
         from fourloops.evaluation.drift.policy import DriftPolicy
@@ -180,7 +182,8 @@ class MonitoringOperations(EvaluationOperations):
             )
             new = [a for a, is_new in zip(result.alerts, fresh, strict=True) if is_new]
             result.settings["new_alerts"] = len(new)
-            self.alert_dispatcher.submit(name, new)
+            if notify:
+                self.alert_dispatcher.submit(name, new)
         result.settings.update(
             {
                 "model": name,
