@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 if TYPE_CHECKING:
+    from fourloops.evaluation.alerts import Alert
     from fourloops.evaluation.monitor_result import MonitorResult, WindowResult
 
 __all__ = ["render"]
@@ -78,25 +79,45 @@ def _chart(fig: go.Figure, height: int = 360) -> str:
     return f'<div class="chart">{html}</div>'
 
 
+def _alert_row(a: Alert, labels: dict[int, str]) -> str:
+    evidence = ", ".join(f"{k}={_fmt(v)}" for k, v in a.evidence.items() if not isinstance(v, dict | list))
+    where = " · ".join(x for x in (a.column, a.segment) if x) or "model"
+    more = f" (+{len(a.windows) - 1})" if len(a.windows) > 1 else ""
+    return (
+        f'<tr><td><span class="sev {a.severity}">{a.severity}</span></td><td>{escape(a.kind)}</td>'
+        f"<td>{escape(where)}</td><td>{escape(labels.get(a.window, str(a.window)))}{more}</td>"
+        f"<td>{escape(a.cause)}<details><summary>evidence</summary><code>{escape(evidence)}</code></details></td>"
+        f"<td>{escape(a.action)}</td></tr>"
+    )
+
+
 def _alerts(result: MonitorResult, labels: dict[int, str]) -> str:
+    """Alerts, most severe first and, within a severity, the strongest (importance × effect) first;
+    informational ones folded away."""
     if not result.alerts:
         return '<p class="none">No alerts: nothing crossed a rule in any window.</p>'
-    rows = []
     order = {"critical": 0, "warning": 1, "info": 2}
-    for a in sorted(result.alerts, key=lambda a: (order.get(a.severity, 3), a.window)):
-        evidence = ", ".join(
-            f"{k}={_fmt(v)}" for k, v in a.evidence.items() if not isinstance(v, dict | list)
+    importance = result.settings.get("importance") or {}
+
+    def strength(a: Alert) -> float:
+        effect = a.evidence.get("effect")
+        weight = float(importance.get(a.column, 1.0)) if a.column else 1.0
+        return -(float(effect) * weight) if isinstance(effect, int | float) else 0.0
+
+    ranked = sorted(
+        result.alerts, key=lambda a: (order.get(a.severity, 3), a.segment is not None, strength(a))
+    )
+    head = f"<thead>{_head('severity', 'kind', 'where', 'first window', 'why', 'what to do')}</thead>"
+    main = [_alert_row(a, labels) for a in ranked if a.severity != "info"]
+    info = [_alert_row(a, labels) for a in ranked if a.severity == "info"]
+    parts = [f"<table>{head}<tbody>{''.join(main)}</tbody></table>"] if main else []
+    if info:
+        parts.append(
+            f"<details><summary>{len(info)} informational alert{'s' if len(info) > 1 else ''} "
+            "(drift on less important features, per-segment changes, the domain classifier)</summary>"
+            f"<table>{head}<tbody>{''.join(info)}</tbody></table></details>"
         )
-        where = " · ".join(x for x in (a.column, a.segment) if x) or "model"
-        rows.append(
-            f'<tr><td><span class="sev {a.severity}">{a.severity}</span></td><td>{escape(a.kind)}</td>'
-            f"<td>{escape(where)}</td><td>{escape(labels.get(a.window, str(a.window)))}"
-            f"{' (+' + str(len(a.windows) - 1) + ')' if len(a.windows) > 1 else ''}</td>"
-            f"<td>{escape(a.cause)}<details><summary>evidence</summary><code>{escape(evidence)}</code></details></td>"
-            f"<td>{escape(a.action)}</td></tr>"
-        )
-    head = _head("severity", "kind", "where", "first window", "why", "what to do")
-    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    return "".join(parts)
 
 
 def _performance(result: MonitorResult, labels: list[str]) -> str:
@@ -219,6 +240,7 @@ def _drift(result: MonitorResult, labels: list[str]) -> str:
         )
     )
     fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(type="category")  # window labels, not a time axis
     height = max(260, 26 * len(columns) + 120)
     intro = (
         "<p>Each cell is a column's effect size in a window divided by its floor (1 or more and significant "
