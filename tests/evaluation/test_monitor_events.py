@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +230,63 @@ def test_alerts_and_snooze_commands(served: Path, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "unknown alert kind 'drift'" in bad.output
     worse = runner.invoke(cli, ["snooze", "late", "input_drift", "--for", "soon", "-p", str(copy)])
     assert worse.exit_code != 0 and "Traceback" not in worse.output
+
+
+def test_both_doors_give_the_same_json_on_the_same_rows(served: Path) -> None:
+    """The event log's door and the two-files door, on the same rows, judge the same way."""
+    import fourloops as fl
+    from fourloops.adaptation.training import prepare_data
+    from fourloops.evaluation.reference import reference_table
+    from fourloops.registry.loading import load_version
+
+    until = START + timedelta(days=DAYS)
+    clock = ManualClock(until + timedelta(hours=2))
+    with Project.load(served, env={}, clock=clock) as project:
+        events_door = project.monitor("late", window="1d", until=until, multivariate=False, record=False)
+        version = project.registry.get_version("late", 1)
+        model = project.model("late")
+        data = prepare_data(
+            model,
+            root=project.root,
+            views=project.feature_views,
+            join=project._join,
+            cutoff=datetime.fromisoformat(version.lineage["cutoff"]),
+        )
+        predictor = load_version(project.artifacts, version, task="binary")
+        reference = reference_table(
+            data.split.test, data.encoder.names, predictor.predict(data.X_test), data.y_test, task="binary"
+        )
+        current = project.query_events(
+            "SELECT \"at\", station, \"load\", rain, prediction, label_number FROM events "
+            "WHERE version = 1 AND route = 'champion' ORDER BY \"at\"",
+            model="late",
+        )
+    files_door = fl.monitor(
+        reference,
+        current,
+        timestamp="at",
+        window="1d",
+        label="label_number",
+        score="prediction",
+        segments=["station"],
+        until=until,
+        multivariate=False,
+    )
+    a, b = events_door.to_dict(), files_door.to_dict()
+    assert a["reference"]["rows"] == b["reference"]["rows"]
+    assert len(a["windows"]) == len(b["windows"]) == DAYS
+    for x, y in zip(a["windows"], b["windows"], strict=True):
+        for key in (
+            "index",
+            "start",
+            "end",
+            "rows",
+            "status",
+            "drift",
+            "prediction_drift",
+            "health",
+            "metrics",
+            "estimated",
+            "segments",
+        ):
+            assert x[key] == y[key], key
