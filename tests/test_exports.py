@@ -15,6 +15,12 @@ import fourloops as fl
 PUBLIC = {
     "Bool",
     "Budget",
+    "Canary",
+    "Check",
+    "Full",
+    "Retrain",
+    "Rollout",
+    "Shadow",
     "Category",
     "Contract",
     "Cost",

@@ -2,8 +2,9 @@
 
 ``import fourloops as fl`` gives the definitions (``fl.Entity``, ``fl.FileSource``,
 ``fl.FeatureView``, ``fl.Contract``, the field types, ``fl.Model`` with its
-``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``, ``fl.Budget``
-and ``fl.gates``), ``fl.Project``, ``fl.monitor`` (drift, data health and
+``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``, ``fl.Budget``,
+``fl.Rollout`` with its stages ``fl.Shadow``/``fl.Canary``/``fl.Full`` and ``fl.Check``,
+``fl.Retrain`` and ``fl.gates``), ``fl.Project``, ``fl.monitor`` (drift, data health and
 performance of any two data sets, window by window), and ``fl.ope`` (off-policy
 evaluation of a target policy on logged propensities).
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 from fourloops.definitions import (
     Bool,
     Budget,
+    Canary,
     Category,
+    Check,
     Contract,
     Cost,
     Entity,
@@ -21,10 +24,14 @@ from fourloops.definitions import (
     FeatureView,
     FileSource,
     Float,
+    Full,
     Int,
     Label,
     Model,
     Objective,
+    Retrain,
+    Rollout,
+    Shadow,
     String,
     TimeSplit,
     Timestamp,
@@ -37,6 +44,12 @@ __version__ = "0.1.0"
 __all__ = [
     "Bool",
     "Budget",
+    "Canary",
+    "Check",
+    "Full",
+    "Retrain",
+    "Rollout",
+    "Shadow",
     "Category",
     "Contract",
     "Cost",

@@ -128,7 +128,9 @@ class Comparison:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731
+        def finite(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
         return {
             "difference": finite(self.difference),
             "low": finite(self.low),

@@ -21,12 +21,21 @@ from fourloops.definitions.fields import (
     UnknownPolicy,
 )
 from fourloops.definitions.model import Cost, Fallback, Label, Model, Objective, Task, TimeSplit
+from fourloops.definitions.retrain import Retrain
+from fourloops.definitions.rollout import Canary, Check, Full, Rollout, RolloutStage, Shadow
 from fourloops.definitions.source import FileSource
 
 __all__ = [
     "UNKNOWN_CATEGORY",
     "Bool",
     "Budget",
+    "Canary",
+    "Check",
+    "Full",
+    "Retrain",
+    "Rollout",
+    "RolloutStage",
+    "Shadow",
     "Category",
     "Contract",
     "Cost",

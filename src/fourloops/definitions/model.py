@@ -24,6 +24,8 @@ from fourloops.definitions.durations import format_duration, parse_duration
 from fourloops.definitions.gates import Gate
 from fourloops.definitions.hashing import content_hash
 from fourloops.definitions.naming import check_name
+from fourloops.definitions.retrain import Retrain
+from fourloops.definitions.rollout import Rollout
 from fourloops.definitions.source import FileSource
 from fourloops.errors import DefinitionError
 
@@ -223,6 +225,12 @@ class Model:
         how rows are split by time, and what answers when it cannot.
     budget:
         Operating limits (latency, fallback rate, volume) the monitor checks on the event log.
+    rollout:
+        How a new version reaches traffic (``fl.Rollout``: stages, checks; default: shadow,
+        5 % and 25 % canaries, then full).
+    retrain:
+        When the controller retrains the model by itself (``fl.Retrain``: schedule, new labels,
+        alerts; cooldown and a weekly cap).
     """
 
     def __init__(
@@ -242,6 +250,8 @@ class Model:
         split: TimeSplit | None = None,
         fallback: Fallback | None = None,
         budget: Budget | None = None,
+        rollout: Rollout | None = None,
+        retrain: Retrain | None = None,
         description: str = "",
     ) -> None:
         self.name = check_name(name, "Model")
@@ -266,6 +276,10 @@ class Model:
             raise DefinitionError(f"Model {name!r}: request must be an fl.Contract")
         if budget is not None and not isinstance(budget, Budget):
             raise DefinitionError(f"Model {name!r}: budget must be an fl.Budget, got {budget!r}")
+        if rollout is not None and not isinstance(rollout, Rollout):
+            raise DefinitionError(f"Model {name!r}: rollout must be an fl.Rollout, got {rollout!r}")
+        if retrain is not None and not isinstance(retrain, Retrain):
+            raise DefinitionError(f"Model {name!r}: retrain must be an fl.Retrain, got {retrain!r}")
         for gate in gates:
             if not isinstance(gate, Gate):
                 raise DefinitionError(f"Model {name!r}: gates must be fl.gates objects, got {gate!r}")
@@ -283,6 +297,8 @@ class Model:
         self.split = split or TimeSplit()
         self.fallback = fallback
         self.budget = budget
+        self.rollout = rollout
+        self.retrain = retrain
         self.description = description
 
     @property
@@ -316,6 +332,8 @@ class Model:
             "fallback": self.fallback.to_dict() if self.fallback else None,
             # Only when set: models without a budget keep the content hash they always had.
             **({"budget": self.budget.to_dict()} if self.budget is not None else {}),
+            **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
+            **({"retrain": self.retrain.to_dict()} if self.retrain is not None else {}),
         }
 
     @property
