@@ -26,6 +26,8 @@ from sqlalchemy import (
 __all__ = [
     "alert_snoozes",
     "alerts",
+    "leases",
+    "rollouts",
     "alias_events",
     "aliases",
     "audit_log",
@@ -248,4 +250,33 @@ alert_snoozes = Table(
     Column("actor", String(200), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_alert_snoozes_model", "model", "until"),
+)
+
+#: Who holds a lease (the controller's: one acts at a time) and until when.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Every rollout of a candidate: its policy, stage, history and how it ended.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("champion", Integer, nullable=True),
+    Column("policy", JSON, nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("stage_started_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_rollouts_model", "model", "id"),
 )
