@@ -18,9 +18,10 @@ file lacks reads as null. Quote ``"at"`` in SQL (a keyword in DuckDB).
 from __future__ import annotations
 
 import duckdb
+import polars as pl
 
 from fourloops.engines import duckdb_pit as sql
-from fourloops.storage.events.columnar import LABEL_COLUMNS, EventTables
+from fourloops.storage.events.columnar import BASE_COLUMNS, LABEL_COLUMNS, EventTables
 
 __all__ = ["register_events"]
 
@@ -33,6 +34,19 @@ _LABEL_TYPES = {
 }
 
 
+def _duckdb_type(dtype: pl.DataType) -> str:
+    """The DuckDB type of an event column's Polars type."""
+    if dtype == pl.Datetime("us", "UTC"):
+        return "TIMESTAMPTZ"
+    return {
+        pl.String(): "VARCHAR",
+        pl.Int64(): "BIGINT",
+        pl.Float64(): "DOUBLE",
+        pl.Boolean(): "BOOLEAN",
+        pl.Date(): "DATE",
+    }.get(dtype, "VARCHAR")
+
+
 def _listed(files: list[str]) -> str:
     return "[" + ", ".join(sql.literal(f) for f in files) + "]"
 
@@ -40,8 +54,8 @@ def _listed(files: list[str]) -> str:
 def register_events(con: duckdb.DuckDBPyConnection, tables: EventTables, *, model: str | None = None) -> int:
     """Create the ``events`` and ``labels`` views on ``con``; returns how many event files they read.
 
-    With no compacted events yet, ``events`` is an empty relation with the
-    base columns, so queries still run.
+    With no compacted events yet, ``events`` is an empty relation with every
+    base column, so queries still run.
     """
     labels = [str(f) for f in tables.label_files()]
     if labels:
@@ -56,11 +70,9 @@ def register_events(con: duckdb.DuckDBPyConnection, tables: EventTables, *, mode
             "hive_types = {'model': VARCHAR, 'day': DATE})"
         )
     else:
-        source = (
-            '(SELECT CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS TIMESTAMPTZ) AS "at", '
-            "CAST(NULL AS VARCHAR) AS model, CAST(NULL AS DATE) AS day, CAST(NULL AS BIGINT) AS version, "
-            "CAST(NULL AS VARCHAR) AS route, CAST(NULL AS DOUBLE) AS prediction WHERE false)"
-        )
+        base = {**BASE_COLUMNS, "model": pl.String(), "day": pl.Date(), "prediction": pl.Float64()}
+        typed = ", ".join(f"CAST(NULL AS {_duckdb_type(t)}) AS {sql.quote(c)}" for c, t in base.items())
+        source = f"(SELECT {typed} WHERE false)"
     con.execute(
         "CREATE OR REPLACE TEMP VIEW events AS "
         f"SELECT e.*, l.label, l.label_number, l.label_text, l.label_at FROM {source} e "
