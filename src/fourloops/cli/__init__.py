@@ -8,7 +8,7 @@ commands live in one module per loop; importing them registers them on
 
 from __future__ import annotations
 
-from fourloops.cli import adaptation, alerts, evaluation, inference, ingestion, project
+from fourloops.cli import adaptation, alerts, evaluation, inference, ingestion, project, rollout
 from fourloops.cli.common import app, handle_errors
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "ingestion",
     "main",
     "project",
+    "rollout",
 ]
 
 

@@ -21,7 +21,7 @@ from fourloops.cli.common import (
     progress,
 )
 from fourloops.definitions.lifecycle import Alias
-from fourloops.errors import SchemaError
+from fourloops.errors import ConfigError, SchemaError
 
 __all__ = [
     "archive",
@@ -158,6 +158,10 @@ def models(
         str | None, typer.Argument(help="Show one version (a number or an alias): metrics, gates, lineage.")
     ] = None,
     project: ProjectOpt = Path("."),
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="With MODEL: how its traffic was routed at this time (ISO-8601)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List models, one model's versions, or one version in full.
@@ -165,8 +169,27 @@ def models(
     Without arguments: every registered model. With MODEL: its versions with
     aliases, stages and gate results. With MODEL VERSION: that version's
     metrics, every gate verdict with its numbers, its lineage and artifact.
+    With MODEL --at T: which version was champion, canary (at what share) and
+    shadow at time T, and the journal entry (who, when, why) that made it so.
     """
     proj = load_project(project)
+    if at is not None:
+        if model is None:
+            raise ConfigError("--at needs a MODEL")
+        when = parse_time(at, "--at")
+        assert when is not None
+        routed = proj.routing_at(model, when)
+        if as_json:
+            print_json(routed.to_dict())
+            return
+        canary = f"v{routed.canary} at {routed.canary_share:.0%}" if routed.canary else "none"
+        out.print(
+            f"{model} at {when.isoformat()}: champion v{routed.champion}, canary {canary}, "
+            f"shadow {f'v{routed.shadow}' if routed.shadow else 'none'}, stage {routed.stage.value} "
+            f"(revision {routed.revision})",
+            highlight=False,
+        )
+        return
     if model is not None and version is not None:
         _print_version(proj, model, version, as_json)
         return
