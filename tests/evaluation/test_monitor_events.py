@@ -257,7 +257,7 @@ def test_both_doors_give_the_same_json_on_the_same_rows(served: Path) -> None:
             data.split.test, data.encoder.names, predictor.predict(data.X_test), data.y_test, task="binary"
         )
         current = project.query_events(
-            "SELECT \"at\", station, \"load\", rain, prediction, label_number FROM events "
+            'SELECT "at", station, "load", rain, prediction, label_number FROM events '
             "WHERE version = 1 AND route = 'champion' ORDER BY \"at\"",
             model="late",
         )

@@ -37,8 +37,10 @@ def test_the_page_loads_only_files_of_this_server(client: TestClient) -> None:
         assert asset.status_code == 200, link
         if link.startswith(ASSETS):
             assert asset.content == (swagger_ui_files() / Path(link).name).read_bytes()
-    assert client.get(f"{ASSETS}/swagger-ui-bundle.js").headers["content-type"].startswith(
-        ("application/javascript", "text/javascript")
+    assert (
+        client.get(f"{ASSETS}/swagger-ui-bundle.js")
+        .headers["content-type"]
+        .startswith(("application/javascript", "text/javascript"))
     )
 
 
