@@ -39,7 +39,15 @@ from fourloops.storage.events import EventStore
 #: Hands a ``serve --as-of`` clock to worker processes.
 AS_OF_VARIABLE = "FOURLOOPS_SERVE_AS_OF"
 
-__all__ = ["AS_OF_VARIABLE", "app_factory", "build_app", "check_port", "serve", "uvicorn_options"]
+__all__ = [
+    "AS_OF_VARIABLE",
+    "ProjectRollouts",
+    "app_factory",
+    "build_app",
+    "check_port",
+    "serve",
+    "uvicorn_options",
+]
 
 log = logging.getLogger("fourloops.server")
 
@@ -98,7 +106,27 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         settings=settings,
         limiter=limiter,
         clock=project.clock,
+        rollouts=ProjectRollouts(project),
     )
+
+
+class ProjectRollouts:
+    """The server's view of the project's rollouts (:class:`fourloops.inference.rollouts.RolloutActions`)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def __repr__(self) -> str:
+        return f"ProjectRollouts({self.project!r})"
+
+    def start(self, model: str, version: int, *, reason: str, force: bool) -> dict[str, Any]:
+        return self.project.rollout(model, version, reason=reason, force=force).to_dict()
+
+    def status(self, model: str) -> dict[str, Any]:
+        return self.project.rollout_status(model)
+
+    def abort(self, model: str, *, reason: str) -> dict[str, Any]:
+        return self.project.rollout_abort(model, reason=reason).to_dict()
 
 
 def _request_ids(project: Project, events: EventStore) -> RequestIds | None:

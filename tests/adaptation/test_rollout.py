@@ -186,3 +186,43 @@ def test_an_operator_aborts_and_the_journal_says_who(trained: Path, tmp_path: Pa
         with pytest.raises(ConfigError, match="no rollout in progress"):
             project.rollout_abort("late")
         json.dumps(project.rollout_status("late"))
+
+
+def test_rollouts_through_the_admin_api_and_their_checks_in_metrics(trained: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "p"
+    shutil.copytree(trained, copy)
+    toml = copy / "fourloops.toml"
+    toml.write_text(toml.read_text() + '\n[server]\nadmin_token = "s3cret-token-for-tests"\n')
+    auth = {"Authorization": "Bearer s3cret-token-for-tests"}
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project, TestClient(project.app()) as client:
+        assert client.post("/v1/admin/models/late/rollout", json={"version": 2}).status_code == 401
+        started = client.post(
+            "/v1/admin/models/late/rollout", json={"version": 2, "reason": "api"}, headers=auth
+        )
+        assert started.status_code == 200, started.text
+        assert started.json()["kind"] == "rollout_start"
+        again = client.post("/v1/admin/models/late/rollout", json={"version": 2}, headers=auth)
+        assert (
+            again.status_code == 409 and "already has a running rollout" in again.json()["error"]["message"]
+        )
+        bad = client.post("/v1/admin/models/late/rollout", json={"version": "2"}, headers=auth)
+        assert bad.status_code == 400
+        missing = client.post("/v1/admin/models/late/rollout", json={"version": 99}, headers=auth)
+        assert missing.status_code in (404, 409) and missing.json()["error"]["message"]
+        status = client.get("/v1/admin/models/late/rollout", headers=auth).json()
+        assert status["rollout"]["status"] == "running" and status["routing"]["shadow"] == 2
+    with Project.load(copy, env={}, clock=clock) as project:
+        _traffic(project, clock, n=200, seed=50)
+        project.tick()
+    with Project.load(copy, env={}, clock=clock) as project, TestClient(project.app()) as client:
+        text = client.get("/metrics").text
+        assert 'fourloops_rollout_stage{kind="shadow",model="late",version="2"} 1.0' in text
+        assert 'fourloops_rollout_check_verdict{model="late",outcome="fallback",stage="shadow"' in text
+        assert "fourloops_rollout_check_margin" in text
+        aborted = client.post(
+            "/v1/admin/models/late/rollout/abort", json={"reason": "api abort"}, headers=auth
+        )
+        assert aborted.status_code == 200 and aborted.json()["kind"] == "abort"
+        assert client.post("/v1/admin/models/late/rollout/abort", headers=auth).status_code == 409
+        assert "fourloops_rollout_stage{" not in client.get("/metrics").text

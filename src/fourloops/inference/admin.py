@@ -25,7 +25,7 @@ from fourloops.inference.service import ModelService
 from fourloops.registry.models import ModelRegistry
 from fourloops.registry.routing import RoutingChange
 
-__all__ = ["admin_handlers"]
+__all__ = ["admin_handlers", "authorizer"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -33,14 +33,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 ACTOR = "admin-api"
 
 
-def admin_handlers(
-    service_for: Callable[[Request], ModelService],
-    registry: ModelRegistry,
-    *,
-    token: str,
-    max_body_bytes: int,
-) -> dict[str, Handler]:
-    """Route path -> handler of every admin route (``service_for`` resolves the model of a request)."""
+def authorizer(
+    service_for: Callable[[Request], ModelService], *, token: str
+) -> Callable[[Request], ModelService]:
+    """Check a request's admin token (401 otherwise, or when none is configured); its model's service."""
 
     def admin(request: Request) -> ModelService:
         given = request.headers.get("authorization", "")
@@ -54,6 +50,20 @@ def admin_handlers(
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise HTTPError(401, "unauthorized", "admin routes need 'Authorization: Bearer <admin_token>'")
         return service_for(request)
+
+    return admin
+
+
+def admin_handlers(
+    service_for: Callable[[Request], ModelService],
+    registry: ModelRegistry,
+    *,
+    token: str,
+    max_body_bytes: int,
+) -> dict[str, Handler]:
+    """Route path -> handler of every admin route (``service_for`` resolves the model of a request)."""
+
+    admin = authorizer(service_for, token=token)
 
     async def admin_promote(request: Request) -> Response:
         service = admin(request)

@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from fourloops.clock import Clock, utcnow
 from fourloops.inference.accounting import CountResponses, exception_handlers
-from fourloops.inference.admin import admin_handlers
+from fourloops.inference.admin import admin_handlers, authorizer
 from fourloops.inference.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT
 from fourloops.inference.dispatch import Dispatcher
 from fourloops.inference.health import Healthz, MetricsRoute, Readyz
@@ -41,6 +41,7 @@ from fourloops.inference.metadata import Live, ModelMetadata, ModelReady, Models
 from fourloops.inference.metrics import ServerMetrics
 from fourloops.inference.openapi import description_routes
 from fourloops.inference.refresher import Refresher
+from fourloops.inference.rollouts import RolloutActions, RolloutCollector, rollout_routes
 from fourloops.inference.service import ModelService
 from fourloops.inference.throttle import RateLimitCheck
 from fourloops.inference.v1 import Labels, Predict
@@ -73,6 +74,7 @@ def create_app(
     settings: ServerSettings | None = None,
     limiter: Callable[[str, str], Any] | None = None,
     clock: Clock = utcnow,
+    rollouts: RolloutActions | None = None,
 ) -> Starlette:
     """The ASGI app serving ``services`` (model name -> service), composed from its pieces.
 
@@ -105,6 +107,16 @@ def create_app(
     admin = admin_handlers(
         dispatcher.service_for, registry, token=settings.admin_token, max_body_bytes=settings.max_body_bytes
     )
+    rollout_admin: list[Route] = []
+    if rollouts is not None:
+        guard = authorizer(dispatcher.service_for, token=settings.admin_token)
+        rollout_admin = [
+            Route(path, json_errors(handler), methods=methods)
+            for path, methods, handler in rollout_routes(
+                rollouts, lambda request: guard(request).name, max_body_bytes=settings.max_body_bytes
+            )
+        ]
+        metrics.add_collector(RolloutCollector(rollouts, list(services)))
     # Handlers are request -> response callables; Starlette takes bound methods as such
     # (a bare object with __call__ would be taken for a raw ASGI app).
     routes = [
@@ -140,6 +152,7 @@ def create_app(
         Route("/metrics", MetricsRoute(metrics).__call__, methods=["GET"]),
         *description_routes(services),
         *(Route(path, json_errors(handler), methods=["POST"]) for path, handler in admin.items()),
+        *rollout_admin,
     ]
     app = Starlette(
         routes=routes,

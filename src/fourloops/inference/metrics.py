@@ -105,6 +105,7 @@ class ServerMetrics:
 
     def __init__(self, services: Mapping[str, Any], in_progress: Callable[[str], int]) -> None:
         self.registry = CollectorRegistry()
+        self.collectors: list[Collector] = []
         r = self.registry
         self.requests = Counter("fourloops_requests", "Prediction requests", ["model", "status"], registry=r)
         self.predictions = Counter(
@@ -221,6 +222,12 @@ class ServerMetrics:
         for model, depth in self._depths.items():
             self.queue_depth.labels(model).set(depth())
 
+    def add_collector(self, collector: Collector) -> None:
+        """Export what ``collector`` reads at scrape time (not kept per worker: it reads shared state)."""
+        self.collectors.append(collector)
+        if not self.multiprocess:
+            self.registry.register(collector)
+
     def render(self) -> bytes:
         """The exposition text of a scrape: this process's metrics, or every worker's combined."""
         if not self.multiprocess:
@@ -230,6 +237,8 @@ class ServerMetrics:
         self.sample()
         combined = CollectorRegistry()
         multiprocess.MultiProcessCollector(combined)
+        for collector in self.collectors:
+            combined.register(collector)
         return generate_latest(combined)
 
     def close(self) -> None:
