@@ -1,0 +1,62 @@
+"""The benchmarks' ``--quick`` modes run with the suite, so that the scripts cannot rot.
+
+Benchmarks are not tests: nothing here checks a time. A peer whose virtual
+environment is missing (``benchmarks/.venv-evidently``) is skipped by the
+script itself, with a message saying how to create it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVIDENTLY = ROOT / "benchmarks" / ".venv-evidently" / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_drift_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
+    out = tmp_path / "drift.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "drift.py"),
+            "--quick",
+            "--data",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,  # a hang, not a timing threshold
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())["results"]["2000"]
+    systems = result["systems"]
+    for system in ("fourloops", "fourloops-mv"):
+        assert systems[system]["summary"]["status"] == "ok"
+        assert systems[system]["summary"]["peak_rss_mb"] > 0
+    assert result["fourloops_mv_multivariate"]["method"] == "domain_classifier"
+    equality = result["equality"]
+    columns = {row["column"]: row for row in equality["columns"]}
+    assert len(columns) == 25
+    # fourloops' statistics against the raw values (scipy's Wasserstein, a plain Jensen-Shannon)
+    for row in columns.values():
+        if row["kind"] == "numeric":
+            assert abs(row["fl_minus_raw_wasserstein"]) < 0.02, row
+    assert columns["n0"]["fl_drifted"] and not columns["n4"]["fl_drifted"]
+    if EVIDENTLY.exists():
+        assert systems["evidently"]["summary"]["status"] == "ok"
+        assert equality["js_categorical_equal"], equality
+        assert set(result["evidently_tests"]) == set(columns)
+        assert "skipping evidently" not in done.stdout
+    else:
+        assert "evidently" not in systems
+        assert "skipping evidently" in done.stdout
