@@ -115,6 +115,7 @@ def _aggregate(con: duckdb.DuckDBPyConnection, relation: str, plan: SummaryPlan,
             f"sum({v} * {v}) AS q{i}",
             f"min({v}) AS lo{i}",
             f"max({v}) AS hi{i}",
+            f"approx_count_distinct({v}) AS u{i}",
         ]
         default = plan.defaults.get(column)
         if default is not None:
@@ -152,6 +153,7 @@ def _aggregate(con: duckdb.DuckDBPyConnection, relation: str, plan: SummaryPlan,
                 squares=float(row[f"q{i}"] or 0.0),
                 minimum=row[f"lo{i}"],
                 maximum=row[f"hi{i}"],
+                distinct=None if row[f"u{i}"] is None else int(row[f"u{i}"]),
             )
         for i, column in enumerate(plan.categorical):
             empty = CategoricalSummary.empty(plan.categorical[column])
@@ -247,6 +249,7 @@ def _bin_numeric(out: Summaries, plan: SummaryPlan, column: str, values: np.ndar
                 prev.maximum,
                 prev.low_sum + float(low_sum[i]),
                 prev.high_sum + float(high_sum[i]),
+                prev.distinct,
             )
 
 

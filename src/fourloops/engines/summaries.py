@@ -6,8 +6,8 @@ column), small summaries that can be merged:
 
 * :class:`NumericSummary`: counts on fixed bin edges, nulls (NaN and
   infinity count as null), rows at a declared default value, sum, sum of
-  squares, minimum, maximum, and the sums of the values that fell in the two
-  open outer bins;
+  squares, minimum, maximum, the sums of the values that fell in the two
+  open outer bins, and (approximately) how many distinct values there were;
 * :class:`CategoricalSummary`: counts per known category, the counts of
   values never seen in the reference (with the most frequent ones named) and
   nulls;
@@ -169,6 +169,7 @@ class NumericSummary:
     maximum: float | None = None
     low_sum: float = 0.0
     high_sum: float = 0.0
+    distinct: int | None = None
 
     @classmethod
     def empty(cls, edges: Sequence[float]) -> NumericSummary:
@@ -195,6 +196,7 @@ class NumericSummary:
             maximum=float(finite.max()) if finite.size else None,
             low_sum=float(finite[bins == 0].sum()),
             high_sum=float(finite[bins == len(edges_t)].sum()),
+            distinct=int(np.unique(finite).size),
         )
 
     @property
@@ -247,6 +249,8 @@ class NumericSummary:
             _opt(max, self.maximum, other.maximum),
             self.low_sum + other.low_sum,
             self.high_sum + other.high_sum,
+            # Distinct values do not add up; the sum of the parts' counts is an upper bound.
+            None if self.distinct is None or other.distinct is None else self.distinct + other.distinct,
         )
 
 

@@ -15,6 +15,10 @@ drifted when the one-sided p-value is below alpha **and** the AUC reaches an
 effect floor (0.55 by default: a classifier that is right 55 % of the time on
 pairs). The features the classifier leaned on most (split gain) are named.
 
+Rows that repeat one reading of a continuous column (requests of the same
+hour share its weather) are one draw, not many: the split keeps such a
+cluster on one side, and the null counts clusters, not rows.
+
 Samples are drawn uniformly where the data lives (a reservoir sample of at
 most ``rows`` rows from the reference and from each window); nothing else is
 read.
@@ -72,6 +76,27 @@ def _frame(tables: Sequence[pa.Table], columns: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
+def _clusters(X: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Which rows are repeats of one reading: an id per distinct value of the repeating continuous columns.
+
+    A continuous column whose values repeat across rows (requests of one hour share that hour's
+    weather) ties those rows together: a classifier could learn the reading on one half and meet it
+    again on the other. Rows are grouped by the values of such columns (each row its own cluster
+    when no column repeats), so the split keeps a cluster on one side.
+    """
+    repeating = []
+    for column in columns:
+        values = X[column]
+        if values.dtype.kind == "f":
+            finite = values.dropna()
+            distinct = finite.nunique()
+            if finite.size and distinct > 20 and distinct < 0.9 * finite.size:
+                repeating.append(column)
+    if not repeating:
+        return np.arange(len(X))
+    return np.asarray(pd.util.hash_pandas_object(X[repeating], index=False).to_numpy())
+
+
 @dataclass(frozen=True)
 class DomainClassifier:
     """Settings of the domain classifier (see the module docstring).
@@ -104,9 +129,12 @@ class DomainClassifier:
         X = _frame([reference, window], columns)
         y = np.concatenate([np.zeros(n1), np.ones(n2)])
         rng = np.random.default_rng(self.seed)
+        clusters = _clusters(X, columns)
         held = np.zeros(n1 + n2, dtype=bool)
-        for group in (np.flatnonzero(y == 0), np.flatnonzero(y == 1)):  # stratified halves
-            held[rng.permutation(group)[: group.size // 2]] = True
+        for side in (0, 1):  # stratified halves, whole clusters on one side of the split
+            ids = np.unique(clusters[y == side])
+            chosen = rng.permutation(ids)[: max(1, ids.size // 2)]
+            held |= (y == side) & np.isin(clusters, chosen)
         model = lightgbm.LGBMClassifier(
             n_estimators=self.trees,
             num_leaves=15,
@@ -122,7 +150,11 @@ class DomainClassifier:
         gain = np.asarray(model.feature_importances_, dtype=float)
         value = roc_auc(y[held], scores)
         auc = 0.5 if value is None else float(value)
-        a, b = int(np.sum(y[held] == 0)), int(np.sum(y[held] == 1))
+        # Rows of one cluster are one draw, not many: the null's variance counts clusters.
+        a = int(np.unique(clusters[held & (y == 0)]).size)
+        b = int(np.unique(clusters[held & (y == 1)]).size)
+        if a < 2 or b < 2 or np.all(held) or not np.any(held):
+            return None
         sd = float(np.sqrt((a + b + 1) / (12.0 * a * b)))
         p_value = float(scipy_stats.norm.sf((auc - 0.5) / sd))
         order = np.argsort(-gain, kind="stable")

@@ -102,6 +102,13 @@ class ColumnProfile:
         )
 
 
+def _effective(summary: NumericSummary) -> int | None:
+    """The values of a continuous column that are not repeats (None: as many as its rows)."""
+    if summary.distinct is None or summary.distinct >= summary.count:
+        return None
+    return max(int(summary.distinct), 1)
+
+
 def _coarse(counts: np.ndarray, groups: int) -> tuple[int, ...]:
     """Group consecutive fine bins into about ``groups`` groups of equal reference mass."""
     total = counts.sum()
@@ -161,6 +168,9 @@ class ReferenceProfile:
         profile = self.columns[column]
         if profile.kind == Kind.NUMERIC:
             assert isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary)
+            # A continuous column whose rows repeat values (requests of one hour share its weather
+            # reading) holds fewer independent draws than rows: its distinct values are its sample size.
+            continuous = ref.distinct is not None and ref.distinct > len(profile.edges) + 1
             return Comparison(
                 profile.kind,
                 ref.counts,
@@ -169,6 +179,8 @@ class ReferenceProfile:
                 ref_points=ref.points(),
                 cur_points=cur.points(),
                 scale=ref.std or 0.0,
+                n_eff=_effective(ref) if continuous else None,
+                m_eff=_effective(cur) if continuous else None,
             )
         assert isinstance(ref, CategoricalSummary) and isinstance(cur, CategoricalSummary)
         return Comparison(profile.kind, ref.with_unseen(), cur.with_unseen())
@@ -303,6 +315,7 @@ def summaries_to_dict(s: Summaries) -> dict[str, Any]:
                 v.maximum,
                 v.low_sum,
                 v.high_sum,
+                v.distinct,
             ]
             for k, v in by_key.items()
         ]
@@ -351,8 +364,9 @@ def summaries_from_dict(d: Mapping[str, Any], columns: Mapping[str, ColumnProfil
                 hi,
                 float(low),
                 float(high),
+                None if not rest or rest[0] is None else int(rest[0]),
             )
-            for w, seg, value, counts, nulls, defaults, total, squares, lo, hi, low, high in items
+            for w, seg, value, counts, nulls, defaults, total, squares, lo, hi, low, high, *rest in items
         }
     for column, items in d["categorical"].items():
         cats = columns[column].categories

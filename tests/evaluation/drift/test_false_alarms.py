@@ -151,3 +151,24 @@ def test_the_common_defaults_alarm_far_above_nominal_where_ours_do_not() -> None
             < ALPHA
         )
     assert gof / runs > 0.2, gof / runs
+
+
+def test_rows_that_repeat_one_reading_count_once() -> None:
+    """Requests of one hour share its weather: 25 readings x 40 rows is 25 draws, not 1,000."""
+    from fourloops.evaluation.profile import _effective
+
+    policy = DriftPolicy(alpha=ALPHA, floors={"ks": 0})
+    rng = np.random.default_rng(6)
+    runs = 500
+    naive = effective = 0
+    for _ in range(runs):
+        ref_values = np.repeat(rng.normal(size=200), 40)
+        edges = np.unique(np.quantile(ref_values, np.arange(1, 100) / 100, method="inverted_cdf"))
+        ref = NumericSummary.of(ref_values, edges)
+        cur = NumericSummary.of(np.repeat(rng.normal(size=25), 40), edges)
+        base = Comparison("numeric", ref.counts, cur.counts)
+        fixed = Comparison("numeric", ref.counts, cur.counts, n_eff=_effective(ref), m_eff=_effective(cur))
+        naive += _verdict(base, "ks", policy, rng)
+        effective += _verdict(fixed, "ks", policy, rng)
+    assert naive / runs > 3 * ALPHA, naive / runs  # every row as a draw: alarms most of the time
+    assert effective / runs <= ALPHA + 0.02, effective / runs

@@ -65,7 +65,9 @@ class Comparison:
     ones (``coarse``: the coarse index of each fine bin), where each bin's
     mass sits (``ref_points``, ``cur_points``) and the reference's standard
     deviation (``scale``). Categorical columns carry the counts per category,
-    the last entry being values never seen in the reference.
+    the last entry being values never seen in the reference. ``n_eff`` and
+    ``m_eff``, when given, are the sample sizes the tests use instead of the
+    counts: the independent values of a column whose rows repeat readings.
     """
 
     kind: str
@@ -75,14 +77,23 @@ class Comparison:
     ref_points: FloatArray | None = None
     cur_points: FloatArray | None = None
     scale: float = 1.0
+    n_eff: int | None = None
+    m_eff: int | None = None
 
     @property
     def n(self) -> int:
-        return int(self.ref.sum())
+        """The reference's sample size for the tests: its values, or its independent ones."""
+        return int(self.ref.sum()) if self.n_eff is None else min(self.n_eff, int(self.ref.sum()))
 
     @property
     def m(self) -> int:
-        return int(self.cur.sum())
+        """The window's sample size for the tests: its values, or its independent ones."""
+        return int(self.cur.sum()) if self.m_eff is None else min(self.m_eff, int(self.cur.sum()))
+
+    def scaled(self, counts: NDArray[np.int64], effective: int) -> FloatArray:
+        """``counts`` rescaled to ``effective`` values in all (the same shares)."""
+        total = counts.sum()
+        return counts * (effective / total) if total else counts.astype(float)
 
     def coarse_counts(self, counts: NDArray[np.int64]) -> NDArray[np.int64]:
         """``counts`` (fine bins, last axis) summed into the coarse bins; categories as they are."""
@@ -115,10 +126,14 @@ def simulated_p_value(
     cur: NDArray[np.int64],
     rng: np.random.Generator,
     draws: int,
+    sizes: tuple[int, int] | None = None,
 ) -> tuple[float, float]:
-    """The observed statistic and its p-value under the pooled null (see the module docstring)."""
+    """The observed statistic and its p-value under the pooled null (see the module docstring).
+
+    ``sizes`` are the two samples' sizes to simulate (default: their counts).
+    """
     observed = float(statistic(ref[np.newaxis, :], cur[np.newaxis, :])[0])
-    n, m = int(ref.sum()), int(cur.sum())
+    n, m = sizes if sizes is not None else (int(ref.sum()), int(cur.sum()))
     pooled = (ref + cur).astype(float)
     if n == 0 or m == 0 or pooled.sum() == 0 or draws <= 0:
         return observed, 1.0
@@ -154,7 +169,7 @@ def _ks(cmp: Comparison, rng: np.random.Generator, draws: int) -> tuple[float, f
 
 def _chi2(cmp: Comparison, rng: np.random.Generator, draws: int) -> tuple[float, float, float]:
     ref, cur = cmp.coarse_counts(cmp.ref), cmp.coarse_counts(cmp.cur)
-    result = st.chi2_test(ref, cur)
+    result = st.chi2_test(cmp.scaled(ref, cmp.n), cmp.scaled(cur, cmp.m))
     effect = st.cramers_v(ref, cur) if cmp.m else 0.0
     return result.statistic, result.p_value, effect
 
@@ -182,7 +197,7 @@ def _wasserstein(cmp: Comparison, rng: np.random.Generator, draws: int) -> tuple
 
     # The test compares like with like (both samples' mass at the reference's points); the distance
     # reported also counts how far values moved inside the open outer bins (their own means).
-    _, p = simulated_p_value(shared, cmp.ref, cmp.cur, rng, draws)
+    _, p = simulated_p_value(shared, cmp.ref, cmp.cur, rng, draws, (cmp.n, cmp.m))
     return observed, p, observed
 
 
