@@ -32,11 +32,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepare_project(tmp_path_factory.mktemp("rollout") / "p", versions=2, definitions=definitions)
 
 
-def _traffic(project: Project, clock: ManualClock, *, n: int, seed: int, labels: str = "truth") -> None:
+def _traffic(
+    project: Project,
+    clock: ManualClock,
+    *,
+    n: int,
+    seed: int,
+    labels: str = "truth",
+    stations: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3),
+) -> None:
     """``n`` requests through the app, each unit its own, then their labels an hour later.
 
     ``labels="truth"`` draws each label from the process that made the data; ``"champion"`` makes
-    every label agree with the champion's decision (so any version that disagrees is worse).
+    every label agree with the champion's decision (so any version that disagrees is worse);
+    ``"canary wrong in c"`` is the truth except that the canary's answers at station c are always
+    wrong (a regression confined to one segment). ``stations`` are the stations' shares.
     """
     rng = np.random.default_rng(seed)
     answers = []
@@ -44,7 +54,7 @@ def _traffic(project: Project, clock: ManualClock, *, n: int, seed: int, labels:
         for i in range(n):
             clock.advance(timedelta(seconds=20))
             station, load, rain = (
-                str(rng.choice(["a", "b", "c"])),
+                str(rng.choice(["a", "b", "c"], p=list(stations))),
                 float(rng.uniform()),
                 float(rng.gamma(0.5, 2)),
             )
@@ -55,7 +65,9 @@ def _traffic(project: Project, clock: ManualClock, *, n: int, seed: int, labels:
     clock.advance(timedelta(hours=1))
     out = []
     for answer, station, load, rain in answers:
-        if labels == "champion":
+        if labels == "canary wrong in c" and station == "c" and answer["route"] == "canary":
+            value = int(answer["prediction"] < 0.5)
+        elif labels == "champion":
             value = int(answer["prediction"] >= 0.5) if answer["route"] == "champion" else None
             if value is None:  # label the canary's requests by what the champion would have said
                 logit = -2 + 0.8 * rain + 2 * load + 0.7 * (station == "c")
@@ -155,6 +167,46 @@ def test_a_worse_canary_is_aborted_and_traffic_goes_back_to_the_champion(
                 for i in range(40)
             }
         assert routes == {"champion"}
+
+
+def test_a_canary_worse_in_one_segment_only_is_aborted_and_the_reason_names_it(
+    trained: Path, tmp_path: Path
+) -> None:
+    # A margin wide enough that the overall number alone would let the canary through: station c
+    # is a tenth of the traffic, so always being wrong there costs about 0.07 overall (< 0.15).
+    copy = tmp_path / "p"
+    shutil.copytree(trained, copy)
+    definitions = (
+        (copy / "definitions.py")
+        .read_text()
+        .replace('fl.Shadow(min_requests=400, max_duration="1d"), ', "")
+        .replace('fl.Check("error", margin=0.06)', 'fl.Check("error", margin=0.15)')
+    )
+    (copy / "definitions.py").write_text(definitions)
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project:
+        project.rollout("late", 2, reason="test")
+        aborted = None
+        for seed in range(40, 50):
+            _traffic(project, clock, n=600, seed=seed, labels="canary wrong in c", stations=(0.45, 0.45, 0.1))
+            decisions = project.tick().decisions
+            if decisions and decisions[0].kind == "abort":
+                aborted = decisions[0]
+                break
+            assert decisions[0].kind == "wait", decisions[0].reason
+        assert aborted is not None, "the segment's regression was never caught"
+        assert "in segment station=c" in aborted.reason
+        error = next(c for c in aborted.evidence["checks"] if c["outcome"] == "error")
+        assert error["verdict"] == "fail"
+        assert error["high"] > -0.15  # overall alone the canary had not failed
+        assert "(overall pass)" in aborted.reason or "(overall inconclusive)" in aborted.reason
+        assert error["segments"]["station=c"]["verdict"] == "fail"
+        assert {error["segments"][k]["verdict"] for k in ("station=a", "station=b")} <= {
+            "pass",
+            "inconclusive",
+        }
+        assert error["alpha"] == pytest.approx(0.05 / 4)  # overall and three stations share the family
+        assert project.registry.routing("late").canary is None
 
 
 def test_a_stage_without_its_requests_by_its_time_limit_pauses_for_a_human(

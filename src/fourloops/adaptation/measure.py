@@ -92,17 +92,31 @@ class Measured:
     evidence: dict[str, Any]
 
 
-def sums_from(table: pa.Table, strata: int) -> ArmSums:
-    """``(stratum, arm, n, total, squares)`` rows as sums per stratum (``arm``: champion or candidate)."""
-    cells: dict[tuple[int, str], Sums] = {}
+def sums_from(table: pa.Table, strata: int) -> dict[str, ArmSums]:
+    """``(seg, stratum, arm, n, total, squares)`` rows as sums per segment value and stratum."""
+    cells: dict[tuple[str, int, str], Sums] = {}
     for row in table.to_pylist():
-        cells[(int(row["stratum"]), str(row["arm"]))] = Sums(
+        cells[(str(row["seg"]), int(row["stratum"]), str(row["arm"]))] = Sums(
             float(row["n"] or 0), float(row["total"] or 0.0), float(row["squares"] or 0.0)
         )
     empty = Sums(0.0, 0.0, 0.0)
-    return ArmSums(
-        tuple((cells.get((s, "champion"), empty), cells.get((s, "candidate"), empty)) for s in range(strata))
-    )
+    return {
+        seg: ArmSums(
+            tuple(
+                (cells.get((seg, s, "champion"), empty), cells.get((seg, s, "candidate"), empty))
+                for s in range(strata)
+            )
+        )
+        for seg in sorted({key[0] for key in cells})
+    }
+
+
+def _segment(column: str | None, table: str | None = None) -> str:
+    """SQL of an event's segment value (``'all'`` without a segment column)."""
+    if column is None:
+        return "'all'"
+    quoted = '"' + column.replace('"', '""') + '"'
+    return f"coalesce(CAST({table + '.' if table else ''}{quoted} AS VARCHAR), 'null')"
 
 
 def _stratum_sql(boundaries: Sequence[datetime]) -> str:
@@ -121,16 +135,18 @@ def canary_sql(
     boundaries: Sequence[datetime],
     until: datetime,
     value: Callable[[str, str], str],
+    segment: str | None = None,
 ) -> str:
     """Per stratum and arm, the sums of ``outcome`` over the champion's and the canary's answers.
 
     ``boundaries`` are the start times of the periods compared (one stratum each), ``until`` the end;
-    ``value(prediction, label)`` is the SQL of a labelled outcome (see :func:`outcome_sql`).
+    ``value(prediction, label)`` is the SQL of a labelled outcome (see :func:`outcome_sql`). With
+    ``segment`` the sums are per value of that column too (``seg``; else ``seg`` is ``all``).
     """
     start = boundaries[0]
     base = (
         f"SELECT *, CASE WHEN route = 'canary' THEN 'candidate' ELSE 'champion' END AS arm, "
-        f"{_stratum_sql(boundaries)} AS stratum FROM events "
+        f"{_stratum_sql(boundaries)} AS stratum, {_segment(segment)} AS seg FROM events "
         f"WHERE ((route = 'champion' AND version = {int(champion)}) "
         f"OR (route = 'canary' AND version = {int(candidate)})) "
         f'AND "at" >= {_ts(start)} AND "at" < {_ts(until)}'
@@ -146,12 +162,12 @@ def canary_sql(
             "WHERE arm = 'champion' GROUP BY stratum)"
         )
         source = f"e JOIN {p95} q USING (stratum)" if outcome == "slow" else "e"
-        inner = f"SELECT stratum, arm, {measure} AS x FROM {source}"
+        inner = f"SELECT seg, stratum, arm, {measure} AS x FROM {source}"
     else:
-        inner = f"SELECT stratum, arm, {value('prediction', 'label_number')} AS x FROM e"
+        inner = f"SELECT seg, stratum, arm, {value('prediction', 'label_number')} AS x FROM e"
     return (
-        f"WITH e AS ({base}) SELECT stratum, arm, count(x) AS n, sum(x) AS total, sum(x * x) AS squares "
-        f"FROM ({inner}) WHERE x IS NOT NULL AND isfinite(x) GROUP BY ALL"
+        f"WITH e AS ({base}) SELECT seg, stratum, arm, count(x) AS n, sum(x) AS total, "
+        f"sum(x * x) AS squares FROM ({inner}) WHERE x IS NOT NULL AND isfinite(x) GROUP BY ALL"
     )
 
 
@@ -163,6 +179,7 @@ def shadow_sql(
     start: datetime,
     until: datetime,
     value: Callable[[str, str], str],
+    segment: str | None = None,
 ) -> str:
     """The sums of the per-request difference (shadow minus champion) of ``outcome`` on the same requests.
 
@@ -170,7 +187,8 @@ def shadow_sql(
     the differences, so that the two-sample test reads it as the paired test it is.
     """
     pairs = (
-        f"SELECT c.label_number AS y, s.prediction AS ps, c.prediction AS pc, "
+        f"SELECT {_segment(segment, 'c')} AS seg, c.label_number AS y, "
+        f"s.prediction AS ps, c.prediction AS pc, "
         f"s.fallback AS fs, c.fallback AS fc, s.latency_ms AS ls, c.latency_ms AS lc "
         f"FROM events s JOIN events c ON s.shadow_of = c.request_id "
         f"WHERE s.route = 'shadow' AND s.version = {int(candidate)} "
@@ -184,10 +202,11 @@ def shadow_sql(
     else:
         diff = f"({value('ps', 'y')}) - ({value('pc', 'y')})"
     return (
-        f"WITH p AS ({pairs}) SELECT 0 AS stratum, 'candidate' AS arm, count(d) AS n, sum(d) AS total, "
-        f"sum(d * d) AS squares FROM (SELECT {diff} AS d FROM p) WHERE d IS NOT NULL AND isfinite(d) "
-        f"UNION ALL SELECT 0, 'champion', count(d), 0.0, 0.0 FROM (SELECT {diff} AS d FROM p) "
-        f"WHERE d IS NOT NULL AND isfinite(d)"
+        f"WITH p AS ({pairs}), d AS (SELECT seg, {diff} AS d FROM p) "
+        "SELECT seg, 0 AS stratum, 'candidate' AS arm, count(d) AS n, sum(d) AS total, sum(d * d) AS squares "
+        "FROM d WHERE d IS NOT NULL AND isfinite(d) GROUP BY seg "
+        "UNION ALL SELECT seg, 0, 'champion', count(d), 0.0, 0.0 FROM d "
+        "WHERE d IS NOT NULL AND isfinite(d) GROUP BY seg"
     )
 
 

@@ -9,6 +9,9 @@ controller does at every tick for a running rollout:
    outcomes of candidate and champion as sums, from the event log;
 2. judge every check with the always-valid sequential test
    (:mod:`fourloops.adaptation.sequential`): pass, fail, inconclusive or error;
+   overall and in every value of the model's segment columns, alpha split
+   between them, so that a candidate worse for one segment fails even when
+   the overall number would hide it;
 3. decide: **abort** on a critical failure, on ``failures`` failures in a row
    or ``errors`` errors in a row (traffic back to the champion on every
    server, through the registry), or **pause** instead when the policy says
@@ -235,44 +238,89 @@ def _abort(
     return loop.journal("abort", record.model, record.version, reason, evidence, actor=actor)
 
 
+_SEGMENT_KEYS = ("difference", "low", "high", "verdict", "rows")
+
+
 @dataclass(frozen=True)
 class _Judged:
     check: Check
     comparison: Comparison
+    segments: dict[str, Comparison]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.check.outcome, "critical": self.check.critical, **self.comparison.to_dict()}
+        out = {"outcome": self.check.outcome, "critical": self.check.critical, **self.comparison.to_dict()}
+        if self.segments:
+            out["segments"] = {
+                key: {
+                    k: v
+                    for k, v in c.to_dict().items()
+                    if k in ("difference", "low", "high", "verdict", "rows")
+                }
+                for key, c in self.segments.items()
+            }
+        return out
 
 
-def _measure(loop: Loop, model: Model, record: RolloutRecord, stage: RolloutStage, check: Check) -> ArmSums:
+def _measure(
+    loop: Loop, model: Model, record: RolloutRecord, stage: RolloutStage, check: Check
+) -> dict[str, ArmSums]:
+    """The stage's sums for ``check``: overall (key ``all``) and per value of each segment column
+    (keys ``column=value``)."""
     now = loop.clock()
     champion = record.champion
     assert champion is not None
     value = _value(model, check.outcome)
-    if stage.kind == "shadow":
-        sql = shadow_sql(
-            check.outcome,
-            champion=champion,
-            candidate=record.version,
-            start=record.stage_started_at,
-            until=now,
-            value=value,
-        )
-        return sums_from(loop.query(sql, model.name), 1)
     canary_starts = [
         datetime.fromisoformat(h["started_at"])
         for h in record.state.get("history", [])
         if h["kind"] == "canary"
     ]
-    sql = canary_sql(
-        check.outcome,
-        champion=champion,
-        candidate=record.version,
-        boundaries=canary_starts,
-        until=now,
-        value=value,
-    )
-    return sums_from(loop.query(sql, model.name), len(canary_starts))
+    out: dict[str, ArmSums] = {}
+    for column in [None, *model.segments]:
+        if stage.kind == "shadow":
+            sql = shadow_sql(
+                check.outcome,
+                champion=champion,
+                candidate=record.version,
+                start=record.stage_started_at,
+                until=now,
+                value=value,
+                segment=column,
+            )
+            sums = sums_from(loop.query(sql, model.name), 1)
+        else:
+            sql = canary_sql(
+                check.outcome,
+                champion=champion,
+                candidate=record.version,
+                boundaries=canary_starts,
+                until=now,
+                value=value,
+                segment=column,
+            )
+            sums = sums_from(loop.query(sql, model.name), len(canary_starts))
+        if column is None:
+            out["all"] = sums.get("all", ArmSums(()))
+        else:
+            out.update({f"{column}={seg}": s for seg, s in sums.items()})
+    return out
+
+
+def _judge(
+    check: Check, policy: Rollout, sums: dict[str, ArmSums], family: int
+) -> tuple[Comparison, dict[str, Comparison]]:
+    """The check overall and in every segment, each at ``alpha / family`` (Bonferroni over the
+    overall comparison and the segments, so that the whole family keeps the policy's alpha)."""
+    tau = check.tau if check.tau is not None else check.margin
+    alpha = policy.alpha / family
+
+    def one(s: ArmSums) -> Comparison:
+        return compare(
+            s.strata, margin=check.margin, alpha=alpha, tau=tau, lower_is_better=check.lower_is_better
+        )
+
+    overall = one(sums.get("all", ArmSums(())))
+    return overall, {key: one(s) for key, s in sorted(sums.items()) if key != "all"}
 
 
 def step(loop: Loop, record: RolloutRecord) -> Decision:
@@ -293,16 +341,14 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
         )
     judged: list[_Judged] = []
     for check in policy.checks:
+        segments: dict[str, Comparison] = {}
         try:
             sums = _measure(loop, model, record, stage, check)
-            tau = check.tau if check.tau is not None else check.margin
-            comparison = compare(
-                sums.strata,
-                margin=check.margin,
-                alpha=policy.alpha,
-                tau=tau,
-                lower_is_better=check.lower_is_better,
-            )
+            # The family only grows (a segment value once seen stays counted), so thresholds only
+            # tighten as values appear: the stage's comparisons stay valid at every look.
+            family = max(int(record.state.get("family", 1)), len(sums))
+            record.state["family"] = family
+            comparison, segments = _judge(check, policy, sums, family)
         except FourloopsError as err:  # the measurement failed: an error, never a pass
             comparison = Comparison(
                 math.nan,
@@ -314,7 +360,22 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
                 (0, 0),
                 f"measurement failed: {err}",
             )
-        judged.append(_Judged(check, comparison))
+        failing = sorted(
+            (k for k, c in segments.items() if c.verdict == Verdict.FAIL), key=lambda k: segments[k].high
+        )
+        if failing and comparison.verdict != Verdict.FAIL:
+            worst = segments[failing[0]]
+            comparison = Comparison(
+                comparison.difference,
+                comparison.low,
+                comparison.high,
+                comparison.margin,
+                comparison.alpha,
+                Verdict.FAIL,
+                comparison.rows,
+                f"in segment {failing[0]}: {worst.reason} (overall {comparison.verdict.value})",
+            )
+        judged.append(_Judged(check, comparison, segments))
     evidence: dict[str, Any] = {"stage": stage.to_dict(), "checks": [j.to_dict() for j in judged]}
     if stage.kind == "shadow" and champion is not None:
         rows = loop.query(
