@@ -185,6 +185,26 @@ def test_estimation_tracks_covariate_shift_and_flags_a_concept_shift(reference: 
     assert [a.window for a in concept] == [3]
 
 
+def test_a_drop_confined_to_one_segment_alerts_on_that_segment(reference: pl.DataFrame) -> None:
+    # The labels flip for one city only: its own AUC falls from its value at training.
+    current = frame(6000, 13)
+    flipped = current.with_columns(
+        y=pl.when(pl.col("city") == "cdg").then(1 - pl.col("y")).otherwise(pl.col("y"))
+    )
+    result = fl.monitor(reference, flipped, window=3000, label="y", score="score", segments=["city"])
+    drops = [a for a in result.alerts if a.kind == "performance" and a.segment is not None]
+    assert drops and {a.segment for a in drops} == {"city=cdg"}
+    assert [a.window for a in drops] == [0]  # one episode, from its first window
+    for w in result.windows:
+        cdg = w.segments["city=cdg"].metrics["roc_auc"]
+        assert cdg.value.high < cdg.reference
+    evidence = drops[0].evidence
+    assert evidence["high"] < evidence["bound"] < evidence["reference"]
+    assert "segment city=cdg" in drops[0].cause
+    clean = fl.monitor(reference, current, window=3000, label="y", score="score", segments=["city"])
+    assert not [a for a in clean.alerts if a.kind == "performance"]
+
+
 def test_an_unseen_category_surge_and_a_missing_column_alert(reference: pl.DataFrame) -> None:
     current = frame(2000, 12, new_city=0.2).drop("z")
     result = fl.monitor(reference, current, window=1000)

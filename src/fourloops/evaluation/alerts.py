@@ -12,7 +12,8 @@ what to do next (``action``).
 * ``input_drift``: a column drifted (significant and beyond the effect
   floor); a warning on an important feature, else information;
 * ``prediction_drift``: the model's output drifted (warning);
-* ``performance``: a realised metric's interval lies beyond the allowed drop,
+* ``performance``: a realised metric's interval lies beyond the allowed drop
+  (overall, or in a segment against its own value at training),
   or the realised value falls outside the interval its estimate gave on the
   same rows (the inputs do not explain it: concept shift suspected); critical;
 * ``estimated_performance``: the estimated metric's interval lies beyond the
@@ -142,7 +143,7 @@ class AlertPolicy:
     snoozed: tuple[tuple[str, str | None], ...] = ()
     fallback_rate: float = 0.05
     coverage_drop: float = 0.05
-    min_labels: int = 200
+    min_labels: int = 100
 
     def __post_init__(self) -> None:
         if self.min_labels < 1:
@@ -264,6 +265,42 @@ def _bound(task: str | None, metric: str, reference: float, drop: float) -> floa
     return reference * (1 - drop) if better_high else reference * (1 + drop)
 
 
+def _segment_drops(
+    window: WindowResult, policy: AlertPolicy, ctx: RuleContext, metric: str
+) -> Iterator[_Finding]:
+    """A realised drop in one segment (against that segment's own value at training)."""
+    for segment in window.segments.values():
+        report = segment.metrics.get(metric)
+        if report is None or report.maturity != "mature" or report.reference is None:
+            continue
+        v = report.value
+        if v.rows < policy.min_labels:
+            continue
+        bound = _bound(ctx.task, metric, report.reference, policy.max_drop)
+        edge = v.high if higher_is_better(ctx.task or "binary", metric) else v.low
+        if edge is None or not _worse(ctx.task, metric, edge, bound):
+            continue
+        yield _Finding(
+            AlertKind.PERFORMANCE.value,
+            Severity.CRITICAL.value,
+            None,
+            segment.key,
+            {
+                "metric": metric,
+                "value": v.value,
+                "low": v.low,
+                "high": v.high,
+                "reference": report.reference,
+                "bound": bound,
+                "labelled": v.rows,
+            },
+            f"{metric} in segment {segment.key} fell to {v.value:.3g} (interval {v.low:.3g}–{v.high:.3g}) "
+            f"from {report.reference:.3g} at training",
+            f"look at segment {segment.key} first: if a release began it, roll back; if its labels moved "
+            "(a concept shift there), retrain with recent data and check the segment's number in the gates",
+        )
+
+
 def _performance_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
     metric = policy.metric or ctx.primary
     if metric is None:
@@ -296,6 +333,7 @@ def _performance_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContex
                 "roll back if the drop began with a release (fourloops rollback MODEL); otherwise retrain on "
                 "data that includes the recent windows, and review the segments that fell most",
             )
+    yield from _segment_drops(window, policy, ctx, metric)
     check = window.checks.get(metric)
     if (
         report is not None
