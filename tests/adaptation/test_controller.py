@@ -102,6 +102,11 @@ def test_no_retraining_on_data_the_monitor_marks_broken(project_dir: Path, tmp_p
         [decision] = project.tick(holder="a").decisions
         assert decision.kind == "retrain_refused" and "data_quality on rain" in decision.reason
         assert len(project.registry.versions("late")) == 1
+        # Repaired: the episode was last seen longer ago than the cooldown (2 days): retrain again.
+        clock.advance(timedelta(days=2, hours=1))
+        decisions = project.tick(holder="a").decisions
+        assert decisions[0].kind == "retrain", decisions[0].reason
+        assert len(project.registry.versions("late")) == 2
 
 
 def test_one_controller_at_a_time_and_a_takeover_after_the_lease(project_dir: Path, tmp_path: Path) -> None:

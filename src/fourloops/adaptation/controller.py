@@ -11,8 +11,8 @@ A tick, for every model, in order:
    schedule, the labels matured since the newest version's training, alerts
    the monitor raised since then. A trigger inside the cooldown or past the
    weekly cap is suppressed, and says so; a trigger while the monitor marks
-   the data broken (``data_quality`` or ``coverage`` alerts since the newest
-   version) is refused, and says so. Otherwise the model is trained on the
+   the data broken (``data_quality`` or ``coverage`` alerts it still saw
+   within the cooldown) is refused, and says so. Otherwise the model is trained on the
    newest point-in-time-correct data; a candidate that fails its gates is
    recorded as rejected with the gates that blocked it; one that passes
    starts the model's rollout.
@@ -123,7 +123,16 @@ def triggers(loop: Loop, model: Model) -> TriggerCheck:
         evidence["alerts"] = raised
     if not fired:
         return TriggerCheck([], evidence=evidence)
-    broken = sorted({f"{a['kind']} on {a['column']}" for a in recent if a["kind"] in BROKEN})
+    # Data broken now: a quality or coverage alert the monitor still saw within the cooldown (an
+    # episode that ended longer ago than that no longer blocks retraining on the repaired data).
+    lately = now - retrain.cooldown
+    broken = sorted(
+        {
+            f"{a['kind']} on {a['column']}"
+            for a in loop.alerts.alerts(model.name, limit=500)
+            if a["kind"] in BROKEN and a["last_seen_at"] >= lately
+        }
+    )
     if broken:
         return TriggerCheck(
             fired, refused="the monitor marks the data broken: " + ", ".join(broken[:4]), evidence=evidence
