@@ -25,6 +25,7 @@ PUBLIC = {
     "Contract",
     "Cost",
     "Entity",
+    "Explore",
     "Fallback",
     "FeatureView",
     "FileSource",

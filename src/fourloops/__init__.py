@@ -4,7 +4,8 @@
 ``fl.FeatureView``, ``fl.Contract``, the field types, ``fl.Model`` with its
 ``fl.Label``, ``fl.Objective``, ``fl.Cost``, ``fl.TimeSplit``, ``fl.Fallback``, ``fl.Budget``,
 ``fl.Rollout`` with its stages ``fl.Shadow``/``fl.Canary``/``fl.Full`` and ``fl.Check``,
-``fl.Retrain`` and ``fl.gates``), ``fl.Project``, ``fl.monitor`` (drift, data health and
+``fl.Retrain``, ``fl.Explore`` (exploration of decision models) and
+``fl.gates``), ``fl.Project``, ``fl.monitor`` (drift, data health and
 performance of any two data sets, window by window), and ``fl.ope`` (off-policy
 evaluation of a target policy on logged propensities).
 """
@@ -20,6 +21,7 @@ from fourloops.definitions import (
     Contract,
     Cost,
     Entity,
+    Explore,
     Fallback,
     FeatureView,
     FileSource,
@@ -54,6 +56,7 @@ __all__ = [
     "Contract",
     "Cost",
     "Entity",
+    "Explore",
     "Fallback",
     "FeatureView",
     "FileSource",

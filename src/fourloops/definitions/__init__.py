@@ -7,6 +7,7 @@ from fourloops.definitions.budget import Budget
 from fourloops.definitions.contract import Contract, ExtraPolicy
 from fourloops.definitions.durations import format_duration, parse_duration
 from fourloops.definitions.entity import Entity
+from fourloops.definitions.explore import Explore
 from fourloops.definitions.feature_view import FeatureView
 from fourloops.definitions.fields import (
     UNKNOWN_CATEGORY,
@@ -47,6 +48,7 @@ __all__ = [
     "TimeSplit",
     "gates",
     "Entity",
+    "Explore",
     "ExtraPolicy",
     "FeatureView",
     "Field",

@@ -21,6 +21,7 @@ __all__ = [
     "MaxSegmentDrop",
     "NoLeakage",
     "NoRegression",
+    "OffPolicyLift",
     "parse_size",
 ]
 
@@ -154,3 +155,39 @@ class NoLeakage(Gate):
 
     def __init__(self, threshold: float = 0.95) -> None:
         self.threshold = float(threshold)
+
+
+class OffPolicyLift(Gate):
+    """Decision models: the candidate policy must beat the champion off-policy, by its lower bound.
+
+    The candidate's policy (as it will be served, exploration included; ``policy="greedy"``
+    judges its greedy choice) is evaluated off-policy on the model's test rows from their
+    logged propensities (``estimator``: ``"dr"``, ``"ips"``, ``"snips"`` or ``"dm"``, with a
+    bootstrap interval at ``confidence``). It passes only when the interval's lower bound beats
+    the champion's estimated value on the same rows (or, without a champion, the logging
+    policy's value, the logged rewards' mean) by at least ``min_lift``, and the estimate is
+    conclusive (enough effective sample, enough support).
+    """
+
+    kind = "off_policy_lift"
+
+    def __init__(
+        self,
+        min_lift: float = 0.0,
+        *,
+        estimator: str = "dr",
+        policy: str = "served",
+        confidence: float = 0.95,
+    ) -> None:
+        if estimator not in ("dr", "ips", "snips", "dm"):
+            raise DefinitionError(f"OffPolicyLift: estimator must be dr, ips, snips or dm, got {estimator!r}")
+        if policy not in ("served", "greedy"):
+            raise DefinitionError(f"OffPolicyLift: policy must be 'served' or 'greedy', got {policy!r}")
+        if isinstance(min_lift, bool) or not isinstance(min_lift, int | float):
+            raise DefinitionError(f"OffPolicyLift: min_lift must be a number, got {min_lift!r}")
+        if not 0 < confidence < 1:
+            raise DefinitionError(f"OffPolicyLift: confidence must be in (0, 1), got {confidence!r}")
+        self.min_lift = float(min_lift)
+        self.estimator = estimator
+        self.policy = policy
+        self.confidence = float(confidence)

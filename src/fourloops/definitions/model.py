@@ -21,6 +21,7 @@ from typing import Any
 from fourloops.definitions.budget import Budget
 from fourloops.definitions.contract import Contract
 from fourloops.definitions.durations import format_duration, parse_duration
+from fourloops.definitions.explore import ACTION_COLUMN, PROPENSITY_COLUMN, Explore
 from fourloops.definitions.gates import Gate
 from fourloops.definitions.hashing import content_hash
 from fourloops.definitions.naming import check_name
@@ -36,9 +37,17 @@ class Task(enum.StrEnum):
     BINARY = "binary"
     MULTICLASS = "multiclass"
     REGRESSION = "regression"
+    POLICY = "policy"  # a decision model: chooses one of its actions; the label is the reward
 
 
-DEFAULT_PRIMARY = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse"}
+DEFAULT_PRIMARY = {
+    Task.BINARY: "roc_auc",
+    Task.MULTICLASS: "log_loss",
+    Task.REGRESSION: "rmse",
+    Task.POLICY: "policy_value",
+}
+#: Gates that judge predictions against labels, which a decision model does not make.
+_NOT_FOR_POLICIES = ("no_regression", "max_segment_drop", "max_calibration_error")
 
 
 def _fingerprint(obj: Any) -> str:
@@ -203,7 +212,10 @@ class Model:
     name:
         Unique name.
     task:
-        ``"binary"``, ``"multiclass"`` or ``"regression"``.
+        ``"binary"``, ``"multiclass"``, ``"regression"`` or ``"policy"`` (a decision model: it
+        chooses one of ``actions`` per request; its label is the reward of the chosen action, and
+        its entity rows are logged rounds with the columns ``action`` and ``propensity``, the
+        probability the logging policy gave that action).
     entities:
         Source of prediction events: one row per prediction, its timestamp is
         the moment of prediction (features are joined as known then).
@@ -231,6 +243,11 @@ class Model:
     retrain:
         When the controller retrains the model by itself (``fl.Retrain``: schedule, new labels,
         alerts; cooldown and a weekly cap).
+    actions:
+        Decision models: the actions, in order (at least two distinct names).
+    exploration:
+        Decision models: how the server explores (``fl.Explore``; default: epsilon-greedy, rate 0.1,
+        floor 0.01).
     """
 
     def __init__(
@@ -252,6 +269,8 @@ class Model:
         budget: Budget | None = None,
         rollout: Rollout | None = None,
         retrain: Retrain | None = None,
+        actions: Sequence[str] | None = None,
+        exploration: Explore | None = None,
         description: str = "",
     ) -> None:
         self.name = check_name(name, "Model")
@@ -259,7 +278,7 @@ class Model:
             self.task = Task(task)
         except ValueError:
             raise DefinitionError(
-                f"Model {name!r}: task must be binary, multiclass or regression, got {task!r}"
+                f"Model {name!r}: task must be binary, multiclass, regression or policy, got {task!r}"
             ) from None
         if not isinstance(entities, FileSource):
             raise DefinitionError(f"Model {name!r}: entities must be a source such as fl.FileSource")
@@ -283,6 +302,8 @@ class Model:
         for gate in gates:
             if not isinstance(gate, Gate):
                 raise DefinitionError(f"Model {name!r}: gates must be fl.gates objects, got {gate!r}")
+            if gate.kind == "off_policy_lift" and self.task is not Task.POLICY:
+                raise DefinitionError(f"Model {name!r}: gate OffPolicyLift is for task='policy' models")
         self.entities = entities
         self.label = label
         self.trainer = trainer
@@ -299,6 +320,12 @@ class Model:
         self.budget = budget
         self.rollout = rollout
         self.retrain = retrain
+        self.actions: list[str] | None = None
+        self.exploration: Explore | None = None
+        if self.task is Task.POLICY:
+            self.actions, self.exploration = _check_policy(self, actions, exploration)
+        elif actions is not None or exploration is not None:
+            raise DefinitionError(f"Model {name!r}: actions= and exploration= are for task='policy'")
         self.description = description
 
     @property
@@ -334,6 +361,8 @@ class Model:
             **({"budget": self.budget.to_dict()} if self.budget is not None else {}),
             **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
             **({"retrain": self.retrain.to_dict()} if self.retrain is not None else {}),
+            **({"actions": self.actions} if self.actions is not None else {}),
+            **({"exploration": self.exploration.to_dict()} if self.exploration is not None else {}),
         }
 
     @property
@@ -342,6 +371,47 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, task={self.task.value!r}, features={self.features!r})"
+
+
+def _check_policy(
+    model: Model, actions: Sequence[str] | None, exploration: Explore | None
+) -> tuple[list[str], Explore]:
+    """A decision model's actions and exploration, checked against its request and gates."""
+    name = model.name
+    if actions is None or isinstance(actions, str) or not isinstance(actions, Sequence):
+        raise DefinitionError(f"Model {name!r}: a policy model needs actions=[...], a list of action names")
+    chosen = list(actions)
+    if len(chosen) < 2:
+        raise DefinitionError(f"Model {name!r}: a policy model needs at least two actions, got {chosen!r}")
+    for action in chosen:
+        if not isinstance(action, str) or not action.strip():
+            raise DefinitionError(f"Model {name!r}: action {action!r} must be a non-empty string")
+    repeated = sorted({a for a in chosen if chosen.count(a) > 1})
+    if repeated:
+        raise DefinitionError(f"Model {name!r}: actions {repeated} are listed more than once")
+    explore = Explore() if exploration is None else exploration
+    if not isinstance(explore, Explore):
+        raise DefinitionError(f"Model {name!r}: exploration must be an fl.Explore, got {explore!r}")
+    fields = list(model.request.fields) if model.request is not None else []
+    for column in (ACTION_COLUMN, PROPENSITY_COLUMN):
+        if column in fields:
+            raise DefinitionError(
+                f"Model {name!r}: {column!r} is a logged column of a policy model's rounds, not a request "
+                "field (the server chooses the action)"
+            )
+    explore.check(chosen, fields, model=name)
+    for gate in model.gates:
+        if gate.kind in _NOT_FOR_POLICIES:
+            raise DefinitionError(
+                f"Model {name!r}: gate {type(gate).__name__} judges predictions against labels; a policy "
+                "model is judged off-policy (use fl.gates.OffPolicyLift)"
+            )
+    fb = model.fallback
+    if fb is not None and fb.constant is not None and fb.constant not in chosen:
+        raise DefinitionError(
+            f"Model {name!r}: the fallback constant {fb.constant!r} must be one of the actions {chosen}"
+        )
+    return chosen, explore
 
 
 def _jsonable(value: Any) -> Any:
