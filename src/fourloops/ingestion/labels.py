@@ -57,7 +57,8 @@ def label_problem(task: Task, value: object) -> str | None:
     """Why ``value`` cannot be a label of a ``task`` model (None: it can).
 
     Binary: 0, 1, true or false. Regression: a finite number. Multiclass: a
-    class, as an integer or a string.
+    class, as an integer or a string. Policy (a decision model): the reward of the
+    chosen action, a finite number.
 
     >>> label_problem(Task.BINARY, "yes")
     "a binary model's label is 0, 1, true or false, got the string 'yes'"
@@ -68,9 +69,11 @@ def label_problem(task: Task, value: object) -> str | None:
         if isinstance(value, bool) or (isinstance(value, int | float) and value in (0, 1)):
             return None
         return f"a binary model's label is 0, 1, true or false, got {_described(value)}"
-    if task is Task.REGRESSION:
+    if task is Task.REGRESSION or task is Task.POLICY:
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return None
+        if task is Task.POLICY:
+            return f"a policy model's label is its action's reward, a finite number, got {_described(value)}"
         return f"a regression model's label is a finite number, got {_described(value)}"
     if isinstance(value, str) and value:
         return None

@@ -20,7 +20,12 @@ the likeliest class, whose probabilities are in ``probabilities``),
 ``propensity``, ``latency_ms``, ``fallback``, ``fallback_reason``,
 ``routed_version``, ``cached``, ``shadow_of``, ``status__<view>`` (how each
 view's features were found: ok, missing, expired) and ``extra`` (the event's
-extra JSON). A value that does not fit its declared type (a contract changed
+extra JSON). A decision model's events (``task="policy"``) also have
+``action`` (the chosen action, text; ``propensity`` is its probability under
+the route that answered), ``distribution`` (the logged action distribution,
+JSON text), ``distribution_rest`` (the mass of the actions it does not list),
+``exploration_rate`` and ``route_propensity``; their ``prediction`` is the
+predicted reward of the chosen action. A value that does not fit its declared type (a contract changed
 under old events) is kept as JSON text in ``unparsed``, never dropped. A
 label file has ``request_id``, ``label`` (JSON text), ``label_number`` (bools
 as 0/1, numbers), ``label_text`` (string labels) and ``label_at``.
@@ -58,6 +63,7 @@ __all__ = [
     "EventSchema",
     "EventTables",
     "LABEL_COLUMNS",
+    "POLICY_COLUMNS",
     "RAW_EVENT_COLUMNS",
     "RAW_LABEL_COLUMNS",
     "raw_events_frame",
@@ -113,6 +119,14 @@ RAW_LABEL_COLUMNS: dict[str, pl.DataType] = {
     "at": _TS,
     "position": pl.Int64(),
 }
+#: The extra columns of a decision model's events, with the JSON path each is read from.
+POLICY_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
+    "action": (pl.String(), ""),
+    "distribution": (pl.String(), "$.policy.distribution"),
+    "distribution_rest": (pl.Float64(), "$.policy.rest"),
+    "exploration_rate": (pl.Float64(), "$.policy.rate"),
+    "route_propensity": (pl.Float64(), "$.policy.route_propensity"),
+}
 _MANIFEST, _LOCK = "manifest.json", "compaction.lock"
 _STATUS = "status__"
 
@@ -141,19 +155,28 @@ class EventSchema:
     fields: dict[str, pl.DataType] = field(default_factory=dict)
     views: tuple[str, ...] = ()
     multiclass: bool = False
+    policy: bool = False  # a decision model: the action and its distribution get columns
 
     @classmethod
     def from_contract(
-        cls, model: str, fields: Mapping[str, Field], *, views: Sequence[str] = (), multiclass: bool = False
+        cls,
+        model: str,
+        fields: Mapping[str, Field],
+        *,
+        views: Sequence[str] = (),
+        multiclass: bool = False,
+        policy: bool = False,
     ) -> EventSchema:
         """The schema of a model whose requests (and looked-up features) follow ``fields``."""
         taken = set(BASE_COLUMNS) | {"prediction", "probabilities", "model", "day"}
+        if policy:
+            taken |= set(POLICY_COLUMNS)
         for name in fields:
             if name in taken or name.startswith(_STATUS):
                 raise SchemaError(
                     f"model {model!r}: field {name!r} has the name of an event column; rename it"
                 )
-        return cls(model, {n: _dtype(f) for n, f in fields.items()}, tuple(views), multiclass)
+        return cls(model, {n: _dtype(f) for n, f in fields.items()}, tuple(views), multiclass, policy)
 
     def typed(self, raw: pl.DataFrame) -> pl.DataFrame:
         """This model's raw events (JSON text) as typed columns (vectorised, no Python per event)."""
@@ -168,6 +191,8 @@ class EventSchema:
                 probabilities.list.arg_max().cast(pl.Float64).alias("prediction"),
                 probabilities.alias("probabilities"),
             )
+        elif self.policy:
+            out = out.with_columns(_decisions(raw))
         else:
             out = out.with_columns(raw["output"].cast(pl.Float64, strict=False).alias("prediction"))
         out = pl.concat([out, extra, features.drop("unparsed")], how="horizontal")
@@ -178,8 +203,25 @@ class EventSchema:
         columns = {**BASE_COLUMNS, "prediction": pl.Float64(), **self.fields}
         if self.multiclass:
             columns["probabilities"] = pl.List(pl.Float64())
+        if self.policy:
+            columns.update({name: dtype for name, (dtype, _) in POLICY_COLUMNS.items()})
         columns.update({f"{_STATUS}{v}": pl.String() for v in self.views})
         return pl.DataFrame(schema=columns)
+
+
+def _decisions(raw: pl.DataFrame) -> list[pl.Series]:
+    """A decision model's action, its predicted reward (``prediction``) and its distribution columns."""
+    extra = raw["extra"]
+    columns = [
+        raw["output"].str.json_decode(pl.String()).alias("action"),
+        extra.str.json_path_match("$.policy.expected_reward")
+        .cast(pl.Float64, strict=False)
+        .alias("prediction"),
+    ]
+    for name, (dtype, path) in POLICY_COLUMNS.items():
+        if path:
+            columns.append(extra.str.json_path_match(path).cast(dtype, strict=False).alias(name))
+    return columns
 
 
 def _decode_fields(text: pl.Series, fields: Mapping[str, pl.DataType]) -> pl.DataFrame:

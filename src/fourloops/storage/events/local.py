@@ -49,6 +49,7 @@ from fourloops.storage.events.base import (
     with_corrupt_count,
 )
 from fourloops.storage.events.columnar import CompactionReport, EventSchema, EventTables
+from fourloops.storage.events.decisions import refuse_bad_decisions
 
 __all__ = ["COMPACT_CHUNK", "DEFAULT_SEGMENT_BYTES", "LocalEventStore"]
 
@@ -268,6 +269,7 @@ class LocalEventStore(EventStoreBase):
         """Write the group with one ``os.write`` (and one ``fsync`` if enabled)."""
         if not events:
             return
+        refuse_bad_decisions(events)  # a decision's distribution must be one to evaluate it by
         data = b"".join([_frame(_encode_event(e)) for e in events])
         self._write(self._events, data)
 

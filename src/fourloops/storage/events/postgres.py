@@ -54,6 +54,7 @@ from fourloops.storage.events.columnar import (
     raw_events_frame,
     raw_labels_frame,
 )
+from fourloops.storage.events.decisions import refuse_bad_decisions
 
 __all__ = ["COMPACT_CHUNK", "COMPACT_OVERLAP", "PostgresEventStore"]
 
@@ -251,6 +252,7 @@ class PostgresEventStore(EventStoreBase):
         """Insert the group with one ``COPY`` in one transaction; returns after the commit."""
         if not events:
             return
+        refuse_bad_decisions(events)  # a decision's distribution must be one to evaluate it by
         rows = [
             (
                 e.request_id,
