@@ -33,12 +33,14 @@ from fourloops.registry.formats.base import (
 )
 from fourloops.registry.formats.lightgbm import LightGBMFormat
 from fourloops.registry.formats.onnx import ONNXFormat
+from fourloops.registry.formats.policy import POLICY_META, PolicyPredictor, policy_meta
 from fourloops.registry.formats.sklearn import SklearnFormat
 from fourloops.registry.formats.xgboost import XGBoostFormat
 
 __all__ = [
     "FORMATS",
     "ModelFormat",
+    "PolicyPredictor",
     "Predictor",
     "SavedModel",
     "Task",
@@ -76,13 +78,15 @@ def save_model(
     format: str | None = None,
     feature_names: Sequence[str] | None = None,
     inputs: InputEncoder | None = None,
+    policy: Sequence[str] | None = None,
 ) -> SavedModel:
     """Write ``model`` into ``folder`` in its native format, plus its metadata file.
 
     ``feature_names`` records the input columns when the model cannot (numpy-
     trained estimators, single-tensor ONNX graphs). ``inputs`` is the encoder
     the model was trained through; it is stored in the metadata and serving
-    encodes requests with it.
+    encodes requests with it. ``policy`` names the actions of a decision model
+    whose reward model ``model`` is (its ``inputs`` hold the action input).
     """
     fmt = _format(format if format is not None else detect_format(model))
     target = Path(folder)
@@ -97,6 +101,8 @@ def save_model(
     if inputs is not None:
         meta["inputs"] = inputs.to_dict()
         meta.setdefault("feature_names", inputs.names)
+    if policy is not None:
+        meta[POLICY_META] = policy_meta(policy)
     write_meta(target, {"format": saved.format, **meta})
     return SavedModel(path=saved.path, format=saved.format, meta=meta)
 
@@ -110,7 +116,9 @@ def load_model(
 ) -> Predictor:
     """Load a saved model (file or folder) as a :class:`Predictor` for ``task``.
 
-    ``meta`` defaults to the metadata file beside the model, if there is one.
+    ``meta`` defaults to the metadata file beside the model, if there is one. For
+    ``task="policy"`` the saved reward model is loaded as a regression model and
+    served as a :class:`PolicyPredictor` (the predicted reward of every action).
     """
     fmt = _format(format)
     checked: Task = check_task(task)
@@ -118,7 +126,10 @@ def load_model(
     if not model_path.exists():
         raise RegistryError(f"model file {model_path} does not exist")
     meta = meta if meta is not None else read_meta(model_path)
-    predictor = fmt.load(model_path, checked, meta)
+    policy = checked == Task.POLICY
+    if policy and not meta.get(POLICY_META):
+        raise RegistryError(f"model {model_path} is not a decision model (its metadata names no actions)")
+    predictor = fmt.load(model_path, Task.REGRESSION if policy else checked, meta)
     if meta.get("inputs"):
         encoder = InputEncoder.from_dict(meta["inputs"])
         if predictor.feature_names is not None and predictor.feature_names != encoder.names:
@@ -127,4 +138,6 @@ def load_model(
                 f"{encoder.names}"
             )
         predictor.encoder = encoder
+    if policy:
+        return PolicyPredictor(predictor, meta)
     return predictor
