@@ -286,6 +286,14 @@ def ope(
     round_id: Annotated[
         str | None, typer.Option("--round", help="Round id column (default 'round_id' if present).")
     ] = None,
+    distribution: Annotated[
+        str | None,
+        typer.Option(
+            "--distribution",
+            help="Logged action distribution per round (JSON or struct; default 'distribution' if present): "
+            "rows that do not sum to one or give the chosen action no probability are refused.",
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Evaluate on this model's event log instead of --logs.")
     ] = None,
@@ -320,9 +328,17 @@ def ope(
     logs with no position 0 are read as 1-based, so position 1 is pos0), or one row per round
     (`round_id,action,position,probability`).
 
+    Logs that carry each round's action distribution (a decision model's event log does) are
+    checked first: a row whose distribution does not sum to one, gives the chosen action zero
+    probability, or disagrees with its propensity is refused, and the error names the rows,
+    the rule each breaks and how many break it.
+
     On a project's event log: `fourloops ope --model MODEL --policy POLICY`; the action is the
     route that answered (champion, canary, ab:<version>), the reward the label, and the policy
-    one row per route with one probability column (`route,probability`).
+    one row per route with one probability column (`route,probability`). For a decision model
+    (task "policy") the action is the action served, its propensity the probability the
+    served policy gave it, and the policy one row per action (`action,probability`) or per
+    request (`round_id,action,position,probability` with the request id as round id).
     """
     if policy is None:
         raise ConfigError("give the target policy: --policy FILE (see 'fourloops ope --help')")
@@ -360,6 +376,7 @@ def ope(
                 reward=reward or "reward",
                 propensity=propensity,
                 round_id=round_id,
+                distribution=distribution,
                 replicates=replicates,
                 seed=seed,
                 min_ess=min_ess,

@@ -128,7 +128,14 @@ class EvaluationOperations(ServingOperations):
         max_unsupported: float = 0.05,
         compact: bool = True,
     ) -> OPEResult:
-        """Off-policy evaluation of a routing policy on model ``model``'s served requests.
+        """Off-policy evaluation of a routing policy (or of a decision model's policy) on served requests.
+
+        For a decision model (``task="policy"``) each served request is a round whose action is the
+        action served, with the propensity the served policy gave it on the route that answered,
+        and whose action distribution is checked (:func:`fourloops.evaluation.ope.read_logs`);
+        ``policy`` is one row per action (``action,probability``) or one row per request, action
+        and position (``round_id,action,position,probability``; the round id is the request id).
+        Otherwise:
 
         Each served request is a round: its action is the route that answered it (``champion``,
         ``canary``, ``ab:<version>``), logged at one position, with the route's logged
@@ -145,10 +152,13 @@ class EvaluationOperations(ServingOperations):
         split (``since``/``until``). Leaving unlabelled requests out assumes that whether a label
         has arrived does not depend on the route; prefer a period whose labels are all due.
         """
+        from fourloops.definitions import Task
         from fourloops.errors import SchemaError
         from fourloops.evaluation.ope import align, evaluate, read_logs, read_policy
 
-        self.model(model)  # an unknown model is an error naming the defined ones
+        decisions = (
+            self.model(model).task is Task.POLICY
+        )  # an unknown model: an error naming the defined ones
         if compact:
             self.compact_events()
         columns = self.query_events("SELECT * FROM events LIMIT 0", model=model, compact=False).column_names
@@ -164,8 +174,15 @@ class EvaluationOperations(ServingOperations):
         if until is not None:
             conditions.append(f"\"at\" < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'")
         quoted = '"' + reward.replace('"', '""') + '"'
+        # A decision model's action is the action served (its propensity: under the route that answered,
+        # each round's own logging policy), with the distribution it was drawn from, checked on reading.
+        chosen = (
+            "request_id AS round_id, action, distribution, distribution_rest"
+            if decisions
+            else "route AS action"
+        )
         events = self.query_events(
-            f"SELECT request_id, route AS action, propensity, CAST({quoted} AS DOUBLE) AS reward, "
+            f"SELECT request_id, {chosen}, propensity, CAST({quoted} AS DOUBLE) AS reward, "
             f"coalesce(fallback, false) AS fallback FROM events WHERE {' AND '.join(conditions)} "
             'QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY "at") = 1 ORDER BY "at", request_id',
             model=model,
@@ -184,9 +201,13 @@ class EvaluationOperations(ServingOperations):
                 f"{served - labelled.num_rows} of {served} served requests have no {reward!r} yet: left out"
             )
         fallbacks = sum(labelled["fallback"].to_pylist())
-        if fallbacks:
+        if fallbacks and not decisions:
             notes.append(
                 f"{fallbacks} requests were answered by the fallback; their route is still their action"
+            )
+        elif fallbacks:
+            notes.append(
+                f"{fallbacks} requests were answered by the fallback (their action logged as certain)"
             )
         logs = read_logs(labelled, what="the event log")
         target = read_policy(policy)

@@ -99,6 +99,7 @@ def ope(
     reward: str = "reward",
     propensity: str = "propensity",
     round_id: str | None = None,
+    distribution: str | None = None,
     policy_action: str | None = None,
     position_base: int | None = None,
     replicates: int = DEFAULT_REPLICATES,
@@ -124,6 +125,11 @@ def ope(
     round_id:
         The logs' round id column (default ``round_id`` if present); a per-round policy is looked up
         by it (without it, round ids are row numbers from 0), and rows sharing one are resampled together.
+    distribution:
+        The logging policy's action distribution per round, when the logs carry it (default
+        ``distribution`` if present; JSON text or a struct, unlisted mass in ``<column>_rest``):
+        rows whose distribution does not sum to one, gives the chosen action no probability, or
+        disagrees with its propensity are refused, named and counted in one line.
     policy_action:
         The action column of a per-action policy file (default ``item_id``, ``action``, ``route`` or
         its first column).
@@ -142,7 +148,13 @@ def ope(
         ``.to_dict()`` is the JSON of ``fourloops ope --json``.
     """
     logged = read_logs(
-        logs, action=action, position=position, reward=reward, propensity=propensity, round_id=round_id
+        logs,
+        action=action,
+        position=position,
+        reward=reward,
+        propensity=propensity,
+        round_id=round_id,
+        distribution=distribution,
     )
     target = read_policy(policy, action=policy_action)
     rounds = align(logged, target, position_base=position_base)

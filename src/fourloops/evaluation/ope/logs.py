@@ -7,6 +7,15 @@ probability ``propensity``, and observed ``reward``. A round id column
 policy is given for; rows sharing a round id are also resampled together by
 the bootstrap. Rows are counted from 0 in error messages.
 
+Logs may also carry the logging policy's **action distribution** of each
+round (a ``distribution`` column, as a decision model's event log has it:
+JSON text or a struct mapping actions to probabilities, with the mass of the
+actions it leaves out in ``distribution_rest``). Then every round's
+distribution is checked (:mod:`fourloops.storage.events.decisions`): it must
+sum to one, give the chosen action a positive probability and agree with the
+logged propensity; logs with rows that break a rule are refused, with one
+line naming the rows, the rules and how many rows break each.
+
 >>> import polars as pl
 >>> logs = read_logs(pl.DataFrame({"action": ["a", "b", "a"], "reward": [1, 0, 0], "propensity": 0.5}))
 >>> logs.rounds, logs.actions, logs.action.tolist(), logs.position.tolist()
@@ -19,6 +28,7 @@ fourloops.errors.SchemaError: the logs: the propensity column 'propensity' must 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +39,15 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from fourloops.errors import ConfigError, SchemaError, SourceError
+from fourloops.storage.events.decisions import distribution_problem, rejection_message
 
-__all__ = ["DEFAULT_ROUND", "LoggedBandit", "keys", "read_frame", "read_logs"]
+__all__ = ["DEFAULT_DISTRIBUTION", "DEFAULT_ROUND", "LoggedBandit", "keys", "read_frame", "read_logs"]
 
 #: The round id column read when the logs have one and none is named.
 DEFAULT_ROUND = "round_id"
+#: The action distribution column read when the logs have one and none is named (and its rest's).
+DEFAULT_DISTRIBUTION = "distribution"
+_REST_SUFFIX = "_rest"
 #: The position column read when the logs have one and none is named.
 _DEFAULT_POSITION = "position"
 _CSV = (".csv", ".csv.gz", ".tsv", ".txt")
@@ -159,6 +173,7 @@ def read_logs(
     reward: str = "reward",
     propensity: str = "propensity",
     round_id: str | None = None,
+    distribution: str | None = None,
     what: str = "the logs",
 ) -> LoggedBandit:
     """Read and check logged bandit data.
@@ -175,12 +190,17 @@ def read_logs(
         else every round is at position 0.
     round_id:
         The round id column; default ``round_id`` if the logs have one, else none.
+    distribution:
+        The logging policy's action distribution per round (JSON text or a struct of action ->
+        probability; the mass of unlisted actions in ``<distribution>_rest``); default
+        ``distribution`` if the logs have one. Every round's is checked (see the module docstring).
 
     Raises
     ------
     SchemaError
         A column is missing or holds the wrong values; the message names the column, the first
-        offending row and the rule. The logs must not be empty.
+        offending row and the rule. Rows whose action distribution breaks its rules are named
+        with the rule and counted. The logs must not be empty.
     """
     frame = read_frame(data, what)
     if frame.height == 0:
@@ -222,6 +242,10 @@ def read_logs(
             row = _first_bad(round_col.is_null().to_numpy())
             raise SchemaError(f"{what}: the round id column {round_id!r} is null at row {row}")
         round_ids, round_codes = _codes(round_col)
+    if distribution is None and DEFAULT_DISTRIBUTION in frame.columns:
+        distribution = DEFAULT_DISTRIBUTION
+    if distribution is not None:
+        _check_distributions(frame, distribution, action_col, prop_values, what)
     actions, action_codes = _codes(action_col)
     return LoggedBandit(
         actions,
@@ -237,5 +261,45 @@ def read_logs(
             "reward": reward,
             "propensity": propensity,
             "round": round_id,
+            "distribution": distribution,
         },
     )
+
+
+def _mappings(series: pl.Series, what: str) -> list[Any]:
+    """Each row's distribution as a mapping (None where null or unreadable: that breaks a rule)."""
+    if series.dtype == pl.String:
+        out: list[Any] = []
+        for text in series.to_list():
+            try:
+                out.append(None if text is None else json.loads(text))
+            except ValueError:
+                out.append(None)
+        return out
+    if isinstance(series.dtype, pl.Struct):
+        return [
+            None if d is None else {k: v for k, v in d.items() if v is not None} for d in series.to_list()
+        ]
+    raise SchemaError(
+        f"{what}: the distribution column {series.name!r} must hold JSON objects or structs of action -> "
+        f"probability, not {series.dtype}"
+    )
+
+
+def _check_distributions(
+    frame: pl.DataFrame, column: str, actions: pl.Series, propensity: NDArray[np.float64], what: str
+) -> None:
+    """Refuse logs whose rows carry an action distribution that breaks a rule (all such rows named)."""
+    mappings = _mappings(_column(frame, column, "distribution", what), what)
+    rest_name = column + _REST_SUFFIX
+    rests = frame[rest_name].to_list() if rest_name in frame.columns else [None] * frame.height
+    chosen = keys(actions).to_list()
+    problems = []
+    for row, (mapping, rest, action) in enumerate(zip(mappings, rests, chosen, strict=True)):
+        problem = distribution_problem(
+            mapping if isinstance(mapping, dict) else {}, rest, str(action), float(propensity[row])
+        )
+        if problem is not None:
+            problems.append((f"row {row}", *problem))
+    if problems:
+        raise SchemaError(rejection_message(what, problems, frame.height))
