@@ -18,10 +18,8 @@ from typing import Any
 import polars as pl
 
 from fourloops.contracts import compile_contract
-from fourloops.definitions import (
-    FeatureView,
-    Model,
-)
+from fourloops.definitions import FeatureView, Model, Task
+from fourloops.definitions.explore import ACTION_COLUMN, PROPENSITY_COLUMN
 from fourloops.errors import SchemaError
 from fourloops.ingestion.features import model_inputs
 from fourloops.ingestion.labels import mature
@@ -41,6 +39,30 @@ class ModelFrame:
     cutoff: datetime
     counts: dict[str, int] = field(default_factory=dict)
     join_stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _logged_rounds(model: Model, raw: pl.DataFrame, counts: dict[str, int]) -> pl.DataFrame:
+    """A decision model's rounds: the logged action (one of the model's) and its propensity, in (0, 1].
+
+    Rows with another action, or without a usable propensity, are left out and counted
+    (``action_unknown``, ``propensity_invalid``); a source without the columns is an error.
+    """
+    missing = [c for c in (ACTION_COLUMN, PROPENSITY_COLUMN) if c not in raw.columns]
+    if missing:
+        raise SchemaError(
+            f"model {model.name!r}: a policy model's rounds need the logged columns {missing} "
+            "(the action taken and the probability the logging policy gave it)"
+        )
+    raw = raw.with_columns(
+        pl.col(ACTION_COLUMN).cast(pl.String), pl.col(PROPENSITY_COLUMN).cast(pl.Float64, strict=False)
+    )
+    known = pl.col(ACTION_COLUMN).is_in(model.actions or [])
+    counts["action_unknown"] = int(raw.select((~known.fill_null(False)).sum()).item())
+    raw = raw.filter(known.fill_null(False))
+    p = pl.col(PROPENSITY_COLUMN)
+    usable = p.is_not_null() & p.is_not_nan() & (p > 0) & (p <= 1)
+    counts["propensity_invalid"] = int(raw.select((~usable.fill_null(False)).sum()).item())
+    return raw.filter(usable.fill_null(False))
 
 
 def build_model_frame(
@@ -93,6 +115,8 @@ def build_model_frame(
     raw = raw.filter(known)
     if label.name in raw.columns and raw[label.name].dtype == pl.Boolean:
         raw = raw.with_columns(pl.col(label.name).cast(pl.Int8))
+    if model.task is Task.POLICY:
+        raw = _logged_rounds(model, raw, counts)
     inputs = model_inputs(model, views)
     join_stats: dict[str, Any] = {}
     if model.features:
@@ -102,7 +126,8 @@ def build_model_frame(
     else:
         joined = raw
     counts["rows_used"] = joined.height
-    keep = [ts, *inputs, label.name, *[s for s in model.segments if s not in inputs and s != ts]]
+    logged = [ACTION_COLUMN, PROPENSITY_COLUMN] if model.task is Task.POLICY else []
+    keep = [ts, *inputs, *logged, label.name, *[s for s in model.segments if s not in inputs and s != ts]]
     missing = [c for c in keep if c not in joined.columns]
     if missing:
         raise SchemaError(

@@ -32,10 +32,14 @@ class GateContext:
     latency_p99_ms: float | None = None
     artifact_size: int | None = None
     leakage: list[dict[str, Any]] = field(default_factory=list)
+    #: Decision models: the off-policy evidence (a ``policy_evaluation.PolicyEvidence``).
+    policy: Any = None
 
 
 def _better(ctx: GateContext, metric: str) -> int:
     """+1 when larger values of ``metric`` are better, -1 otherwise (the metric catalogue decides)."""
+    if ctx.task == "policy":  # values of policies are rewards; the reward model's errors are not
+        return -1 if metric.startswith("reward_") else 1
     return 1 if higher_is_better(ctx.task, metric) else -1
 
 
@@ -187,6 +191,49 @@ def _leakage(gate: g.NoLeakage, ctx: GateContext) -> GateVerdict:
     return GateVerdict(gate.kind, not flagged, message, {"threshold": gate.threshold, "flagged": flagged})
 
 
+def _off_policy_lift(gate: g.OffPolicyLift, ctx: GateContext) -> GateVerdict:
+    evidence = ctx.policy
+    if evidence is None:
+        return GateVerdict(gate.kind, False, "no off-policy evidence (not a policy model?)", {})
+    result = evidence.served if gate.policy == "served" else evidence.greedy
+    estimate = result.estimates[gate.estimator]
+    if evidence.champion is not None and evidence.champion.verdict.value == "ok":
+        against, against_value = (
+            f"champion v{evidence.champion_version}",
+            evidence.champion.estimates[gate.estimator].value,
+        )
+    else:
+        against, against_value = "the logging policy", evidence.logged_value
+    numbers: dict[str, Any] = {
+        "policy": gate.policy,
+        "estimator": gate.estimator,
+        "confidence": evidence.confidence,
+        "estimate": estimate.value,
+        "low": estimate.low,
+        "high": estimate.high,
+        "against": against,
+        "against_value": against_value,
+        "logged_value": evidence.logged_value,
+        "champion_version": evidence.champion_version if against != "the logging policy" else None,
+        "min_lift": gate.min_lift,
+        "verdict": result.verdict.value,
+        "reason": result.reason,
+        "ess": result.diagnostics.ess,
+        "rounds": result.rounds,
+    }
+    if result.verdict.value != "ok" or estimate.low is None or against_value is None:
+        why = result.reason or "no interval"
+        return GateVerdict(gate.kind, False, f"off-policy estimate inconclusive: {why}", numbers)
+    lift = estimate.low - against_value
+    numbers["lift_low"] = lift
+    message = (
+        f"{gate.policy} policy {gate.estimator.upper()} {_fmt(estimate.value)} "
+        f"(interval {_fmt(estimate.low)} .. {_fmt(estimate.high)}) vs {against} {_fmt(against_value)}: "
+        f"lower bound lift {lift:+.4g} (need {gate.min_lift:+.4g})"
+    )
+    return GateVerdict(gate.kind, lift >= gate.min_lift, message, numbers)
+
+
 _JUDGES: dict[type, Any] = {
     g.NoRegression: _no_regression,
     g.BeatsBaseline: _beats_baseline,
@@ -196,6 +243,7 @@ _JUDGES: dict[type, Any] = {
     g.LatencyBudget: _latency,
     g.MaxArtifactSize: _size,
     g.NoLeakage: _leakage,
+    g.OffPolicyLift: _off_policy_lift,
 }
 
 

@@ -44,10 +44,12 @@ from fourloops.adaptation.evaluate import evaluate_candidate
 from fourloops.adaptation.frame import ModelFrame, build_model_frame
 from fourloops.adaptation.gates import GateContext, evaluate_gates
 from fourloops.adaptation.lineage import code_state, environment, frame_fingerprint
+from fourloops.adaptation.policy_evaluation import evaluate_policy_run, reward_model_inputs
 from fourloops.adaptation.split import Split, time_split
 from fourloops.clock import Clock, utcnow
 from fourloops.contracts.encoder import InputEncoder
-from fourloops.definitions import FeatureView, Model
+from fourloops.definitions import FeatureView, Model, Task
+from fourloops.definitions.explore import ACTION_COLUMN
 from fourloops.definitions.lifecycle import Alias
 from fourloops.engines import DuckDBEngine, Engine
 from fourloops.errors import DefinitionError, FourloopsError, NotFoundError, RegistryError
@@ -204,7 +206,7 @@ def prepare_data(
     """
     mf = build_model_frame(model, root=root, views=views, join=join, cutoff=cutoff, start=start, now=now)
     split = time_split(mf.frame, mf.timestamp, model.split)
-    encoder = InputEncoder.from_fields(model_inputs(model, views))
+    encoder = InputEncoder.from_fields(reward_model_inputs(model, views))
     return TrainingData(
         mf,
         split,
@@ -224,7 +226,7 @@ def fit_candidate(
     """Step 2: fit, store the artifact with its encoder, and load it back through its hash check."""
     estimator = fit(model, data.X_train, data.y_train, params=params, seed=seed)
     with tempfile.TemporaryDirectory(prefix="fourloops-model-") as tmp:
-        saved = save_model(estimator, Path(tmp), inputs=data.encoder)
+        saved = save_model(estimator, Path(tmp), inputs=data.encoder, policy=model.actions)
         ref = artifacts.put_file(saved.path)
     artifact = {**ref.to_dict(), "meta": saved.meta}
     # Evaluate what will be served: the artifact as stored, loaded back through its hash check.
@@ -274,7 +276,6 @@ def evaluate_run(
     ``version`` is the candidate's own number when it is already registered (it is then not
     compared with itself should it be the champion).
     """
-    scores = candidate.predictor.predict(data.X_test)
     champ = _champion(registry, artifacts, model, besides=version)
     champion_scores = None
     champion_note = None
@@ -285,22 +286,39 @@ def evaluate_run(
             # The champion was trained on other inputs; it cannot be scored on these rows.
             champion_note = f"champion v{champ[1]} cannot score these rows: {err}"
             champ = None
-    evaluation, ctx = evaluate_candidate(
-        model,
-        y_train=data.y_train,
-        y_test=data.y_test,
-        candidate=scores,
-        champion=champion_scores,
-        champion_version=None if champ is None else champ[1],
-        test=data.split.test,
-        seed=seed,
-    )
-    validation_metrics = evaluate(
-        model.task.value,
-        data.y_validation,
-        candidate.predictor.predict(data.X_validation),
-        threshold=model.objective.threshold,
-    )
+    if model.task is Task.POLICY:
+        # A decision model: judged off-policy (fourloops.adaptation.policy_evaluation).
+        champion_predictor, champion_version = (None, None) if champ is None else champ
+        evaluated, ctx = evaluate_policy_run(
+            model, data, candidate.predictor, champion_predictor, champion_version, seed=seed
+        )
+        validation_metrics = {
+            "reward_rmse": evaluate(
+                "regression",
+                data.y_validation.astype(float),
+                candidate.predictor.rewards(  # type: ignore[attr-defined]
+                    data.X_validation, data.split.validation[ACTION_COLUMN].to_list()
+                ),
+            ).get("rmse")
+        }
+    else:
+        evaluation, ctx = evaluate_candidate(
+            model,
+            y_train=data.y_train,
+            y_test=data.y_test,
+            candidate=candidate.predictor.predict(data.X_test),
+            champion=champion_scores,
+            champion_version=None if champ is None else champ[1],
+            test=data.split.test,
+            seed=seed,
+        )
+        evaluated = evaluation.to_dict()
+        validation_metrics = evaluate(
+            model.task.value,
+            data.y_validation,
+            candidate.predictor.predict(data.X_validation),
+            threshold=model.objective.threshold,
+        )
     latency_gate = next((g for g in model.gates if g.kind == "latency_budget"), None)
     ctx.latency_p99_ms = _latency_p99_ms(
         candidate.predictor, data.X_test, getattr(latency_gate, "sample", LATENCY_SAMPLE), seed
@@ -310,7 +328,7 @@ def evaluate_run(
         f.to_dict() for f in leakage_scores(data.split.train, data.frame.label, data.encoder.names)
     ]
     metrics = {
-        **evaluation.to_dict(),
+        **evaluated,
         "validation": validation_metrics,
         "latency_p99_ms": ctx.latency_p99_ms,
         "artifact_bytes": candidate.ref.size,
@@ -341,19 +359,24 @@ def profile_reference(
     raw = getattr(estimator, "feature_importances_", None)
     if raw is not None and len(raw) == len(names):
         importance = {n: float(v) for n, v in zip(names, raw, strict=True)}
-    table = reference_table(
-        data.split.test, names, predictor.predict(data.X_test), data.y_test, task=model.task.value
-    )
+    task, primary = model.task.value, model.primary_metric
+    if model.task is Task.POLICY:
+        # Monitored as what its events log: the predicted reward of the action taken, against the reward.
+        task, primary = Task.REGRESSION.value, "rmse"
+        scores = predictor.rewards(data.X_test, data.split.test[ACTION_COLUMN].to_list())  # type: ignore[attr-defined]
+    else:
+        scores = predictor.predict(data.X_test)
+    table = reference_table(data.split.test, names, scores, data.y_test, task=task)
     reference = fit_model_reference(
         table,
         engine=engine,
-        task=model.task.value,
+        task=task,
         segments=model.segments,
         defaults=defaults,
         threshold=model.objective.threshold,
         label_delay=model.label.delay,
         importance=importance,
-        primary=model.primary_metric,
+        primary=primary,
         coverage=_coverage(data.frame.join_stats),
         budget=model.budget.to_dict() if model.budget is not None else None,
     )

@@ -73,13 +73,20 @@ class AdaptationOperations(MonitoringOperations):
 
     def rollout_status(self, name: str) -> dict[str, Any]:
         """The model's newest rollout: stage, status, plan, the last checks' numbers, and the routing now."""
-        self.model(name)
+        from fourloops.adaptation.counterfactual import check_canary
+        from fourloops.definitions import Task
+
+        model = self.model(name)
         record = self.rollout_log.latest(name)
-        return {
+        status = {
             "model": name,
             "rollout": None if record is None else record.to_dict(),
             "routing": self.registry.routing(name).to_dict(),
         }
+        if model.task is Task.POLICY and record is not None and record.open:
+            # A decision model: its off-policy estimate beside what it realises as a canary.
+            status["counterfactual"] = check_canary(self.loop, model, record.version).to_dict()
+        return status
 
     def rollout_abort(self, name: str, *, reason: str = "aborted by an operator") -> Decision:
         """Send all of model ``name``'s traffic back to its champion and end its rollout (journaled)."""
@@ -90,10 +97,14 @@ class AdaptationOperations(MonitoringOperations):
 
     def tick(self, *, holder: str | None = None, lease: timedelta = timedelta(seconds=60)) -> TickReport:
         """One step of the controller (idempotent; safe from cron); see fourloops.adaptation.controller."""
+        from fourloops.adaptation import counterfactual
         from fourloops.adaptation.controller import tick
 
         self.compact_events()
-        return tick(self.loop, holder=holder, lease=lease)
+        report = tick(self.loop, holder=holder, lease=lease)
+        # Decision models in a canary: their realised reward against their off-policy estimate.
+        counterfactual.watch(self.loop)
+        return report
 
     def controller(
         self,
