@@ -103,7 +103,13 @@ class ModelMetadata:
                     {"name": name, "datatype": tensor_datatype(f), "shape": [-1]}
                     for name, f in service.contract.fields.items()
                 ],
-                "outputs": [{"name": "prediction", "datatype": "FP64", "shape": shape}],
+                "outputs": [
+                    {
+                        "name": "prediction",
+                        "datatype": "BYTES" if service.model.task is Task.POLICY else "FP64",
+                        "shape": shape,
+                    }
+                ],
             }
         )
 

@@ -79,12 +79,26 @@ FEATURE_STATUS = {
 }
 
 
-def _prediction_schema(task: Task) -> dict[str, Any]:
+def _prediction_schema(task: Task, actions: list[str] | None = None) -> dict[str, Any]:
+    if task is Task.POLICY:
+        return {"type": "string", "enum": list(actions or []), "description": "the action chosen"}
     if task is Task.MULTICLASS:
         return {"type": "array", "items": {"type": "number"}, "description": "one probability per class"}
     if task is Task.BINARY:
         return {"type": "number", "description": "probability of the positive class"}
     return {"type": "number"}
+
+
+#: The fields a decision model's answer carries beside the prediction (its action).
+_DECISION: dict[str, Any] = {
+    "action": {"type": "string", "description": "the action chosen (also the prediction)"},
+    "propensity": {
+        "type": "number",
+        "description": "the probability the served policy gave this action (on the route that answered)",
+    },
+    "exploration_rate": {"type": "number", "description": "the exploration rate applied to this request"},
+    "expected_reward": {"type": ["number", "null"], "description": "the predicted reward of the action"},
+}
 
 
 def _common_schemas() -> dict[str, Any]:
@@ -239,7 +253,8 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
                     "pattern": "^(champion|canary|ab:[0-9]+)$",
                     "description": "champion, canary, or ab:<version> under an A/B split",
                 },
-                "prediction": _prediction_schema(service.model.task),
+                "prediction": _prediction_schema(service.model.task, service.model.actions),
+                **(_DECISION if service.model.task is Task.POLICY else {}),
                 "fallback": {
                     "type": ["string", "null"],
                     "description": "which fallback answered (then prediction is its value), or null",

@@ -19,7 +19,7 @@ from typing import Any
 
 from fourloops.clock import Clock
 from fourloops.contracts import compile_contract
-from fourloops.definitions import FeatureView, Model
+from fourloops.definitions import FeatureView, Model, Task
 from fourloops.definitions.lifecycle import RouteKind
 from fourloops.errors import (
     ContractViolation,
@@ -31,6 +31,7 @@ from fourloops.errors import (
 from fourloops.inference.cache import PredictionCache
 from fourloops.inference.calls import ModelCaller, Outcome, finite_or_none
 from fourloops.inference.circuit import CircuitBreaker
+from fourloops.inference.decisions import Decider, Decision
 from fourloops.inference.eventlog import EventWriter, FeatureLogger
 from fourloops.inference.inline import InlineGate
 from fourloops.inference.request_ids import DuplicateRequestId, RequestIds
@@ -62,9 +63,11 @@ class Prediction:
     propensity: float | None = None
     feature_status: dict[str, str] = field(default_factory=dict)
     fallback_reason: str | None = None  # why the fallback answered: timeout, error or circuit_open
+    #: A decision model's answer: action, its propensity, exploration rate, expected reward.
+    decision: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "request_id": self.request_id,
             "model": self.model,
             "version": self.version,
@@ -74,6 +77,9 @@ class Prediction:
             "fallback_reason": self.fallback_reason,
             "feature_status": self.feature_status,
         }
+        if self.decision is not None:
+            out.update(self.decision)
+        return out
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,12 @@ class ModelService:
         self.contract = serving_contract(model, self.views)
         self.validator = compile_contract(self.contract, requests=True)
         self.log_features = FeatureLogger(self.contract, hash_key)
+        #: A decision model's action drawer (None for every other task).
+        self.decider = (
+            Decider(model.name, model.actions, model.exploration)
+            if model.task is Task.POLICY and model.actions is not None and model.exploration is not None
+            else None
+        )
         self.state: ServingState | None = None
         self._request_ids: RequestIds | None = None
         #: Whether a lone request may be answered on the event loop (see fourloops.inference.inline).
@@ -464,6 +476,12 @@ class ModelService:
         else:
             reason = outcome.failure
             output, fallback, version = self._fallback(state, r.row)
+        extra: dict[str, Any] = {}
+        propensity, decided = r.route.propensity, None
+        if self.decider is not None:  # a decision model: draw the action (fourloops.inference.decisions)
+            decision = self._decide(output, fallback, r.row, r.request_id)
+            output, propensity, decided = decision.action, decision.propensity, decision.answer()
+            extra.update(decision.extra(version, r.route.propensity))
         latency = (outcome.seconds + time.perf_counter() - started) * 1000
         answer = Prediction(
             r.request_id,
@@ -475,8 +493,8 @@ class ModelService:
             r.route.propensity,
             r.status,
             reason,
+            decided,
         )
-        extra: dict[str, Any] = {}
         if fallback:  # the version routed to, which failed, is kept for evaluation
             extra.update(fallback=fallback, fallback_reason=reason, routed_version=r.route.version)
         if r.status:
@@ -492,7 +510,7 @@ class ModelService:
             route=r.route.name,
             features=self.log_features(r.row),
             output=output,
-            propensity=r.route.propensity,
+            propensity=propensity,
             latency_ms=latency,
             fallback=bool(fallback),
             extra=extra,
@@ -502,6 +520,13 @@ class ModelService:
             shadow = (r.route.shadow_version, {"row": r.row, "request_id": r.request_id, "unit": r.unit})
         return answer, event, shadow
 
+    def _decide(self, output: Any, fallback: str | None, row: Mapping[str, Any], request_id: str) -> Decision:
+        """A decision model's action: drawn from its scores, or a fallback's action (certain)."""
+        assert self.decider is not None
+        if fallback is not None and not isinstance(output, list):
+            return self.decider.certain(output)
+        return self.decider.decide(output, row, request_id)
+
     def score_shadow(self, work: list[tuple[int, dict[str, Any]]]) -> None:
         """Score and log shadow predictions (called off the request path)."""
         state = self.state
@@ -510,14 +535,20 @@ class ModelService:
         events = []
         for version, item in work:
             started = time.perf_counter()
+            rid = f"{item['request_id']}{SHADOW_SUFFIX}"
+            propensity, extra = None, {"shadow_of": item["request_id"]}
             try:
                 output = finite_or_none(state.predictors[version].predict_one(item["row"]))
+                if self.decider is not None:  # the shadow policy draws as it would have served
+                    decision = self.decider.decide(output, item["row"], rid)
+                    output, propensity = decision.action, decision.propensity
+                    extra.update(decision.extra(version, None))
             except Exception:
                 self._count("shadow_errors")
                 continue
             events.append(
                 PredictionEvent(
-                    request_id=f"{item['request_id']}{SHADOW_SUFFIX}",
+                    request_id=rid,
                     unit_id=str(item["unit"]),
                     at=self.clock(),
                     model=self.name,
@@ -525,10 +556,10 @@ class ModelService:
                     route=RouteKind.SHADOW,
                     features=self.log_features(item["row"]),
                     output=output,
-                    propensity=None,
+                    propensity=propensity,
                     latency_ms=(time.perf_counter() - started) * 1000,
                     fallback=False,
-                    extra={"shadow_of": item["request_id"]},
+                    extra=extra,
                 )
             )
         if events:

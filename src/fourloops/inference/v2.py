@@ -135,7 +135,14 @@ class Infer:
                 "id": answers[0].request_id
                 if n == 1
                 else (request_id or answers[0].request_id.rsplit("-", 1)[0]),
-                "outputs": [{"name": "prediction", "shape": shape, "datatype": "FP64", "data": flat}],
+                "outputs": [
+                    {
+                        "name": "prediction",
+                        "shape": shape,
+                        "datatype": "BYTES" if service.decider is not None else "FP64",  # actions are text
+                        "data": flat,
+                    }
+                ],
                 "parameters": {
                     "fallback": any(a.fallback for a in answers),
                     "request_ids": [a.request_id for a in answers],

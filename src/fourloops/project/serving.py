@@ -78,7 +78,11 @@ class ServingOperations(TrainingOperations):
             contract = serving_contract(model, self.feature_views)
             views = list(resolve_features(model.features, self.feature_views)) if model.features else []
             schemas[name] = EventSchema.from_contract(
-                name, contract.fields, views=views, multiclass=model.task is Task.MULTICLASS
+                name,
+                contract.fields,
+                views=views,
+                multiclass=model.task is Task.MULTICLASS,
+                policy=model.task is Task.POLICY,
             )
         return schemas
 
