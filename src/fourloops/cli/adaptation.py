@@ -117,7 +117,9 @@ def _print_judgement(
     )
     test, base = metrics.get("test", {}), metrics.get("baseline", {})
     primary = proj.model(model).primary_metric
-    out.print(f"  {primary}: {test.get(primary)!s:.8} (do-nothing baseline {base.get(primary)!s:.8})")
+    # A decision model's baseline is the policy that logged its rounds.
+    baseline = "logging policy" if "policy" in metrics else "do-nothing baseline"
+    out.print(f"  {primary}: {test.get(primary)!s:.8} ({baseline} {base.get(primary)!s:.8})")
     for v in gates:
         mark = "[green]✓[/]" if v["passed"] else "[red]✗[/]"
         out.print(f"  {mark} {v['gate']}: {v['message']}")

@@ -58,11 +58,19 @@ def demo(
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing project.")] = False,
+    example: Annotated[
+        str,
+        typer.Option(
+            "--example",
+            help="Which example: 'flights' (a binary model of flight delays) or 'offers' (a decision "
+            "model choosing an offer per customer, with exploration).",
+        ),
+    ] = "flights",
 ) -> None:
     """Scaffold a working example project (definitions, data, config) in DIRECTORY."""
     from fourloops.scaffold import init_project
 
-    path = init_project(directory, force=force)  # the project is named after its folder
+    path = init_project(directory, example=example, force=force)  # the project is named after its folder
     out.print(f"created project in {path}\nnext: cd {directory} && fourloops apply && fourloops validate")
 
 
