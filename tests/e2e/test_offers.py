@@ -274,3 +274,16 @@ def test_off_policy_estimates_cover_the_true_value_at_their_nominal_rate(rounds:
             covered[name] += e.low <= truth <= e.high
     rates = {name: hits / simulations for name, hits in covered.items()}
     assert all(0.91 <= rate <= 0.98 for rate in rates.values()), rates
+
+
+def test_init_scaffolds_the_offers_example(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fourloops.cli import app
+
+    result = CliRunner().invoke(app, ["init", str(tmp_path / "shop"), "--example", "offers"])
+    assert result.exit_code == 0, result.output
+    with Project.load(tmp_path / "shop", env={}) as project:
+        assert project.model("offers").actions == env.ACTIONS
+    unknown = CliRunner().invoke(app, ["init", str(tmp_path / "x"), "--example", "nope"])
+    assert unknown.exit_code != 0 and "'nope' is not bundled" in unknown.output
