@@ -39,6 +39,7 @@ LAYERS = {
     "cli": 6,
     "server": 6,
     "demo": 6,
+    "simulation": 6,
     "scaffold": 6,
     "testing": 6,
     "examples": 6,

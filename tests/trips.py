@@ -49,7 +49,8 @@ late = fl.Model(
 """
 
 
-def write_project(root: Path, seed: int = 0) -> None:
+def write_project(root: Path, seed: int = 0, *, trips: int = 4000) -> None:
+    """The project's files in ``root``: 40 days of hourly weather at three stations, ``trips`` trips."""
     rng = np.random.default_rng(seed)
     (root / "data").mkdir(parents=True)
     (root / "fourloops.toml").write_text('[project]\nname = "trips"\n')
@@ -65,7 +66,7 @@ def write_project(root: Path, seed: int = 0) -> None:
         schema_overrides={"at": pl.Datetime("us", "UTC")},
     )
     weather.write_parquet(root / "data/weather.parquet")
-    n = 4000
+    n = trips
     at = [T0 + timedelta(minutes=int(m)) for m in np.sort(rng.integers(60, hours * 60, n))]
     station = rng.choice(stations, n)
     load = rng.uniform(0, 1, n)

@@ -8,7 +8,7 @@ commands live in one module per loop; importing them registers them on
 
 from __future__ import annotations
 
-from fourloops.cli import adaptation, alerts, evaluation, inference, ingestion, project, rollout
+from fourloops.cli import adaptation, alerts, evaluation, inference, ingestion, project, rollout, simulation
 from fourloops.cli.common import app, handle_errors
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "main",
     "project",
     "rollout",
+    "simulation",
 ]
 
 

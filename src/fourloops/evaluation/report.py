@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from fourloops.evaluation.alerts import Alert
     from fourloops.evaluation.monitor_result import MonitorResult, WindowResult
 
-__all__ = ["render"]
+__all__ = ["STYLE", "render"]
 
-_CSS = """
+STYLE = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2330;background:#fafbfc}
 main{max-width:76rem;margin:0 auto;padding:1.5rem 1.25rem 4rem}
 h1{font-size:1.6rem;margin:.2rem 0}h2{margin-top:2.4rem;border-bottom:1px solid #d6dae3;padding-bottom:.25rem}
@@ -352,7 +352,7 @@ def render(result: MonitorResult, *, title: str | None = None) -> str:
             "<!doctype html><html lang=en><head><meta charset=utf-8>",
             "<meta name=viewport content='width=device-width, initial-scale=1'>",
             f"<title>{escape(title)}</title>",
-            f"<style>{_CSS}</style><script>{get_plotlyjs()}</script></head><body><main>",
+            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body><main>",
             f"<h1>{escape(title)}</h1><p class=lead>{method_note} Generated {generated}.</p>",
             '<div class="cards">'
             + "".join(f"<div class=card><b>{v}</b><span>{k}</span></div>" for v, k in cards)

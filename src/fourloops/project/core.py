@@ -10,7 +10,8 @@ configuration once (:mod:`fourloops.project.stores`), hands them and one
 clock to each loop, and offers each loop's operations as methods
 (:mod:`~fourloops.project.ingestion`, :mod:`~fourloops.project.training`,
 :mod:`~fourloops.project.serving`, :mod:`~fourloops.project.evaluation`,
-:mod:`~fourloops.project.monitoring`, :mod:`~fourloops.project.adaptation`).
+:mod:`~fourloops.project.monitoring`, :mod:`~fourloops.project.adaptation`,
+:mod:`~fourloops.project.simulation`).
 The command line is a thin layer over these methods, so notebooks and
 schedulers (Airflow, Dagster, cron) can do everything it does.
 """
@@ -24,13 +25,13 @@ from typing import Any
 from fourloops.clock import Clock, utcnow
 from fourloops.config import Config, find_root, load_config
 from fourloops.definitions.loader import Definitions, load_definitions
-from fourloops.project.adaptation import AdaptationOperations
+from fourloops.project.simulation import SimulationOperations
 from fourloops.registry.definitions import ApplyPlan, apply_definitions, plan_definitions
 
 __all__ = ["Project"]
 
 
-class Project(AdaptationOperations):
+class Project(SimulationOperations):
     """A loaded fourloops project: its configuration, definitions, stores and clock.
 
     Stores open lazily on first use; ``clock`` (default: the wall clock, UTC)

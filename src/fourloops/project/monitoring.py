@@ -87,6 +87,7 @@ class MonitoringOperations(EvaluationOperations):
         multivariate: bool = True,
         record: bool = True,
         notify: bool = True,
+        all_versions: bool = False,
     ) -> MonitorResult:
         """Monitor model ``name``'s served predictions, window by window, against its reference.
 
@@ -96,7 +97,9 @@ class MonitoringOperations(EvaluationOperations):
         against the reference profiled from that version's test rows. Labels
         posted so far are joined; a window whose labels cannot all have arrived
         yet (its end plus the model's label delay is after now) is ``pending``.
-        Windows by time on the event time (``at``) or by row count.
+        Windows by time on the event time (``at``) or by row count. With ``all_versions``, every
+        version that answered on the route is judged together (against ``version``'s reference):
+        a period that spans promotions, as a simulation does.
 
         With ``record`` (the default) the alerts are kept in the metadata store, one row per
         episode, and those not seen by an earlier run go to the configured sinks (``[alerts]``:
@@ -143,7 +146,8 @@ class MonitoringOperations(EvaluationOperations):
             return b.end is None or b.end + delay <= now
 
         route_sql = route.replace("'", "''")
-        where = f"version = {int(recorded.version)} AND route = '{route_sql}'"
+        route_only = f"route = '{route_sql}'"
+        where = route_only if all_versions else f"version = {int(recorded.version)} AND {route_only}"
         scan = self.engine.open_events(self.event_tables, model=name)
         try:
             has_labels = reference.task != "multiclass"

@@ -1,0 +1,191 @@
+"""Incidents to inject into a simulation, from a TOML file: what breaks, where, and from when.
+
+::
+
+    [[incident]]
+    name = "LaGuardia triples"          # optional: defaults to the kind
+    kind = "covariate_shift"            # a segment's traffic multiplied (rows copied with new ids)
+    start = "2013-10-01"
+    segment = { origin = "LGA" }
+    factor = 3
+
+    [[incident]]
+    kind = "concept_shift"              # the label of matching rows flipped with a probability
+    start = "2013-11-01"
+    end = "2013-11-20"                  # optional: when it stops (default: never)
+    segment = { carrier = "EV" }
+    flip = 0.4
+
+    [[incident]]
+    kind = "broken_field"               # a feature source column delivered broken
+    start = "2013-09-15"
+    view = "weather"
+    field = "pressure"
+    mode = "empty"                      # "empty" (text ""), "zeros", or "unit" (multiplied by `factor`)
+    segment = { origin = "EWR" }
+
+    [[incident]]
+    kind = "bad_release"                # a candidate trained with a segment's labels corrupted
+    start = "2013-12-01"
+    segment = { origin = "JFK" }
+    flip = 0.5
+
+An incident lasts from ``start`` until ``end`` (optional, exclusive; a bad
+release has no end: it is one event). A segment is a set of ``column =
+value`` conditions (all must hold) on the rows the incident touches: the
+model's entity rows (covariate shift, concept shift, bad release) or the
+feature view's rows (broken field). Every incident names the alert kinds or
+actions that count as catching it (:data:`DETECTED_BY`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fourloops.errors import ConfigError
+
+__all__ = ["DETECTED_BY", "KINDS", "Incident", "by_kind", "load_incidents", "segment_mask"]
+
+KINDS = ("covariate_shift", "concept_shift", "broken_field", "bad_release")
+#: What counts as fourloops catching each kind: alert kinds, or controller actions.
+DETECTED_BY: dict[str, tuple[str, ...]] = {
+    "covariate_shift": ("input_drift", "prediction_drift", "multivariate_drift", "unknown_categories"),
+    "concept_shift": ("performance", "estimated_performance"),
+    "broken_field": ("data_quality", "input_drift", "coverage", "quarantine"),
+    "bad_release": ("abort", "rollback", "pause"),
+}
+_MODES = ("empty", "zeros", "unit")
+
+
+def _time(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif hasattr(value, "isoformat") and not isinstance(value, str):  # a TOML date
+        parsed = datetime.fromisoformat(value.isoformat())
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"{where}: start {value!r} is not an ISO-8601 date or time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One incident (see the module docstring)."""
+
+    name: str
+    kind: str
+    start: datetime
+    segment: Mapping[str, Any] = field(default_factory=dict)
+    end: datetime | None = None
+    factor: float = 1.0
+    flip: float = 0.0
+    view: str | None = None
+    field: str | None = None
+    mode: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "start": self.start.isoformat()}
+        out["end"] = None if self.end is None else self.end.isoformat()
+        out["segment"] = dict(self.segment)
+        if self.kind == "covariate_shift":
+            out["factor"] = self.factor
+        if self.kind in ("concept_shift", "bad_release"):
+            out["flip"] = self.flip
+        if self.kind == "broken_field":
+            out |= {"view": self.view, "field": self.field, "mode": self.mode, "factor": self.factor}
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str) -> Incident:
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if "start" not in raw:
+            raise ConfigError(f"{where}: start is missing")
+        segment = raw.get("segment", {})
+        if not isinstance(segment, Mapping):
+            raise ConfigError(f'{where}: segment must be a table such as {{ origin = "LGA" }}')
+        known = {"name", "kind", "start", "end", "segment", "factor", "flip", "view", "field", "mode"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(sorted(known))})")
+        incident = cls(
+            name=str(raw.get("name") or kind),
+            kind=kind,
+            start=_time(raw["start"], where),
+            segment=dict(segment),
+            end=None if raw.get("end") is None else _time(raw["end"], where),
+            factor=float(raw.get("factor", 1.0)),
+            flip=float(raw.get("flip", 0.0)),
+            view=raw.get("view"),
+            field=raw.get("field"),
+            mode=raw.get("mode"),
+        )
+        incident.check(where)
+        return incident
+
+    def active(self, times: pl.Series) -> pl.Series:
+        """Which of ``times`` fall in the incident's period (nulls do not)."""
+        inside = times >= self.start
+        if self.end is not None:
+            inside = inside & (times < self.end)
+        return pl.Series(inside).fill_null(False)
+
+    def check(self, where: str) -> None:
+        if self.end is not None and self.end <= self.start:
+            raise ConfigError(
+                f"{where}: end {self.end.isoformat()} is not after start {self.start.isoformat()}"
+            )
+        if self.end is not None and self.kind == "bad_release":
+            raise ConfigError(f"{where}: a bad_release is one event and has no end")
+        if self.kind == "covariate_shift" and (self.factor < 1 or self.factor != int(self.factor)):
+            raise ConfigError(f"{where}: covariate_shift needs an integer factor >= 1, got {self.factor}")
+        if self.kind in ("concept_shift", "bad_release") and not 0 < self.flip <= 1:
+            raise ConfigError(f"{where}: {self.kind} needs flip, a probability in (0, 1], got {self.flip}")
+        if self.kind == "broken_field":
+            if not self.view or not self.field:
+                raise ConfigError(f"{where}: broken_field needs view and field")
+            if self.mode not in _MODES:
+                raise ConfigError(
+                    f"{where}: broken_field mode must be one of {', '.join(_MODES)}, got {self.mode!r}"
+                )
+
+
+def load_incidents(path: str | Path) -> list[Incident]:
+    """The incidents of a TOML file (``[[incident]]`` tables); a one-line error names what is wrong."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such incidents file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file}: invalid TOML: {err}") from None
+    raw = data.get("incident", [])
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{file}: give incidents as [[incident]] tables")
+    return [Incident.from_dict(item, f"{file}: incident {i + 1}") for i, item in enumerate(raw)]
+
+
+def segment_mask(frame: pl.DataFrame, segment: Mapping[str, Any], what: str) -> pl.Series:
+    """Rows of ``frame`` in ``segment`` (every condition holds); ConfigError naming a missing column."""
+    mask = pl.Series([True] * frame.height)
+    for column, value in segment.items():
+        if column not in frame.columns:
+            raise ConfigError(
+                f"{what}: segment column {column!r} is not in the data ({', '.join(frame.columns)})"
+            )
+        mask = mask & (frame[column].cast(pl.String) == str(value)).fill_null(False)
+    return mask
+
+
+def by_kind(incidents: Sequence[Incident], kind: str) -> list[Incident]:
+    return [i for i in incidents if i.kind == kind]

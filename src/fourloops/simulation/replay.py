@@ -1,0 +1,527 @@
+"""One simulated run: a project's own history replayed through all four loops on a simulated clock.
+
+The run works on a copy of the project (its definitions and data, fresh
+embedded stores: nothing of the original is touched) and advances one
+:class:`~fourloops.clock.ManualClock` from ``start`` to ``end``, window by
+window:
+
+1. **Ingestion.** Feature sources are delivered as they would have arrived:
+   every ``deliver_every`` (a day; at most a window), the rows created
+   (ingested) in that slot, else those whose event time falls in it, are
+   written as a new delivery file at the slot's start and validated
+   (contract, quarantine, offline store); a row stays invisible to joins and
+   to the online store until its created time. Sources without a
+   created or time-varying column (static tables) are delivered whole at the
+   start. The online store is materialised every ``materialize_every``.
+2. **Serving.** Every row of the model's entity source in the window becomes
+   a request at its timestamp, carrying the request contract's fields, sent
+   **in process** through the same ASGI app ``fourloops serve`` runs
+   (validation, online feature lookups at the simulated time, routing,
+   fallbacks, the durable event log, shadow scoring).
+3. **Labels** arrive at their availability time (the label's ``available``
+   column, or its declared delay) and go in as ``POST /v1/labels`` would.
+4. **Evaluation and adaptation.** At each window's end the monitor runs on the
+   last windows (alerts are kept, one per episode) and the controller ticks:
+   retraining, staged rollouts, aborts, with the project's own ``fl.Retrain``
+   and ``fl.Rollout``; servers follow routing changes at once.
+5. **Outcomes.** At the end, the primary metric per window as served, and as
+   it would have been had nobody acted (:mod:`fourloops.simulation.outcomes`).
+
+If the model has no champion, one is trained on the data before ``start``
+and promoted (a version that fails its gates is promoted with an audited
+force, and the run says so). Results are deterministic for a seed, except the
+latency the events record (wall time).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from fourloops.clock import ManualClock
+from fourloops.definitions import FeatureView, Model
+from fourloops.definitions.lifecycle import Alias
+from fourloops.errors import ConfigError, FourloopsError, NotFoundError
+from fourloops.ingestion.sources import match_files, read_entities, read_file
+from fourloops.project import Project
+from fourloops.simulation.client import InProcessClient
+from fourloops.simulation.incidents import Incident, by_kind, segment_mask
+from fourloops.simulation.outcomes import outcomes
+
+__all__ = ["RunResult", "SimulationSettings", "run_once"]
+
+_REQUEST_ID = "__fl_request_id"
+_LABEL = "__fl_label"
+_AVAILABLE = "__fl_available"
+_LABEL_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """What to replay: the model, the period, the windows, the materialisation cadence, the seed."""
+
+    model: str
+    start: datetime
+    end: datetime
+    window: timedelta = timedelta(days=1)
+    materialize_every: timedelta = timedelta(hours=1)
+    deliver_every: timedelta = timedelta(days=1)
+    lookback: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ConfigError(
+                f"simulation end {self.end.isoformat()} is not after its start {self.start.isoformat()}"
+            )
+        for name in ("window", "materialize_every", "deliver_every"):
+            if getattr(self, name) <= timedelta(0):
+                raise ConfigError(f"the simulation's {name} must be longer than zero")
+
+    def windows(self) -> list[tuple[datetime, datetime]]:
+        """The monitoring windows: [start, start + window), ... up to ``end``."""
+        return _slices(self.start, self.end, self.window)
+
+    def deliveries(self, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
+        """The delivery slots of the window [lo, hi): one every ``deliver_every`` (at most the window)."""
+        return _slices(lo, hi, min(self.deliver_every, self.window))
+
+
+def _slices(start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, datetime]]:
+    out = []
+    at = start
+    while at < end:
+        out.append((at, min(at + step, end)))
+        at += step
+    return out
+
+
+@dataclass
+class RunResult:
+    """What one run did: its requests, the monitor's final judgement, alerts as raised, actions, notes."""
+
+    name: str
+    project: Path
+    requests: int = 0
+    rejected: int = 0
+    labels: int = 0
+    traffic: list[dict[str, Any]] = field(default_factory=list)
+    raised: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    monitor: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _copy_project(source: Path, target: Path, name: str) -> None:
+    """The project's definitions and data in ``target``, with embedded stores of its own."""
+    if target.exists():
+        shutil.rmtree(target)
+    ignore = shutil.ignore_patterns(".fourloops", "__pycache__", "*.pyc", ".git")
+    shutil.copytree(source, target, ignore=ignore)
+    from fourloops.config import load_config
+
+    original = load_config(source, env={})
+    (target / "fourloops.toml").write_text(
+        f'[project]\nname = "{name}"\ndefinitions = "{original.project.definitions}"\n\n'
+        '[server]\nrefresh_interval = "3650d"  # the simulation refreshes servers itself, at once\n\n'
+        '[alerts]\nsinks = ""\n',
+        encoding="utf-8",
+    )
+
+
+@dataclass
+class _Delivery:
+    """A feature view's rows, delivered window by window (see the module docstring)."""
+
+    view: FeatureView
+    folder: Path | None
+    rows: pl.DataFrame | None
+    when: str | None
+
+
+def _deliveries(project: Project, settings: SimulationSettings, incidents: list[Incident]) -> list[_Delivery]:
+    """Each feature view's rows, taken out of its source files to be delivered again in time."""
+    out = []
+    for incident in by_kind(incidents, "broken_field"):
+        view = project.feature_views.get(incident.view or "")
+        if view is None:
+            raise ConfigError(f"incident {incident.name!r}: no feature view {incident.view!r}")
+        if not any(ch in view.source.path for ch in "*?["):
+            raise ConfigError(
+                f"incident {incident.name!r}: view {view.name!r} reads one file ({view.source.path}); "
+                "a broken field is replayed in deliveries, which need a source of several files "
+                "(a glob such as data/x/*.parquet)"
+            )
+    for view in project.feature_views.values():
+        source = view.source
+        files = match_files(source, project.root)
+        glob = any(ch in source.path for ch in "*?[")
+        when = source.created or source.timestamp
+        if not glob or when is None:
+            out.append(_Delivery(view, None, None, None))  # static: delivered whole, as it is
+            continue
+        frames = []
+        for path in files:
+            frame = pl.from_arrow(read_file(path, source.format))
+            assert isinstance(frame, pl.DataFrame)
+            frames.append(frame)
+            path.unlink()
+        rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        out.append(_Delivery(view, files[0].parent, rows, when))
+    return out
+
+
+def _corrupt(rows: pl.DataFrame, incidents: list[Incident], view: str, when: str) -> pl.DataFrame:
+    for incident in incidents:
+        if incident.view != view:
+            continue
+        assert incident.field is not None
+        if incident.field not in rows.columns:
+            raise ConfigError(f"incident {incident.name!r}: view {view!r} has no column {incident.field!r}")
+        hit = segment_mask(rows, incident.segment, f"incident {incident.name!r}") & incident.active(
+            rows[when]
+        )
+        column = pl.col(incident.field)
+        if incident.mode == "empty":
+            broken = pl.when(hit).then(pl.lit("")).otherwise(column.cast(pl.String))
+        elif incident.mode == "zeros":
+            broken = pl.when(hit).then(pl.lit(0.0)).otherwise(column)
+        else:
+            broken = pl.when(hit).then(column * incident.factor).otherwise(column)
+        rows = rows.with_columns(broken.alias(incident.field))
+    return rows
+
+
+def _deliver(
+    project: Project,
+    deliveries: list[_Delivery],
+    lo: datetime | None,
+    hi: datetime,
+    n: int,
+    incidents: list[Incident],
+) -> list[dict[str, Any]]:
+    """Write each view's rows of [lo, hi) as a delivery and validate it; the quarantines it made."""
+    actions = []
+    for d in deliveries:
+        if d.rows is None or d.folder is None or d.when is None:
+            continue
+        moment = pl.col(d.when)
+        chosen = d.rows.filter((moment < hi) if lo is None else ((moment >= lo) & (moment < hi)))
+        if chosen.is_empty():
+            continue
+        chosen = _corrupt(chosen, by_kind(incidents, "broken_field"), d.view.name, d.when)
+        chosen.write_parquet(d.folder / f"delivery-{n:05d}.parquet")
+        for report in project.validate(d.view.name):
+            if report.quarantined:
+                actions.append(
+                    {
+                        "at": project.clock().isoformat(),
+                        "kind": "quarantine",
+                        "model": None,
+                        "version": None,
+                        "reason": f"{report.quarantined:,} of {report.rows:,} rows of view {d.view.name} "
+                        "broke its contract and were quarantined",
+                        "evidence": {"view": d.view.name, "failures": report.failures()},
+                    }
+                )
+    return actions
+
+
+def _requests(
+    project: Project, model: Model, settings: SimulationSettings, incidents: list[Incident]
+) -> pl.DataFrame:
+    """The model's entity rows in the period, as requests with their labels and when those arrive."""
+    frame = read_entities(model.entities, project.root)
+    ts = model.entities.timestamp
+    frame = frame.with_row_index(_REQUEST_ID).with_columns(pl.col(_REQUEST_ID).cast(pl.String))
+    frame = frame.filter((pl.col(ts) >= settings.start) & (pl.col(ts) < settings.end))
+    label = model.label
+    expr = label.expr if label.expr is not None else pl.col(label.name)
+    frame = frame.with_columns(expr.cast(pl.Float64).alias(_LABEL))
+    if label.available is not None:
+        frame = frame.with_columns(pl.col(label.available).alias(_AVAILABLE))
+    else:
+        frame = frame.with_columns((pl.col(ts) + (label.delay or timedelta(0))).alias(_AVAILABLE))
+    rng = np.random.default_rng(settings.seed)
+    for incident in by_kind(incidents, "covariate_shift"):
+        grown = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
+            frame[ts]
+        )
+        extra = frame.filter(grown)
+        copies = [
+            extra.with_columns((pl.col(_REQUEST_ID) + f"-x{k}").alias(_REQUEST_ID))
+            for k in range(1, int(incident.factor))
+        ]
+        frame = pl.concat([frame, *copies], how="vertical_relaxed") if copies else frame
+    for incident in by_kind(incidents, "concept_shift"):
+        hit = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
+            frame[ts]
+        )
+        flip = hit & pl.Series(rng.uniform(size=frame.height) < incident.flip)
+        frame = frame.with_columns(
+            pl.when(flip & pl.col(_LABEL).is_not_null())
+            .then(1.0 - pl.col(_LABEL))
+            .otherwise(pl.col(_LABEL))
+            .alias(_LABEL)
+        )
+    return frame.sort(ts, _REQUEST_ID)
+
+
+def _champion(project: Project, name: str, start: datetime, notes: list[str]) -> list[dict[str, Any]]:
+    """Train and promote a first champion on the data before ``start`` when there is none."""
+    try:
+        project.registry.get_version(name, Alias.CHAMPION)
+        return []
+    except NotFoundError:
+        pass
+    result = project.train(name, cutoff=start)
+    reason = "first champion, trained on the data before the simulation"
+    if result.passed:
+        project.promote(name, result.version, reason=reason)
+    else:
+        failed = [str(g.get("gate")) for g in result.gates if not g.get("passed", True)]
+        project.promote(name, result.version, reason=reason + " (gates failed: forced)", force=True)
+        gates = ", ".join(failed)
+        notes.append(f"the first champion v{result.version} failed its gates ({gates}): promoted with force")
+    return [
+        {
+            "at": start.isoformat(),
+            "kind": "promote",
+            "model": name,
+            "version": result.version,
+            "reason": reason,
+            "evidence": {"gates": result.gates, "passed": result.passed},
+        }
+    ]
+
+
+def _bad_release(project: Project, model: Model, incident: Incident, seed: int) -> list[dict[str, Any]]:
+    """Train a candidate with the segment's labels corrupted and hand it to the controller (a rollout)."""
+    path = match_files(model.entities, project.root)[0]
+    original = path.read_bytes()
+    frame = pl.read_parquet(path)
+    rng = np.random.default_rng(seed)
+    hit = segment_mask(frame, incident.segment, f"incident {incident.name!r}")
+    label = model.label
+    expr = label.expr if label.expr is not None else pl.col(label.name)
+    values = frame.select(expr.alias("v"))["v"]
+    source_column = _label_source(model, frame)
+    flip = hit & pl.Series(rng.uniform(size=frame.height) < incident.flip) & values.is_not_null()
+    corrupted = frame.with_columns(_flipped(source_column, values, flip).alias(source_column))
+    corrupted.write_parquet(path)
+    try:
+        result = project.train(model.name)
+    finally:
+        path.write_bytes(original)
+    actions = [
+        {
+            "at": project.clock().isoformat(),
+            "kind": "release",
+            "model": model.name,
+            "version": result.version,
+            "reason": f"incident {incident.name!r}: a candidate trained with the labels of "
+            f"{incident.segment} corrupted",
+            "evidence": {"incident": incident.name, "passed": result.passed, "gates": result.gates},
+        }
+    ]
+    try:
+        decision = project.rollout(model.name, result.version, reason=f"incident {incident.name}", force=True)
+        actions.append(decision.to_dict())
+    except FourloopsError as err:
+        actions.append(
+            {
+                "at": project.clock().isoformat(),
+                "kind": "candidate_rejected",
+                "model": model.name,
+                "version": result.version,
+                "reason": str(err),
+                "evidence": {},
+            }
+        )
+    return actions
+
+
+def _label_source(model: Model, frame: pl.DataFrame) -> str:
+    """The entity column the label is computed from (its expression's single input column)."""
+    label = model.label
+    if label.expr is None:
+        return label.name
+    roots = label.expr.meta.root_names()
+    if len(roots) != 1 or roots[0] not in frame.columns:
+        raise ConfigError(f"bad_release: the label of {model.name!r} must come from one column, got {roots}")
+    return str(roots[0])
+
+
+def _flipped(column: str, values: pl.Series, flip: pl.Series) -> pl.Expr:
+    """The label's source column changed so that the label it gives flips where ``flip`` holds.
+
+    Numbers behind a threshold (``arr_delay > 15``) are moved across it: a positive label gets a
+    value far below every threshold, a negative one a value far above.
+    """
+    source = pl.col(column)
+    positive = values.cast(pl.Float64).fill_null(0.0) >= 0.5
+    low, high = pl.lit(-1e6), pl.lit(1e6)
+    return pl.when(pl.lit(flip) & pl.lit(positive)).then(low).when(pl.lit(flip)).then(high).otherwise(source)
+
+
+def run_once(
+    source: Path,
+    workdir: Path,
+    settings: SimulationSettings,
+    incidents: list[Incident],
+    *,
+    name: str,
+    progress: Callable[[str], None] | None = None,
+) -> RunResult:
+    """One run (see the module docstring) in ``workdir``; incidents empty for a control run."""
+    say = progress or (lambda _m: None)
+    project_name = Project.load(source, env={}).name
+    _copy_project(source, workdir, f"{project_name}-{name}")
+    clock = ManualClock(settings.start)
+    result = RunResult(name, workdir)
+    with Project.load(workdir, env={}, clock=clock) as project:
+        model = project.model(settings.model)
+        project.apply()
+        deliveries = _deliveries(project, settings, incidents)
+        say(f"{name}: delivering the data known before {settings.start.date()}")
+        result.actions += _deliver(project, deliveries, None, settings.start, 0, incidents)
+        for view in project.feature_views.values():
+            project.validate(view.name)
+        project.materialize(end=settings.start)
+        say(f"{name}: training the first champion")
+        result.actions += _champion(project, model.name, settings.start, result.notes)
+        requests = _requests(project, model, settings, incidents)
+        labels = requests.filter(pl.col(_LABEL).is_not_null() & pl.col(_AVAILABLE).is_not_null()).sort(
+            _AVAILABLE
+        )
+        ts = model.entities.timestamp
+        fields = list(model.request.fields) if model.request is not None else []
+        label_rows = list(
+            zip(
+                labels[_REQUEST_ID].to_list(),
+                labels[_LABEL].to_list(),
+                labels[_AVAILABLE].to_list(),
+                strict=True,
+            )
+        )
+        next_label = 0
+        app = project.app(models=[model.name])
+        with InProcessClient(app) as client:
+
+            def flush_labels(until: datetime) -> None:
+                nonlocal next_label
+                batch = []
+                while next_label < len(label_rows) and label_rows[next_label][2] <= until:
+                    rid, value, _ = label_rows[next_label]
+                    batch.append(
+                        {"request_id": rid, "value": value == 1.0 if model.task.value == "binary" else value}
+                    )
+                    next_label += 1
+                    if len(batch) >= _LABEL_BATCH:
+                        client.post("/v1/labels", {"labels": batch})
+                        result.labels += len(batch)
+                        batch = []
+                if batch:
+                    client.post("/v1/labels", {"labels": batch})
+                    result.labels += len(batch)
+
+            def refresh() -> None:
+                for service in app.state.services.values():
+                    service.refresh()
+
+            materialize_at = settings.start + settings.materialize_every
+            delivery = 0
+            for lo, hi in settings.windows():
+                served = 0
+                for slot, slot_end in settings.deliveries(lo, hi):
+                    clock.set(slot)
+                    delivery += 1
+                    result.actions += _deliver(project, deliveries, slot, slot_end, delivery, incidents)
+                    project.materialize(end=slot)  # what the delivery made knowable, online at once
+                    for incident in by_kind(incidents, "bad_release"):
+                        if slot <= incident.start < slot_end:
+                            clock.set(incident.start)
+                            result.actions += _bad_release(project, model, incident, settings.seed)
+                            refresh()
+                    rows = requests.filter((pl.col(ts) >= slot) & (pl.col(ts) < slot_end))
+                    for row in rows.select([ts, _REQUEST_ID, *fields]).iter_rows(named=True):
+                        at = row[ts]
+                        while materialize_at <= at:
+                            clock.set(materialize_at)
+                            project.materialize(end=materialize_at)
+                            materialize_at += settings.materialize_every
+                        flush_labels(at)
+                        clock.set(at)
+                        body = {
+                            "inputs": {f: row[f] for f in fields},
+                            "request_id": row[_REQUEST_ID],
+                            "unit_id": row[_REQUEST_ID],
+                        }
+                        status, _ = client.post(f"/v1/models/{model.name}/predict", body)
+                        served += status == 200
+                        result.rejected += status != 200
+                result.requests += served
+                clock.set(hi)
+                flush_labels(hi)
+                say(f"{name}: {hi.date()}: {result.requests:,} requests; monitoring, then a controller tick")
+                result.traffic.append({"start": lo.isoformat(), "end": hi.isoformat(), "requests": served})
+                since = max(settings.start, hi - settings.lookback * settings.window)
+                seen = project.monitor(
+                    model.name,
+                    window=settings.window,
+                    since=since,
+                    until=hi,
+                    notify=False,
+                    all_versions=True,
+                    version=_first_version(result),
+                )
+                for alert in seen.alerts:
+                    raised = {**alert.to_dict(), "raised_at": hi.isoformat()}
+                    if not any(_same(raised, r) for r in result.raised):
+                        result.raised.append(raised)
+                report = project.tick(holder=f"simulation-{name}")
+                result.actions += [d.to_dict() for d in report.decisions if d.kind != "wait"]
+                refresh()
+        final = project.monitor(
+            model.name,
+            window=settings.window,
+            since=settings.start,
+            until=settings.end,
+            notify=False,
+            record=False,
+            all_versions=True,
+            version=_first_version(result),
+        )
+        result.monitor = final.to_dict()
+        first = _first_version(result)
+        if first is not None:
+            releases = [
+                (datetime.fromisoformat(a["at"]), int(a["version"]))
+                for a in result.actions
+                if a["kind"] == "release"
+            ]
+            say(f"{name}: scoring the requests as if nobody had acted")
+            result.outcomes = outcomes(project, model, settings.windows(), first=first, releases=releases)
+    return result
+
+
+def _first_version(result: RunResult) -> int | None:
+    first = next((a for a in result.actions if a["kind"] == "promote"), None)
+    return None if first is None else first["version"]
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a["kind"], a["column"], a["segment"], a["start"]) == (
+        b["kind"],
+        b["column"],
+        b["segment"],
+        b["start"],
+    )

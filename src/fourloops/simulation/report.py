@@ -1,0 +1,225 @@
+"""The simulation's report: a timeline of traffic, performance, alerts and actions, a section per incident.
+
+One self-contained HTML file (Plotly inlined from its wheel, as the monitoring
+report). The timeline shows the requests per window, the primary metric
+realised (incident run and control run) and estimated, every incident's
+start, and where alerts were raised and the controller acted; below it each
+incident says when it began, when it was seen and by what, and what was done;
+then the false alarms (alerts of the control run) and every action.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from fourloops.evaluation.report import STYLE
+
+__all__ = ["render"]
+
+_ACTION_COLORS = {
+    "abort": "#cf1322",
+    "rollback": "#cf1322",
+    "promote": "#389e0d",
+    "stage": "#7cb305",
+    "rollout_start": "#1d39c4",
+    "retrain": "#08979c",
+    "candidate_rejected": "#d46b08",
+    "quarantine": "#c41d7f",
+    "release": "#531dab",
+}
+
+
+def _metric_series(windows: list[dict[str, Any]], metric: str, key: str) -> list[float | None]:
+    return [((w.get(key) or {}).get(metric) or {}).get("value") for w in windows]
+
+
+def _timeline(summary: dict[str, Any]) -> str:
+    windows = summary.get("windows", [])
+    if not windows:
+        return "<p class=muted>No window was monitored.</p>"
+    x = [w["start"] for w in windows]
+    metric = "roc_auc" if any("roc_auc" in (w.get("metrics") or {}) for w in windows) else None
+    if metric is None:
+        for w in windows:
+            if w.get("metrics"):
+                metric = next(iter(w["metrics"]))
+                break
+    fig = go.Figure()
+    traffic = {t["start"]: t["requests"] for t in summary.get("traffic", [])}
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=[traffic.get(s, w["rows"]) for s, w in zip(x, windows, strict=True)],
+            name="requests",
+            marker_color="rgba(100,120,160,.25)",
+            yaxis="y2",
+        )
+    )
+    if metric:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_metric_series(windows, metric, "metrics"),
+                name=f"{metric} (with incidents)",
+                mode="lines+markers",
+                line={"color": "#2f54eb"},
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_metric_series(windows, metric, "estimated"),
+                name=f"estimated {metric}",
+                line={"color": "#fa8c16", "dash": "dash"},
+            )
+        )
+        control = summary.get("control")
+        if control:
+            cw = control.get("windows", [])
+            fig.add_trace(
+                go.Scatter(
+                    x=[w["start"] for w in cw],
+                    y=_metric_series(cw, metric, "metrics"),
+                    name=f"{metric} (control run)",
+                    line={"color": "#8c8c8c", "dash": "dot"},
+                )
+            )
+    for incident in summary.get("incidents", []):
+        fig.add_vline(x=incident["start"], line={"color": "#cf1322", "dash": "dash", "width": 1})
+        fig.add_annotation(
+            x=incident["start"],
+            y=1.02,
+            yref="paper",
+            text=escape(incident["name"]),
+            showarrow=False,
+            font={"color": "#cf1322", "size": 10},
+            textangle=-20,
+        )
+    alerts = summary.get("raised", [])
+    if alerts:
+        fig.add_trace(
+            go.Scatter(
+                x=[a["raised_at"] for a in alerts],
+                y=[0.02] * len(alerts),
+                yaxis="y3",
+                mode="markers",
+                name="alerts",
+                marker={"symbol": "triangle-up", "size": 9, "color": "#faad14"},
+                text=[f"{a['kind']} {a.get('column') or ''} {a.get('segment') or ''}" for a in alerts],
+                hovertemplate="%{text}<extra>alert</extra>",
+            )
+        )
+    acts = [a for a in summary.get("actions", []) if a["kind"] in _ACTION_COLORS]
+    if acts:
+        fig.add_trace(
+            go.Scatter(
+                x=[a["at"] for a in acts],
+                y=[0.1] * len(acts),
+                yaxis="y3",
+                mode="markers",
+                name="actions",
+                marker={"symbol": "diamond", "size": 10, "color": [_ACTION_COLORS[a["kind"]] for a in acts]},
+                text=[f"{a['kind']}: {a['reason']}" for a in acts],
+                hovertemplate="%{text}<extra>action</extra>",
+            )
+        )
+    fig.update_layout(
+        height=460,
+        template="plotly_white",
+        margin={"l": 60, "r": 60, "t": 50, "b": 40},
+        yaxis={"title": metric or "", "domain": [0.18, 1.0]},
+        yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "requests"},
+        yaxis3={"domain": [0.0, 0.14], "showticklabels": False, "range": [0, 0.14]},
+        legend={"orientation": "h", "y": -0.12},
+    )
+    chart: str = fig.to_html(full_html=False, include_plotlyjs=False)
+    return f'<div class="chart">{chart}</div>'
+
+
+def _incidents(summary: dict[str, Any]) -> str:
+    parts = []
+    for i in summary.get("incidents", []):
+        seen = (
+            f"seen {i['detection_delay_hours']:.0f} hours later ({escape(i['detected_at'])}) by "
+            f"{escape(i['detected_by'] or '')}"
+            if i.get("detected_at")
+            else "<b>not detected</b>"
+        )
+        responses = "".join(f"<li>{escape(r)}</li>" for r in i["responses"][:12]) or "<li>none</li>"
+        segment = ", ".join(f"{k} = {v}" for k, v in i.get("segment", {}).items()) or "all rows"
+        parts.append(
+            f"<h3>{escape(i['name'])} <span class=muted>({escape(i['kind'])}, {escape(segment)})</span></h3>"
+            f"<p>Began {escape(i['start'])}; {seen}.</p>"
+            f"<p>What fourloops did after it began:</p><ul>{responses}</ul>"
+        )
+    return "".join(parts) or "<p class=muted>No incident was injected.</p>"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render(summary: dict[str, Any], *, title: str | None = None) -> str:
+    """The report as one HTML document (see the module docstring)."""
+    s = summary["settings"]
+    title = title or f"fourloops simulation of {s['model']}"
+    incidents = summary.get("incidents", [])
+    caught = sum(1 for i in incidents if i.get("detected_at"))
+    cards = [
+        (f"{summary.get('requests', 0):,}", "requests served"),
+        (str(len(summary.get("windows", []))), f"windows ({escape(s['window'])})"),
+        (f"{caught} of {len(incidents)}" if incidents else "–", "incidents detected"),
+        (str(summary.get("false_alarms", "–")), "false alarms (control run)"),
+        (
+            str(sum(a["kind"] in ("abort", "rollback") for a in summary.get("actions", []))),
+            "aborts and rollbacks",
+        ),
+        (f"{summary.get('seconds', 0):.0f} s", "wall time"),
+    ]
+    control = summary.get("control")
+    false_alarms = (
+        _table(
+            [
+                [a["raised_at"], a["kind"], a.get("column") or "", a.get("segment") or "", a["cause"]]
+                for a in control["raised"]
+            ],
+            ["raised", "kind", "column", "segment", "why"],
+        )
+        if control and control.get("raised")
+        else "<p class=none>None: the control run raised no alert.</p>"
+    )
+    actions = _table(
+        [[a["at"], a["kind"], a.get("version") or "", a["reason"]] for a in summary.get("actions", [])],
+        ["at", "action", "version", "why"],
+    )
+    generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return "".join(
+        [
+            "<!doctype html><html lang=en><head><meta charset=utf-8>",
+            "<meta name=viewport content='width=device-width, initial-scale=1'>",
+            f"<title>{escape(title)}</title><style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body><main>",
+            f"<h1>{escape(title)}</h1><p class=lead>{escape(s['start'])} to {escape(s['end'])}, windows of "
+            f"{escape(s['window'])}, seed {s['seed']}; requests served {escape(s['serving'])}. "
+            f"Generated {generated}.</p>",
+            '<div class="cards">'
+            + "".join(f"<div class=card><b>{v}</b><span>{k}</span></div>" for v, k in cards)
+            + "</div>",
+            "".join(f"<p class=muted>{escape(n)}</p>" for n in summary.get("notes", [])),
+            "<h2>Timeline</h2>",
+            _timeline(summary),
+            "<h2>Incidents</h2>",
+            _incidents(summary),
+            "<h2>False alarms</h2>",
+            false_alarms,
+            "<h2>Every action</h2>",
+            actions,
+            "</main></body></html>",
+        ]
+    )

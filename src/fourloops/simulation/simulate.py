@@ -1,0 +1,341 @@
+"""``fourloops simulate``: a control run and an incident run; what was caught, when, and what was done.
+
+With incidents, two runs replay the same history with the same seed, in the
+same order (:func:`fourloops.simulation.replay.run_once`): the **control**
+run as it was, and the **incident** run with the incidents injected. For each
+incident the summary records when it began, when fourloops first detected it
+(the first alert of a kind that catches it, or a controller action that
+answers it, that the control run lacks, at or after its start) and every
+response. Alerts of the control run are false alarms, counted and shown.
+
+The summary (``DIR/summary.json``, ``--json``) has the keys of ``monitor``
+(``windows``, ``alerts``) plus ``actions`` and ``incidents`` (see the
+project's architecture document), and ``control`` with the control run's.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import queue
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fourloops.errors import FourloopsError
+from fourloops.simulation.incidents import DETECTED_BY, Incident
+from fourloops.simulation.replay import RunResult, SimulationSettings, run_once
+
+__all__ = ["SimulationResult", "simulate"]
+
+
+def _key(alert: dict[str, Any]) -> tuple[Any, ...]:
+    return (alert["kind"], alert.get("column"), alert.get("segment"), alert.get("start"))
+
+
+@dataclass
+class SimulationResult:
+    """Both runs and what the incidents did (see the module docstring)."""
+
+    settings: dict[str, Any]
+    run: RunResult
+    control: RunResult | None = None
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        monitor = self.run.monitor
+        out: dict[str, Any] = {
+            "settings": self.settings,
+            "reference": monitor.get("reference"),
+            "windows": monitor.get("windows", []),
+            "alerts": monitor.get("alerts", []),
+            "raised": self.run.raised,
+            "actions": self.run.actions,
+            "traffic": self.run.traffic,
+            "requests": self.run.requests,
+            "rejected": self.run.rejected,
+            "labels": self.run.labels,
+            "outcomes": self.run.outcomes,
+            "notes": self.run.notes + monitor.get("notes", []),
+            "seconds": round(self.seconds, 2),
+        }
+        if self.incidents:
+            out["incidents"] = self.incidents
+        if self.control is not None:
+            control = self.control
+            out["control"] = {
+                "windows": control.monitor.get("windows", []),
+                "alerts": control.monitor.get("alerts", []),
+                "raised": control.raised,
+                "actions": control.actions,
+                "traffic": control.traffic,
+                "requests": control.requests,
+                "outcomes": control.outcomes,
+            }
+            out["false_alarms"] = len(control.raised)
+        return out
+
+
+def _released(incident: Incident, run: RunResult) -> int | None:
+    """The version a bad-release incident handed to the controller."""
+    for action in run.actions:
+        if action["kind"] == "release" and action["evidence"].get("incident") == incident.name:
+            return int(action["version"])
+    return None
+
+
+def _relevance(incident: Incident, signal: dict[str, Any], released: int | None) -> int:
+    """How specifically an alert or action answers ``incident``: 0 not at all, 1 in general, 2 precisely.
+
+    A covariate shift is caught by drift (precisely: on a column of its segment); a concept
+    shift by a performance alert overall or in its own segment (precisely); a broken field by a
+    quarantine of its view, a quality or drift alert on its field or a coverage alert on its view;
+    a bad release by an abort, a rollback or a failing check's pause of the released version.
+    """
+    kind = signal["kind"]
+    if kind not in DETECTED_BY[incident.kind]:
+        return 0
+    own_segments = {f"{c}={v}" for c, v in incident.segment.items()}
+    segment = signal.get("segment")
+    if incident.kind == "covariate_shift":
+        return 2 if signal.get("column") in incident.segment else 1
+    if incident.kind == "concept_shift":
+        if segment is None:
+            return 1
+        return 2 if segment in own_segments else 0
+    if incident.kind == "broken_field":
+        if kind == "quarantine":
+            return 2 if signal["evidence"].get("view") == incident.view else 0
+        if kind == "coverage":
+            return 2 if signal.get("column") == incident.view else 0
+        return 2 if signal.get("column") == incident.field else 0
+    # bad_release: only what the controller did to the released version counts.
+    if released is None or signal.get("version") != released:
+        return 0
+    if kind == "pause" and str(signal.get("reason", "")).startswith("undecided"):
+        return 0
+    return 2
+
+
+def _describe(signal: dict[str, Any]) -> str:
+    if "cause" in signal:  # an alert
+        return (
+            f"alert {signal['kind']}"
+            + (f" on {signal['column']}" if signal["column"] else "")
+            + (f" ({signal['segment']})" if signal.get("segment") else "")
+            + f": {signal['cause']}"
+        )
+    version = f" v{signal['version']}" if signal.get("version") is not None else ""
+    return f"{signal['kind']}{version}: {signal['reason']}"
+
+
+#: Actions of the adaptation loop that answer an incident once it is detected.
+_ADAPTATION = (
+    "retrain",
+    "retrain_refused",
+    "retrain_suppressed",
+    "candidate_rejected",
+    "rollout_start",
+    "stage",
+    "promote",
+    "abort",
+    "pause",
+    "rollback",
+)
+
+
+def _answers(incident: Incident, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The adaptation loop's actions that answer ``incident``: retraining decisions its alerts
+    triggered (or its broken data refused), and what became of the versions they trained."""
+    kinds = set(DETECTED_BY[incident.kind])
+    ours: set[int] = set()
+    expecting = False
+    out = []
+    for action in actions:
+        kind = action["kind"]
+        if kind in ("retrain", "retrain_refused", "retrain_suppressed"):
+            cited = {str(a).split(" on ")[0] for a in action["evidence"].get("alerts", [])}
+            relevant = bool(cited & kinds)
+            if incident.kind == "broken_field" and kind == "retrain_refused":
+                relevant = (
+                    f"on {incident.field}" in action["reason"] or f"on {incident.view}" in action["reason"]
+                )
+            if relevant:
+                out.append(action)
+            expecting = relevant and kind == "retrain"
+        elif expecting and kind in ("rollout_start", "candidate_rejected"):
+            if action.get("version") is not None:
+                ours.add(int(action["version"]))
+            out.append(action)
+            expecting = False
+        elif action.get("version") in ours and kind in _ADAPTATION:
+            out.append(action)
+    return out
+
+
+def _detect(incident: Incident, run: RunResult, control: RunResult | None) -> dict[str, Any]:
+    """When fourloops first caught ``incident`` in ``run``, and every response (see the module docstring)."""
+    start = incident.start.isoformat()
+    quiet = {_key(a) for a in control.raised} if control is not None else set()
+    control_actions = (
+        {(a["kind"], a.get("reason")) for a in control.actions} if control is not None else set()
+    )
+    released = _released(incident, run)
+    signals: list[tuple[str, int, dict[str, Any]]] = []
+    for alert in run.raised:
+        if alert["raised_at"] >= start and _key(alert) not in quiet:
+            score = _relevance(incident, alert, released)
+            if score:
+                signals.append((alert["raised_at"], score, alert))
+    for action in run.actions:
+        if action["at"] >= start and (action["kind"], action.get("reason")) not in control_actions:
+            score = _relevance(incident, action, released)
+            if score:
+                signals.append((action["at"], score, action))
+    # The earliest signal first; at the same moment, the more precise one.
+    signals.sort(key=lambda s: (s[0], -s[1], _describe(s[2])))
+    detected = signals[0][0] if signals else None
+    # The responses: what caught it, then what the adaptation loop did about it from then on.
+    responses = [f"{at} {_describe(signal)}" for at, _, signal in signals]
+    if detected is not None:
+        fresh = [
+            a
+            for a in run.actions
+            if a["at"] >= detected and (a["kind"], a.get("reason")) not in control_actions
+        ]
+        for action in _answers(incident, fresh):
+            line = f"{action['at']} {_describe(action)}"
+            if line not in responses:
+                responses.append(line)
+    delay = None
+    if detected is not None:
+        delay = (datetime.fromisoformat(detected) - incident.start).total_seconds() / 3600
+    return {
+        **incident.to_dict(),
+        "detected_at": detected,
+        "detection_delay_hours": None if delay is None else round(delay, 2),
+        "detected_by": _describe(signals[0][2]) if signals else None,
+        "signals": [_describe(s) for _, _, s in signals[:10]],
+        "responses": sorted(responses),
+        "released_version": released,
+    }
+
+
+_Job = tuple[Path, Path, SimulationSettings, list[Incident], str]
+
+
+def _child(job: _Job, messages: Any) -> RunResult:
+    source, workdir, settings, incidents, name = job
+    try:
+        return run_once(source, workdir, settings, incidents, name=name, progress=messages.put)
+    except FourloopsError as err:  # crosses back to the parent: keep its type when it can travel
+        try:
+            pickle.loads(pickle.dumps(err))
+            portable = True
+        except Exception:
+            portable = False
+        if portable:
+            raise
+        raise FourloopsError(str(err)) from None
+
+
+def _metric_during(incident: Incident, run: RunResult, control: RunResult | None) -> list[dict[str, Any]]:
+    """The primary metric in the windows the incident touched: served, without acting, and in the
+    control run (no incident)."""
+    start = incident.start.isoformat()
+    end = incident.end.isoformat() if incident.end is not None else None
+    quiet = {w["start"]: w["with"] for w in (control.outcomes.get("windows", []) if control else [])}
+    return [
+        {
+            "start": w["start"],
+            "with": w["with"],
+            "without": w["without"],
+            "control": quiet.get(w["start"]),
+            "labelled": w["labelled"],
+        }
+        for w in run.outcomes.get("windows", [])
+        if w["end"] > start and (end is None or w["start"] < end)
+    ]
+
+
+def _run_all(
+    jobs: list[_Job], progress: Callable[[str], None] | None, *, parallel: bool | None
+) -> list[RunResult]:
+    """The runs of ``jobs``, one after the other or each in its own process (spawned: no state shared)."""
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) >= 2
+    if not parallel:
+        return [run_once(src, wd, st, inc, name=name, progress=progress) for src, wd, st, inc, name in jobs]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
+        messages = manager.Queue()
+        futures = [pool.submit(_child, job, messages) for job in jobs]
+        while not all(f.done() for f in futures):
+            try:
+                message = messages.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if progress is not None:
+                progress(message)
+        while not messages.empty():
+            message = messages.get()
+            if progress is not None:
+                progress(message)
+        return [f.result() for f in futures]
+
+
+def simulate(
+    source: Path,
+    out: Path,
+    settings: SimulationSettings,
+    incidents: Sequence[Incident] = (),
+    *,
+    progress: Callable[[str], None] | None = None,
+    parallel: bool | None = None,
+) -> SimulationResult:
+    """Replay ``source``'s history (and a control run when there are incidents); write ``out``.
+
+    The control and incident runs share nothing (each has its own copy of the project and its own
+    clock), so with ``parallel`` (default: when the machine has two cores or more) they run at the
+    same time in two processes; the results are the same either way.
+    """
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    control = None
+    if incidents:
+        jobs = [
+            (source, out / "control", settings, [], "control"),
+            (source, out / "incidents", settings, list(incidents), "incidents"),
+        ]
+        control, run = _run_all(jobs, progress, parallel=parallel)
+    else:
+        run = run_once(source, out / "run", settings, [], name="run", progress=progress)
+    found = [{**_detect(i, run, control), "metric": _metric_during(i, run, control)} for i in incidents]
+    result = SimulationResult(
+        {
+            "model": settings.model,
+            "start": settings.start.isoformat(),
+            "end": settings.end.isoformat(),
+            "window": str(settings.window),
+            "materialize_every": str(settings.materialize_every),
+            "seed": settings.seed,
+            "serving": "in process, through the ASGI app of fourloops serve",
+        },
+        run,
+        control,
+        found,
+        time.perf_counter() - started,
+    )
+    summary = result.to_dict()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    from fourloops.simulation.report import render
+
+    (out / "report.html").write_text(render(summary), encoding="utf-8")
+    return result

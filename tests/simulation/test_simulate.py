@@ -1,0 +1,218 @@
+"""``simulate`` on a small project: injected incidents are caught (each kind), a quiet run stays quiet, and
+the same seed gives the same run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fourloops.cli import app as cli
+from fourloops.errors import ConfigError
+from fourloops.project import Project
+from fourloops.simulation import load_incidents
+from trips import DEFINITIONS, T0, write_project
+
+START, END = T0 + timedelta(days=28), T0 + timedelta(days=38)
+POLICY = (
+    'segments=["station"], rollout=fl.Rollout(stages=[fl.Canary(0.5, min_requests=60, max_duration="6d"), '
+    'fl.Full()], checks=[fl.Check("error", margin=0.05), fl.Check("fallback", margin=0.02, critical=True)]),'
+)
+RETRAIN = ' retrain=fl.Retrain(on_alerts=["performance"], cooldown="2d"),'
+INCIDENTS = """
+[[incident]]
+name = "station c triples"
+kind = "covariate_shift"
+start = "2013-02-01"
+segment = { station = "c" }
+factor = 3
+
+[[incident]]
+name = "trips at a are late the other way"
+kind = "concept_shift"
+start = "2013-02-03"
+segment = { station = "a" }
+flip = 0.7
+
+[[incident]]
+name = "rain gauge at b broken"
+kind = "broken_field"
+start = "2013-02-03"
+view = "weather"
+field = "rain"
+mode = "empty"
+segment = { station = "b" }
+
+[[incident]]
+name = "a release worse at b"
+kind = "bad_release"
+start = "2013-01-30"
+segment = { station = "b" }
+flip = 0.9
+"""
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sim") / "p"
+    write_project(root, trips=12_000)
+    # Weather arrives in deliveries (a folder of files), as a broken field needs.
+    (root / "data/weather").mkdir()
+    (root / "data/weather.parquet").rename(root / "data/weather/part-0.parquet")
+    definitions = DEFINITIONS.replace('segments=["station"],', POLICY + RETRAIN).replace(
+        '"data/weather.parquet"', '"data/weather/*.parquet"'
+    )
+    (root / "definitions.py").write_text(definitions)
+    (root / "incidents.toml").write_text(INCIDENTS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def incident_run(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("simout")
+    with Project.load(source, env={}) as project:
+        result = project.simulate(
+            start=START, end=END, window="2d", out=out, incidents=source / "incidents.toml"
+        )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.to_dict(), default=str))
+    return summary
+
+
+def _incident(summary: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(i for i in summary["incidents"] if i["kind"] == kind)
+
+
+def test_the_summary_has_the_documented_keys(incident_run: dict[str, Any]) -> None:
+    s = incident_run
+    assert {"windows", "alerts", "actions", "incidents"} <= set(s)
+    assert len(s["windows"]) == 5 and s["requests"] > 900
+    for action in s["actions"]:
+        assert {"at", "kind", "model", "version", "reason", "evidence"} <= set(action)
+    for incident in s["incidents"]:
+        assert {"name", "kind", "start", "detected_at", "responses"} <= set(incident)
+    assert s["actions"][0]["kind"] == "promote"  # a first champion, trained on the data before the start
+    assert "false_alarms" in s and isinstance(s["control"]["raised"], list)
+
+
+def test_a_covariate_shift_is_input_drift_on_the_right_column(incident_run: dict[str, Any]) -> None:
+    found = _incident(incident_run, "covariate_shift")
+    assert found["detected_at"] is not None, found
+    assert "station" in found["detected_by"] or "drift" in found["detected_by"]
+    assert found["detected_at"] >= found["start"]
+
+
+def test_a_concept_shift_is_a_performance_drop_once_labels_mature(incident_run: dict[str, Any]) -> None:
+    found = _incident(incident_run, "concept_shift")
+    assert found["detected_at"] is not None, found
+    assert "performance" in found["detected_by"]
+
+
+def test_a_broken_field_is_caught_at_ingestion(incident_run: dict[str, Any]) -> None:
+    found = _incident(incident_run, "broken_field")
+    assert found["detected_at"] is not None, found
+    assert "quarantine" in found["detected_by"] and "rain" in json.dumps(incident_run["actions"])
+
+
+def test_a_bad_release_is_aborted_during_its_canary(incident_run: dict[str, Any]) -> None:
+    found = _incident(incident_run, "bad_release")
+    kinds = [a["kind"] for a in incident_run["actions"]]
+    assert "release" in kinds and "rollout_start" in kinds
+    assert "abort" in kinds, [a["reason"] for a in incident_run["actions"]]
+    assert found["detected_at"] is not None and "abort" in found["detected_by"]
+    assert "station=b" in found["detected_by"]  # the check failed in the segment the release hurts
+    # Without fourloops acting the release would have answered everything from its start: worse.
+    after = [w for w in found["metric"] if w["start"] >= found["detected_at"]]
+    assert after and all(w["with"] is not None and w["without"] is not None for w in after)
+    assert sum(w["with"] - w["without"] for w in after) / len(after) > 0.02
+
+
+def test_outcomes_score_every_labelled_answer_with_and_without_acting(incident_run: dict[str, Any]) -> None:
+    outcomes = incident_run["outcomes"]
+    assert outcomes["metric"] == "roc_auc" and len(outcomes["windows"]) == 5
+    for w in outcomes["windows"]:
+        assert w["labelled"] > 300 and 0.4 < w["with"] < 1 and 0.4 < w["without"] < 1
+    control = incident_run["control"]["outcomes"]["windows"]
+    # Nothing happened in the control run before its first retrain: served is the first champion.
+    assert control[0]["with"] == pytest.approx(control[0]["without"], abs=1e-9)
+    for incident in incident_run["incidents"]:
+        assert incident["metric"], incident["name"]
+        assert {"start", "with", "without", "control", "labelled"} <= set(incident["metric"][0])
+
+
+def test_the_report_tells_each_incident(incident_run: dict[str, Any], source: Path) -> None:
+    from fourloops.simulation.report import render
+
+    html = render(incident_run)
+    assert html.startswith("<!doctype html>") and "Timeline" in html
+    for incident in incident_run["incidents"]:
+        assert incident["name"] in html
+
+
+def test_a_quiet_history_stays_quiet_and_the_same_seed_gives_the_same_run(
+    source: Path, tmp_path: Path
+) -> None:
+    runs = []
+    for n in range(2):
+        with Project.load(source, env={}) as project:
+            result = project.simulate(
+                start=START, end=START + timedelta(days=4), window="2d", out=tmp_path / str(n)
+            )
+        runs.append(result.to_dict())
+    first, second = runs
+    assert [a for a in first["raised"] if a["severity"] != "info" and a["segment"] is None] == []
+
+    def stable(summary: dict[str, Any]) -> str:
+        trimmed = {k: v for k, v in summary.items() if k not in ("seconds",)}
+        for window in trimmed["windows"]:
+            window.pop("operations", None)  # latency is wall time: the one thing that varies
+        return json.dumps(trimmed, sort_keys=True, default=str)
+
+    assert stable(first) == stable(second)
+
+
+def test_incident_files_are_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[incident]]\nkind = "meteor"\nstart = "2013-01-01"\n')
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        load_incidents(bad)
+    bad.write_text('[[incident]]\nkind = "concept_shift"\nstart = "2013-01-01"\nflip = 2\n')
+    with pytest.raises(ConfigError, match="flip"):
+        load_incidents(bad)
+    with pytest.raises(ConfigError, match="no such incidents file"):
+        load_incidents(tmp_path / "missing.toml")
+
+
+def test_the_simulate_command(source: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "p"
+    shutil.copytree(source, copy)
+    out = tmp_path / "out"
+    done = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            "-p",
+            str(copy),
+            "--start",
+            START.isoformat(),
+            "--end",
+            (START + timedelta(days=2)).isoformat(),
+            "--window",
+            "1d",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert len(summary["windows"]) == 2 and (out / "report.html").is_file()
+    backwards = CliRunner().invoke(
+        cli, ["simulate", "-p", str(copy), "--start", END.isoformat(), "--end", START.isoformat()]
+    )
+    assert backwards.exit_code != 0 and "is not after its start" in backwards.output
