@@ -235,9 +235,40 @@ def _deliver(
     return actions
 
 
-def _requests(
-    project: Project, model: Model, settings: SimulationSettings, incidents: list[Incident]
-) -> pl.DataFrame:
+def _shift_entities(project: Project, model: Model, incidents: list[Incident], seed: int) -> None:
+    """Apply the covariate and concept shifts to the run's copy of the model's entity data.
+
+    The data itself changes, as it would in production: the extra rows of a covariate shift
+    exist (copies of the segment's rows, appended after every original row, so that the
+    originals keep their request ids), and the labels of a concept shift are flipped in the
+    label's source column, so that serving, labels *and* retraining all see the same world.
+    """
+    shifts = by_kind(incidents, "covariate_shift") + by_kind(incidents, "concept_shift")
+    if not shifts:
+        return
+    files = match_files(model.entities, project.root)
+    frame = read_entities(model.entities, project.root)
+    ts = model.entities.timestamp
+    rng = np.random.default_rng(seed)
+    for incident in by_kind(incidents, "concept_shift"):
+        hit = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
+            frame[ts]
+        )
+        flip = hit & pl.Series(rng.uniform(size=frame.height) < incident.flip)
+        frame = _flip_labels(model, frame, flip)
+    for incident in by_kind(incidents, "covariate_shift"):
+        grown = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
+            frame[ts]
+        )
+        extra = frame.filter(grown)
+        frame = pl.concat([frame, *[extra] * (int(incident.factor) - 1)], how="vertical_relaxed")
+    # One file holds it all now, in the order the source read it (originals first).
+    frame.write_parquet(files[0])
+    for path in files[1:]:
+        path.unlink()
+
+
+def _requests(project: Project, model: Model, settings: SimulationSettings) -> pl.DataFrame:
     """The model's entity rows in the period, as requests with their labels and when those arrive."""
     frame = read_entities(model.entities, project.root)
     ts = model.entities.timestamp
@@ -250,28 +281,6 @@ def _requests(
         frame = frame.with_columns(pl.col(label.available).alias(_AVAILABLE))
     else:
         frame = frame.with_columns((pl.col(ts) + (label.delay or timedelta(0))).alias(_AVAILABLE))
-    rng = np.random.default_rng(settings.seed)
-    for incident in by_kind(incidents, "covariate_shift"):
-        grown = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
-            frame[ts]
-        )
-        extra = frame.filter(grown)
-        copies = [
-            extra.with_columns((pl.col(_REQUEST_ID) + f"-x{k}").alias(_REQUEST_ID))
-            for k in range(1, int(incident.factor))
-        ]
-        frame = pl.concat([frame, *copies], how="vertical_relaxed") if copies else frame
-    for incident in by_kind(incidents, "concept_shift"):
-        hit = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
-            frame[ts]
-        )
-        flip = hit & pl.Series(rng.uniform(size=frame.height) < incident.flip)
-        frame = frame.with_columns(
-            pl.when(flip & pl.col(_LABEL).is_not_null())
-            .then(1.0 - pl.col(_LABEL))
-            .otherwise(pl.col(_LABEL))
-            .alias(_LABEL)
-        )
     return frame.sort(ts, _REQUEST_ID)
 
 
@@ -305,22 +314,20 @@ def _champion(project: Project, name: str, start: datetime, notes: list[str]) ->
 
 def _bad_release(project: Project, model: Model, incident: Incident, seed: int) -> list[dict[str, Any]]:
     """Train a candidate with the segment's labels corrupted and hand it to the controller (a rollout)."""
-    path = match_files(model.entities, project.root)[0]
-    original = path.read_bytes()
-    frame = pl.read_parquet(path)
+    files = match_files(model.entities, project.root)
+    originals = {path: path.read_bytes() for path in files}
+    frame = read_entities(model.entities, project.root)
     rng = np.random.default_rng(seed)
     hit = segment_mask(frame, incident.segment, f"incident {incident.name!r}")
-    label = model.label
-    expr = label.expr if label.expr is not None else pl.col(label.name)
-    values = frame.select(expr.alias("v"))["v"]
-    source_column = _label_source(model, frame)
-    flip = hit & pl.Series(rng.uniform(size=frame.height) < incident.flip) & values.is_not_null()
-    corrupted = frame.with_columns(_flipped(source_column, values, flip).alias(source_column))
-    corrupted.write_parquet(path)
+    flip = hit & pl.Series(rng.uniform(size=frame.height) < incident.flip)
+    _flip_labels(model, frame, flip).write_parquet(files[0])
+    for path in files[1:]:
+        path.unlink()
     try:
         result = project.train(model.name)
     finally:
-        path.write_bytes(original)
+        for path, content in originals.items():
+            path.write_bytes(content)
     actions = [
         {
             "at": project.clock().isoformat(),
@@ -349,27 +356,54 @@ def _bad_release(project: Project, model: Model, incident: Incident, seed: int) 
     return actions
 
 
-def _label_source(model: Model, frame: pl.DataFrame) -> str:
-    """The entity column the label is computed from (its expression's single input column)."""
-    label = model.label
-    if label.expr is None:
-        return label.name
-    roots = label.expr.meta.root_names()
-    if len(roots) != 1 or roots[0] not in frame.columns:
-        raise ConfigError(f"bad_release: the label of {model.name!r} must come from one column, got {roots}")
-    return str(roots[0])
+def _flip_labels(model: Model, frame: pl.DataFrame, flip: pl.Series) -> pl.DataFrame:
+    """``frame`` with the label flipped where ``flip`` holds, by changing the label's source column.
 
-
-def _flipped(column: str, values: pl.Series, flip: pl.Series) -> pl.Expr:
-    """The label's source column changed so that the label it gives flips where ``flip`` holds.
-
-    Numbers behind a threshold (``arr_delay > 15``) are moved across it: a positive label gets a
-    value far below every threshold, a negative one a value far above.
+    A label computed from one column (``arr_delay > 15``) is flipped by giving that column a value
+    on the other side: the column's own largest value where the label becomes positive, its
+    smallest where it becomes negative (checked against the label's expression; far beyond every
+    threshold when those do not flip it). Rows without a label keep none.
     """
-    source = pl.col(column)
-    positive = values.cast(pl.Float64).fill_null(0.0) >= 0.5
-    low, high = pl.lit(-1e6), pl.lit(1e6)
-    return pl.when(pl.lit(flip) & pl.lit(positive)).then(low).when(pl.lit(flip)).then(high).otherwise(source)
+    label = model.label
+    expr = label.expr if label.expr is not None else pl.col(label.name)
+    if label.expr is None:
+        column = label.name
+    else:
+        roots = label.expr.meta.root_names()
+        if len(roots) != 1 or roots[0] not in frame.columns:
+            raise ConfigError(
+                f"simulation: the label of {model.name!r} must come from one entity column to be "
+                f"flipped, got {roots}"
+            )
+        column = str(roots[0])
+    values = frame.select(expr.cast(pl.Float64).alias("v"))["v"]
+    source = frame[column]
+    positive, negative = _extremes(source, expr, column)
+    flip = flip & values.is_not_null()
+    to_negative = flip & (values >= 0.5)
+    to_positive = flip & (values < 0.5)
+    flipped = (
+        pl.when(pl.lit(to_negative)).then(pl.lit(negative)).when(pl.lit(to_positive)).then(pl.lit(positive))
+    ).otherwise(pl.col(column))
+    return frame.with_columns(flipped.cast(source.dtype).alias(column))
+
+
+def _extremes(source: pl.Series, expr: pl.Expr, column: str) -> tuple[Any, Any]:
+    """Values of ``column`` that make the label positive and negative (see :func:`_flip_labels`)."""
+    candidates: list[Any]
+    if source.dtype == pl.Boolean:
+        candidates = [True, False]
+    else:
+        candidates = [source.max(), source.min(), 1e6, -1e6]
+    judged = pl.DataFrame({column: pl.Series(candidates, dtype=source.dtype, strict=False)}).select(
+        expr.cast(pl.Float64).alias("v")
+    )["v"]
+    pairs = list(zip(candidates, judged.to_list(), strict=True))
+    positive = next((c for c, v in pairs if v is not None and v >= 0.5), None)
+    negative = next((c for c, v in pairs if v is not None and v < 0.5), None)
+    if positive is None or negative is None:
+        raise ConfigError(f"simulation: no value of {column!r} flips the label")
+    return positive, negative
 
 
 def run_once(
@@ -398,7 +432,8 @@ def run_once(
         project.materialize(end=settings.start)
         say(f"{name}: training the first champion")
         result.actions += _champion(project, model.name, settings.start, result.notes)
-        requests = _requests(project, model, settings, incidents)
+        _shift_entities(project, model, incidents, settings.seed)
+        requests = _requests(project, model, settings)
         labels = requests.filter(pl.col(_LABEL).is_not_null() & pl.col(_AVAILABLE).is_not_null()).sort(
             _AVAILABLE
         )
