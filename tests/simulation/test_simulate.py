@@ -154,26 +154,47 @@ def test_the_report_tells_each_incident(incident_run: dict[str, Any], source: Pa
         assert incident["name"] in html
 
 
-def test_a_quiet_history_stays_quiet_and_the_same_seed_gives_the_same_run(
-    source: Path, tmp_path: Path
-) -> None:
+def _stable(summary: dict[str, Any]) -> str:
+    """The summary without what varies between identical runs: wall time and the latency it measures."""
+    trimmed = {k: v for k, v in summary.items() if k != "seconds"}
+    for windows in (trimmed["windows"], trimmed.get("control", {}).get("windows", [])):
+        for window in windows:
+            window.pop("operations", None)
+    return json.dumps(trimmed, sort_keys=True, default=str)
+
+
+def test_a_quiet_history_stays_quiet(source: Path, tmp_path: Path) -> None:
+    with Project.load(source, env={}) as project:
+        result = project.simulate(start=START, end=START + timedelta(days=4), window="2d", out=tmp_path)
+    quiet = result.to_dict()
+    assert quiet["requests"] > 400 and "incidents" not in quiet
+    assert [a for a in quiet["raised"] if a["severity"] != "info"] == []
+    assert [a["kind"] for a in quiet["actions"]] == ["promote"]
+
+
+def test_the_same_seed_gives_the_same_run_in_one_process_or_two(source: Path, tmp_path: Path) -> None:
+    incidents = load_incidents(source / "incidents.toml")[:1]  # the covariate shift: quick to replay
     runs = []
-    for n in range(2):
+    for n, parallel in enumerate((True, False)):
         with Project.load(source, env={}) as project:
             result = project.simulate(
-                start=START, end=START + timedelta(days=4), window="2d", out=tmp_path / str(n)
+                start=START + timedelta(days=2),
+                end=START + timedelta(days=5),
+                window="1d",
+                out=tmp_path / str(n),
+                incidents=incidents,
+                parallel=parallel,
             )
         runs.append(result.to_dict())
-    first, second = runs
-    assert [a for a in first["raised"] if a["severity"] != "info" and a["segment"] is None] == []
+    assert runs[0]["control"]["requests"] < runs[0]["requests"]  # the shift added rows
+    assert _stable(runs[0]) == _stable(runs[1])
 
-    def stable(summary: dict[str, Any]) -> str:
-        trimmed = {k: v for k, v in summary.items() if k not in ("seconds",)}
-        for window in trimmed["windows"]:
-            window.pop("operations", None)  # latency is wall time: the one thing that varies
-        return json.dumps(trimmed, sort_keys=True, default=str)
 
-    assert stable(first) == stable(second)
+def test_an_error_in_a_run_is_one_line_naming_it(source: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[incident]]\nkind = "covariate_shift"\nstart = "2013-01-30"\nsegment = { city = "x" }\n')
+    with Project.load(source, env={}) as project, pytest.raises(ConfigError, match="segment column 'city'"):
+        project.simulate(start=START, end=START + timedelta(days=2), out=tmp_path / "o", incidents=bad)
 
 
 def test_incident_files_are_checked(tmp_path: Path) -> None:

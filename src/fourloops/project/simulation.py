@@ -32,13 +32,15 @@ class SimulationOperations(AdaptationOperations):
         materialize_every: str | timedelta = "1h",
         seed: int = 0,
         progress: Callable[[str], None] | None = None,
+        parallel: bool | None = None,
     ) -> SimulationResult:
         """Replay this project's history from ``start`` to ``end`` (see :mod:`fourloops.simulation`).
 
         ``end`` defaults to the midnight (UTC) after the model's newest entity row, ``start`` to
         four weeks before ``end``. Works on a copy under ``out`` (this project is not touched);
         with ``incidents`` (a TOML file or a list) a control run and an incident run are compared.
-        Writes ``out/summary.json`` and ``out/report.html``.
+        Writes ``out/summary.json`` and ``out/report.html``. The two runs go in two processes at
+        once when the machine has two cores or more (``parallel``); the results are the same.
         """
         from fourloops.definitions.durations import parse_duration
         from fourloops.simulation import SimulationSettings, load_incidents, simulate
@@ -66,7 +68,7 @@ class SimulationOperations(AdaptationOperations):
             ),
             seed=seed,
         )
-        return simulate(self.root, Path(out).resolve(), settings, found, progress=progress)
+        return simulate(self.root, Path(out).resolve(), settings, found, progress=progress, parallel=parallel)
 
 
 #: How far back a simulation starts when no start is given.

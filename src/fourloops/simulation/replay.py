@@ -339,6 +339,12 @@ def _bad_release(project: Project, model: Model, incident: Incident, seed: int) 
             "evidence": {"incident": incident.name, "passed": result.passed, "gates": result.gates},
         }
     ]
+    if project.rollout_log.current(model.name) is not None:
+        # Whoever hands over a release stops the rollout in progress first.
+        stopped = project.rollout_abort(
+            model.name, reason=f"superseded by v{result.version} (incident {incident.name})"
+        )
+        actions.append(stopped.to_dict())
     try:
         decision = project.rollout(model.name, result.version, reason=f"incident {incident.name}", force=True)
         actions.append(decision.to_dict())

@@ -16,18 +16,21 @@ project's architecture document), and ``control`` with the control run's.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import pickle
 import queue
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fourloops import errors
 from fourloops.errors import FourloopsError
 from fourloops.simulation.incidents import DETECTED_BY, Incident
 from fourloops.simulation.replay import RunResult, SimulationSettings, run_once
@@ -231,21 +234,6 @@ def _detect(incident: Incident, run: RunResult, control: RunResult | None) -> di
 _Job = tuple[Path, Path, SimulationSettings, list[Incident], str]
 
 
-def _child(job: _Job, messages: Any) -> RunResult:
-    source, workdir, settings, incidents, name = job
-    try:
-        return run_once(source, workdir, settings, incidents, name=name, progress=messages.put)
-    except FourloopsError as err:  # crosses back to the parent: keep its type when it can travel
-        try:
-            pickle.loads(pickle.dumps(err))
-            portable = True
-        except Exception:
-            portable = False
-        if portable:
-            raise
-        raise FourloopsError(str(err)) from None
-
-
 def _metric_during(incident: Incident, run: RunResult, control: RunResult | None) -> list[dict[str, Any]]:
     """The primary metric in the windows the incident touched: served, without acting, and in the
     control run (no incident)."""
@@ -268,27 +256,63 @@ def _metric_during(incident: Incident, run: RunResult, control: RunResult | None
 def _run_all(
     jobs: list[_Job], progress: Callable[[str], None] | None, *, parallel: bool | None
 ) -> list[RunResult]:
-    """The runs of ``jobs``, one after the other or each in its own process (spawned: no state shared)."""
+    """The runs of ``jobs``: one after the other, or each in a fresh interpreter of its own (see
+    :mod:`fourloops.simulation.worker`), their progress relayed as it comes."""
     if parallel is None:
         parallel = (os.cpu_count() or 1) >= 2
     if not parallel:
         return [run_once(src, wd, st, inc, name=name, progress=progress) for src, wd, st, inc, name in jobs]
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
-        messages = manager.Queue()
-        futures = [pool.submit(_child, job, messages) for job in jobs]
-        while not all(f.done() for f in futures):
-            try:
-                message = messages.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if progress is not None:
+    lines: queue.Queue[str | None] = queue.Queue()
+    children = []
+    with tempfile.TemporaryDirectory(prefix="fourloops-simulate-") as folder:
+        for n, job in enumerate(jobs):
+            path = Path(folder) / f"job-{n}.pickle"
+            path.write_bytes(pickle.dumps(job))
+            child = subprocess.Popen(
+                [sys.executable, "-m", "fourloops.simulation.worker", str(path)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            threading.Thread(target=_relay, args=(child, lines), daemon=True).start()
+            children.append((child, path))
+        finished = 0
+        while finished < len(children):
+            message = lines.get()
+            if message is None:
+                finished += 1
+            elif progress is not None:
                 progress(message)
-        while not messages.empty():
-            message = messages.get()
-            if progress is not None:
-                progress(message)
-        return [f.result() for f in futures]
+        results = []
+        for child, path in children:
+            child.wait()
+            result = path.with_suffix(".result")
+            if not result.exists():
+                raise FourloopsError(
+                    f"a simulation run died (exit code {child.returncode}); see its output above"
+                )
+            outcome = pickle.loads(result.read_bytes())
+            if isinstance(outcome, dict):  # an error: raised again here, as its own class when it can be
+                kind = getattr(errors, outcome["error"], FourloopsError)
+                raise kind(outcome["message"]) if _plain(kind) else FourloopsError(outcome["message"])
+            results.append(outcome)
+        return results
+
+
+def _relay(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert child.stdout is not None
+    with child.stdout:
+        for line in child.stdout:
+            lines.put(line.rstrip("\n"))
+    lines.put(None)
+
+
+def _plain(kind: type) -> bool:
+    """Whether an error class is made from its message alone."""
+    try:
+        kind("x")
+    except TypeError:
+        return False
+    return True
 
 
 def simulate(
