@@ -28,8 +28,10 @@ action (greedy choice, exploration rate capped per segment, propensity floor:
 >>> import fourloops as fl
 >>> decider = Decider("offers", ["a", "b", "c"], fl.Explore(rate=0.3, floor=0.0))
 >>> d = decider.decide([0.1, 0.5, 0.2], {}, "request-1")
->>> d.action, round(d.propensity, 2), d.greedy, round(d.rate, 2)
-('b', 0.8, 'b', 0.3)
+>>> d.greedy, round(d.rate, 2), [round(d.distribution[a], 2) for a in "abc"]
+('b', 0.3, [0.1, 0.8, 0.1])
+>>> d.propensity == d.distribution[d.action]
+True
 >>> decider.decide([0.1, 0.5, 0.2], {}, "request-1") == d   # a retry gets the same action
 True
 """
