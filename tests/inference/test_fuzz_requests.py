@@ -341,5 +341,5 @@ def test_metrics_and_every_model_route_are_described(client: TestClient, spec: d
     served = {route.path.replace("{model}", "late") for route in client.app.routes}  # type: ignore[attr-defined]
     described = set(spec["paths"])
     assert served - {"/openapi.json", "/docs", "/docs/assets"} <= described  # the page and its files
-    for action in ("promote", "rollback", "canary", "pause", "ab"):
+    for action in ("promote", "rollback", "canary", "pause", "ab", "rollout", "rollout/abort"):
         assert spec["paths"][f"/v1/admin/models/late/{action}"]["post"]["security"] == [{"bearer": []}]

@@ -150,7 +150,7 @@ def create_app(
         Route("/healthz", Healthz().__call__, methods=["GET"]),
         Route("/readyz", Readyz(services, events).__call__, methods=["GET"]),
         Route("/metrics", MetricsRoute(metrics).__call__, methods=["GET"]),
-        *description_routes(services),
+        *description_routes(services, rollouts=rollouts is not None),
         *(Route(path, json_errors(handler), methods=["POST"]) for path, handler in admin.items()),
         *rollout_admin,
     ]

@@ -32,11 +32,11 @@ __all__ = ["MAX_REQUEST_ID", "description_routes", "openapi_spec"]
 MAX_REQUEST_ID = 200
 
 
-def description_routes(services: Mapping[str, ModelService]) -> list[BaseRoute]:
-    """The ``/openapi.json`` and ``/docs`` routes for ``services``."""
+def description_routes(services: Mapping[str, ModelService], *, rollouts: bool = False) -> list[BaseRoute]:
+    """The ``/openapi.json`` and ``/docs`` routes for ``services`` (and the rollout routes, if served)."""
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_spec(services))
+        return JSONResponse(openapi_spec(services, rollouts=rollouts))
 
     models = {n: s.model.description or n for n, s in services.items()}
     return [Route("/openapi.json", openapi, methods=["GET"]), *docs_routes(models)]
@@ -417,7 +417,83 @@ def _model_paths(name: str, service: ModelService) -> tuple[dict[str, Any], dict
     return paths, schemas
 
 
-def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
+def _rollout_paths(name: str) -> dict[str, Any]:
+    """The staged-rollout routes of one model (served when the server runs in a project)."""
+    record = {
+        "type": "object",
+        "description": "the rollout: stage, status, the last checks' numbers, the routing",
+        "additionalProperties": True,
+    }
+    decision = {
+        "type": "object",
+        "required": ["at", "kind", "model", "reason"],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "kind": {"type": "string"},
+            "model": {"type": "string"},
+            "version": {"type": ["integer", "null"]},
+            "reason": {"type": "string"},
+            "evidence": {"type": "object"},
+        },
+    }
+    common = {"tags": ["admin"], "security": [{"bearer": []}]}
+    return {
+        f"/v1/admin/models/{name}/rollout": {
+            "post": {
+                **common,
+                "summary": f"Start a staged rollout of a version by the model's fl.Rollout ({name})",
+                "operationId": f"admin_rollout_start_{name}",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["version"],
+                                "properties": {
+                                    "version": {"type": "integer"},
+                                    "reason": {"type": "string"},
+                                    "force": {"type": "boolean"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(decision, "the rollout's first stage, applied and journaled"),
+                    **_errors(400, 401, 409, conflict="refused: a rollout already runs, or the gates failed"),
+                },
+            },
+            "get": {
+                **common,
+                "summary": f"The model's rollout: stage, checks and routing ({name})",
+                "operationId": f"admin_rollout_status_{name}",
+                "responses": {"200": _json(record, "the current or latest rollout"), **_errors(401)},
+            },
+        },
+        f"/v1/admin/models/{name}/rollout/abort": {
+            "post": {
+                **common,
+                "summary": f"Abort the rollout: all traffic back to the champion ({name})",
+                "operationId": f"admin_rollout_abort_{name}",
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"reason": {"type": "string"}}}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(decision, "the abort, applied and journaled"),
+                    **_errors(400, 401, 409, conflict="no rollout in progress"),
+                },
+            }
+        },
+    }
+
+
+def openapi_spec(services: Mapping[str, ModelService], *, rollouts: bool = False) -> dict[str, Any]:
     """OpenAPI 3.1 of every route; request schemas come from the models' contracts."""
     paths: dict[str, Any] = {}
     schemas = _common_schemas()
@@ -425,6 +501,8 @@ def openapi_spec(services: Mapping[str, ModelService]) -> dict[str, Any]:
         model_paths, model_schemas = _model_paths(name, service)
         paths.update(model_paths)
         schemas.update(model_schemas)
+        if rollouts:
+            paths.update(_rollout_paths(name))
     labels = {
         "oneOf": [
             _ref("Label"),
