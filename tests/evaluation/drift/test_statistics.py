@@ -71,6 +71,16 @@ def test_ks_statistic_and_p_value_equal_scipy_on_the_same_data(x: list[int], y: 
     assert s.ks_p_value(d, len(x), len(y)) == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("n", [s.KS_EXACT_UP_TO + 1, 50_000, 200_000, 2_000_000])
+def test_ks_p_value_of_large_samples_is_within_two_percent_of_the_exact_distribution(n: int) -> None:
+    # Both samples of 2n values: the effective size is n, past the exact branch.
+    for d in np.linspace(0.2, 2.6, 13) / np.sqrt(n):
+        exact = float(scipy_stats.kstwo.sf(d, n))
+        if exact < 1e-6:
+            continue
+        assert s.ks_p_value(float(d), 2 * n, 2 * n) == pytest.approx(exact, rel=0.02)
+
+
 @settings(max_examples=200)
 @given(samples, samples)
 def test_wasserstein_equals_scipy_on_the_same_data(x: list[int], y: list[int]) -> None:

@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as scipy_stats
 
 __all__ = [
+    "KS_EXACT_UP_TO",
     "ChiSquare",
     "MIN_EXPECTED",
     "chi2_test",
@@ -107,11 +108,24 @@ def ks_p_value(statistic: float, n: int, m: int) -> float:
     As scipy's ``ks_2samp(..., method="asymp")``: the Kolmogorov distribution
     ``kstwo`` with ``round(n m / (n + m))`` values. Binned or tied data make the
     test conservative (the statistic at the edges is at most the exact one).
+    Beyond :data:`KS_EXACT_UP_TO` effective values the exact distribution costs
+    milliseconds to a second per call, and its limit with Stephens' correction,
+    ``kstwobign(d (sqrt(n) + 0.12 + 0.11 / sqrt(n)))``, is within 2 % of it
+    (relative, for every p-value above 1e-6; checked by the tests).
     """
     if n <= 0 or m <= 0:
         return 1.0
     effective = max(1, int(np.round(n * m / (n + m))))
-    return float(np.clip(scipy_stats.kstwo.sf(statistic, effective), 0.0, 1.0))
+    if effective > KS_EXACT_UP_TO:
+        root = np.sqrt(effective)
+        p = scipy_stats.kstwobign.sf(statistic * (root + 0.12 + 0.11 / root))
+    else:
+        p = scipy_stats.kstwo.sf(statistic, effective)
+    return float(np.clip(p, 0.0, 1.0))
+
+
+#: Effective sample sizes up to which :func:`ks_p_value` uses the exact distribution.
+KS_EXACT_UP_TO = 10_000
 
 
 def wasserstein(
