@@ -105,6 +105,28 @@ def test_incremental_materialisation_uses_the_watermark(project: Project) -> Non
     assert second.rows_read == 1  # only the 03:00 row became knowable (02:00 was quarantined)
 
 
+def test_incremental_materialisation_reads_only_parts_with_rows_knowable_after_the_watermark(
+    project: Project, project_dir: Path
+) -> None:
+    view = project.feature_view("weather")
+    project.materialize(end=T0 + timedelta(hours=4), views=["weather"])
+    weather_frame([5, 6], [50.0, 51.0]).write_parquet(project_dir / "data/weather/02.parquet")
+    project.validate("weather")
+    assert len(project.offline.parts(view)) == 2
+    watermark = T0 + timedelta(hours=4)
+    [newer] = project.offline.parts(view, known_after=watermark)
+    entry = project.offline.manifest(view)[str(project_dir / "data/weather/02.parquet")]
+    assert newer.endswith(entry["part"])
+    [second] = project.materialize(end=T0 + timedelta(hours=7), views=["weather"])
+    assert second.rows_read == 2 and second.written == 1
+    # The same online value as a materialisation that reads every part.
+    rows = [{"origin": "EWR"}]
+    skipping = project.online_features(rows, features=["weather:temp"], now=T0 + timedelta(hours=7))
+    project.materialize(start=None, end=T0 + timedelta(hours=7), views=["weather"], incremental=False)
+    full = project.online_features(rows, features=["weather:temp"], now=T0 + timedelta(hours=7))
+    assert skipping[0].values == full[0].values == {"temp": 51.0}
+
+
 def test_view_with_no_valid_rows_still_joins_as_missing(project: Project, project_dir: Path) -> None:
     for f in (project_dir / "data/weather").glob("*.parquet"):
         f.unlink()

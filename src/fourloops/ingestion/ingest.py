@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -219,12 +220,16 @@ def ingest_view(
         if progress:
             progress(f"validating {src.path.name}")
         table = read_file(src.path, view.source.format)
-        file_report, part = _ingest_table(view, table, src, stored, offline, quarantine_dir, metadata, now)
+        file_report, part, newest = _ingest_table(
+            view, table, src, stored, offline, quarantine_dir, metadata, now
+        )
         manifest[key] = {
             "fingerprint": src.fingerprint,
             "size": src.size,
             "mtime_ns": src.mtime_ns,
             "part": part.name if part else None,
+            # When the part's last row became knowable: materialisation skips parts known before.
+            "available_max": newest.isoformat() if newest is not None else None,
             "rows": file_report.rows,
             "valid": file_report.valid,
             "quarantined": file_report.quarantined,
@@ -247,7 +252,7 @@ def _ingest_table(
     quarantine_dir: Path,
     metadata: MetadataStore,
     now: Clock,
-) -> tuple[FileReport, Path | None]:
+) -> tuple[FileReport, Path | None, datetime | None]:
     contract = ingestion_contract(view, table)
     snapshot = observe_schema(table, contract)
     previous = metadata.last_schema(view.source.name)
@@ -272,11 +277,15 @@ def _ingest_table(
     report.drift = [_as_dict(f) for f in findings]
 
     part = None
+    newest = None
     if valid.height:
         missing = [c for c in stored if c not in valid.columns]
         if missing:
             raise SchemaError(f"{src.path}: columns {missing} missing after validation of view {view.name!r}")
         part = offline.write_part(view, src.fingerprint, valid.select(stored))
+        times = [valid[c].max() for c in (view.source.timestamp, view.source.created) if c in valid.columns]
+        known = [t for t in times if isinstance(t, datetime)]
+        newest = max(known) if known else None
     if quarantine.height:
         folder = quarantine_dir / view.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -294,7 +303,7 @@ def _ingest_table(
         quarantine_path=report.quarantine_path,
         report=report.to_dict(),
     )
-    return report, part
+    return report, part, newest
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

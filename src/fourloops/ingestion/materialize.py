@@ -84,7 +84,7 @@ def materialize_view(
         start = online.watermark(view.name)
     if start is not None and start >= end:
         return MaterializeResult(view.name, start, end, 0, 0, 0)
-    latest, rows = latest_rows(view, offline.parts(view), start=start, end=end)
+    latest, rows = latest_rows(view, offline.parts(view, known_after=start), start=start, end=end)
     written = skipped = 0
     if latest.height:
         stats = online.write(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,24 @@ class OfflineStore:
         os.replace(tmp, path)
         return path
 
-    def parts(self, view: FeatureView) -> list[str]:
-        """Parquet files holding the view's current rows (those listed in the manifest)."""
+    def parts(self, view: FeatureView, *, known_after: datetime | None = None) -> list[str]:
+        """Parquet files holding the view's current rows (those listed in the manifest).
+
+        With ``known_after``, only the parts holding a row that became knowable (event or created
+        time) after it: the others cannot change what an incremental materialisation writes.
+        """
         folder = self.folder(view)
-        return sorted(
-            str(folder / entry["part"]) for entry in self.manifest(view).values() if entry.get("part")
-        )
+        out = []
+        for entry in self.manifest(view).values():
+            if not entry.get("part"):
+                continue
+            newest = entry.get("available_max")
+            if known_after is not None and newest is not None and _aware(newest) <= known_after:
+                continue
+            out.append(str(folder / entry["part"]))
+        return sorted(out)
+
+
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
