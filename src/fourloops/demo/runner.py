@@ -32,8 +32,15 @@ project folder under ``--out``:
    champion's reference (its late-summer test rows): drift, data health,
    realised and estimated performance, alerts with a playbook; the seasons
    are the real shift it finds.
+7. **all four loops together** — the last ``simulate_days`` days (Sep-Dec for
+   the full year) replayed by ``fourloops simulate`` on a fresh copy of the
+   example, with one incident of each kind injected and a control run beside
+   it (:mod:`fourloops.demo.autumn`): when each was seen, by what, what was
+   done, and what it cost.
 
-Writes ``report.html``, ``monitoring.html`` and ``summary.json`` into ``--out``.
+Writes ``report.html``, ``monitoring.html``, ``summary.json`` and
+``simulation/`` (its ``report.html``, ``summary.json`` and ``incidents.toml``)
+into ``--out``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from typing import Any
 
 import polars as pl
 
+from fourloops.demo.autumn import simulate_autumn
 from fourloops.demo.report import render_report
 from fourloops.demo.traffic import replay_traffic, weather_published
 from fourloops.errors import FourloopsError
@@ -55,13 +63,15 @@ from fourloops.ingestion.leakage import LEAKAGE_THRESHOLD, leakage_scores
 from fourloops.project import Project
 from fourloops.scaffold import init_project
 
-__all__ = ["run_demo"]
+__all__ = ["SIMULATE_DAYS", "run_demo"]
 
 YEAR_START = datetime(2013, 1, 1, 5, tzinfo=UTC)  # midnight in New York, in UTC
 #: Arrival delay (minutes) above which a flight counts as delayed.
 DELAY_MINUTES = 15
 #: The month whose weather delivery the demo corrupts on purpose (null -> "").
 FAULTY_MONTH = 6
+#: Days simulated with incidents at the end of the replay: September to December for the full year.
+SIMULATE_DAYS = 121
 
 
 def _corrupt(frame: pl.DataFrame) -> pl.DataFrame:
@@ -79,9 +89,13 @@ def run_demo(
     *,
     days: int = 365,
     seed: int = 7,
+    simulate_days: int = SIMULATE_DAYS,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo into ``out`` and return the summary (also written as summary.json)."""
+    """Run the demo into ``out`` and return the summary (also written as summary.json).
+
+    ``simulate_days`` is the length of the simulated period at the end of the replay (0: none).
+    """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
     out = Path(out)
@@ -201,6 +215,13 @@ def run_demo(
     # 6. evaluation: the served traffic monitored against the champion's reference
     if summary["loops"]["inference"].get("requests"):
         summary["loops"]["evaluation"] = _monitor(project_dir, out, say)
+
+    # 7. the four loops together: the last months simulated with incidents, beside a control run
+    if simulate_days:
+        # Days end at midnight UTC, and the weather (hence the features) ends on 30 December.
+        last = min(end, weather_published(project_dir)[0] + timedelta(hours=1))
+        until = last.replace(hour=0, minute=0, second=0, microsecond=0)
+        summary["loops"]["simulation"] = simulate_autumn(out, until, simulate_days, seed, say)
 
     summary["seconds"] = round(time.perf_counter() - started, 2)
     summary["highlights"] = _highlights(summary)
@@ -400,6 +421,21 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
             lines.append(
                 f"the seasons as a real shift: {strongest['cause']}; playbook: {strongest['action']}"
             )
+    simulation = summary["loops"].get("simulation")
+    if simulation:
+        caught = sum(1 for i in simulation["incidents"] if i["detected_at"])
+        lines.append(
+            f"simulated {simulation['start'][:10]} to {simulation['end'][:10]} with incidents: "
+            f"{simulation['requests']:,} requests, {caught} of {len(simulation['incidents'])} incidents "
+            f"detected, {simulation['false_alarms']} false alarms in the control run"
+        )
+        for incident in simulation["incidents"]:
+            seen = (
+                f"seen after {incident['detection_delay_hours']:.0f} h by {incident['detected_by']}"
+                if incident["detected_at"]
+                else "not detected"
+            )
+            lines.append(f"{incident['name']} ({incident['kind']}): {seen}")
     online = summary["loops"]["online"]
     statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]
     fresh = [s for r in online["reads_at_as_of"] for s in r["status"].values()]

@@ -93,16 +93,21 @@ class Project(SimulationOperations):
         *,
         days: int = 365,
         seed: int = 7,
+        simulate_days: int | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         """``fourloops demo``: replay the bundled data through the loops; report and summary go to ``out``.
 
         It runs in a fresh project of its own (``out/project``), so it needs no
         project loaded; the summary is returned (and written as ``summary.json``).
+        Then the last ``simulate_days`` days (default: September to December of a full year; 0:
+        none) are simulated through all four loops with one incident of each kind injected.
         """
         from fourloops.demo import run_demo
+        from fourloops.demo.runner import SIMULATE_DAYS
 
-        return run_demo(out, days=days, seed=seed, progress=progress)
+        chosen = SIMULATE_DAYS if simulate_days is None else simulate_days
+        return run_demo(out, days=days, seed=seed, simulate_days=chosen, progress=progress)
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r}, name={self.name!r})"

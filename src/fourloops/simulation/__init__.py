@@ -4,8 +4,10 @@
   the monitor and the controller at every window);
 * :mod:`~fourloops.simulation.incidents`: what to break and when (a TOML file);
 * :mod:`~fourloops.simulation.simulate`: the control and incident runs, detection and responses;
+* :mod:`~fourloops.simulation.outcomes`: the primary metric served, and as if nobody had acted;
 * :mod:`~fourloops.simulation.report`: the timeline report;
-* :mod:`~fourloops.simulation.client`: the in-process client of the server's ASGI app.
+* :mod:`~fourloops.simulation.client`: the in-process client of the server's ASGI app;
+* :mod:`~fourloops.simulation.worker`: one run in an interpreter of its own.
 """
 
 from __future__ import annotations

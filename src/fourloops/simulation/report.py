@@ -1,11 +1,13 @@
 """The simulation's report: a timeline of traffic, performance, alerts and actions, a section per incident.
 
 One self-contained HTML file (Plotly inlined from its wheel, as the monitoring
-report). The timeline shows the requests per window, the primary metric
-realised (incident run and control run) and estimated, every incident's
-start, and where alerts were raised and the controller acted; below it each
-incident says when it began, when it was seen and by what, and what was done;
-then the false alarms (alerts of the control run) and every action.
+report). The timeline shows the requests per window, the primary metric as
+served, as it would have been had nobody acted, with no incident (the
+control run) and as estimated before labels arrived, every incident's start,
+and where alerts were raised and the controller acted; below it each
+incident says what it was, what fourloops should show, when it began, when it
+was seen and by what, what it cost and what was done; then the false alarms
+(alerts of the control run) and every action.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def _metric_series(windows: list[dict[str, Any]], metric: str, key: str) -> list
     return [((w.get(key) or {}).get(metric) or {}).get("value") for w in windows]
 
 
+def _line(x: list[Any], y: list[Any], name: str, color: str, dash: str = "solid") -> go.Scatter:
+    return go.Scatter(
+        x=x, y=y, name=name, mode="lines+markers", line={"color": color, "dash": dash}, marker={"size": 4}
+    )
+
+
 def _timeline(summary: dict[str, Any]) -> str:
     windows = summary.get("windows", [])
     if not windows:
@@ -60,35 +68,42 @@ def _timeline(summary: dict[str, Any]) -> str:
             yaxis="y2",
         )
     )
-    if metric:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=_metric_series(windows, metric, "metrics"),
-                name=f"{metric} (with incidents)",
-                mode="lines+markers",
-                line={"color": "#2f54eb"},
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=_metric_series(windows, metric, "estimated"),
-                name=f"estimated {metric}",
-                line={"color": "#fa8c16", "dash": "dash"},
-            )
-        )
-        control = summary.get("control")
-        if control:
-            cw = control.get("windows", [])
+    outcomes = summary.get("outcomes") or {}
+    if outcomes.get("windows"):
+        metric = outcomes["metric"]
+        ox = [w["start"] for w in outcomes["windows"]]
+        fig.add_trace(_line(ox, [w["with"] for w in outcomes["windows"]], f"{metric} served", "#2f54eb"))
+        if summary.get("incidents"):
             fig.add_trace(
-                go.Scatter(
-                    x=[w["start"] for w in cw],
-                    y=_metric_series(cw, metric, "metrics"),
-                    name=f"{metric} (control run)",
-                    line={"color": "#8c8c8c", "dash": "dot"},
+                _line(
+                    ox,
+                    [w["without"] for w in outcomes["windows"]],
+                    f"{metric} had nobody acted",
+                    "#cf1322",
+                    "dash",
                 )
             )
+        control = (summary.get("control") or {}).get("outcomes") or {}
+        if control.get("windows"):
+            fig.add_trace(
+                _line(
+                    [w["start"] for w in control["windows"]],
+                    [w["with"] for w in control["windows"]],
+                    f"{metric} with no incident (control run)",
+                    "#8c8c8c",
+                    "dot",
+                )
+            )
+    if metric:
+        fig.add_trace(
+            _line(
+                x,
+                _metric_series(windows, metric, "estimated"),
+                f"{metric} estimated before labels",
+                "#fa8c16",
+                "dashdot",
+            )
+        )
     for incident in summary.get("incidents", []):
         fig.add_vline(x=incident["start"], line={"color": "#cf1322", "dash": "dash", "width": 1})
         fig.add_annotation(
@@ -141,21 +156,88 @@ def _timeline(summary: dict[str, Any]) -> str:
     return f'<div class="chart">{chart}</div>'
 
 
+#: What each kind of incident is, and what fourloops should do about it, for a newcomer.
+_STORY = {
+    "covariate_shift": (
+        "More traffic from one segment: the inputs change, the relation between inputs and outcome does not.",
+        "input drift on the segment's column, and no performance alarm: the model still works.",
+    ),
+    "concept_shift": (
+        "The outcome changes for the same inputs in one segment (labels flipped with a probability): "
+        "the inputs look as before, so drift cannot see it.",
+        "a performance drop in that segment once its labels arrive, then a retrained model, rolled "
+        "out only if it does better.",
+    ),
+    "broken_field": (
+        "A feature source delivers a broken column for one segment.",
+        "the rows quarantined by the contract at ingestion, a data-quality or coverage alert naming "
+        "it, and no retraining on broken data.",
+    ),
+    "bad_release": (
+        "A new version that passes its offline gates but is worse for one segment (trained with that "
+        "segment's labels corrupted) is handed to the controller.",
+        "its canary aborted on the segment it hurts, before it reaches everyone.",
+    ),
+}
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _incident_chart(incident: dict[str, Any], metric: str) -> str:
+    during = incident.get("metric") or []
+    if not during:
+        return ""
+    x = [w["start"] for w in during]
+    fig = go.Figure(
+        [
+            _line(x, [w["with"] for w in during], "served", "#2f54eb"),
+            _line(x, [w["without"] for w in during], "had nobody acted", "#cf1322", "dash"),
+            _line(x, [w["control"] for w in during], "no incident", "#8c8c8c", "dot"),
+        ]
+    )
+    if incident.get("detected_at"):
+        fig.add_vline(x=incident["detected_at"], line={"color": "#389e0d", "width": 1})
+    fig.update_layout(
+        height=240,
+        template="plotly_white",
+        margin={"l": 50, "r": 20, "t": 10, "b": 30},
+        yaxis={"title": metric},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    chart: str = fig.to_html(full_html=False, include_plotlyjs=False)
+    return f'<div class="chart">{chart}</div>'
+
+
 def _incidents(summary: dict[str, Any]) -> str:
+    metric = (summary.get("outcomes") or {}).get("metric", "")
     parts = []
     for i in summary.get("incidents", []):
         seen = (
-            f"seen {i['detection_delay_hours']:.0f} hours later ({escape(i['detected_at'])}) by "
+            f"seen <b>{i['detection_delay_hours']:.0f} hours</b> later ({escape(i['detected_at'])}) by "
             f"{escape(i['detected_by'] or '')}"
             if i.get("detected_at")
             else "<b>not detected</b>"
         )
-        responses = "".join(f"<li>{escape(r)}</li>" for r in i["responses"][:12]) or "<li>none</li>"
+        responses = "".join(f"<li>{escape(r)}</li>" for r in i["responses"][:14]) or "<li>none</li>"
         segment = ", ".join(f"{k} = {v}" for k, v in i.get("segment", {}).items()) or "all rows"
+        what, expected = _STORY.get(i["kind"], ("", ""))
+        until = f" until {escape(i['end'])}" if i.get("end") else ""
+        cost = i.get("cost") or {}
+        told = ""
+        if cost.get("with") is not None:
+            told = (
+                f"<p>Over its {cost['windows']} windows, {escape(metric)} served averaged "
+                f"<b>{_fmt(cost['with'])}</b>; with no incident it was {_fmt(cost['control'])}, and had "
+                f"nobody acted it would have been {_fmt(cost['without'])}.</p>"
+            )
         parts.append(
             f"<h3>{escape(i['name'])} <span class=muted>({escape(i['kind'])}, {escape(segment)})</span></h3>"
-            f"<p>Began {escape(i['start'])}; {seen}.</p>"
-            f"<p>What fourloops did after it began:</p><ul>{responses}</ul>"
+            f"<p>{escape(what)} What fourloops should show: {escape(expected)}</p>"
+            f"<p>Began {escape(i['start'])}{until}; {seen}.</p>{told}"
+            + _incident_chart(i, metric)
+            + f"<p>Signals and responses:</p><ul>{responses}</ul>"
         )
     return "".join(parts) or "<p class=muted>No incident was injected.</p>"
 

@@ -253,6 +253,26 @@ def _metric_during(incident: Incident, run: RunResult, control: RunResult | None
     ]
 
 
+def _cost(during: list[dict[str, Any]]) -> dict[str, Any]:
+    """The primary metric averaged over the incident's windows (weighted by labelled rows): served,
+    without fourloops acting, and with no incident; and the two differences that tell the story."""
+
+    def mean(key: str) -> float | None:
+        pairs = [(w[key], w["labelled"]) for w in during if w[key] is not None and w["labelled"]]
+        total = sum(n for _, n in pairs)
+        return sum(v * n for v, n in pairs) / total if total else None
+
+    served, passive, quiet = mean("with"), mean("without"), mean("control")
+    return {
+        "windows": len(during),
+        "with": served,
+        "without": passive,
+        "control": quiet,
+        "lost": None if served is None or quiet is None else quiet - served,
+        "saved": None if served is None or passive is None else served - passive,
+    }
+
+
 def _run_all(
     jobs: list[_Job], progress: Callable[[str], None] | None, *, parallel: bool | None
 ) -> list[RunResult]:
@@ -341,7 +361,10 @@ def simulate(
         control, run = _run_all(jobs, progress, parallel=parallel)
     else:
         run = run_once(source, out / "run", settings, [], name="run", progress=progress)
-    found = [{**_detect(i, run, control), "metric": _metric_during(i, run, control)} for i in incidents]
+    found = []
+    for incident in incidents:
+        during = _metric_during(incident, run, control)
+        found.append({**_detect(incident, run, control), "metric": during, "cost": _cost(during)})
     result = SimulationResult(
         {
             "model": settings.model,
