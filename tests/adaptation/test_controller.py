@@ -86,27 +86,66 @@ def test_cooldown_and_the_weekly_cap_suppress_a_flapping_trigger(project_dir: Pa
         assert decision.kind == "retrain_suppressed" and "cooldown" in decision.reason
         assert "input_drift on load" in decision.reason
         versions = len(project.registry.versions("late"))
-        project.tick(holder="a")
+        clock.advance(timedelta(minutes=1))
+        assert project.tick(holder="a").decisions == []  # said once: the journal is not a heartbeat
         assert len(project.registry.versions("late")) == versions  # nothing trained while suppressed
-        journal = [e["action"] for e in project.metadata.audit_entries("model:late", limit=5)]
-        assert journal[:2] == ["controller:retrain_suppressed"] * 2
+        journal = [e["action"] for e in project.metadata.audit_entries("model:late", limit=20)]
+        assert (
+            journal.count("controller:retrain_suppressed") == 1
+            and journal[0] == "controller:retrain_suppressed"
+        )
 
 
-def test_no_retraining_on_data_the_monitor_marks_broken(project_dir: Path, tmp_path: Path) -> None:
+def _quarantined(project: Project, rows: int, quarantined: int) -> None:
+    project.metadata.record_validation(
+        view="weather",
+        source="data/weather.parquet",
+        contract_version="test",
+        n_rows=rows,
+        n_valid=rows - quarantined,
+        n_quarantined=quarantined,
+        quarantine_path=None,
+        report={},
+    )
+
+
+def test_no_retraining_on_data_the_contract_quarantined(project_dir: Path, tmp_path: Path) -> None:
+    path = _copy(project_dir, tmp_path)
+    with Project.load(path, env={}) as p:
+        trained_at = p.registry.get_version("late", 1).created_at
+    clock = ManualClock(trained_at + timedelta(days=7))
+    with Project.load(path, env={}, clock=clock) as project:
+        _quarantined(project, 72, 24)  # a third of a day's weather broke its contract
+        clock.advance(timedelta(days=1))
+        [decision] = project.tick(holder="a").decisions
+        assert decision.kind == "retrain_refused"
+        assert "the contract quarantined 24 of 72 rows of view weather" in decision.reason
+        assert len(project.registry.versions("late")) == 1
+        # Repaired: no quarantine within the cooldown (2 days) any more: retrain again.
+        clock.advance(timedelta(days=2, hours=1))
+        _quarantined(project, 72, 0)
+        decisions = project.tick(holder="a").decisions
+        assert decisions[0].kind == "retrain", decisions[0].reason
+        assert len(project.registry.versions("late")) == 2
+
+
+def test_missing_features_refuse_a_retrain_and_a_quality_alert_alone_does_not(
+    project_dir: Path, tmp_path: Path
+) -> None:
     path = _copy(project_dir, tmp_path)
     with Project.load(path, env={}) as p:
         trained_at = p.registry.get_version("late", 1).created_at
     clock = ManualClock(trained_at + timedelta(days=8))
     with Project.load(path, env={}, clock=clock) as project:
-        _alert(project, "data_quality", "rain", clock() - timedelta(days=1))
+        _alert(project, "coverage", "weather", clock() - timedelta(days=1))
         [decision] = project.tick(holder="a").decisions
-        assert decision.kind == "retrain_refused" and "data_quality on rain" in decision.reason
-        assert len(project.registry.versions("late")) == 1
-        # Repaired: the episode was last seen longer ago than the cooldown (2 days): retrain again.
+        assert decision.kind == "retrain_refused" and "coverage on weather" in decision.reason
+        _quarantined(project, 1000, 5)  # half a per cent: the contract doing its job, not breakage
         clock.advance(timedelta(days=2, hours=1))
+        # A nullable column's nulls rising is an alert for people, not a reason to stop adapting.
+        _alert(project, "data_quality", "rain", clock() - timedelta(hours=1))
         decisions = project.tick(holder="a").decisions
         assert decisions[0].kind == "retrain", decisions[0].reason
-        assert len(project.registry.versions("late")) == 2
 
 
 def test_one_controller_at_a_time_and_a_takeover_after_the_lease(project_dir: Path, tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ A tick, for every model, in order:
 3. otherwise checks the model's retraining triggers (``fl.Retrain``): a
    schedule, the labels matured since the newest version's training, alerts
    the monitor raised since then. A trigger inside the cooldown or past the
-   weekly cap is suppressed, and says so; a trigger while the monitor marks
-   the data broken (``data_quality`` or ``coverage`` alerts it still saw
-   within the cooldown) is refused, and says so. Otherwise the model is trained on the
+   weekly cap is suppressed, and says so; a trigger while the data is broken
+   (within the cooldown, the contract quarantined more than 1 % of a feature
+   view's rows, or the monitor saw a ``coverage`` alert) is refused, and says
+   so. A refusal or suppression is journaled when it begins or its reason
+   changes, not at every tick. Otherwise the model is trained on the
    newest point-in-time-correct data; a candidate that fails its gates is
    recorded as rejected with the gates that blocked it; one that passes
    starts the model's rollout.
@@ -40,12 +42,51 @@ from fourloops.definitions import Model
 from fourloops.errors import FourloopsError
 from fourloops.storage.controller_state import RolloutStatus
 
-__all__ = ["BROKEN", "LEASE", "TickReport", "TriggerCheck", "default_holder", "run", "tick", "triggers"]
+__all__ = [
+    "BROKEN",
+    "LEASE",
+    "QUARANTINE_SHARE",
+    "TickReport",
+    "TriggerCheck",
+    "default_holder",
+    "run",
+    "tick",
+    "triggers",
+]
 
 #: The controller's lease name.
 LEASE = "controller"
 #: Alert kinds that mark the data broken: no retraining on it.
-BROKEN = ("data_quality", "coverage")
+BROKEN = ("coverage",)
+#: Share of a feature view's delivered rows its contract quarantined that marks the data broken.
+QUARANTINE_SHARE = 0.01
+
+
+def _broken(loop: Loop, model: Model, since: datetime) -> list[str]:
+    """Why the data is broken now (empty if it is not): what a retrain must not learn from.
+
+    Two signs, both recent (at or after ``since``, the cooldown back): the contract quarantined more
+    than :data:`QUARANTINE_SHARE` of the rows delivered to one of the model's feature views (the
+    contract is the arbiter of broken data: a nullable column whose nulls rise is a quality
+    alert for people, not a reason to stop adapting), or the monitor still sees a coverage alert
+    (features missing behind served predictions: a join or a materialisation stopped).
+    """
+    out = []
+    views = sorted({feature.split(":", 1)[0] for feature in model.features})
+    for view in views:
+        runs = [r for r in loop.metadata.validation_runs(view, limit=500) if r["started_at"] >= since]
+        rows = sum(int(r["n_rows"]) for r in runs)
+        quarantined = sum(int(r["n_quarantined"]) for r in runs)
+        if rows and quarantined / rows > QUARANTINE_SHARE:
+            out.append(f"the contract quarantined {quarantined:,} of {rows:,} rows of view {view}")
+    out += sorted(
+        {
+            f"{a['kind']} on {a['column']}"
+            for a in loop.alerts.alerts(model.name, limit=500)
+            if a["kind"] in BROKEN and a["last_seen_at"] >= since
+        }
+    )
+    return out
 
 
 def default_holder() -> str:
@@ -123,20 +164,10 @@ def triggers(loop: Loop, model: Model) -> TriggerCheck:
         evidence["alerts"] = raised
     if not fired:
         return TriggerCheck([], evidence=evidence)
-    # Data broken now: a quality or coverage alert the monitor still saw within the cooldown (an
-    # episode that ended longer ago than that no longer blocks retraining on the repaired data).
-    lately = now - retrain.cooldown
-    broken = sorted(
-        {
-            f"{a['kind']} on {a['column']}"
-            for a in loop.alerts.alerts(model.name, limit=500)
-            if a["kind"] in BROKEN and a["last_seen_at"] >= lately
-        }
-    )
+    broken = _broken(loop, model, now - retrain.cooldown)
     if broken:
-        return TriggerCheck(
-            fired, refused="the monitor marks the data broken: " + ", ".join(broken[:4]), evidence=evidence
-        )
+        evidence["broken"] = broken
+        return TriggerCheck(fired, refused="the data is broken: " + "; ".join(broken[:4]), evidence=evidence)
     if now - since < retrain.cooldown:
         return TriggerCheck(
             fired,
@@ -155,17 +186,33 @@ def triggers(loop: Loop, model: Model) -> TriggerCheck:
     return TriggerCheck(fired, evidence=evidence)
 
 
+def _last_hold(loop: Loop, name: str) -> tuple[str, str] | None:
+    """The kind and signature of the model's newest retraining decision, if it held a retrain back."""
+    for entry in loop.metadata.audit_entries(f"model:{name}", limit=50):
+        action = str(entry["action"])
+        if action in ("controller:retrain", "controller:candidate_rejected"):
+            return None
+        if action in ("controller:retrain_refused", "controller:retrain_suppressed"):
+            signature = (entry.get("details") or {}).get("evidence", {}).get("signature")
+            return action.removeprefix("controller:"), str(signature)
+    return None
+
+
 def _retrain(loop: Loop, model: Model) -> list[Decision]:
     check = triggers(loop, model)
     if not check.fired:
         return []
     name = model.name
     why = "; ".join(check.fired)
-    if check.refused:
-        return [loop.journal("retrain_refused", name, None, f"{why} -- but {check.refused}", check.evidence)]
-    if check.suppressed:
+    if check.refused or check.suppressed:
+        kind = "retrain_refused" if check.refused else "retrain_suppressed"
+        # What stops it, without the parts that move every tick (how long ago, how many labels).
+        signature = check.refused or str(check.suppressed).split(":")[0]
+        if _last_hold(loop, name) == (kind, signature):
+            return []  # said already: the journal is not a heartbeat
+        detail = f"but {check.refused}" if check.refused else str(check.suppressed)
         return [
-            loop.journal("retrain_suppressed", name, None, f"{why} -- {check.suppressed}", check.evidence)
+            loop.journal(kind, name, None, f"{why} -- {detail}", {**check.evidence, "signature": signature})
         ]
     decisions = [loop.journal("retrain", name, None, why, check.evidence)]
     try:
