@@ -205,6 +205,42 @@ def test_a_drop_confined_to_one_segment_alerts_on_that_segment(reference: pl.Dat
     assert not [a for a in clean.alerts if a.kind == "performance"]
 
 
+def _many_segments(n: int, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, n)
+    score = 1 / (1 + np.exp(-1.5 * x))
+    return pl.DataFrame(
+        {
+            "x": x,
+            "shop": rng.choice([f"s{i:02d}" for i in range(20)], n).astype(str),
+            "y": (rng.uniform(size=n) < score).astype(np.int64),
+            "score": score,
+        }
+    )
+
+
+def test_segment_performance_alerts_keep_their_error_rate_across_twenty_segments() -> None:
+    # Nothing changes: each of 40 windows has 20 segments of ~200 labelled rows, judged with no
+    # allowed drop against a reference large enough to be near exact. With separate 95 % intervals
+    # about 40 % of the windows would alert somewhere (1 - 0.975^20); the window's segment
+    # intervals are simultaneous, so at most about 5 % may.
+    reference = _many_segments(400_000, 1)
+    current = _many_segments(40 * 4000, 2)
+    result = fl.monitor(
+        reference,
+        current,
+        window=4000,
+        label="y",
+        score="score",
+        segments=["shop"],
+        multivariate=False,
+        alerts=AlertPolicy(max_drop=0.0),
+    )
+    assert len(result.windows) == 40
+    alerted = {a.window for a in result.alerts if a.kind == "performance" and a.segment is not None}
+    assert len(alerted) <= 5, sorted(alerted)
+
+
 def test_an_unseen_category_surge_and_a_missing_column_alert(reference: pl.DataFrame) -> None:
     current = frame(2000, 12, new_city=0.2).drop("z")
     result = fl.monitor(reference, current, window=1000)
