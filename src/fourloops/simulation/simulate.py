@@ -192,10 +192,15 @@ def _detect(incident: Incident, run: RunResult, control: RunResult | None) -> di
     )
     released = _released(incident, run)
     signals: list[tuple[str, int, dict[str, Any]]] = []
-    for alert in run.raised:
-        if alert["raised_at"] >= start and _key(alert) not in quiet:
+    seen: set[tuple[Any, ...]] = set()
+    for alert in sorted(run.raised, key=lambda a: a["raised_at"]):
+        # Raised after the incident began (a window ending at its start saw none of it); each
+        # kind of alert on each column and segment once, at its first.
+        what = (alert["kind"], alert.get("column"), alert.get("segment"))
+        if alert["raised_at"] > start and _key(alert) not in quiet and what not in seen:
             score = _relevance(incident, alert, released)
             if score:
+                seen.add(what)
                 signals.append((alert["raised_at"], score, alert))
     for action in run.actions:
         if action["at"] >= start and (action["kind"], action.get("reason")) not in control_actions:
