@@ -61,6 +61,10 @@ Relative paths (and ``sqlite:///relative.db`` URLs) are relative to the project 
     webhook_format = "json"  # "slack": a Slack-compatible message (incoming webhooks)
     webhook_timeout = "5s"
     webhook_retries = 3
+    consecutive = 1          # windows in a row a condition must hold before it alerts
+    max_drop = 0.05          # allowed relative drop of the primary metric before a performance alert
+    min_labels = 100         # labelled rows a window (or segment) needs for a performance alert
+    null_rise = 0.05         # rise of a column's null share, in points, that alerts
 """
 
 from __future__ import annotations
@@ -263,8 +267,17 @@ class AlertsConfig:
     webhook_format: str = "json"  # "json" or "slack" (a Slack-compatible message)
     webhook_timeout: str = "5s"
     webhook_retries: int = 3
+    consecutive: int = 1  # the monitor's alert policy (fourloops.evaluation.alerts.AlertPolicy)
+    max_drop: float = 0.05
+    min_labels: int = 100
+    null_rise: float = 0.05
 
     def __post_init__(self) -> None:
+        _at_least(self.consecutive, 1, "alerts.consecutive")
+        _at_least(self.min_labels, 1, "alerts.min_labels")
+        for name, value in (("alerts.max_drop", self.max_drop), ("alerts.null_rise", self.null_rise)):
+            if not 0 <= value < 1:
+                raise ConfigError(f"{name} must be at least 0 and below 1, got {value}")
         for name in self.sink_names:
             _one_of(name, ALERT_SINKS, "alerts.sinks")
         if "webhook" in self.sink_names and not self.webhook:
@@ -343,6 +356,16 @@ def _coerce(value: Any, expected: type, where: str) -> Any:
         if not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {type(value).__name__}")
         return value
+    if expected is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
     return value
@@ -376,6 +399,8 @@ def _field_type(cls: type, key: str) -> type:
     annotation = next(f.type for f in dataclasses.fields(cls) if f.name == key)
     if annotation in (bool, "bool"):
         return bool
+    if annotation in (float, "float"):
+        return float
     return int if annotation in (int, "int") else str
 
 

@@ -86,6 +86,15 @@ def test_alert_settings_are_checked_when_the_project_loads(tmp_path: Path) -> No
         config('[alerts]\nsinks = "webhook"\n')
     with pytest.raises(ConfigError, match="alerts.webhook_format"):
         config('[alerts]\nwebhook_format = "xml"\n')
+    config("[alerts]\nconsecutive = 2\nmax_drop = 0.1\nmin_labels = 50\nnull_rise = 0.2\n")
+    with pytest.raises(ConfigError, match="alerts.consecutive"):
+        config("[alerts]\nconsecutive = 0\n")
+    with pytest.raises(ConfigError, match="alerts.max_drop"):
+        config("[alerts]\nmax_drop = 1.5\n")
+    with pytest.raises(ConfigError, match="alerts.max_drop.*expected a number"):
+        config('[alerts]\nmax_drop = "a lot"\n')
+    with pytest.raises(ConfigError, match="finite"):
+        config("[alerts]\nnull_rise = nan\n")
 
 
 def test_a_bad_sink_setting_is_refused_in_code_too() -> None:

@@ -318,6 +318,12 @@ def run(
         "threshold": threshold,
         "primary": primary,
         "drift": policy.to_dict(),
+        "alerts": {
+            "consecutive": alerts.consecutive,
+            "max_drop": alerts.max_drop,
+            "min_labels": alerts.min_labels,
+            "null_rise": alerts.null_rise,
+        },
     }
     return MonitorResult(reference, judged, found, settings, notes)
 

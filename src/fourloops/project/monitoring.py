@@ -101,8 +101,9 @@ class MonitoringOperations(EvaluationOperations):
         version that answered on the route is judged together (against ``version``'s reference):
         a period that spans promotions, as a simulation does.
 
-        With ``record`` (the default) the alerts are kept in the metadata store, one row per
-        episode, and those not seen by an earlier run go to the configured sinks (``[alerts]``:
+        The alert policy is ``alerts``, else the project's ``[alerts]`` settings (consecutive
+        windows, allowed drop, labels needed, null rise). With ``record`` (the default) the alerts
+        are kept in the metadata store, one row per episode, and those not seen by an earlier run go to the configured sinks (``[alerts]``:
         a log line, a webhook), in the background (not with ``notify=False``). Snoozed alerts
         (:meth:`snooze`) are left out.
         """
@@ -131,7 +132,14 @@ class MonitoringOperations(EvaluationOperations):
             raise ConfigError(f"route must be champion, canary, shadow or ab:<version>, got {route!r}")
         importance = reference.importance
         now = self.clock()
-        alerts = alerts or AlertPolicy(importance=importance)
+        settings = self.config.alerts
+        alerts = alerts or AlertPolicy(
+            consecutive=settings.consecutive,
+            max_drop=settings.max_drop,
+            min_labels=settings.min_labels,
+            null_rise=settings.null_rise,
+            importance=importance,
+        )
         snoozed = tuple(self.alert_log.snoozed(name, at=now))
         alerts = AlertPolicy(
             **{
