@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fourloops.cli import app as cli
+from fourloops.config import load_config
 from fourloops.errors import ConfigError
 from fourloops.project import Project
 from fourloops.simulation import load_incidents
@@ -68,6 +69,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         '"data/weather.parquet"', '"data/weather/*.parquet"'
     )
     (root / "definitions.py").write_text(definitions)
+    toml = root / "fourloops.toml"
+    toml.write_text(toml.read_text() + '\n[alerts]\nmin_labels = 90\nsinks = "log"\n')
     (root / "incidents.toml").write_text(INCIDENTS)
     return root
 
@@ -81,6 +84,10 @@ def incident_run(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         )
     summary = json.loads((out / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.to_dict(), default=str))
+    # Each run is a copy with the project's own settings, stores of its own, and no alert sent.
+    copy = load_config(out / "incidents", env={})
+    assert copy.alerts.min_labels == 90 and copy.alerts.sink_names == []
+    assert copy.root == (out / "incidents").resolve()
     return summary
 
 

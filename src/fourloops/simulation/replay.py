@@ -35,6 +35,8 @@ latency the events record (wall time).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,7 +123,12 @@ class RunResult:
 
 
 def _copy_project(source: Path, target: Path, name: str) -> None:
-    """The project's definitions and data in ``target``, with embedded stores of its own."""
+    """The project's definitions, data and settings in ``target``, with embedded stores of its own.
+
+    Every setting is kept (the server's, the alert policy, the engine) except where the stores
+    live (the copy's own, embedded), where alerts are sent (nowhere: a simulation pages nobody)
+    and how often servers reread the registry (the simulation refreshes them itself, at once).
+    """
     if target.exists():
         shutil.rmtree(target)
     ignore = shutil.ignore_patterns(".fourloops", "__pycache__", "*.pyc", ".git")
@@ -129,12 +136,31 @@ def _copy_project(source: Path, target: Path, name: str) -> None:
     from fourloops.config import load_config
 
     original = load_config(source, env={})
-    (target / "fourloops.toml").write_text(
-        f'[project]\nname = "{name}"\ndefinitions = "{original.project.definitions}"\n\n'
-        '[server]\nrefresh_interval = "3650d"  # the simulation refreshes servers itself, at once\n\n'
-        '[alerts]\nsinks = ""\n',
-        encoding="utf-8",
-    )
+    sections: dict[str, dict[str, Any]] = {
+        section: dict(dataclasses.asdict(getattr(original, section)))
+        for section in ("project", "engine", "server", "alerts")
+    }
+    sections["project"]["name"] = name
+    sections["server"] |= {"refresh_interval": "3650d", "admin_token": ""}  # no secret in the copy
+    sections["alerts"] |= {"sinks": "", "webhook": ""}
+    (target / "fourloops.toml").write_text(_toml(sections), encoding="utf-8")
+
+
+def _toml(sections: dict[str, dict[str, Any]]) -> str:
+    """Flat sections of strings, numbers and booleans as TOML."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, int | float):
+                text = repr(value)
+            else:
+                text = json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
+            lines.append(f"{key} = {text}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 @dataclass
