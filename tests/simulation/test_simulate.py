@@ -244,3 +244,14 @@ def test_the_simulate_command(source: Path, tmp_path: Path) -> None:
         cli, ["simulate", "-p", str(copy), "--start", END.isoformat(), "--end", START.isoformat()]
     )
     assert backwards.exit_code != 0 and "is not after its start" in backwards.output
+
+
+def test_the_readmes_incidents_file_is_valid(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Simulation") : readme.index("## Configuration")]
+    [block] = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    (tmp_path / "incidents.toml").write_text(block)
+    kinds = [i.kind for i in load_incidents(tmp_path / "incidents.toml")]
+    assert kinds == ["covariate_shift", "concept_shift", "broken_field", "bad_release"]
