@@ -17,6 +17,11 @@ ROC-AUC as a ratio of expected pair counts, log loss, prevalence) are the same
 code with those expected labels; the Brier score adds the label variance.
 The interval simulates labels drawn from the calibrated probabilities, so it
 says where the realised value should fall if nothing but the inputs changed.
+The calibration is itself learnt from a few thousand rows, so each simulation
+draws from one of its bootstrap curves, and the fit is corrected for isotonic
+regression's optimism at the ends of the scores (:class:`Calibrator`): without
+both, on a stationary process with a reference of 1,500 rows, the realised
+value fell below the interval in 10.2% of windows, not 2.5% (now 2.3%).
 Such estimation is blind to a change in P(y | x) (concept shift): comparing
 it with the realised value once labels mature is how that shows
 (:func:`estimate_check`).
@@ -25,13 +30,13 @@ it with the realised value once labels mature is how that shows
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as scipy_stats
-from sklearn.isotonic import IsotonicRegression
+from scipy.optimize import isotonic_regression
 
 from fourloops.engines.summaries import ScoreSummary
 from fourloops.evaluation.metrics import higher_is_better, metric_specs
@@ -54,6 +59,10 @@ ESTIMATED_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_lo
 REGRESSION_METRICS = ("mae", "rmse", "bias", "r2")
 MULTICLASS_METRICS = ("accuracy", "macro_f1")
 _REPLICATES = 200
+#: Bootstrap calibrators an estimate's replicates draw from (replicate ``i`` uses ``i mod`` this).
+CALIBRATORS = _REPLICATES
+#: Scores at which a calibrator keeps P(y = 1) (linear between them).
+CALIBRATION_GRID = np.linspace(0.0, 1.0, 201)
 #: Score groups the replicates use (the point estimates use every bin of the grid).
 _GROUPS = 128
 
@@ -96,32 +105,38 @@ def _bins(summary: ScoreSummary) -> tuple[FloatArray, FloatArray, FloatArray, Fl
     )
 
 
-def _compress(
-    s: FloatArray, weights: list[FloatArray], threshold: float
-) -> tuple[FloatArray, list[FloatArray]]:
-    """Adjacent score bins merged into about :data:`_GROUPS` groups of equal rows, for replicates.
+Grouping = tuple[NDArray[np.int64], int] | None
 
-    Groups never straddle the decision threshold, and a group's score is its rows' mean, so the
-    replicates' metrics differ from those on the full grid only by the finer ordering inside a group.
+
+def _mean(total: FloatArray, rows: FloatArray) -> FloatArray:
+    """``total / rows``, 0 where there are no rows."""
+    return np.divide(total, rows, out=np.zeros(np.broadcast(total, rows).shape), where=rows > 0)
+
+
+def _merge(grouping: Grouping, values: FloatArray) -> FloatArray:
+    """Sums of ``values`` (one per bin) over each group of bins (``None``: a group per bin)."""
+    if grouping is None:
+        return values
+    return np.bincount(grouping[0], weights=values, minlength=grouping[1]).astype(float)
+
+
+def _compress(s: FloatArray, rows: FloatArray, threshold: float) -> tuple[Grouping, FloatArray, FloatArray]:
+    """Adjacent bins merged into about :data:`_GROUPS` groups of equal rows, for replicates.
+
+    Each bin's group (``None``: too few bins to merge), each group's mean score and its rows.
+    Groups never straddle the decision threshold, so the replicates' metrics differ from those
+    on the full grid only by the finer ordering inside a group.
     """
-    total: FloatArray = np.sum(weights, axis=0)
-    if np.count_nonzero(total) <= _GROUPS:
-        return s, weights
+    if np.count_nonzero(rows) <= _GROUPS:
+        return None, s, rows
     order = np.argsort(s, kind="stable")
-    s, weights, total = s[order], [w[order] for w in weights], total[order]
-    rank = np.floor(np.cumsum(total) / total.sum() * _GROUPS).clip(0, _GROUPS - 1)
-    group = (rank + _GROUPS * (s >= threshold)).astype(np.int64)
-    _, group = np.unique(group, return_inverse=True)
-    k = int(group.max()) + 1
-    merged_total = np.bincount(group, weights=total, minlength=k)
-    merged_s = np.divide(
-        np.bincount(group, weights=s * total, minlength=k),
-        merged_total,
-        out=np.zeros(k),
-        where=merged_total > 0,
-    )
-    merged: list[FloatArray] = [np.bincount(group, weights=w, minlength=k).astype(float) for w in weights]
-    return merged_s, merged
+    rank = np.floor(np.cumsum(rows[order]) / rows.sum() * _GROUPS).clip(0, _GROUPS - 1)
+    _, dense = np.unique(rank + _GROUPS * (s[order] >= threshold), return_inverse=True)
+    group = np.empty(s.size, dtype=np.int64)
+    group[order] = dense
+    grouping = (group, int(dense.max()) + 1)
+    merged = _merge(grouping, rows)
+    return grouping, _mean(_merge(grouping, s * rows), merged), merged
 
 
 def _shifted(point: float, values: FloatArray, base: float, confidence: float, rows: int) -> MetricValue:
@@ -151,8 +166,8 @@ def _binary_realised(
     if not n:
         return {name: MetricValue(None, None, None, 0) for name in BINARY_METRICS}
     y, s, w = _stack(mean, pos, neg)
-    small_s, (small_pos, small_neg) = _compress(mean, [pos, neg], threshold)
-    ys, ss, ws = _stack(small_s, small_pos, small_neg)
+    grouping, small_s, _ = _compress(mean, pos + neg, threshold)
+    ys, ss, ws = _stack(small_s, _merge(grouping, pos), _merge(grouping, neg))
     reps = rng.multinomial(n, ws / ws.sum(), size=_REPLICATES).astype(float)
     out = {}
     for name in BINARY_METRICS:
@@ -240,34 +255,89 @@ def realised(
     return _multiclass_realised(summary, rng, confidence)
 
 
+def _isotonic(positives: FloatArray, rows: FloatArray) -> FloatArray:
+    """The isotonic (non-decreasing, row-weighted) fit of bins' positive rates, bins in score order."""
+    fitted: FloatArray = isotonic_regression(positives / rows, weights=rows).x
+    return fitted
+
+
 @dataclass(frozen=True)
 class Calibrator:
-    """Calibrated P(y = 1) per score, fitted on the reference's labelled rows (isotonic)."""
+    """Calibrated P(y = 1) per score, fitted on the reference's labelled rows (isotonic).
+
+    An isotonic fit on a few thousand rows is noisy, and at the ends of the scores it spikes
+    outwards (lowest rates too low, highest too high): the model looks better separated than it
+    is. :meth:`fit` refits it on :data:`CALIBRATORS` parametric bootstrap samples (each bin's
+    positives redrawn from the fitted rate), takes their mean departure from the fit off the
+    curve (``y``: bias-corrected, so no longer quite monotone), and keeps their spread around
+    it (``replicates``, a curve per row on the grid ``x``): how far the calibration could be
+    off. Each replicate of :func:`estimate` draws its labels from one of them. It is fitted
+    from the reference's stored bins when monitoring runs (seeded, milliseconds), so stored
+    profiles need nothing new.
+    """
 
     x: FloatArray
     y: FloatArray
     ece_before: float | None
     rows: int
+    replicates: FloatArray = field(default_factory=lambda: np.zeros((0, CALIBRATION_GRID.size)))
 
     @classmethod
-    def fit(cls, reference: ScoreSummary) -> Calibrator | None:
-        """``None`` when the reference has no labelled rows of both classes."""
+    def fit(
+        cls, reference: ScoreSummary, *, bootstrap: int = CALIBRATORS, seed: int = 0
+    ) -> Calibrator | None:
+        """``None`` when the reference has no labelled rows of both classes (``bootstrap=0``: plain fit)."""
         mean, pos, neg, _ = _bins(reference)
         labelled = pos + neg
         keep = labelled > 0
         if pos.sum() == 0 or neg.sum() == 0:
             return None
-        x, rate, w = mean[keep], pos[keep] / labelled[keep], labelled[keep]
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, rate, sample_weight=w)
-        grid = np.linspace(0, 1, 201)
-        ece = float(np.sum(w * np.abs(rate - x)) / w.sum())
-        return cls(grid, np.asarray(iso.predict(grid), dtype=float), ece, int(w.sum()))
+        x, p, w = mean[keep], pos[keep], labelled[keep]
+        ece = float(np.sum(np.abs(p - x * w)) / w.sum())
+        fitted = _isotonic(p, w)
+        curves = np.zeros((0, x.size))
+        if bootstrap:
+            draws = np.random.default_rng(seed).binomial(w.astype(np.int64), fitted, size=(bootstrap, x.size))
+            boot = np.array([_isotonic(d.astype(float), w) for d in draws])
+            centre = boot.mean(axis=0)
+            fitted = np.clip(2 * fitted - centre, 0.0, 1.0)
+            # Deviations reflected (the basic bootstrap): where refits land above the fit, the truth
+            # is likelier below it.
+            curves = np.clip(fitted - (boot - centre), 0.0, 1.0)
+        # On the grid: linear between the bins' mean scores, flat beyond them (as scikit-learn predicts).
+        on_grid = [np.interp(CALIBRATION_GRID, x, c) for c in curves]
+        replicates = np.array(on_grid) if on_grid else np.zeros((0, CALIBRATION_GRID.size))
+        return cls(CALIBRATION_GRID, np.interp(CALIBRATION_GRID, x, fitted), ece, int(w.sum()), replicates)
 
     def __call__(self, score: FloatArray) -> FloatArray:
         return np.interp(score, self.x, self.y)
 
+    def bootstrap_sums(self, score: FloatArray, weight: FloatArray, grouping: Grouping) -> FloatArray:
+        """Each bootstrap curve's ``weight``-ed sum of P(y = 1) over each group's scores (curves × groups).
+
+        ``grouping`` gives each score's group and the number of groups (``None``: a group per score);
+        without bootstrap curves, the fit itself is the one curve.
+        """
+        group, k = grouping if grouping is not None else (np.arange(score.size), score.size)
+        curves = self.replicates if len(self.replicates) else self.y[np.newaxis, :]
+        # Interpolation on the uniform grid is linear in the curve: sum each group's weights onto
+        # the grid points around its scores once, then every curve is one product with them.
+        at = np.clip(score, 0.0, 1.0) * (self.x.size - 1)
+        i = np.minimum(at.astype(np.int64), self.x.size - 2)
+        frac = at - i
+        cells = np.concatenate([i * k + group, (i + 1) * k + group])
+        spread = np.bincount(cells, np.concatenate([weight * (1 - frac), weight * frac]), self.x.size * k)
+        # (einsum, not BLAS: a threaded BLAS call this small costs more in threads than it saves.)
+        sums: FloatArray = np.einsum("cj,jk->ck", curves, spread.reshape(self.x.size, k))
+        return sums
+
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "isotonic", "reference_rows": self.rows, "reference_ece_before": self.ece_before}
+        return {
+            "method": "isotonic",
+            "reference_rows": self.rows,
+            "reference_ece_before": self.ece_before,
+            "bootstrap": len(self.replicates),
+        }
 
 
 def estimate(
@@ -279,7 +349,12 @@ def estimate(
     confidence: float = 0.95,
     labelled_only: bool = False,
 ) -> dict[str, MetricValue]:
-    """Estimated binary metrics of a window's rows (all, or only the labelled ones) without their labels."""
+    """Estimated binary metrics of a window's rows (all, or only the labelled ones) without their labels.
+
+    The interval is where the realised value should fall if P(y | score) is what the reference
+    showed: each replicate takes one of the calibrator's bootstrap curves (the reference's own
+    sampling error) and draws the rows' labels from its chances (the window's).
+    """
     if summary is None or calibrator is None or summary.task != "binary":
         return {}
     mean, pos, neg, unl = _bins(summary)
@@ -291,10 +366,12 @@ def estimate(
         return {name: MetricValue(None, None, None, 0) for name in ESTIMATED_METRICS}
     c = calibrator(s)
     rng = np.random.default_rng(seed)
-    # Replicates on merged bins: each merged bin's positives drawn from its rows' calibrated chances.
-    small_s, (small_w, small_cw) = _compress(s, [w, c * w], threshold)
-    small_c = np.divide(small_cw, small_w, out=np.zeros(small_w.shape), where=small_w > 0)
-    sim_pos = rng.binomial(small_w.astype(np.int64), small_c, size=(_REPLICATES, small_w.size)).astype(float)
+    # Replicates on merged bins: each merged bin's positives drawn from its rows' chances.
+    grouping, small_s, small_w = _compress(s, w, threshold)
+    small_c = _mean(_merge(grouping, c * w), small_w)
+    chances = _mean(calibrator.bootstrap_sums(s, w, grouping), small_w)
+    chances = np.clip(chances[np.arange(_REPLICATES) % len(chances)], 0.0, 1.0)
+    sim_pos = rng.binomial(small_w.astype(np.int64), chances).astype(float)
     y2 = np.concatenate([np.ones_like(small_s), np.zeros_like(small_s)])
     s2 = np.concatenate([small_s, small_s])
     sims = np.concatenate([sim_pos, small_w - sim_pos], axis=1)
@@ -309,7 +386,11 @@ def estimate(
 def estimate_check(
     realised_values: Mapping[str, MetricValue], expected: Mapping[str, MetricValue]
 ) -> dict[str, dict[str, Any]]:
-    """Realised metrics against their estimate on the same labelled rows: outside the interval or not."""
+    """Realised metrics against their estimate on the same labelled rows: outside the interval or not.
+
+    When P(y | score) is the reference's, a metric is outside about 5% of the time and outside
+    and worse about 2.5% (the interval is two-sided at 95%).
+    """
     out: dict[str, dict[str, Any]] = {}
     for name, exp in expected.items():
         real = realised_values.get(name)
