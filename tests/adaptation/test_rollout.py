@@ -205,7 +205,7 @@ def test_a_canary_worse_in_one_segment_only_is_aborted_and_the_reason_names_it(
             "pass",
             "inconclusive",
         }
-        assert error["alpha"] == pytest.approx(0.05 / 4)  # overall and three stations share the family
+        assert error["alpha"] == pytest.approx(0.05 / 2)  # half overall, half shared by three stations
         assert project.registry.routing("late").canary is None
 
 
@@ -224,6 +224,33 @@ def test_a_stage_without_its_requests_by_its_time_limit_pauses_for_a_human(
         # The error check has no labelled pairs: must-have-data makes that a failure, not a pass.
         assert "no data" in decision.reason or "undecided" in decision.reason
         assert project.registry.get_version("late", "champion").version == 1
+
+
+def test_a_stage_undecided_at_its_time_limit_aborts_when_the_policy_says_so(
+    trained: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "p"
+    shutil.copytree(trained, copy)
+    definitions = (
+        (copy / "definitions.py")
+        .read_text()
+        .replace(
+            'fl.Check("fallback", margin=0.02, critical=True)]),',
+            'fl.Check("fallback", margin=0.02, critical=True)], on_timeout="abort"),',
+        )
+    )
+    assert 'on_timeout="abort"' in definitions
+    (copy / "definitions.py").write_text(definitions)
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project:
+        project.rollout("late", 2)
+        _traffic(project, clock, n=30, seed=31)
+        clock.advance(timedelta(days=2))  # past the shadow stage's max_duration, checks undecided
+        [decision] = project.tick().decisions
+        assert decision.kind == "abort" and "undecided" in decision.reason, decision.reason
+        routing = project.registry.routing("late")
+        assert (routing.shadow, routing.canary, routing.champion) == (None, None, 1)
+        assert project.rollout_status("late")["rollout"]["status"] == "aborted"
 
 
 def test_an_operator_aborts_and_the_journal_says_who(trained: Path, tmp_path: Path) -> None:

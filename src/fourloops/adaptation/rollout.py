@@ -9,9 +9,9 @@ controller does at every tick for a running rollout:
    outcomes of candidate and champion as sums, from the event log;
 2. judge every check with the always-valid sequential test
    (:mod:`fourloops.adaptation.sequential`): pass, fail, inconclusive or error;
-   overall and in every value of the model's segment columns, alpha split
-   between them, so that a candidate worse for one segment fails even when
-   the overall number would hide it;
+   overall and in every value of the model's segment columns (half of alpha
+   overall, the other half shared by the segments), so that a candidate worse
+   for one segment fails even when the overall number would hide it;
 3. decide: **abort** on a critical failure, on ``failures`` failures in a row
    or ``errors`` errors in a row (traffic back to the champion on every
    server, through the registry), or **pause** instead when the policy says
@@ -307,20 +307,26 @@ def _measure(
 
 
 def _judge(
-    check: Check, policy: Rollout, sums: dict[str, ArmSums], family: int
+    check: Check, policy: Rollout, sums: dict[str, ArmSums], segments: int
 ) -> tuple[Comparison, dict[str, Comparison]]:
-    """The check overall and in every segment, each at ``alpha / family`` (Bonferroni over the
-    overall comparison and the segments, so that the whole family keeps the policy's alpha)."""
-    tau = check.tau if check.tau is not None else check.margin
-    alpha = policy.alpha / family
+    """The check overall and in every segment value.
 
-    def one(s: ArmSums) -> Comparison:
+    Without segments the overall comparison has the policy's alpha. With ``segments`` values (the
+    most seen so far) it has half of it, and the segments share the other half (Bonferroni), so
+    that the whole family keeps the policy's alpha while the overall check, the one that must
+    pass, stays nearly as quick to decide as without segments.
+    """
+    tau = check.tau if check.tau is not None else check.margin
+    overall_alpha = policy.alpha / 2 if segments else policy.alpha
+    segment_alpha = policy.alpha / (2 * segments) if segments else policy.alpha
+
+    def one(s: ArmSums, alpha: float) -> Comparison:
         return compare(
             s.strata, margin=check.margin, alpha=alpha, tau=tau, lower_is_better=check.lower_is_better
         )
 
-    overall = one(sums.get("all", ArmSums(())))
-    return overall, {key: one(s) for key, s in sorted(sums.items()) if key != "all"}
+    overall = one(sums.get("all", ArmSums(())), overall_alpha)
+    return overall, {key: one(s, segment_alpha) for key, s in sorted(sums.items()) if key != "all"}
 
 
 def step(loop: Loop, record: RolloutRecord) -> Decision:
@@ -346,8 +352,8 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
             sums = _measure(loop, model, record, stage, check)
             # The family only grows (a segment value once seen stays counted), so thresholds only
             # tighten as values appear: the stage's comparisons stay valid at every look.
-            family = max(int(record.state.get("family", 1)), len(sums))
-            record.state["family"] = family
+            family = max(int(record.state.get("segments", 0)), len(sums) - 1)
+            record.state["segments"] = family
             comparison, segments = _judge(check, policy, sums, family)
         except FourloopsError as err:  # the measurement failed: an error, never a pass
             comparison = Comparison(
@@ -431,6 +437,13 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
                 f"check {empty[0].check.outcome} had no data by the stage's time limit",
                 evidence,
             )
+        if policy.on_timeout == "abort":
+            return _abort(
+                loop,
+                record,
+                f"undecided after {elapsed} (limit {stage.max_duration}): never shown good enough",
+                evidence,
+            )
         record.status = RolloutStatus.PAUSED
         record.reason = f"undecided after {elapsed} (limit {stage.max_duration}): waiting for a human"
         loop.rollouts.save(record, at=now)
@@ -508,4 +521,5 @@ def _policy_args(stored: dict[str, Any]) -> dict[str, Any]:
         "failures": stored["failures"],
         "errors": stored["errors"],
         "on_failure": stored["on_failure"],
+        "on_timeout": stored.get("on_timeout", "pause"),
     }

@@ -186,6 +186,10 @@ class Rollout:
         Checks in a row that could not be measured (an error) that abort.
     on_failure:
         ``"abort"`` (traffic back to the champion) or ``"pause"`` (wait for a human).
+    on_timeout:
+        What a stage still undecided at its ``max_duration`` does: ``"pause"`` (wait for a
+        human, the default) or ``"abort"`` (a candidate never shown good enough goes back, so that
+        an unattended controller is free to try the next one).
     """
 
     stages: Sequence[RolloutStage] = field(
@@ -196,6 +200,7 @@ class Rollout:
     failures: int = 1
     errors: int = 3
     on_failure: str = "abort"
+    on_timeout: str = "pause"
 
     def __post_init__(self) -> None:
         stages = list(self.stages)
@@ -220,6 +225,8 @@ class Rollout:
             raise DefinitionError("Rollout: failures and errors must be at least 1")
         if self.on_failure not in ("abort", "pause"):
             raise DefinitionError(f"Rollout: on_failure must be 'abort' or 'pause', got {self.on_failure!r}")
+        if self.on_timeout not in ("abort", "pause"):
+            raise DefinitionError(f"Rollout: on_timeout must be 'abort' or 'pause', got {self.on_timeout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -229,4 +236,5 @@ class Rollout:
             "failures": self.failures,
             "errors": self.errors,
             "on_failure": self.on_failure,
+            "on_timeout": self.on_timeout,
         }
