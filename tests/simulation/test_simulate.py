@@ -132,7 +132,10 @@ def test_a_bad_release_is_aborted_during_its_canary(incident_run: dict[str, Any]
     assert "release" in kinds and "rollout_start" in kinds
     assert "abort" in kinds, [a["reason"] for a in incident_run["actions"]]
     assert found["detected_at"] is not None and "abort" in found["detected_by"]
-    assert "station=b" in found["detected_by"]  # the check failed in the segment the release hurts
+    abort = next(a for a in incident_run["actions"] if a["kind"] == "abort")
+    failed = next(c for c in abort["evidence"]["checks"] if c["verdict"] == "fail")
+    worst = min(failed["segments"].items(), key=lambda kv: kv[1]["difference"])
+    assert worst[0] == "station=b"  # the release is worst in the segment whose labels it learnt wrong
     # Without fourloops acting the release would have answered everything from its start: worse.
     after = [w for w in found["metric"] if w["start"] >= found["detected_at"]]
     assert after and all(w["with"] is not None and w["without"] is not None for w in after)
@@ -226,6 +229,35 @@ def test_incident_files_are_checked(tmp_path: Path) -> None:
         load_incidents(bad)
     with pytest.raises(ConfigError, match="no such incidents file"):
         load_incidents(tmp_path / "missing.toml")
+    bad.write_text(
+        '[[incident]]\nkind = "concept_shift"\nstart = "2013-01-01"\nflip = 0.2\nto_positive = 0.1\n'
+    )
+    with pytest.raises(ConfigError, match="not both"):
+        load_incidents(bad)
+
+
+def test_a_concept_shift_flips_the_labels_in_the_data_itself_one_way(source: Path, tmp_path: Path) -> None:
+    import polars as pl
+
+    from fourloops.simulation.incidents import Incident
+    from fourloops.simulation.replay import _shift_entities
+
+    copy = tmp_path / "p"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".fourloops"))
+    start = T0 + timedelta(days=30)
+    shift = Incident("later at c", "concept_shift", start, {"station": "c"}, to_positive=1.0)
+    before = pl.read_parquet(copy / "data/trips.parquet")
+    with Project.load(copy, env={}) as project:
+        _shift_entities(project, project.model("late"), [shift], seed=0)
+    after = pl.read_parquet(copy / "data/trips.parquet")
+    assert after.height == before.height
+    late = (pl.col("minutes_late") > 10).alias("late")
+    was, now = before.select(late, "station", "at"), after.select(late)["late"]
+    hit = (was["station"] == "c") & (was["at"] >= start)
+    # Every labelled on-time trip at c after the start became late; nothing else changed.
+    assert now.filter(hit & was["late"].is_not_null()).all()
+    assert now.filter(~hit).to_list() == was["late"].filter(~hit).to_list()
+    assert after["minutes_late"].max() == before["minutes_late"].max()  # the column's own extreme
 
 
 def test_the_simulate_command(source: Path, tmp_path: Path) -> None:

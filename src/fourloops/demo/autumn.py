@@ -10,11 +10,11 @@ fractions of it so that a shorter demo keeps the same story:
   ``origin``, and the model should be left alone;
 * Newark's temperature arrives empty for a week (a broken field): the rows
   quarantined, coverage and data-quality alerts, no retraining on it;
-* ExpressJet's delays stop following the weather (40 % of its labels flipped,
-  a concept shift, to the end): a performance drop in ``carrier=EV`` once
-  labels arrive, and retraining;
-* a release trained with half of JFK's labels corrupted (a bad release): its
-  rollout aborted on ``origin=JFK``.
+* ExpressJet's flights start running late (half of its on-time arrivals
+  become late ones, the same inputs: a concept shift, to the end): a
+  performance drop once labels arrive, and a retrained model that learns it;
+* a release trained with JFK's labels mostly inverted (a bad release): its
+  rollout aborted before it reaches everyone.
 
 The incidents file is written beside the simulation's report, ready for
 ``fourloops simulate --incidents``.
@@ -60,13 +60,13 @@ def incidents_for(start: datetime, days: int) -> list[Incident]:
             mode="empty",
         ),
         Incident(
-            "ExpressJet's delays change",
+            "ExpressJet's flights start running late",
             "concept_shift",
             at(9 / 16),
             {"carrier": "EV"},
-            flip=0.4,
+            to_positive=0.5,
         ),
-        Incident("a release that fails JFK", "bad_release", at(13 / 16), {"origin": "JFK"}, flip=0.5),
+        Incident("a release that fails JFK", "bad_release", at(13 / 16), {"origin": "JFK"}, flip=0.9),
     ]
 
 
@@ -83,8 +83,11 @@ def to_toml(incidents: list[Incident]) -> str:
         lines.append(f"segment = {{ {segment} }}")
         if incident.kind == "covariate_shift":
             lines.append(f"factor = {int(incident.factor)}")
-        if incident.kind in ("concept_shift", "bad_release"):
+        if incident.kind == "bad_release":
             lines.append(f"flip = {incident.flip}")
+        if incident.kind == "concept_shift":
+            lines.append(f"to_positive = {incident.positive_rate}")
+            lines.append(f"to_negative = {incident.negative_rate}")
         lines.append("")
     return "\n".join(lines)
 

@@ -14,7 +14,8 @@
     start = "2013-11-01"
     end = "2013-11-20"                  # optional: when it stops (default: never)
     segment = { carrier = "EV" }
-    flip = 0.4
+    to_positive = 0.5                   # half of the negative labels become positive (later flights);
+    # to_negative for the other way, or flip = p for both ways at once
 
     [[incident]]
     kind = "broken_field"               # a feature source column delivered broken
@@ -88,6 +89,8 @@ class Incident:
     end: datetime | None = None
     factor: float = 1.0
     flip: float = 0.0
+    to_positive: float = 0.0
+    to_negative: float = 0.0
     view: str | None = None
     field: str | None = None
     mode: str | None = None
@@ -98,8 +101,10 @@ class Incident:
         out["segment"] = dict(self.segment)
         if self.kind == "covariate_shift":
             out["factor"] = self.factor
-        if self.kind in ("concept_shift", "bad_release"):
+        if self.kind == "bad_release":
             out["flip"] = self.flip
+        if self.kind == "concept_shift":
+            out |= {"to_positive": self.positive_rate, "to_negative": self.negative_rate}
         if self.kind == "broken_field":
             out |= {"view": self.view, "field": self.field, "mode": self.mode, "factor": self.factor}
         return out
@@ -114,7 +119,20 @@ class Incident:
         segment = raw.get("segment", {})
         if not isinstance(segment, Mapping):
             raise ConfigError(f'{where}: segment must be a table such as {{ origin = "LGA" }}')
-        known = {"name", "kind", "start", "end", "segment", "factor", "flip", "view", "field", "mode"}
+        known = {
+            "name",
+            "kind",
+            "start",
+            "end",
+            "segment",
+            "factor",
+            "flip",
+            "to_positive",
+            "to_negative",
+            "view",
+            "field",
+            "mode",
+        }
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(sorted(known))})")
@@ -126,12 +144,24 @@ class Incident:
             end=None if raw.get("end") is None else _time(raw["end"], where),
             factor=float(raw.get("factor", 1.0)),
             flip=float(raw.get("flip", 0.0)),
+            to_positive=float(raw.get("to_positive", 0.0)),
+            to_negative=float(raw.get("to_negative", 0.0)),
             view=raw.get("view"),
             field=raw.get("field"),
             mode=raw.get("mode"),
         )
         incident.check(where)
         return incident
+
+    @property
+    def positive_rate(self) -> float:
+        """Chance that a negative label becomes positive."""
+        return self.flip or self.to_positive
+
+    @property
+    def negative_rate(self) -> float:
+        """Chance that a positive label becomes negative."""
+        return self.flip or self.to_negative
 
     def active(self, times: pl.Series) -> pl.Series:
         """Which of ``times`` fall in the incident's period (nulls do not)."""
@@ -149,8 +179,18 @@ class Incident:
             raise ConfigError(f"{where}: a bad_release is one event and has no end")
         if self.kind == "covariate_shift" and (self.factor < 1 or self.factor != int(self.factor)):
             raise ConfigError(f"{where}: covariate_shift needs an integer factor >= 1, got {self.factor}")
-        if self.kind in ("concept_shift", "bad_release") and not 0 < self.flip <= 1:
-            raise ConfigError(f"{where}: {self.kind} needs flip, a probability in (0, 1], got {self.flip}")
+        if self.kind == "bad_release" and not 0 < self.flip <= 1:
+            raise ConfigError(f"{where}: bad_release needs flip, a probability in (0, 1], got {self.flip}")
+        if self.kind == "concept_shift":
+            rates = (self.flip, self.to_positive, self.to_negative)
+            if not all(0 <= r <= 1 for r in rates) or not any(rates):
+                raise ConfigError(
+                    f"{where}: concept_shift needs flip (both ways), to_positive or to_negative: "
+                    f"probabilities in [0, 1], not all 0; got flip={self.flip}, "
+                    f"to_positive={self.to_positive}, to_negative={self.to_negative}"
+                )
+            if self.flip and (self.to_positive or self.to_negative):
+                raise ConfigError(f"{where}: give flip, or to_positive and to_negative, not both")
         if self.kind == "broken_field":
             if not self.view or not self.field:
                 raise ConfigError(f"{where}: broken_field needs view and field")

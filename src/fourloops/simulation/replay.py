@@ -280,7 +280,10 @@ def _shift_entities(project: Project, model: Model, incidents: list[Incident], s
         hit = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
             frame[ts]
         )
-        flip = hit & pl.Series(rng.uniform(size=frame.height) < incident.flip)
+        label = model.label.expr if model.label.expr is not None else pl.col(model.label.name)
+        positive = frame.select(label.cast(pl.Float64).fill_null(0.0).alias("v"))["v"].to_numpy() >= 0.5
+        chance = np.where(positive, incident.negative_rate, incident.positive_rate)
+        flip = hit & pl.Series(rng.uniform(size=frame.height) < chance)
         frame = _flip_labels(model, frame, flip)
     for incident in by_kind(incidents, "covariate_shift"):
         grown = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(

@@ -163,7 +163,8 @@ _STORY = {
         "input drift on the segment's column, and no performance alarm: the model still works.",
     ),
     "concept_shift": (
-        "The outcome changes for the same inputs in one segment (labels flipped with a probability): "
+        "The outcome changes for the same inputs in one segment (labels flipped with a probability, "
+        "in the data itself): "
         "the inputs look as before, so drift cannot see it.",
         "a performance drop in that segment once its labels arrive, then a retrained model, rolled "
         "out only if it does better.",
