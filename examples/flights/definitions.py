@@ -145,20 +145,22 @@ delay = fl.Model(
         fl.gates.NoLeakage(),
     ],
     fallback=fl.Fallback(constant=0.2),
-    # A new version answers a copy of the traffic (shadow), then a quarter of it (canary), and
-    # becomes champion only when none of these checks shows it worse than the champion by more
-    # than its margin, in any origin or carrier; a failing check sends traffic back at once.
+    # A new version answers a copy of the traffic (shadow), then half of it (canary), and becomes
+    # champion only when none of these checks shows it worse than the champion by more than its
+    # margin, overall or in any origin or carrier; a failing check sends traffic back at once, and
+    # so does a stage still undecided at its time limit (nobody has to watch).
     rollout=fl.Rollout(
         stages=[
-            fl.Shadow(min_requests=1000, max_duration="4d"),
-            fl.Canary(0.25, min_requests=1000, max_duration="10d"),
+            fl.Shadow(min_requests=1500, max_duration="4d"),
+            fl.Canary(0.5, min_requests=2000, max_duration="10d"),
             fl.Full(),
         ],
         checks=[
-            fl.Check("log_loss", margin=0.02),
-            fl.Check("error", margin=0.02),
+            fl.Check("log_loss", margin=0.03),
+            fl.Check("error", margin=0.03),
             fl.Check("fallback", margin=0.01, critical=True),
         ],
+        on_timeout="abort",
     ),
     # Retrain every month, and when performance alerts; never twice within a week, never on data
     # the monitor marks broken.
