@@ -105,6 +105,9 @@ def test_the_summary_has_the_documented_keys(incident_run: dict[str, Any]) -> No
         assert {"name", "kind", "start", "detected_at", "responses"} <= set(incident)
     assert s["actions"][0]["kind"] == "promote"  # a first champion, trained on the data before the start
     assert "false_alarms" in s and isinstance(s["control"]["raised"], list)
+    # Where the time went, per phase of each run.
+    assert {"serving", "monitoring", "controller", "first champion"} <= set(s["timings"])
+    assert all(v >= 0 for v in s["timings"].values()) and s["control"]["timings"]["serving"] > 0
 
 
 def test_a_covariate_shift_is_input_drift_on_the_right_column(incident_run: dict[str, Any]) -> None:
@@ -168,7 +171,8 @@ def _stable(summary: dict[str, Any]) -> str:
     """The summary without what varies between identical runs: wall time, the latency it measures,
     and the last digits of sums the engine adds up in parallel (numbers to nine significant digits;
     every decision, alert and action must be the same)."""
-    trimmed = {k: v for k, v in summary.items() if k != "seconds"}
+    trimmed = {k: v for k, v in summary.items() if k not in ("seconds", "timings")}
+    trimmed.get("control", {}).pop("timings", None)
     for windows in (trimmed["windows"], trimmed.get("control", {}).get("windows", [])):
         for window in windows:
             window.pop("operations", None)

@@ -38,7 +38,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -120,6 +122,7 @@ class RunResult:
     monitor: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _copy_project(source: Path, target: Path, name: str) -> None:
@@ -456,17 +459,21 @@ def run_once(
     _copy_project(source, workdir, f"{project_name}-{name}")
     clock = ManualClock(settings.start)
     result = RunResult(name, workdir)
+    phase = _Phases(result.seconds)
     with Project.load(workdir, env={}, clock=clock) as project:
         model = project.model(settings.model)
         project.apply()
         deliveries = _deliveries(project, settings, incidents)
         say(f"{name}: delivering the data known before {settings.start.date()}")
-        result.actions += _deliver(project, deliveries, None, settings.start, 0, incidents)
-        for view in project.feature_views.values():
-            project.validate(view.name)
-        project.materialize(end=settings.start)
+        with phase("deliveries"):
+            result.actions += _deliver(project, deliveries, None, settings.start, 0, incidents)
+            for view in project.feature_views.values():
+                project.validate(view.name)
+        with phase("materialisation"):
+            project.materialize(end=settings.start)
         say(f"{name}: training the first champion")
-        result.actions += _champion(project, model.name, settings.start, result.notes)
+        with phase("first champion"):
+            result.actions += _champion(project, model.name, settings.start, result.notes)
         _shift_entities(project, model, incidents, settings.seed)
         requests = _requests(project, model, settings)
         labels = requests.filter(pl.col(_LABEL).is_not_null() & pl.col(_AVAILABLE).is_not_null()).sort(
@@ -514,28 +521,35 @@ def run_once(
                 for slot, slot_end in settings.deliveries(lo, hi):
                     clock.set(slot)
                     delivery += 1
-                    result.actions += _deliver(project, deliveries, slot, slot_end, delivery, incidents)
-                    project.materialize(end=slot)  # what the delivery made knowable, online at once
+                    with phase("deliveries"):
+                        result.actions += _deliver(project, deliveries, slot, slot_end, delivery, incidents)
+                    with phase("materialisation"):
+                        project.materialize(end=slot)  # what the delivery made knowable, online at once
                     for incident in by_kind(incidents, "bad_release"):
                         if slot <= incident.start < slot_end:
                             clock.set(incident.start)
-                            result.actions += _bad_release(project, model, incident, settings.seed)
+                            with phase("incidents"):
+                                result.actions += _bad_release(project, model, incident, settings.seed)
                             refresh()
                     rows = requests.filter((pl.col(ts) >= slot) & (pl.col(ts) < slot_end))
                     for row in rows.select([ts, _REQUEST_ID, *fields]).iter_rows(named=True):
                         at = row[ts]
-                        while materialize_at <= at:
-                            clock.set(materialize_at)
-                            project.materialize(end=materialize_at)
-                            materialize_at += settings.materialize_every
-                        flush_labels(at)
+                        if materialize_at <= at:
+                            with phase("materialisation"):
+                                while materialize_at <= at:
+                                    clock.set(materialize_at)
+                                    project.materialize(end=materialize_at)
+                                    materialize_at += settings.materialize_every
+                        with phase("labels"):
+                            flush_labels(at)
                         clock.set(at)
                         body = {
                             "inputs": {f: row[f] for f in fields},
                             "request_id": row[_REQUEST_ID],
                             "unit_id": row[_REQUEST_ID],
                         }
-                        status, _ = client.post(f"/v1/models/{model.name}/predict", body)
+                        with phase("serving"):
+                            status, _ = client.post(f"/v1/models/{model.name}/predict", body)
                         served += status == 200
                         result.rejected += status != 200
                 result.requests += served
@@ -544,32 +558,35 @@ def run_once(
                 say(f"{name}: {hi.date()}: {result.requests:,} requests; monitoring, then a controller tick")
                 result.traffic.append({"start": lo.isoformat(), "end": hi.isoformat(), "requests": served})
                 since = max(settings.start, hi - settings.lookback * settings.window)
-                seen = project.monitor(
-                    model.name,
-                    window=settings.window,
-                    since=since,
-                    until=hi,
-                    notify=False,
-                    all_versions=True,
-                    version=_first_version(result),
-                )
+                with phase("monitoring"):
+                    seen = project.monitor(
+                        model.name,
+                        window=settings.window,
+                        since=since,
+                        until=hi,
+                        notify=False,
+                        all_versions=True,
+                        version=_first_version(result),
+                    )
                 for alert in seen.alerts:
                     raised = {**alert.to_dict(), "raised_at": hi.isoformat()}
                     if not any(_same(raised, r) for r in result.raised):
                         result.raised.append(raised)
-                report = project.tick(holder=f"simulation-{name}")
+                with phase("controller"):
+                    report = project.tick(holder=f"simulation-{name}")
                 result.actions += [d.to_dict() for d in report.decisions if d.kind != "wait"]
                 refresh()
-        final = project.monitor(
-            model.name,
-            window=settings.window,
-            since=settings.start,
-            until=settings.end,
-            notify=False,
-            record=False,
-            all_versions=True,
-            version=_first_version(result),
-        )
+        with phase("final monitor"):
+            final = project.monitor(
+                model.name,
+                window=settings.window,
+                since=settings.start,
+                until=settings.end,
+                notify=False,
+                record=False,
+                all_versions=True,
+                version=_first_version(result),
+            )
         result.monitor = final.to_dict()
         first = _first_version(result)
         if first is not None:
@@ -579,8 +596,24 @@ def run_once(
                 if a["kind"] == "release"
             ]
             say(f"{name}: scoring the requests as if nobody had acted")
-            result.outcomes = outcomes(project, model, settings.windows(), first=first, releases=releases)
+            with phase("outcomes"):
+                result.outcomes = outcomes(project, model, settings.windows(), first=first, releases=releases)
     return result
+
+
+class _Phases:
+    """Wall seconds spent per phase of a run (where a simulation's time goes)."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
 
 def _first_version(result: RunResult) -> int | None:

@@ -68,6 +68,7 @@ class SimulationResult:
             "outcomes": self.run.outcomes,
             "notes": self.run.notes + monitor.get("notes", []),
             "seconds": round(self.seconds, 2),
+            "timings": _timings(self.run),
         }
         if self.incidents:
             out["incidents"] = self.incidents
@@ -81,6 +82,9 @@ class SimulationResult:
                 "traffic": control.traffic,
                 "requests": control.requests,
                 "outcomes": control.outcomes,
+                "timings": {
+                    k: round(v, 2) for k, v in sorted(control.seconds.items(), key=lambda kv: -kv[1])
+                },
             }
             out["false_alarms"] = len(control.raised)
         return out
@@ -181,6 +185,11 @@ def _answers(incident: Incident, actions: list[dict[str, Any]]) -> list[dict[str
         elif action.get("version") in ours and kind in _ADAPTATION:
             out.append(action)
     return out
+
+
+def _timings(run: RunResult) -> dict[str, float]:
+    """Wall seconds per phase of a run, the largest first."""
+    return {k: round(v, 2) for k, v in sorted(run.seconds.items(), key=lambda kv: -kv[1])}
 
 
 def _detect(incident: Incident, run: RunResult, control: RunResult | None) -> dict[str, Any]:
