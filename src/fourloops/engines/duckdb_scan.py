@@ -9,7 +9,8 @@ row within the file. Parquet is scanned where it lies; CSV is read once.
 
 :func:`fit_edges` and :func:`top_categories` compute what a reference
 profile keeps: bin edges at the reference's quantiles (or its distinct
-values, when there are few) and its most frequent categories.
+values, when there are few) and its most frequent categories, reading one
+column at a time.
 """
 
 from __future__ import annotations
@@ -26,11 +27,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fourloops.engines import duckdb_pit as sql
-from fourloops.engines.duckdb_summaries import POSITION, summarize_relation
-from fourloops.engines.summaries import Summaries, SummaryPlan
+from fourloops.engines.duckdb_summaries import POSITION, Counted, summarize_relation
+from fourloops.engines.summaries import FloatArray, IntArray, NumericSummary, Summaries, SummaryPlan
 from fourloops.errors import SchemaError, SourceError
 
-__all__ = ["DataInput", "DuckDBScan", "fit_edges", "relation", "schema", "time_range", "top_categories"]
+__all__ = [
+    "DataInput",
+    "DuckDBScan",
+    "edges_of",
+    "finite_sorted",
+    "fit_edges",
+    "quantile_positions",
+    "relation",
+    "schema",
+    "time_range",
+    "top_categories",
+]
 
 #: What the monitor reads: an Arrow table, a Parquet or CSV path or glob, or a list of Parquet files.
 DataInput: TypeAlias = pa.Table | str | Path | Sequence[str]
@@ -124,6 +136,46 @@ def _number(column: str) -> str:
     return f"CASE WHEN isfinite({value}) THEN {value} END"
 
 
+def finite_sorted(con: duckdb.DuckDBPyConnection, rel: str, column: str) -> FloatArray:
+    """The finite values of ``column`` as doubles, ascending (nulls, NaN and infinity left out).
+
+    One column at a time: a million values are 8 MB, read from Parquet without the other columns.
+    """
+    query = f"SELECT v FROM (SELECT {_number(column)} AS v FROM {rel}) WHERE v IS NOT NULL"
+    values = con.sql(query).to_arrow_table().column(0).to_numpy()
+    return np.sort(np.asarray(values, dtype=np.float64))
+
+
+def quantile_positions(n: int, bins: int) -> IntArray:
+    """Where the discrete quantiles at ``1/bins, 2/bins, ...`` sit among ``n`` sorted values (0-based).
+
+    The quantile at level ``q`` is the first value whose share of the values at or below it reaches
+    ``q``: position ``ceil(n * q) - 1``, in integer arithmetic (DuckDB's ``quantile_disc``).
+
+    >>> quantile_positions(10, 4).tolist()
+    [2, 4, 7]
+    """
+    levels = np.arange(1, bins, dtype=np.int64)
+    return (n * levels + bins - 1) // bins - 1
+
+
+def edges_of(ordered: FloatArray, bins: int) -> tuple[float, ...]:
+    """Interior bin edges of finite values sorted ascending (see :func:`fit_edges`).
+
+    >>> edges_of(np.array([1.0, 1.0, 2.0, 5.0]), bins=10)
+    (1.0, 2.0)
+    >>> edges_of(np.arange(20.0), bins=4)
+    (4.0, 9.0, 14.0)
+    """
+    if ordered.size == 0:
+        return ()
+    change = ordered[1:] != ordered[:-1]
+    if np.count_nonzero(change) < bins:  # at most ``bins`` distinct values
+        distinct = np.concatenate((ordered[:1], ordered[1:][change]))
+        return tuple(float(v) for v in distinct[:-1])
+    return tuple(float(v) for v in np.unique(ordered[quantile_positions(ordered.size, bins)]))
+
+
 def fit_edges(
     con: duckdb.DuckDBPyConnection, rel: str, columns: Sequence[str], *, bins: int
 ) -> dict[str, tuple[float, ...]]:
@@ -131,28 +183,16 @@ def fit_edges(
 
     A column with at most ``bins`` distinct values gets one bin per value (the edges are the values
     but the largest, so each bin holds exactly one value); otherwise the edges are the distinct
-    exact quantiles at ``1/bins, 2/bins, ...``, so each bin holds about ``1/bins`` of the data and
-    the outer bins are open (a later outlier falls in the first or last bin, it never stretches one).
+    exact quantiles at ``1/bins, 2/bins, ...`` (:func:`quantile_positions`), so each bin holds about
+    ``1/bins`` of the data and the outer bins are open (a later outlier falls in the first or last
+    bin, it never stretches one).
+
+    Each column is read alone and sorted in NumPy: the same edges as DuckDB's exact ``quantile_disc``
+    over every column in one query (for levels that are exact decimals, such as the default hundred
+    bins), in a quarter of the time and under a third of the memory (a million rows, 18 columns:
+    0.5 s of CPU and +84 MB at the peak, against 2.0 s and +296 MB).
     """
-    if not columns:
-        return {}
-    levels = "[" + ", ".join(repr(i / bins) for i in range(1, bins)) + "]"
-    parts = []
-    for i, column in enumerate(columns):
-        v = _number(column)
-        parts += [f"approx_count_distinct({v}) AS d{i}", f"quantile_disc({v}, {levels}) AS q{i}"]
-    row = _one(con, f"SELECT {', '.join(parts)} FROM {rel}")
-    edges: dict[str, tuple[float, ...]] = {}
-    for i, column in enumerate(columns):
-        approx, quantiles = row[2 * i], row[2 * i + 1]
-        if approx is not None and approx <= 2 * bins:
-            distinct = f"SELECT DISTINCT {_number(column)} AS v FROM {rel}"
-            values = con.execute(f"{distinct} WHERE v IS NOT NULL ORDER BY v LIMIT {bins + 1}").fetchall()
-            if len(values) <= bins:
-                edges[column] = tuple(float(v[0]) for v in values[:-1])
-                continue
-        edges[column] = tuple(sorted({float(q) for q in quantiles or [] if q is not None}))
-    return edges
+    return {column: edges_of(finite_sorted(con, rel, column), bins) for column in columns}
 
 
 def top_categories(
@@ -181,6 +221,11 @@ class DuckDBScan:
     >>> [(w, out.numeric["x"][(w, None, None)].counts.tolist()) for w in out.windows()]
     [(0, [1, 1, 0, 0, 0]), (1, [0, 0, 1, 1, 0]), (2, [0, 0, 0, 0, 1])]
     >>> scan.close()
+
+    While it fits a reference, a scan counts what it has at hand: each numeric column's values on the
+    edges just fitted (the column is sorted then), and every category with its count when there are
+    fewer than asked for. :meth:`summarize` of all the rows in one group uses those counts instead of
+    reading the data again, so a reference is read once. The data must not change while a scan is open.
     """
 
     def __init__(
@@ -192,6 +237,11 @@ class DuckDBScan:
         positions: bool = True,
     ) -> None:
         self.con = con
+        # Read Parquet page by page: prefetching reads whole row groups of every column a query
+        # needs (a file written with one row group of a million rows: +134 MB for one aggregate).
+        con.execute("SET disable_parquet_prefetching = true")
+        self._counted_numeric: dict[str, NumericSummary] = {}
+        self._counted_categorical: dict[str, list[tuple[str, int]]] = {}
         if register is not None:
             self.relation = register(con)
         else:
@@ -209,13 +259,25 @@ class DuckDBScan:
         return time_range(self.con, self.relation, column)
 
     def fit_edges(self, columns: Sequence[str], *, bins: int) -> dict[str, tuple[float, ...]]:
-        return fit_edges(self.con, self.relation, columns, bins=bins)
+        """Bin edges of ``columns`` (see :func:`fit_edges`); each column's counts on them are kept."""
+        edges: dict[str, tuple[float, ...]] = {}
+        for column in columns:
+            ordered = finite_sorted(self.con, self.relation, column)
+            edges[column] = edges_of(ordered, bins)
+            self._counted_numeric[column] = NumericSummary.of_sorted(ordered, edges[column])
+        return edges
 
     def top_categories(self, columns: Sequence[str], *, limit: int) -> dict[str, list[tuple[str, int]]]:
-        return top_categories(self.con, self.relation, columns, limit=limit)
+        """The most frequent values (see :func:`top_categories`); all of them are kept when fewer."""
+        top = top_categories(self.con, self.relation, columns, limit=limit)
+        for column, values in top.items():
+            if len(values) < limit:
+                self._counted_categorical[column] = values
+        return top
 
     def summarize(self, plan: SummaryPlan, *, where: str | None = None) -> Summaries:
-        return summarize_relation(self.con, self.relation, plan, where=where)
+        counted = Counted(self._counted_numeric, self._counted_categorical) if where is None else None
+        return summarize_relation(self.con, self.relation, plan, where=where, counted=counted)
 
     def sample(
         self, columns: Sequence[str], rows: int, *, where: str | None = None, seed: int = 0
