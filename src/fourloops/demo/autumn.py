@@ -10,10 +10,10 @@ fractions of it so that a shorter demo keeps the same story:
   ``origin``, and the model should be left alone;
 * Newark's temperature arrives empty for a week (a broken field): the rows
   quarantined, coverage and data-quality alerts, no retraining on it;
-* ExpressJet's flights start running late (half of its on-time arrivals
-  become late ones, the same inputs: a concept shift, to the end): a
-  performance drop once labels arrive, and a retrained model that learns it;
-* a release trained with JFK's labels mostly inverted (a bad release): its
+* JFK's flights start running late (half of its on-time arrivals become late
+  ones, the same inputs: a concept shift, to the end): a performance drop once
+  labels arrive, and a retrained model that learns it;
+* a release trained with Newark's labels mostly inverted (a bad release): its
   rollout aborted before it reaches everyone.
 
 The incidents file is written beside the simulation's report, ready for
@@ -60,13 +60,13 @@ def incidents_for(start: datetime, days: int) -> list[Incident]:
             mode="empty",
         ),
         Incident(
-            "ExpressJet's flights start running late",
+            "JFK's flights start running late",
             "concept_shift",
             at(9 / 16),
-            {"carrier": "EV"},
+            {"origin": "JFK"},
             to_positive=0.5,
         ),
-        Incident("a release that fails JFK", "bad_release", at(13 / 16), {"origin": "JFK"}, flip=0.9),
+        Incident("a release that fails Newark", "bad_release", at(13 / 16), {"origin": "EWR"}, flip=0.9),
     ]
 
 

@@ -147,6 +147,8 @@ class MonitorResult:
     alerts: list[Alert] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The alerts this run was the first to see (an episode new to the alert log), when recorded.
+    new_alerts: list[Alert] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = {

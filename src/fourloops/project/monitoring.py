@@ -103,9 +103,10 @@ class MonitoringOperations(EvaluationOperations):
 
         The alert policy is ``alerts``, else the project's ``[alerts]`` settings (consecutive
         windows, allowed drop, labels needed, null rise). With ``record`` (the default) the alerts
-        are kept in the metadata store, one row per episode, and those not seen by an earlier run go to the configured sinks (``[alerts]``:
-        a log line, a webhook), in the background (not with ``notify=False``). Snoozed alerts
-        (:meth:`snooze`) are left out.
+        are kept in the metadata store, one row per episode (an episode an earlier run saw, and
+        one it carries on, is not new), and the new ones (``result.new_alerts``) go to the
+        configured sinks (``[alerts]``: a log line, a webhook), in the background (not with
+        ``notify=False``). Snoozed alerts (:meth:`snooze`) are left out.
         """
         from fourloops.evaluation.alerts import AlertPolicy
         from fourloops.evaluation.drift.policy import DriftPolicy
@@ -193,6 +194,7 @@ class MonitoringOperations(EvaluationOperations):
                 name, recorded.version, route, [a.to_dict() for a in result.alerts], at=now
             )
             new = [a for a, is_new in zip(result.alerts, fresh, strict=True) if is_new]
+            result.new_alerts = new
             result.settings["new_alerts"] = len(new)
             if notify:
                 self.alert_dispatcher.submit(name, new)

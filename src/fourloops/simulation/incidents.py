@@ -57,8 +57,15 @@ __all__ = ["DETECTED_BY", "KINDS", "Incident", "by_kind", "load_incidents", "seg
 KINDS = ("covariate_shift", "concept_shift", "broken_field", "bad_release")
 #: What counts as fourloops catching each kind: alert kinds, or controller actions.
 DETECTED_BY: dict[str, tuple[str, ...]] = {
-    "covariate_shift": ("input_drift", "prediction_drift", "multivariate_drift", "unknown_categories"),
-    "concept_shift": ("performance", "estimated_performance"),
+    "covariate_shift": (
+        "input_drift",
+        "prediction_drift",
+        "multivariate_drift",
+        "unknown_categories",
+        "estimated_performance",
+    ),
+    # Estimation before labels cannot see a change of P(y | x): only realised performance can.
+    "concept_shift": ("performance",),
     "broken_field": ("data_quality", "input_drift", "coverage", "quarantine"),
     "bad_release": ("abort", "rollback", "pause"),
 }

@@ -21,7 +21,9 @@ window:
 3. **Labels** arrive at their availability time (the label's ``available``
    column, or its declared delay) and go in as ``POST /v1/labels`` would.
 4. **Evaluation and adaptation.** At each window's end the monitor runs on the
-   last windows (alerts are kept, one per episode) and the controller ticks:
+   last windows against the current champion's reference (alerts are kept,
+   one per episode: an episode carried on is not raised again) and the
+   controller ticks:
    retraining, staged rollouts, aborts, with the project's own ``fl.Retrain``
    and ``fl.Rollout``; servers follow routing changes at once.
 5. **Outcomes.** At the end, the primary metric per window as served, and as
@@ -559,6 +561,7 @@ def run_once(
                 result.traffic.append({"start": lo.isoformat(), "end": hi.isoformat(), "requests": served})
                 since = max(settings.start, hi - settings.lookback * settings.window)
                 with phase("monitoring"):
+                    # As production does: against the champion of the moment's reference.
                     seen = project.monitor(
                         model.name,
                         window=settings.window,
@@ -566,12 +569,9 @@ def run_once(
                         until=hi,
                         notify=False,
                         all_versions=True,
-                        version=_first_version(result),
                     )
-                for alert in seen.alerts:
-                    raised = {**alert.to_dict(), "raised_at": hi.isoformat()}
-                    if not any(_same(raised, r) for r in result.raised):
-                        result.raised.append(raised)
+                # An episode raised once: the alert log tells a new one from one carried on.
+                result.raised += [{**a.to_dict(), "raised_at": hi.isoformat()} for a in seen.new_alerts]
                 with phase("controller"):
                     report = project.tick(holder=f"simulation-{name}")
                 result.actions += [d.to_dict() for d in report.decisions if d.kind != "wait"]
@@ -619,12 +619,3 @@ class _Phases:
 def _first_version(result: RunResult) -> int | None:
     first = next((a for a in result.actions if a["kind"] == "promote"), None)
     return None if first is None else first["version"]
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return (a["kind"], a["column"], a["segment"], a["start"]) == (
-        b["kind"],
-        b["column"],
-        b["segment"],
-        b["start"],
-    )

@@ -5,7 +5,9 @@ route, kind, column, segment, the rule that raised it, and where the episode
 began (its first window's start, or its first window's index for windows by
 row count). A later monitor run that sees the same episode updates it
 (``last_seen_at``, the number of windows) instead of adding one, so that
-sinks are told about an alert once. A snooze silences a kind of alert of a
+sinks are told about an alert once; so does a run that looks back over its
+last few windows and finds an episode still going on (the same alert whose
+stored episode reaches the run's first window: continued, not new). A snooze silences a kind of alert of a
 model (for one column, or all columns) until a time.
 
 >>> from datetime import UTC, datetime, timedelta
@@ -58,6 +60,55 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
+def _continue(
+    conn: sa.Connection, model: str, route: str, alert: Mapping[str, Any], windows: int, at: datetime
+) -> bool:
+    """Extend the stored episode that ``alert`` continues, if there is one; whether there was.
+
+    A monitor run that looks back over the last few windows sees an ongoing episode begin at its
+    own first window: the same alert (model, route, kind, column, segment) whose stored episode
+    reaches that window is the same episode, carried on, not a new one to send again.
+    """
+    start, end = _time(alert.get("start")), _time(alert.get("end"))
+    if start is None or end is None:
+        return False
+    a = t.alerts
+    column, segment = alert.get("column"), alert.get("segment")
+    row = conn.execute(
+        sa.select(a.c.id, a.c.window_end, a.c.windows)
+        .where(
+            a.c.model == model,
+            a.c.route == route,
+            a.c.kind == alert["kind"],
+            a.c.column_name.is_(None) if column is None else a.c.column_name == column,
+            a.c.segment.is_(None) if segment is None else a.c.segment == segment,
+            a.c.window_start <= start,
+            a.c.window_end >= start,
+        )
+        .order_by(a.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return False
+    stored_end = _aware(row.window_end)
+    total = int(row.windows)
+    if end > stored_end:  # windows of equal length: count those past the stored end
+        width = (end - start) / max(windows, 1)
+        total += max(1, round((end - stored_end) / width)) if width.total_seconds() > 0 else 1
+    conn.execute(
+        a.update()
+        .where(a.c.id == row.id)
+        .values(last_seen_at=at, window_end=max(end, stored_end), windows=total)
+    )
+    return True
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class AlertLog:
     """Alerts and snoozes of every model, in the metadata store (see the module docstring)."""
 
@@ -83,11 +134,26 @@ class AlertLog:
             for alert in alerts:
                 key = alert_key(model, route, alert)
                 windows = len(alert.get("windows") or [alert.get("window")])
-                found = conn.execute(sa.select(a.c.id).where(a.c.key == key)).first()
+                found = conn.execute(
+                    sa.select(a.c.id, a.c.window_end, a.c.windows).where(a.c.key == key)
+                ).first()
                 if found is not None:
+                    end = _time(alert.get("end"))
+                    stored = None if found.window_end is None else _aware(found.window_end)
                     conn.execute(
-                        a.update().where(a.c.id == found.id).values(last_seen_at=at, windows=windows)
+                        a.update()
+                        .where(a.c.id == found.id)
+                        .values(
+                            last_seen_at=at,
+                            windows=max(windows, int(found.windows)),
+                            window_end=end
+                            if stored is None or (end is not None and end > stored)
+                            else stored,
+                        )
                     )
+                    new.append(False)
+                    continue
+                if _continue(conn, model, route, alert, windows, at):
                     new.append(False)
                     continue
                 conn.execute(
