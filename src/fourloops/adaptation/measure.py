@@ -33,8 +33,8 @@ from fourloops.adaptation.sequential import Sums
 
 __all__ = [
     "ArmSums",
-    "Measured",
     "canary_sql",
+    "paired_sums_from",
     "outcome_sql",
     "shadow_evidence_sql",
     "shadow_sql",
@@ -83,32 +83,59 @@ class ArmSums:
         return (int(sum(c.n for c, _ in self.strata)), int(sum(k.n for _, k in self.strata)))
 
 
-@dataclass(frozen=True)
-class Measured:
-    """Everything measured for a stage: sums per check outcome, requests seen, and plain evidence."""
-
-    sums: dict[str, ArmSums]
-    requests: tuple[int, int]
-    evidence: dict[str, Any]
+def _cell_sums(row: dict[str, Any], i: int) -> Sums:
+    return Sums(float(row[f"n{i}"] or 0), float(row[f"t{i}"] or 0.0), float(row[f"q{i}"] or 0.0))
 
 
-def sums_from(table: pa.Table, strata: int) -> dict[str, ArmSums]:
-    """``(seg, stratum, arm, n, total, squares)`` rows as sums per segment value and stratum."""
-    cells: dict[tuple[str, int, str], Sums] = {}
+def _cell_key(row: dict[str, Any], segments: Sequence[str]) -> str:
+    """``all`` for the overall grouping, ``column=value`` for a segment column's grouping."""
+    for j, column in enumerate(segments):
+        if row[f"s{j}"] is not None:
+            return f"{column}={row[f's{j}']}"
+    return "all"
+
+
+def sums_from(
+    table: pa.Table, outcomes: int, strata: int, segments: Sequence[str]
+) -> list[dict[str, ArmSums]]:
+    """The rows of :func:`canary_sql` as sums per outcome: ``{key: ArmSums}`` with key ``all`` or
+    ``column=value``; a key appears for an outcome once it has a counted request in some stratum."""
+    cells: list[dict[tuple[str, int, str], Sums]] = [{} for _ in range(outcomes)]
     for row in table.to_pylist():
-        cells[(str(row["seg"]), int(row["stratum"]), str(row["arm"]))] = Sums(
-            float(row["n"] or 0), float(row["total"] or 0.0), float(row["squares"] or 0.0)
-        )
+        key = _cell_key(row, segments)
+        for i in range(outcomes):
+            sums = _cell_sums(row, i)
+            if sums.n > 0:
+                cells[i][(key, int(row["stratum"]), str(row["arm"]))] = sums
     empty = Sums(0.0, 0.0, 0.0)
-    return {
-        seg: ArmSums(
-            tuple(
-                (cells.get((seg, s, "champion"), empty), cells.get((seg, s, "candidate"), empty))
-                for s in range(strata)
+    return [
+        {
+            key: ArmSums(
+                tuple(
+                    (found.get((key, s, "champion"), empty), found.get((key, s, "candidate"), empty))
+                    for s in range(strata)
+                )
             )
-        )
-        for seg in sorted({key[0] for key in cells})
-    }
+            for key in sorted({k[0] for k in found})
+        }
+        for found in cells
+    ]
+
+
+def paired_sums_from(table: pa.Table, outcomes: int, segments: Sequence[str]) -> list[dict[str, ArmSums]]:
+    """The rows of :func:`shadow_sql` as sums per outcome, one stratum each.
+
+    The champion's side counts the pairs with all-zero sums and the candidate's side holds the
+    differences, so that the two-sample test reads them as the paired test they are.
+    """
+    out: list[dict[str, ArmSums]] = [{} for _ in range(outcomes)]
+    for row in table.to_pylist():
+        key = _cell_key(row, segments)
+        for i in range(outcomes):
+            sums = _cell_sums(row, i)
+            if sums.n > 0:
+                out[i][key] = ArmSums(((Sums(sums.n, 0.0, 0.0), sums),))
+    return [dict(sorted(d.items())) for d in out]
 
 
 def _segment(column: str | None, table: str | None = None) -> str:
@@ -117,6 +144,27 @@ def _segment(column: str | None, table: str | None = None) -> str:
         return "'all'"
     quoted = '"' + column.replace('"', '""') + '"'
     return f"coalesce(CAST({table + '.' if table else ''}{quoted} AS VARCHAR), 'null')"
+
+
+def _grouped(segments: Sequence[str], keys: str) -> str:
+    """GROUPING SETS over ``keys`` alone and with each segment column in turn."""
+    sets = [f"({keys})" if keys else "()"]
+    sets += [f"(__fl_s{j}{', ' + keys if keys else ''})" for j in range(len(segments))]
+    return f"GROUPING SETS ({', '.join(sets)})"
+
+
+def _aggregates(outcomes: int) -> str:
+    return ", ".join(
+        f"count(__fl_x{i}) AS n{i}, sum(__fl_x{i}) AS t{i}, sum(__fl_x{i} * __fl_x{i}) AS q{i}"
+        for i in range(outcomes)
+    )
+
+
+def _finite(outcomes: int) -> str:
+    """Each outcome where it is a finite number (else null: not counted)."""
+    return ", ".join(
+        f"CASE WHEN isfinite(__fl_x{i}) THEN __fl_x{i} END AS __fl_x{i}" for i in range(outcomes)
+    )
 
 
 def _stratum_sql(boundaries: Sequence[datetime]) -> str:
@@ -128,85 +176,101 @@ def _stratum_sql(boundaries: Sequence[datetime]) -> str:
 
 
 def canary_sql(
-    outcome: str,
+    outcomes: Sequence[str],
     *,
     champion: int,
     candidate: int,
     boundaries: Sequence[datetime],
     until: datetime,
-    value: Callable[[str, str], str],
-    segment: str | None = None,
+    value: Callable[[str, str, str], str],
+    segments: Sequence[str] = (),
 ) -> str:
-    """Per stratum and arm, the sums of ``outcome`` over the champion's and the canary's answers.
+    """Per stratum and arm, the sums of every outcome over the champion's and the canary's answers.
 
-    ``boundaries`` are the start times of the periods compared (one stratum each), ``until`` the end;
-    ``value(prediction, label)`` is the SQL of a labelled outcome (see :func:`outcome_sql`). With
-    ``segment`` the sums are per value of that column too (``seg``; else ``seg`` is ``all``).
+    One query, one pass over the events: columns ``n<i>`` (count), ``t<i>`` (total) and sum of squares
+    ``q<i>`` of outcome ``i``, grouped overall and by each segment column (``s<j>``: the value of
+    ``segments[j]`` in its grouping, null elsewhere). ``boundaries`` are the start times of the
+    periods compared (one stratum each), ``until`` the end; ``value(outcome, prediction, label)``
+    is the SQL of a labelled outcome (see :func:`outcome_sql`). Read with :func:`sums_from`.
     """
     start = boundaries[0]
+    segs = "".join(f", {_segment(c)} AS __fl_s{j}" for j, c in enumerate(segments))
     base = (
-        f"SELECT *, CASE WHEN route = 'canary' THEN 'candidate' ELSE 'champion' END AS arm, "
-        f"{_stratum_sql(boundaries)} AS stratum, {_segment(segment)} AS seg FROM events "
+        f"SELECT *, CASE WHEN route = 'canary' THEN 'candidate' ELSE 'champion' END AS __fl_arm, "
+        f"{_stratum_sql(boundaries)} AS __fl_stratum{segs} FROM events "
         f"WHERE ((route = 'champion' AND version = {int(champion)}) "
         f"OR (route = 'canary' AND version = {int(candidate)})) "
         f'AND "at" >= {_ts(start)} AND "at" < {_ts(until)}'
     )
-    if outcome in ("slow", "latency_ms", "fallback"):
-        measure = {
-            "fallback": "CASE WHEN fallback THEN 1.0 ELSE 0.0 END",
-            "latency_ms": "latency_ms",
-            "slow": "CASE WHEN latency_ms > p95 THEN 1.0 ELSE 0.0 END",
-        }[outcome]
+    measures = []
+    for i, outcome in enumerate(outcomes):
+        if outcome == "fallback":
+            measure = "CASE WHEN fallback THEN 1.0 ELSE 0.0 END"
+        elif outcome == "latency_ms":
+            measure = "latency_ms"
+        elif outcome == "slow":
+            # no champion answer in the stratum: no 95th percentile, nothing to count
+            measure = "CASE WHEN q.p95 IS NULL THEN NULL WHEN latency_ms > q.p95 THEN 1.0 ELSE 0.0 END"
+        else:
+            measure = value(outcome, "prediction", "label_number")
+        measures.append(f"{measure} AS __fl_x{i}")
+    source = "e"
+    if "slow" in outcomes:  # slower than the champion's 95th percentile in the same stratum
         p95 = (
-            "(SELECT stratum, quantile_cont(latency_ms, 0.95) AS p95 FROM e "
-            "WHERE arm = 'champion' GROUP BY stratum)"
+            "(SELECT __fl_stratum, quantile_cont(latency_ms, 0.95) AS p95 FROM e "
+            "WHERE __fl_arm = 'champion' GROUP BY __fl_stratum)"
         )
-        source = f"e JOIN {p95} q USING (stratum)" if outcome == "slow" else "e"
-        inner = f"SELECT seg, stratum, arm, {measure} AS x FROM {source}"
-    else:
-        inner = f"SELECT seg, stratum, arm, {value('prediction', 'label_number')} AS x FROM e"
+        source = f"e LEFT JOIN {p95} q USING (__fl_stratum)"
+    keep = "".join(f"__fl_s{j}, " for j in range(len(segments)))
+    named = "".join(f"__fl_s{j} AS s{j}, " for j in range(len(segments)))
+    inner = f"SELECT {keep}__fl_stratum, __fl_arm, {', '.join(measures)} FROM {source}"
     return (
-        f"WITH e AS ({base}) SELECT seg, stratum, arm, count(x) AS n, sum(x) AS total, "
-        f"sum(x * x) AS squares FROM ({inner}) WHERE x IS NOT NULL AND isfinite(x) GROUP BY ALL"
+        f"WITH e AS ({base}), "
+        f"x AS (SELECT {keep}__fl_stratum, __fl_arm, {_finite(len(outcomes))} FROM ({inner})) "
+        f"SELECT {named}__fl_stratum AS stratum, __fl_arm AS arm, {_aggregates(len(outcomes))} FROM x "
+        f"GROUP BY {_grouped(segments, '__fl_stratum, __fl_arm')}"
     )
 
 
 def shadow_sql(
-    outcome: str,
+    outcomes: Sequence[str],
     *,
     champion: int,
     candidate: int,
     start: datetime,
     until: datetime,
-    value: Callable[[str, str], str],
-    segment: str | None = None,
+    value: Callable[[str, str, str], str],
+    segments: Sequence[str] = (),
 ) -> str:
-    """The sums of the per-request difference (shadow minus champion) of ``outcome`` on the same requests.
+    """The sums of each outcome's per-request difference (shadow minus champion) on the same requests.
 
-    Returned as one stratum where the champion's side is all zeros and the candidate's side holds
-    the differences, so that the two-sample test reads it as the paired test it is.
+    One query, one pass: columns ``n<i>``, ``t<i>``, ``q<i>`` of the differences of outcome ``i``,
+    overall and by each segment column (``s<j>``). Read with :func:`paired_sums_from`.
     """
+    segs = "".join(f", {_segment(c, 'c')} AS __fl_s{j}" for j, c in enumerate(segments))
     pairs = (
-        f"SELECT {_segment(segment, 'c')} AS seg, c.label_number AS y, "
-        f"s.prediction AS ps, c.prediction AS pc, "
-        f"s.fallback AS fs, c.fallback AS fc, s.latency_ms AS ls, c.latency_ms AS lc "
+        f"SELECT c.label_number AS y, s.prediction AS ps, c.prediction AS pc, "
+        f"s.fallback AS fs, c.fallback AS fc, s.latency_ms AS ls, c.latency_ms AS lc{segs} "
         f"FROM events s JOIN events c ON s.shadow_of = c.request_id "
         f"WHERE s.route = 'shadow' AND s.version = {int(candidate)} "
         f"AND c.route = 'champion' AND c.version = {int(champion)} "
         f'AND c."at" >= {_ts(start)} AND c."at" < {_ts(until)}'
     )
-    if outcome == "fallback":
-        diff = "(CASE WHEN fs THEN 1.0 ELSE 0.0 END) - (CASE WHEN fc THEN 1.0 ELSE 0.0 END)"
-    elif outcome in ("latency_ms", "slow"):
-        diff = "ls - lc"
-    else:
-        diff = f"({value('ps', 'y')}) - ({value('pc', 'y')})"
+    diffs = []
+    for i, outcome in enumerate(outcomes):
+        if outcome == "fallback":
+            diff = "(CASE WHEN fs THEN 1.0 ELSE 0.0 END) - (CASE WHEN fc THEN 1.0 ELSE 0.0 END)"
+        elif outcome in ("latency_ms", "slow"):
+            diff = "ls - lc"
+        else:
+            diff = f"({value(outcome, 'ps', 'y')}) - ({value(outcome, 'pc', 'y')})"
+        diffs.append(f"{diff} AS __fl_x{i}")
+    keep = "".join(f"__fl_s{j}, " for j in range(len(segments)))
+    named = "".join(f"__fl_s{j} AS s{j}, " for j in range(len(segments)))
     return (
-        f"WITH p AS ({pairs}), d AS (SELECT seg, {diff} AS d FROM p) "
-        "SELECT seg, 0 AS stratum, 'candidate' AS arm, count(d) AS n, sum(d) AS total, sum(d * d) AS squares "
-        "FROM d WHERE d IS NOT NULL AND isfinite(d) GROUP BY seg "
-        "UNION ALL SELECT seg, 0, 'champion', count(d), 0.0, 0.0 FROM d "
-        "WHERE d IS NOT NULL AND isfinite(d) GROUP BY seg"
+        f"WITH p AS ({pairs}), d AS (SELECT {keep}{', '.join(diffs)} FROM p), "
+        f"x AS (SELECT {keep}{_finite(len(outcomes))} FROM d) "
+        f"SELECT {named}{_aggregates(len(outcomes))} FROM x GROUP BY {_grouped(segments, '')}"
     )
 
 

@@ -29,6 +29,7 @@ regression of twice the margin) is journaled too.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from fourloops.adaptation.measure import (
     ArmSums,
     canary_sql,
     outcome_sql,
+    paired_sums_from,
     shadow_evidence_sql,
     shadow_sql,
     sums_from,
@@ -262,48 +264,44 @@ class _Judged:
 
 
 def _measure(
-    loop: Loop, model: Model, record: RolloutRecord, stage: RolloutStage, check: Check
-) -> dict[str, ArmSums]:
-    """The stage's sums for ``check``: overall (key ``all``) and per value of each segment column
-    (keys ``column=value``)."""
+    loop: Loop, model: Model, record: RolloutRecord, stage: RolloutStage, checks: Sequence[Check]
+) -> list[dict[str, ArmSums]]:
+    """The stage's sums for every check (in order), in one query: overall (key ``all``) and per
+    value of each segment column (keys ``column=value``)."""
     now = loop.clock()
     champion = record.champion
     assert champion is not None
-    value = _value(model, check.outcome)
+    outcomes = [check.outcome for check in checks]
+
+    def value(outcome: str, prediction: str, label: str) -> str:
+        return str(_value(model, outcome)(prediction, label))
+
+    if stage.kind == "shadow":
+        sql = shadow_sql(
+            outcomes,
+            champion=champion,
+            candidate=record.version,
+            start=record.stage_started_at,
+            until=now,
+            value=value,
+            segments=model.segments,
+        )
+        return paired_sums_from(loop.query(sql, model.name), len(outcomes), model.segments)
     canary_starts = [
         datetime.fromisoformat(h["started_at"])
         for h in record.state.get("history", [])
         if h["kind"] == "canary"
     ]
-    out: dict[str, ArmSums] = {}
-    for column in [None, *model.segments]:
-        if stage.kind == "shadow":
-            sql = shadow_sql(
-                check.outcome,
-                champion=champion,
-                candidate=record.version,
-                start=record.stage_started_at,
-                until=now,
-                value=value,
-                segment=column,
-            )
-            sums = sums_from(loop.query(sql, model.name), 1)
-        else:
-            sql = canary_sql(
-                check.outcome,
-                champion=champion,
-                candidate=record.version,
-                boundaries=canary_starts,
-                until=now,
-                value=value,
-                segment=column,
-            )
-            sums = sums_from(loop.query(sql, model.name), len(canary_starts))
-        if column is None:
-            out["all"] = sums.get("all", ArmSums(()))
-        else:
-            out.update({f"{column}={seg}": s for seg, s in sums.items()})
-    return out
+    sql = canary_sql(
+        outcomes,
+        champion=champion,
+        candidate=record.version,
+        boundaries=canary_starts,
+        until=now,
+        value=value,
+        segments=model.segments,
+    )
+    return sums_from(loop.query(sql, model.name), len(outcomes), len(canary_starts), model.segments)
 
 
 def _judge(
@@ -346,16 +344,14 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
             {},
         )
     judged: list[_Judged] = []
-    for check in policy.checks:
+    measured: list[dict[str, ArmSums]] | FourloopsError
+    try:
+        measured = _measure(loop, model, record, stage, policy.checks)
+    except FourloopsError as err:  # the measurement failed: every check errs, none passes
+        measured = err
+    for index, check in enumerate(policy.checks):
         segments: dict[str, Comparison] = {}
-        try:
-            sums = _measure(loop, model, record, stage, check)
-            # The family only grows (a segment value once seen stays counted), so thresholds only
-            # tighten as values appear: the stage's comparisons stay valid at every look.
-            family = max(int(record.state.get("segments", 0)), len(sums) - 1)
-            record.state["segments"] = family
-            comparison, segments = _judge(check, policy, sums, family)
-        except FourloopsError as err:  # the measurement failed: an error, never a pass
+        if isinstance(measured, FourloopsError):  # an error, never a pass
             comparison = Comparison(
                 math.nan,
                 -math.inf,
@@ -364,8 +360,15 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
                 policy.alpha,
                 Verdict.ERROR,
                 (0, 0),
-                f"measurement failed: {err}",
+                f"measurement failed: {measured}",
             )
+        else:
+            sums = measured[index]
+            # The family only grows (a segment value once seen stays counted), so thresholds only
+            # tighten as values appear: the stage's comparisons stay valid at every look.
+            family = max(int(record.state.get("segments", 0)), len(sums) - 1)
+            record.state["segments"] = family
+            comparison, segments = _judge(check, policy, sums, family)
         failing = sorted(
             (k for k, c in segments.items() if c.verdict == Verdict.FAIL), key=lambda k: segments[k].high
         )
