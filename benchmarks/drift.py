@@ -5,7 +5,8 @@ runs every system in its own child process on the same two Parquet files
 (alternating the order across repetitions), checks the per-column statistics
 and verdicts against each other and against an independent computation on the
 raw values, and prints wall time, CPU time, peak and extra resident memory, and
-ratios. All numbers also go to ``benchmarks/results/drift-<date>.json``.
+ratios. All numbers also go to ``benchmarks/results/drift-<date>.json`` (``-2``, ``-3``... for
+later runs the same day).
 
 Systems
     evidently       ``Report([DataDriftPreset()]).run(current, reference)`` on the two files
@@ -707,6 +708,10 @@ def main(argv: list[str] | None = None) -> int:
     if path is None and not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"drift-{dt.date.today().isoformat()}.json"
+        rerun = 2
+        while path.exists():  # a second run the same day keeps the first one's numbers
+            path = RESULTS / f"drift-{dt.date.today().isoformat()}-{rerun}.json"
+            rerun += 1
     if path is not None:
         command = "python benchmarks/drift.py " + " ".join(sys.argv[1:] if argv is None else argv)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,3 +60,38 @@ def test_drift_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
     else:
         assert "evidently" not in systems
         assert "skipping evidently" in done.stdout
+
+
+@pytest.mark.slow
+def test_controller_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
+    out = tmp_path / "controller.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "controller.py"),
+            "--quick",
+            "--data",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,  # a hang, not a timing threshold
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["build"]["fill"]["events_written"] == 200_000
+    assert result["queries_per_tick"] == result["models"] == 10  # one query a model: its stage's checks
+    summary = result["summary"]
+    assert summary["status"] == "ok" and summary["tick"]["n"] == summary["floor"]["n"] == 1
+    # the floor's sums give the tick's numbers, every check overall and in every region
+    assert summary["equal"] and summary["compared"] >= 30, summary
+    assert summary["running_rollouts_after"] == 10  # every tick decided "wait"
+    profile = result["profile"]
+    assert profile["status"] == "ok" or profile["status"].startswith("skipped"), profile
+    if profile["status"] == "ok":
+        assert profile["queries"]["stage checks (all, overall and by region)"]["n"] == 10
+        assert profile["diagnostics"]["equal"]
