@@ -19,7 +19,10 @@ window:
    (validation, online feature lookups at the simulated time, routing,
    fallbacks, the durable event log, shadow scoring).
 3. **Labels** arrive at their availability time (the label's ``available``
-   column, or its declared delay) and go in as ``POST /v1/labels`` would.
+   column, or its declared delay) and go in as ``POST /v1/labels`` would, in
+   batches on the materialisation cadence (each batch holds the labels that
+   became available since the one before, and the last batch of a window is
+   sent at its end, before the monitor and the controller read them).
 4. **Evaluation and adaptation.** At each window's end the monitor runs on the
    last windows against the current champion's reference (alerts are kept,
    one per episode: an episode carried on is not raised again) and the
@@ -542,8 +545,11 @@ def run_once(
                                     clock.set(materialize_at)
                                     project.materialize(end=materialize_at)
                                     materialize_at += settings.materialize_every
-                        with phase("labels"):
-                            flush_labels(at)
+                            clock.set(at)
+                            # The labels that became available since the last step, in one batch,
+                            # as a label pipeline delivers them (every loop reads them later).
+                            with phase("labels"):
+                                flush_labels(at)
                         clock.set(at)
                         body = {
                             "inputs": {f: row[f] for f in fields},
