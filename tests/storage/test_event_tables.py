@@ -12,6 +12,7 @@ import multiprocessing as mp
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -280,3 +281,42 @@ def test_two_compactors_at_once_write_each_event_once(tmp_path: Path) -> None:
         assert c.exitcode == 0
     table = ENGINE.query_events(EventTables(tmp_path / "tables"), "SELECT request_id FROM events")
     assert table.num_rows == 200 and len(set(table.column("request_id").to_pylist())) == 200
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    since=st.one_of(st.none(), st.integers(-60, 3000)),
+    length=st.one_of(st.none(), st.integers(0, 3000)),
+)
+def test_reading_a_time_range_keeps_every_event_in_it(
+    tmp_path: Path, since: int | None, length: int | None
+) -> None:
+    """The partitions read for ``[since, until)`` hold every event of that range (brute force on the
+    full log), whatever the range's edges and their time zone."""
+    folder = tmp_path / f"range-{since}-{length}"
+    s = open_event_store(str(folder / "log"))
+    try:
+        for i in range(60):  # every 47 minutes from 22:00 UTC: two days and more, across midnights
+            s.append([_event(i, minutes=47 * i + 1)])
+        tables = EventTables(folder / "tables")
+        s.compact(tables, SCHEMAS)
+    finally:
+        s.close()
+    zone = ZoneInfo("America/New_York")  # the edges need not be UTC
+    lo = None if since is None else (T0 + timedelta(minutes=since)).astimezone(zone)
+    hi = None if length is None else (lo or T0) + timedelta(minutes=length)
+    everything = pl.from_arrow(ENGINE.query_events(tables, 'SELECT request_id, "at" FROM events'))
+    assert isinstance(everything, pl.DataFrame)
+    wanted = sorted(
+        r["request_id"]
+        for r in everything.to_dicts()
+        if (lo is None or r["at"] >= lo) and (hi is None or r["at"] < hi)
+    )
+    conditions = [
+        f"\"at\" {op} TIMESTAMPTZ '{t.isoformat()}'" for op, t in ((">=", lo), ("<", hi)) if t is not None
+    ]
+    query = "SELECT request_id FROM events" + (" WHERE " + " AND ".join(conditions) if conditions else "")
+    got = ENGINE.query_events(tables, query, since=lo, until=hi).column("request_id").to_pylist()
+    assert sorted(got) == wanted
+    if lo is not None and hi is not None:  # and fewer partitions than the whole log where it can
+        assert len(tables.event_files("churn", since=lo, until=hi)) <= (hi - lo).days + 4

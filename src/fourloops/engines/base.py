@@ -205,14 +205,32 @@ class Engine(Protocol):
         """Write ``view`` compacted for joins to ``out_path``; return a prepared ViewJoin."""
         ...
 
-    def query_events(self, tables: EventTables, query: str, *, model: str | None = None) -> pa.Table:
-        """Run SQL over the compacted event log (views ``events`` and ``labels``); the result as Arrow."""
+    def query_events(
+        self,
+        tables: EventTables,
+        query: str,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pa.Table:
+        """Run SQL over the compacted event log (views ``events`` and ``labels``); the result as Arrow.
+
+        With ``since`` / ``until`` only what can hold events of that range needs to be read."""
         ...
 
     def open(self, data: pa.Table | str | Sequence[str], *, positions: bool = True) -> TableScan:
         """Open a table or Parquet/CSV files for monitoring (``positions``: number rows in data order)."""
         ...
 
-    def open_events(self, tables: EventTables, *, model: str) -> TableScan:
-        """Open one model's compacted events (with labels joined) for monitoring."""
+    def open_events(
+        self,
+        tables: EventTables,
+        *,
+        model: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> TableScan:
+        """Open one model's compacted events (with labels joined) for monitoring; with ``since`` /
+        ``until``, only what can hold events of that range needs to be read."""
         ...

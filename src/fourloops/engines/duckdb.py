@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -109,7 +110,15 @@ class DuckDBEngine:
         con.execute("SET TimeZone = 'UTC'")
         return con
 
-    def query_events(self, tables: EventTables, query: str, *, model: str | None = None) -> pa.Table:
+    def query_events(
+        self,
+        tables: EventTables,
+        query: str,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pa.Table:
         """Run ``query`` (SQL over the views ``events`` and ``labels``) on the compacted event log.
 
         See :mod:`fourloops.engines.duckdb_events` for the views. The query
@@ -120,7 +129,7 @@ class DuckDBEngine:
         con = self.connect()
         try:
             with _translate("event tables"):
-                register_events(con, tables, model=model)
+                register_events(con, tables, model=model, since=since, until=until)
                 return con.sql(query).to_arrow_table()
         finally:
             con.close()
@@ -130,12 +139,22 @@ class DuckDBEngine:
         with _translate("monitoring input"):
             return DuckDBScan(self.connect(), data, positions=positions)
 
-    def open_events(self, tables: EventTables, *, model: str) -> DuckDBScan:
-        """Open model ``model``'s compacted events, labels joined (view ``events``), for monitoring."""
+    def open_events(
+        self,
+        tables: EventTables,
+        *,
+        model: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> DuckDBScan:
+        """Open model ``model``'s compacted events, labels joined (view ``events``), for monitoring.
+
+        With ``since`` / ``until`` only the partitions that can hold events of that range are read.
+        """
         from fourloops.engines.duckdb_events import register_events
 
         def register(con: duckdb.DuckDBPyConnection) -> str:
-            register_events(con, tables, model=model)
+            register_events(con, tables, model=model, since=since, until=until)
             return "events"
 
         with _translate("event tables"):

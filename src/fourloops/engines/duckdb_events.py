@@ -17,6 +17,8 @@ file lacks reads as null. Quote ``"at"`` in SQL (a keyword in DuckDB).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 import polars as pl
 
@@ -51,11 +53,19 @@ def _listed(files: list[str]) -> str:
     return "[" + ", ".join(sql.literal(f) for f in files) + "]"
 
 
-def register_events(con: duckdb.DuckDBPyConnection, tables: EventTables, *, model: str | None = None) -> int:
+def register_events(
+    con: duckdb.DuckDBPyConnection,
+    tables: EventTables,
+    *,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
     """Create the ``events`` and ``labels`` views on ``con``; returns how many event files they read.
 
-    With no compacted events yet, ``events`` is an empty relation with every
-    base column, so queries still run.
+    With ``since`` / ``until``, ``events`` reads only the day partitions that can hold events timed
+    in that range (it may hold a few outside it: filter on ``"at"``). With no compacted events yet,
+    ``events`` is an empty relation with every base column, so queries still run.
     """
     labels = [str(f) for f in tables.label_files()]
     if labels:
@@ -63,7 +73,7 @@ def register_events(con: duckdb.DuckDBPyConnection, tables: EventTables, *, mode
     else:
         columns = ", ".join(f"CAST(NULL AS {_LABEL_TYPES[c]}) AS {c}" for c in LABEL_COLUMNS)
         con.execute(f"CREATE OR REPLACE TEMP VIEW labels AS SELECT {columns} WHERE false")
-    files = [str(f) for f in tables.event_files(model)]
+    files = [str(f) for f in tables.event_files(model, since=since, until=until)]
     if files:
         source = (
             f"read_parquet({_listed(files)}, hive_partitioning = true, union_by_name = true, "

@@ -23,18 +23,28 @@ _AT = "served_at"
 class EvaluationOperations(ServingOperations):
     """Judging what the server did, from the event log."""
 
-    def query_events(self, query: str, *, model: str | None = None, compact: bool = True) -> pa.Table:
+    def query_events(
+        self,
+        query: str,
+        *,
+        model: str | None = None,
+        compact: bool = True,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pa.Table:
         """SQL over the typed event log (views ``events`` with labels joined, and ``labels``).
 
         The query runs in the batch engine, out of core, on the compacted
         Parquet files (compacted first unless ``compact=False``); only the
-        result comes back. Quote ``"at"`` (a keyword in SQL).
+        result comes back. Quote ``"at"`` (a keyword in SQL). With ``since`` /
+        ``until`` the engine reads only the partitions that can hold events of
+        that range (a few outside it too: filter on ``"at"``).
 
         >>> project.query_events('SELECT route, count(*) FROM events GROUP BY route')  # doctest: +SKIP
         """
         if compact:
             self.compact_events()
-        return self.engine.query_events(self.event_tables, query, model=model)
+        return self.engine.query_events(self.event_tables, query, model=model, since=since, until=until)
 
     def parity(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,7 +157,7 @@ class MonitoringOperations(EvaluationOperations):
         route_sql = route.replace("'", "''")
         route_only = f"route = '{route_sql}'"
         where = route_only if all_versions else f"version = {int(recorded.version)} AND {route_only}"
-        scan = self.engine.open_events(self.event_tables, model=name)
+        scan = self.engine.open_events(self.event_tables, model=name, since=since, until=until)
         try:
             has_labels = reference.task != "multiclass"
             result = run(
@@ -207,16 +207,25 @@ class MonitoringOperations(EvaluationOperations):
                 "importance": importance,
             }
         )
+        # The rest of the log in the monitored period (a window of a long log reads its own days).
+        period = [
+            f"\"at\" {op} TIMESTAMPTZ '{t.astimezone(UTC).isoformat()}'"
+            for op, t in ((">=", since), ("<", until))
+            if t is not None
+        ]
         groups = self.query_events(
             f"SELECT version, route, count(*) AS n FROM events WHERE NOT (version = {int(recorded.version)} "
-            f"AND route = '{route_sql}') GROUP BY ALL ORDER BY n DESC",
+            f"AND route = '{route_sql}'){''.join(' AND ' + c for c in period)} GROUP BY ALL ORDER BY n DESC",
             model=name,
             compact=False,
+            since=since,
+            until=until,
         ).to_pylist()
         for g in groups:
             result.notes.append(
-                f"also in the log: version {g['version']} on route {g['route']} ({g['n']:,} events); "
-                f"monitor it with --version {g['version']} --route {g['route']}"
+                f"also in the log: version {g['version']} on route {g['route']} ({g['n']:,} events"
+                f"{' in the period' if period else ''}); monitor it with --version {g['version']} "
+                f"--route {g['route']}"
             )
         return result
 

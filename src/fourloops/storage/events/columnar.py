@@ -49,6 +49,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -356,11 +357,27 @@ class EventTables:
         return f"EventTables({str(self.root)!r})"
 
     # -- reading ---------------------------------------------------------------------------
-    def event_files(self, model: str | None = None) -> list[Path]:
-        """The event Parquet files (of one model), oldest part first within each partition."""
+    def event_files(
+        self, model: str | None = None, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Path]:
+        """The event Parquet files (of one model), oldest part first within each partition.
+
+        With ``since`` / ``until``, only the day partitions that can hold an event timed in
+        ``[since, until)`` (a day of margin on either side: partitions are UTC days).
+        """
         base = self.root / "events"
         pattern = f"model={model}/day=*/part-*.parquet" if model else "model=*/day=*/part-*.parquet"
-        return sorted(base.glob(pattern))
+        files = sorted(base.glob(pattern))
+        if since is None and until is None:
+            return files
+        low = None if since is None else (since.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+        high = None if until is None else (until.astimezone(UTC) + timedelta(days=1)).date().isoformat()
+        kept = []
+        for f in files:
+            day = f.parent.name.removeprefix("day=")
+            if (low is None or day >= low) and (high is None or day <= high):
+                kept.append(f)
+        return kept
 
     def label_files(self) -> list[Path]:
         """The label Parquet files."""
