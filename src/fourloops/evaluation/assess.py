@@ -13,7 +13,9 @@ keeps its error rate however many segments a model declares.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,6 +120,56 @@ def health_of(summary: NumericSummary | CategoricalSummary, rows: int) -> dict[s
     }
 
 
+#: What :func:`assess` derives from a reference's scores (its metrics, its calibrator), kept for the
+#: last few references seen: a monitor that runs every window against the same reference (the
+#: controller, a simulation) computes them once. Keyed by the scores' content, so never stale.
+_DERIVED: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_DERIVED_SIZE = 256
+
+
+def _fingerprint(summary: ScoreSummary) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{summary.task}\x00{summary.grid}\x00{summary.pending}".encode())
+    for values in (
+        summary.positives,
+        summary.negatives,
+        summary.unlabelled,
+        summary.score_sums,
+        summary.sums,
+    ):
+        digest.update(np.ascontiguousarray(values).tobytes())
+        digest.update(b"\x00")
+    digest.update(repr(sorted(summary.confusion.items())).encode())
+    return digest.hexdigest()
+
+
+def _derived(kind: str, summary: ScoreSummary, threshold: float, seed: int, make: Callable[[], Any]) -> Any:
+    """``make()`` once per (kind, reference scores, threshold, seed); read-only results."""
+    key = (kind, _fingerprint(summary), threshold, seed)
+    if key in _DERIVED:
+        _DERIVED.move_to_end(key)
+        return _DERIVED[key]
+    value = make()
+    _DERIVED[key] = value
+    if len(_DERIVED) > _DERIVED_SIZE:
+        _DERIVED.popitem(last=False)
+    return value
+
+
+def _reference_metrics(summary: ScoreSummary | None, how: Assessment) -> dict[str, MetricValue]:
+    if summary is None:
+        return {}
+    return dict(
+        _derived(
+            "realised",
+            summary,
+            how.threshold,
+            how.seed,
+            lambda: realised(summary, threshold=how.threshold, seed=how.seed),
+        )
+    )
+
+
 def reference_health(profile: ReferenceProfile) -> dict[str, dict[str, float]]:
     """The reference's own health, per column (what rises are measured from)."""
     rows = profile.rows
@@ -176,9 +228,11 @@ def assess(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> 
     prediction = profile.prediction
     columns = [c for c in profile.columns if c != prediction]
     ref_scores = profile.summaries.scores.get((0, None, None))
-    reference_metrics = realised(ref_scores, threshold=how.threshold, seed=how.seed) if ref_scores else {}
+    reference_metrics = _reference_metrics(ref_scores, how)
     calibrator = (
-        Calibrator.fit(ref_scores) if ref_scores is not None and ref_scores.task == "binary" else None
+        _derived("calibrator", ref_scores, 0.0, 0, lambda: Calibrator.fit(ref_scores))
+        if ref_scores is not None and ref_scores.task == "binary"
+        else None
     )
     segment_references: dict[tuple[str, str], dict[str, MetricValue]] = {}
     out = []
@@ -277,9 +331,7 @@ def assess(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> 
             seg_key = (seg_window.column, seg_window.value)
             if seg_key not in segment_references:
                 seg_ref = profile.summaries.scores.get((0, *seg_key))
-                segment_references[seg_key] = (
-                    realised(seg_ref, threshold=how.threshold, seed=how.seed) if seg_ref else {}
-                )
+                segment_references[seg_key] = _reference_metrics(seg_ref, how)
             seg_reference = segment_references[seg_key]
             seg_window.metrics, seg_window.estimated, _ = _metrics(
                 seg_scores, seg_reference, calibrator, how, b, policy.min_rows, seed, simultaneous

@@ -29,6 +29,7 @@ it with the realised value once labels mature is how that shows
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from scipy.optimize import isotonic_regression
 
 from fourloops.engines.summaries import ScoreSummary
 from fourloops.evaluation.metrics import higher_is_better, metric_specs
+from fourloops.evaluation.metrics_binary import MetricSpec
 
 __all__ = [
     "BINARY_METRICS",
@@ -154,8 +156,13 @@ def _binary_value(name: str, y: FloatArray, s: FloatArray, w: FloatArray, thresh
         total = w.sum(axis=1)
         mean: FloatArray = np.divide(w @ per_row, total, out=np.full(total.shape, np.nan), where=total > 0)
         return mean
-    spec = metric_specs("binary", threshold=threshold)[name]
-    return np.asarray(spec.batch(y, s, w))
+    return np.asarray(_binary_spec(name, threshold).batch(y, s, w))
+
+
+@functools.lru_cache(maxsize=256)
+def _binary_spec(name: str, threshold: float) -> MetricSpec:
+    """The binary metric ``name`` at ``threshold`` (built once: every window asks for it)."""
+    return metric_specs("binary", threshold=threshold)[name]
 
 
 def _binary_realised(
