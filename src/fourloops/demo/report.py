@@ -388,7 +388,9 @@ def _simulation(sim: dict[str, Any]) -> list[str]:
         incidents,
         f"<p>False alarms (alerts of the control run): {sim['false_alarms']}"
         + (f" ({escape(', '.join(sim['false_alarm_kinds']))})" if sim["false_alarm_kinds"] else "")
-        + ".</p>",
+        + ". No incident explains them; on this real history many are its own changes (autumn "
+        "weather, the December rise in delays), real shifts the monitor is right to report, "
+        "though not the ones injected.</p>",
         "<h3>What the controller did in the incident run</h3>",
         actions if sim["actions"] else "<p>Nothing.</p>",
     ]

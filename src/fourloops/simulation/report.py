@@ -249,6 +249,14 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _notes(notes: list[str]) -> str:
+    """The run's notes: a few shown as they are, more folded under their count."""
+    shown = "".join(f"<p class=muted>{escape(n)}</p>" for n in notes)
+    if len(notes) <= 3:
+        return shown
+    return f"<details><summary class=muted>{len(notes)} notes on the run</summary>{shown}</details>"
+
+
 def render(summary: dict[str, Any], *, title: str | None = None) -> str:
     """The report as one HTML document (see the module docstring)."""
     s = summary["settings"]
@@ -294,12 +302,16 @@ def render(summary: dict[str, Any], *, title: str | None = None) -> str:
             '<div class="cards">'
             + "".join(f"<div class=card><b>{v}</b><span>{k}</span></div>" for v, k in cards)
             + "</div>",
-            "".join(f"<p class=muted>{escape(n)}</p>" for n in summary.get("notes", [])),
+            _notes(summary.get("notes", [])),
             "<h2>Timeline</h2>",
             _timeline(summary),
             "<h2>Incidents</h2>",
             _incidents(summary),
             "<h2>False alarms</h2>",
+            "<p class=muted>Alerts of the control run, which replayed the same history with nothing "
+            "injected: what this alert policy costs a team in alerts that no injected incident "
+            "explains. On real history some are the data's own changes (seasons, schedules), real "
+            "but not what was injected.</p>",
             false_alarms,
             "<h2>Every action</h2>",
             actions,
