@@ -29,6 +29,7 @@ simulated clock drives it in tests and in ``fourloops simulate``.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -186,6 +187,10 @@ def triggers(loop: Loop, model: Model) -> TriggerCheck:
     return TriggerCheck(fired, evidence=evidence)
 
 
+#: Counts in a refusal's reason (rows quarantined so far), left out of its signature.
+_NUMBERS = re.compile(r"\d[\d,.]*")
+
+
 def _last_hold(loop: Loop, name: str) -> tuple[str, str] | None:
     """The kind and signature of the model's newest retraining decision, if it held a retrain back."""
     for entry in loop.metadata.audit_entries(f"model:{name}", limit=50):
@@ -206,8 +211,8 @@ def _retrain(loop: Loop, model: Model) -> list[Decision]:
     why = "; ".join(check.fired)
     if check.refused or check.suppressed:
         kind = "retrain_refused" if check.refused else "retrain_suppressed"
-        # What stops it, without the parts that move every tick (how long ago, how many labels).
-        signature = check.refused or str(check.suppressed).split(":")[0]
+        # What stops it, without the parts that move every tick (how long ago, how many rows).
+        signature = _NUMBERS.sub("#", check.refused) if check.refused else str(check.suppressed).split(":")[0]
         if _last_hold(loop, name) == (kind, signature):
             return []  # said already: the journal is not a heartbeat
         detail = f"but {check.refused}" if check.refused else str(check.suppressed)
