@@ -14,6 +14,7 @@ keeps its error rate however many segments a model declares.
 from __future__ import annotations
 
 import hashlib
+import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -125,6 +126,7 @@ def health_of(summary: NumericSummary | CategoricalSummary, rows: int) -> dict[s
 #: controller, a simulation) computes them once. Keyed by the scores' content, so never stale.
 _DERIVED: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _DERIVED_SIZE = 256
+_DERIVED_LOCK = threading.Lock()
 
 
 def _fingerprint(summary: ScoreSummary) -> str:
@@ -146,13 +148,15 @@ def _fingerprint(summary: ScoreSummary) -> str:
 def _derived(kind: str, summary: ScoreSummary, threshold: float, seed: int, make: Callable[[], Any]) -> Any:
     """``make()`` once per (kind, reference scores, threshold, seed); read-only results."""
     key = (kind, _fingerprint(summary), threshold, seed)
-    if key in _DERIVED:
-        _DERIVED.move_to_end(key)
-        return _DERIVED[key]
-    value = make()
-    _DERIVED[key] = value
-    if len(_DERIVED) > _DERIVED_SIZE:
-        _DERIVED.popitem(last=False)
+    with _DERIVED_LOCK:
+        if key in _DERIVED:
+            _DERIVED.move_to_end(key)
+            return _DERIVED[key]
+    value = make()  # outside the lock: two threads may both compute it, to the same result
+    with _DERIVED_LOCK:
+        _DERIVED[key] = value
+        if len(_DERIVED) > _DERIVED_SIZE:
+            _DERIVED.popitem(last=False)
     return value
 
 

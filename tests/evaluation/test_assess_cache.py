@@ -1,0 +1,40 @@
+"""What assess derives from a reference's scores is cached by their content: never stale, never shared
+between different references."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fourloops.engines.summaries import ScoreSummary
+from fourloops.evaluation import assess as assess_module
+from fourloops.evaluation.assess import Assessment
+from fourloops.evaluation.window_metrics import realised
+
+
+def _scores(seed: int) -> ScoreSummary:
+    rng = np.random.default_rng(seed)
+    summary = ScoreSummary.empty("binary", 20)
+    pos = rng.integers(0, 50, 20)
+    neg = rng.integers(0, 50, 20)
+    rows = pos + neg
+    return ScoreSummary(
+        "binary", 20, pos, neg, np.zeros(20, dtype=np.int64), (np.arange(20) + 0.5) / 20 * rows, summary.sums
+    )
+
+
+def test_the_same_scores_give_the_cached_metrics_and_different_scores_their_own() -> None:
+    how = Assessment(windows=None, threshold=0.5, seed=3)
+    a = _scores(1)
+    first = assess_module._reference_metrics(a, how)
+    # equal content in fresh arrays: the cached values, equal to computing them again
+    again = assess_module._reference_metrics(_scores(1), how)
+    assert again == first == realised(a, threshold=0.5, seed=3)
+    # one count changed: a different reference, computed on its own
+    b = _scores(1)
+    b.positives[0] += 1
+    assert assess_module._fingerprint(b) != assess_module._fingerprint(a)
+    assert assess_module._reference_metrics(b, how) == realised(b, threshold=0.5, seed=3)
+    assert assess_module._reference_metrics(b, how) != first
+    # another threshold or seed is another entry
+    other = Assessment(windows=None, threshold=0.3, seed=3)
+    assert assess_module._reference_metrics(a, other) == realised(a, threshold=0.3, seed=3)
