@@ -57,14 +57,14 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from _child_process import run_measured
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -80,41 +80,7 @@ QUICK_EVENTS = 200_000
 
 def run_child(args: list[str], log: Path, timeout: float) -> dict[str, Any]:
     """``_controller_child.py ARGS`` in a fresh process; its measurements come back on its last line."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()
-    started = time.perf_counter()
-    with open(log, "w") as stream:
-        proc = subprocess.Popen(
-            [sys.executable, str(CHILD), *args],
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONHASHSEED="0"),
-            start_new_session=True,
-            cwd=ROOT,
-        )
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        timer.cancel()
-    result: dict[str, Any] = {
-        "process_seconds": time.perf_counter() - started,
-        "process_cpu": usage.ru_utime + usage.ru_stime,
-        "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
-    }
-    if timed_out.is_set():
-        return result | {"status": "timeout"}
-    text = log.read_text()
-    if os.waitstatus_to_exitcode(status) != 0:
-        return result | {"status": "error", "error": "\n".join(text.strip().splitlines()[-15:])}
-    measured: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
-    return result | {"status": "ok"} | measured
+    return run_measured([sys.executable, str(CHILD), *args], log, timeout, cwd=ROOT)
 
 
 def build(project: Path, events: int, seed: int, rebuild: bool, timeout: float) -> dict[str, Any]:
@@ -382,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{t:.2f}" for t in run["tick_seconds"])
                 + " s; floors "
                 + ", ".join(f"{f:.2f}" for f in run["floor_seconds"])
-                + f" s (load {run['loadavg_before'][0]:.2f})",
+                + f" s (load {run['loadavg_1min_before']:.2f})",
                 flush=True,
             )
         else:

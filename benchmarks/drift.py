@@ -51,11 +51,9 @@ import json
 import math
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +63,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _child_process import run_measured
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -268,50 +267,16 @@ def run_child(
     statistics after its measurements are taken (see ``_drift_child.py``).
     """
     python = str(EVIDENTLY_PYTHON) if system == "evidently" else sys.executable
-    log = work / f"{system}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    with open(log, "w") as stream:
-        proc = subprocess.Popen(
-            [
-                python,
-                str(CHILD),
-                system,
-                str(ref),
-                str(cur),
-                str(detail),
-                *(["--equality"] if equality else []),
-            ],
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            cwd=ROOT,
-        )
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        timer.cancel()
-        code = os.waitstatus_to_exitcode(status)
-    result: dict[str, Any] = {
-        "process_seconds": time.perf_counter() - started,
-        "process_cpu": usage.ru_utime + usage.ru_stime,
-        "loadavg_1min_before": load_before,
-    }
-    if timed_out.is_set():
-        return result | {"status": "timeout"}
-    text = log.read_text()
-    if code != 0:
-        return result | {"status": "error", "error": "\n".join(text.strip().splitlines()[-15:])}
-    return result | {"status": "ok"} | json.loads(text.strip().splitlines()[-1])
+    command = [
+        python,
+        str(CHILD),
+        system,
+        str(ref),
+        str(cur),
+        str(detail),
+        *(["--equality"] if equality else []),
+    ]
+    return run_measured(command, work / f"{system}.log", timeout, cwd=ROOT)
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -49,11 +49,9 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -61,6 +59,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _child_process import run_measured
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
@@ -225,52 +224,20 @@ def run_child(
     workdir = DATA / "work" / method
     shutil.rmtree(workdir, ignore_errors=True)
     out.unlink(missing_ok=True)
-    log = DATA / "work" / f"{method}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    load_before = os.getloadavg()[0]  # the machines are shared: record how busy it was
-    started = time.perf_counter()
-    with open(log, "w") as stream:
-        proc = subprocess.Popen(
-            [
-                python,
-                str(CHILD),
-                method,
-                str(features),
-                str(entities),
-                str(out),
-                str(workdir),
-                *(["--created-filter"] if feast_created_filter and method in FEAST_METHODS else []),
-            ],
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    result: dict = {
-        "process_seconds": time.perf_counter() - started,
-        "wait4_maxrss_mb": usage.ru_maxrss / 1024,
-        "loadavg_1min_before": load_before,
-        "process_cpu": usage.ru_utime + usage.ru_stime,
-    }
-    if timed_out.is_set():
-        return result | {"status": "timeout", "peak_rss_mb": usage.ru_maxrss / 1024}
-    text = log.read_text()
-    if proc.returncode != 0:
-        tail = "\n".join(text.strip().splitlines()[-15:])
-        return result | {"status": "error", "error": tail, "peak_rss_mb": usage.ru_maxrss / 1024}
-    return result | {"status": "ok"} | json.loads(text.strip().splitlines()[-1])
+    command = [
+        python,
+        str(CHILD),
+        method,
+        str(features),
+        str(entities),
+        str(out),
+        str(workdir),
+        *(["--created-filter"] if feast_created_filter and method in FEAST_METHODS else []),
+    ]
+    result = run_measured(command, DATA / "work" / f"{method}.log", timeout)
+    if result["status"] != "ok":  # no report of its own: wait4's figure is the only one
+        result["peak_rss_mb"] = result["wait4_maxrss_mb"]
+    return result
 
 
 def engine_hash() -> str:
