@@ -629,10 +629,10 @@ def profile(root: Path, out: Path) -> dict[str, Any]:
             original = engine.query_events
             queries: dict[str, list[float]] = {}
 
-            def timed(tables: Any, query: str, *, model: str | None = None) -> Any:
+            def timed(tables: Any, query: str, **kwargs: Any) -> Any:
                 t0 = time.perf_counter()
                 try:
-                    return original(tables, query, model=model)
+                    return original(tables, query, **kwargs)
                 finally:
                     queries.setdefault(_kind(query), []).append(time.perf_counter() - t0)
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,13 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 EVIDENTLY = ROOT / "benchmarks" / ".venv-evidently" / "bin" / "python"
 
 
-@pytest.mark.slow
-def test_drift_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
-    out = tmp_path / "drift.json"
+def _quick(
+    script: str, tmp_path: Path, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``benchmarks/SCRIPT --quick`` on data in ``tmp_path``: the finished process and its JSON results."""
+    out = tmp_path / "results.json"
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "drift.py"),
+            str(ROOT / "benchmarks" / script),
             "--quick",
             "--data",
             str(tmp_path),
@@ -34,11 +37,18 @@ def test_drift_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=300,  # a hang, not a timing threshold
+        timeout=timeout,  # a hang, not a timing threshold
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    result = json.loads(out.read_text())["results"]["2000"]
+    results: dict[str, Any] = json.loads(out.read_text())
+    return done, results
+
+
+@pytest.mark.slow
+def test_drift_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
+    done, results = _quick("drift.py", tmp_path, timeout=300)
+    result = results["results"]["2000"]
     systems = result["systems"]
     for system in ("fourloops", "fourloops-mv"):
         assert systems[system]["summary"]["status"] == "ok"
@@ -64,25 +74,7 @@ def test_drift_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_controller_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
-    out = tmp_path / "controller.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "controller.py"),
-            "--quick",
-            "--data",
-            str(tmp_path),
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,  # a hang, not a timing threshold
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    result = json.loads(out.read_text())
+    _, result = _quick("controller.py", tmp_path, timeout=600)
     assert result["build"]["fill"]["events_written"] == 200_000
     assert result["queries_per_tick"] == result["models"] == 10  # one query a model: its stage's checks
     summary = result["summary"]
