@@ -35,7 +35,7 @@ from typing import Any
 
 from fourloops.errors import ConfigError
 from fourloops.evaluation.metrics import higher_is_better
-from fourloops.evaluation.monitor_result import WindowResult
+from fourloops.evaluation.monitor_result import MetricReport, WindowResult
 from fourloops.evaluation.windows import WindowStatus
 
 __all__ = ["Alert", "AlertKind", "AlertPolicy", "RuleContext", "Severity", "detect"]
@@ -260,6 +260,20 @@ def _worse(task: str | None, metric: str, value: float, bound: float) -> bool:
     return value < bound if better_high else value > bound
 
 
+def _drop_evidence(metric: str, report: MetricReport, bound: float) -> dict[str, Any]:
+    """The numbers behind a performance alert: the value with its interval, the reference, the bound."""
+    v = report.value
+    return {
+        "metric": metric,
+        "value": v.value,
+        "low": v.low,
+        "high": v.high,
+        "reference": report.reference,
+        "bound": bound,
+        "labelled": v.rows,
+    }
+
+
 def _bound(task: str | None, metric: str, reference: float, drop: float) -> float:
     better_high = higher_is_better(task or "binary", metric) if task else True
     return reference * (1 - drop) if better_high else reference * (1 + drop)
@@ -285,15 +299,7 @@ def _segment_drops(
             Severity.CRITICAL.value,
             None,
             segment.key,
-            {
-                "metric": metric,
-                "value": v.value,
-                "low": v.low,
-                "high": v.high,
-                "reference": report.reference,
-                "bound": bound,
-                "labelled": v.rows,
-            },
+            _drop_evidence(metric, report, bound),
             f"{metric} in segment {segment.key} fell to {v.value:.3g} (interval {v.low:.3g}–{v.high:.3g}) "
             f"from {report.reference:.3g} at training",
             f"look at segment {segment.key} first: if a release began it, roll back; if its labels moved "
@@ -318,15 +324,7 @@ def _performance_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContex
                 Severity.CRITICAL.value,
                 None,
                 None,
-                {
-                    "metric": metric,
-                    "value": v.value,
-                    "low": v.low,
-                    "high": v.high,
-                    "reference": report.reference,
-                    "bound": bound,
-                    "labelled": v.rows,
-                },
+                _drop_evidence(metric, report, bound),
                 f"{metric} fell to {v.value:.3g} (interval {v.low:.3g}–{v.high:.3g}) "
                 f"from {report.reference:.3g} "
                 f"at training; the allowed drop is {policy.max_drop:.0%}",
