@@ -53,8 +53,8 @@ def simulate(
     champion one is trained on the data before --start; feature rows are delivered as they arrived
     and validated; every entity row in the period becomes a request at its timestamp, sent in
     process through the same ASGI app as `fourloops serve`; labels arrive at their availability
-    time; at each window the monitor runs and the controller ticks (alerts, retraining, rollouts,
-    aborts), with the project's own fl.Retrain and fl.Rollout.
+    time (posted in hourly batches); at each window the monitor runs and the controller ticks
+    (alerts, retraining, rollouts, aborts), with the project's own fl.Retrain and fl.Rollout.
 
     With --incidents, a control run and an incident run are compared: for each incident, when it
     began, when fourloops first detected it and every response; alerts of the control run are
