@@ -213,13 +213,14 @@ def chunk_frames(start: int, stop: int, total: int, seed: int) -> tuple[Any, Any
         pl.int_range(pl.len(), dtype=pl.Int64).alias("position"),
     )
     labels = (
-        events.select("request_id", "at")
+        events.select("request_id", "at", "model")
         .with_columns(pl.Series("y", y), pl.Series("labelled", labelled))
         .filter(pl.col("labelled"))
         .select(
             "request_id",
             pl.col("y").cast(pl.String).alias("value"),
             (pl.col("at") + pl.duration(hours=1)).alias("at"),
+            "model",  # the store knows each label's model: the label arrives after its event
             pl.int_range(pl.len(), dtype=pl.Int64).alias("position"),
         )
     )
@@ -348,13 +349,13 @@ def per_check_queries(
     """``(model, check, sql)``: one aggregation per check per segment column (none, ``region``) per model.
 
     Each reads the model's event files (joined with the label files when the outcome needs a
-    label: every label file, or ``labels[model]``) and returns count, sum and sum of squares per
-    arm (and region).
+    label: the model's, or ``labels[model]``) and returns count, sum and sum of squares per arm
+    (and region).
     """
     out = []
     for model in models:
         files = _listed(tables.event_files(model))
-        label_files = _listed(tables.label_files() if labels is None else labels[model])
+        label_files = _listed(tables.label_files(model) if labels is None else labels[model])
         for outcome, labelled in CHECKS:
             source = f"read_parquet({files})"
             if labelled:
@@ -381,11 +382,11 @@ def fused_queries(
     labels: dict[str, list[Path]] | None = None,
 ) -> list[tuple[str, str]]:
     """``(model, sql)``: the three checks, overall and per region, in one query per model (one scan
-    of its events, joined with every label file or ``labels[model]``): what the tick does."""
+    of its events, joined with its label files or ``labels[model]``): what the tick does."""
     out = []
     for model in models:
         files = _listed(tables.event_files(model))
-        label_files = _listed(tables.label_files() if labels is None else labels[model])
+        label_files = _listed(tables.label_files(model) if labels is None else labels[model])
         sums = ", ".join(
             f"count({c}) FILTER (WHERE isfinite({c})) AS n_{c}, "
             f"sum({c}) FILTER (WHERE isfinite({c})) AS t_{c}, "
@@ -454,26 +455,6 @@ def floor(
                 _put(sums, model, outcome, seg, route, tuple(values[3 * i : 3 * i + 3]))
     con.close()
     return time.perf_counter() - t0, sums
-
-
-def labels_by_model(tables: Any, models: list[str], folder: Path) -> dict[str, list[Path]]:
-    """Each model's labels in a file of its own (what a label table partitioned by model would hold)."""
-    import duckdb
-
-    out = {}
-    con = duckdb.connect()
-    for model in models:
-        target = folder / f"labels-{model}.parquet"
-        if not target.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            con.execute(
-                f"COPY (SELECT l.* FROM read_parquet({_listed(tables.label_files())}) l "
-                f"SEMI JOIN read_parquet({_listed(tables.event_files(model))}) e USING (request_id)) "
-                f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
-            )
-        out[model] = [target]
-    con.close()
-    return out
 
 
 def check_equal(decisions: list[Any], sums: dict[str, Any]) -> dict[str, Any]:
@@ -657,7 +638,7 @@ def profile(root: Path, out: Path) -> dict[str, Any]:
             opened.append(t1 - t0)
             registered.append(t2 - t1)
             closed.append(time.perf_counter() - t2)
-        diagnostics = _diagnostics(project, clock, root / "diagnostics")
+        diagnostics = _diagnostics(project, clock)
     out.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
     return {
         "status": "ok",
@@ -695,23 +676,24 @@ def same_sums(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return True
 
 
-def _diagnostics(project: Any, clock: Any, folder: Path) -> dict[str, Any]:
-    """What the floor would cost with each model's labels apart, and with one query per check.
+def _diagnostics(project: Any, clock: Any) -> dict[str, Any]:
+    """What the floor would cost joining every model's labels (the label layout before labels were
+    partitioned by model), and with one query per check.
 
     Run twice each, in the order A B C C B A; each variant's sums must equal the floor's.
     """
     tables = project.event_tables
     models = sorted(project.models)
-    split = labels_by_model(tables, models, folder)  # set-up, untimed
+    every = {model: tables.label_files() for model in models}
     now = clock()
-    runs: dict[str, list[float]] = {"floor": [], "floor, labels by model": [], "one query a check": []}
+    runs: dict[str, list[float]] = {"floor": [], "floor, every model's labels": [], "one query a check": []}
     reference: dict[str, Any] | None = None
     equal = True
     for name in [*runs, *reversed(runs)]:
         if name == "one query a check":
             seconds, sums = per_check(tables, models, CANARY_START, now)
         else:
-            labels = split if name == "floor, labels by model" else None
+            labels = every if name == "floor, every model's labels" else None
             seconds, sums = floor(tables, models, CANARY_START, now, labels)
         runs[name].append(seconds)
         reference = reference or sums

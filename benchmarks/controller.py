@@ -13,8 +13,8 @@ and 10M events. One command:
    one day of champion-only history, then three days in which the canary
    answers 10 %; 80 % labelled an hour later; 0.5 % fallbacks), written in
    chunks of 500k with ``EventTables.append`` (the writer compaction uses,
-   with compaction's chunk size: the same typed files partitioned by model and
-   day), then ``Project.compact_events()`` once. Timed apart: set-up, not the
+   with compaction's chunk size: the same typed files, events partitioned by
+   model and day, labels by model), then ``Project.compact_events()`` once. Timed apart: set-up, not the
    measurement. The canary answers as well as the champion and its stage asks
    for 10^12 requests, so every tick decides ``wait`` and the rollouts stay
    running; the project is cached in ``benchmarks/.data/`` for later runs;
@@ -27,14 +27,14 @@ and 10M events. One command:
    query (3 checks, overall and per region, one scan of the model's events
    with their labels). The **floor** is the same 10 aggregations as SQL
    straight on the same Parquet files in one DuckDB connection: the model's
-   event files joined with the label files. Before a ratio is
+   event files joined with its label files. Before a ratio is
    printed, the floor's sums must give the tick's numbers (rows of each arm
    and the difference of every check, overall and in every region);
 4. **profiles** one tick with pyinstrument (if installed), times every query
    of another tick, times the fixed cost of a query (a fresh DuckDB database,
-   the views, closing it), and times variants of the floor: with each model's
-   labels in files of their own (labels partitioned by model), and with one
-   query per check and segment column (60; what a tick did before);
+   the views, closing it), and times variants of the floor: joining every
+   model's labels (the layout before labels were partitioned by model), and
+   with one query per check and segment column (60; what a tick did before);
 5. runs ``tests/adaptation/test_abort_servers.py`` (an abort reaching two
    server processes) ``--abort-runs`` times and records the time it prints.
 
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["loadavg_start"] = os.getloadavg()
     print("machine:", json.dumps(info))
-    project = args.data / f"controller-{args.events}-s{args.seed}"
+    project = args.data / f"controller-{args.events}-s{args.seed}-labels-by-model"
     logs = args.data / "work-controller"
     from _controller_child import CHECKS, MODELS
 

@@ -157,6 +157,61 @@ def test_a_label_arriving_after_its_event_was_compacted_joins_it(store: EventSto
     assert frame["label_at"].to_list() == [T0 + timedelta(days=9)]
 
 
+def test_labels_are_filed_under_the_model_of_their_prediction(store: EventStore, tmp_path: Path) -> None:
+    """A model's reads open its own labels and the unplaced ones, never another model's."""
+    tables = EventTables(tmp_path / "tables")
+    store.append([_event(1), _event(2, model="tier")])
+    store.add_labels(
+        [Label("churn-1", 1, T0 + timedelta(days=1)), Label("tier-2", 2, T0 + timedelta(days=1))]
+    )
+    store.add_labels([Label("early", 0, T0)])  # before its prediction: no model known yet
+    store.compact(tables, SCHEMAS)
+
+    def held(files: list[Path]) -> set[str]:
+        return set(pl.read_parquet(files, hive_partitioning=False)["request_id"]) if files else set()
+
+    assert held(tables.label_files("churn")) == {"churn-1", "early"}
+    assert held(tables.label_files("tier")) == {"tier-2", "early"}
+    assert held(tables.label_files()) == {"churn-1", "tier-2", "early"}
+    assert {f.parent.name for f in tables.label_files()} == {"labels", "model=churn", "model=tier"}
+
+    store.append([_event(3, rid="early")])  # the prediction the early label was for
+    frame = _compacted(store, tables)
+    assert dict(zip(frame["request_id"], frame["label_number"], strict=True)) == {
+        "churn-1": 1.0,
+        "early": 0.0,
+    }
+    one_model = ENGINE.query_events(
+        tables, "SELECT request_id, label_number FROM events ORDER BY request_id", model="churn"
+    ).to_pylist()
+    assert one_model == [
+        {"request_id": "churn-1", "label_number": 1.0},
+        {"request_id": "early", "label_number": 0.0},
+    ]
+    [tier] = ENGINE.query_events(tables, "SELECT label_number FROM events", model="tier").to_pylist()
+    assert tier == {"label_number": 2.0}
+
+
+def test_a_label_compacted_with_its_event_is_filed_under_its_model(tmp_path: Path) -> None:
+    """A backend that cannot name a label's model leaves it to the events of the same batch."""
+    from fourloops.storage.events.columnar import RAW_EVENT_COLUMNS, raw_events_frame, raw_labels_frame
+
+    tables = EventTables(tmp_path / "tables")
+    at = pl.Series([T0], dtype=pl.Datetime("us", "UTC"))
+    events = pl.DataFrame({c: pl.Series([None], dtype=t) for c, t in RAW_EVENT_COLUMNS.items()}).with_columns(
+        request_id=pl.lit("r1"), at=at, model=pl.lit("tier"), version=pl.lit(1, pl.Int64),
+        route=pl.lit("champion"), features=pl.lit('{"age": 3}'), output=pl.lit("[0.2, 0.8]"),
+        fallback=pl.lit(False), extra=pl.lit("{}"), position=pl.lit(0, pl.Int64),
+    )  # fmt: skip
+    labels = pl.DataFrame(
+        {"request_id": ["r1", "r2"], "value": ["1", "0"], "at": [T0, T0], "position": [0, 1]}
+    )
+    with tables.locked() as manifest:
+        tables.append(raw_events_frame(events), raw_labels_frame(labels), SCHEMAS, manifest)
+    assert [f.parent.name for f in tables.label_files("tier")] == ["labels", "model=tier"]
+    assert pl.read_parquet(tables.label_files("tier")[1])["request_id"].to_list() == ["r1"]
+
+
 def test_values_that_no_longer_fit_their_type_are_kept_as_text(store: EventStore, tmp_path: Path) -> None:
     """A contract changed under old events: the value goes to ``unparsed``, nothing is dropped."""
     odd = _event(1)

@@ -9,7 +9,8 @@ read):
   ``day`` from the partition folders, and the first label of the request
   (``label``, ``label_number``, ``label_text``, ``label_at``; null while none
   has arrived);
-* ``labels``: every compacted label.
+* ``labels``: every compacted label (with ``model``, those that can be the model's: its
+  partition and the labels of no known prediction).
 
 Files of different contract versions are read by column name; a column a
 file lacks reads as null. Quote ``"at"`` in SQL (a keyword in DuckDB).
@@ -67,9 +68,12 @@ def register_events(
     in that range (it may hold a few outside it: filter on ``"at"``). With no compacted events yet,
     ``events`` is an empty relation with every base column, so queries still run.
     """
-    labels = [str(f) for f in tables.label_files()]
+    labels = [str(f) for f in tables.label_files(model)]
     if labels:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW labels AS SELECT * FROM read_parquet({_listed(labels)})")
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW labels AS "
+            f"SELECT * FROM read_parquet({_listed(labels)}, hive_partitioning = false)"
+        )
     else:
         columns = ", ".join(f"CAST(NULL AS {_LABEL_TYPES[c]}) AS {c}" for c in LABEL_COLUMNS)
         con.execute(f"CREATE OR REPLACE TEMP VIEW labels AS SELECT {columns} WHERE false")

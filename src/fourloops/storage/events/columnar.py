@@ -8,7 +8,8 @@ so monitoring a hundred million events never parses JSON per event in
 Python. Layout under the project's ``storage.event_tables`` folder::
 
     events/model=<model>/day=<YYYY-MM-DD>/part-<n>-<id>.parquet
-    labels/part-<n>-<id>.parquet
+    labels/model=<model>/part-<n>-<id>.parquet
+    labels/part-<n>-<id>.parquet         labels of no known prediction yet
     manifest.json       how far each source has been compacted
     compaction.lock     one compactor at a time (flock)
 
@@ -29,6 +30,15 @@ predicted reward of the chosen action. A value that does not fit its declared ty
 under old events) is kept as JSON text in ``unparsed``, never dropped. A
 label file has ``request_id``, ``label`` (JSON text), ``label_number`` (bools
 as 0/1, numbers), ``label_text`` (string labels) and ``label_at``.
+
+**Labels are partitioned by the model of their prediction**, so that judging
+one model (a rollout check, a monitor window) joins its events with its own
+labels, not every model's. A backend hands each label's model over with it
+(the store knows it when the label arrives after its prediction, as labels
+do); a label whose prediction is not in the log yet stays in the top folder,
+which every model's reads include, so it still joins its event when that
+arrives. Files of the first layout (every label in the top folder) read the
+same way.
 
 **Exactly once per request id, first event wins.** The log is at-least-once
 for requests whose answer was never acknowledged (a killed process, a retried
@@ -118,6 +128,7 @@ RAW_LABEL_COLUMNS: dict[str, pl.DataType] = {
     "request_id": pl.String(),
     "value": pl.String(),
     "at": _TS,
+    "model": pl.String(),  # the model of the label's prediction; null when the store does not know it
     "position": pl.Int64(),
 }
 #: The extra columns of a decision model's events, with the JSON path each is read from.
@@ -303,7 +314,9 @@ def raw_events_frame(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def raw_labels_frame(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with exactly the raw label columns, in order and type."""
+    """``rows`` with exactly the raw label columns, in order and type (``model`` null where absent)."""
+    if "model" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.String()).alias("model"))
     return rows.select([pl.col(n).cast(t) for n, t in RAW_LABEL_COLUMNS.items()])
 
 
@@ -379,9 +392,16 @@ class EventTables:
                 kept.append(f)
         return kept
 
-    def label_files(self) -> list[Path]:
-        """The label Parquet files."""
-        return sorted((self.root / "labels").glob("part-*.parquet"))
+    def label_files(self, model: str | None = None) -> list[Path]:
+        """The label Parquet files: every one, or those that can hold labels of ``model``.
+
+        A model's are its own partition and the top folder (labels of no known
+        prediction when they were compacted, and the first layout's files).
+        """
+        base = self.root / "labels"
+        unplaced = sorted(base.glob("part-*.parquet"))
+        placed = sorted(base.glob(f"model={model}/part-*.parquet" if model else "model=*/part-*.parquet"))
+        return unplaced + placed
 
     def models(self) -> list[str]:
         """The models with compacted events."""
@@ -460,11 +480,19 @@ class EventTables:
             labels = labels.sort(["at", "position"], maintain_order=True)
             fresh = self._first_seen(labels, self.label_files())
             report.labels_repeated = labels.height - fresh.height
-            if fresh.height:
+            if events.height:  # a label the store could not place may belong to an event of this batch
+                owners = events.select("request_id", pl.col("model").alias("owner")).unique(
+                    "request_id", keep="first"
+                )
+                fresh = fresh.join(owners, on="request_id", how="left").select(
+                    pl.exclude("model", "owner"), pl.coalesce("model", "owner").alias("model")
+                )
+            for (model,), group in fresh.group_by(["model"], maintain_order=True):
                 counter += 1
-                self._write(_typed_labels(fresh), self.root / "labels", counter)
+                folder = self.root / "labels" / (f"model={model}" if model is not None else "")
+                self._write(_typed_labels(group), folder, counter)
                 report.files += 1
-                report.labels_written = fresh.height
+            report.labels_written = fresh.height
         manifest["parts"] = counter
         return report
 
@@ -476,7 +504,7 @@ class EventTables:
             return batch
         ids = batch["request_id"]
         known = (
-            pl.scan_parquet([str(f) for f in files])
+            pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
             .select("request_id")
             .filter(pl.col("request_id").is_in(ids.implode()))
             .collect()["request_id"]

@@ -80,6 +80,8 @@ _EVENT_SCHEMA = {
     "extra": pl.String,
 }
 _LABEL_SCHEMA = {"request_id": pl.String, "value": pl.String, "at_us": pl.Int64}
+#: What compaction reads of a label record: also the model of its prediction, where it was known.
+_LABEL_RECORD = {**_LABEL_SCHEMA, "model": pl.String}
 
 
 def _micros(at: datetime) -> int:
@@ -294,7 +296,8 @@ class LocalEventStore(EventStoreBase):
                     duplicates += 1
                     continue
                 self._labelled.add(label.request_id)
-                if label.request_id in self._known:
+                model = self._known.get(label.request_id)
+                if model is not None:
                     inserted += 1
                 else:
                     unknown += 1
@@ -303,6 +306,8 @@ class LocalEventStore(EventStoreBase):
                     "value": dumps_json(label.value, what=f"label {label.request_id!r}"),
                     "at_us": _micros(label.at),
                 }
+                if model is not None:
+                    payload["model"] = model  # compaction files the label under its model
                 records.append(_frame(orjson.dumps(payload)))
             if records:
                 self._write(self._labels, b"".join(records))

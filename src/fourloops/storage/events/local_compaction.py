@@ -25,7 +25,7 @@ from fourloops.storage.events.columnar import (
 from fourloops.storage.events.local import (
     _EVENT_SCHEMA,
     _EVENTS,
-    _LABEL_SCHEMA,
+    _LABEL_RECORD,
     _LABELS,
     _frame_df,
     _unframe,
@@ -90,7 +90,7 @@ def _flush(
 ) -> None:
     if not payloads:
         return
-    schema = _EVENT_SCHEMA if kind == _EVENTS else _LABEL_SCHEMA
+    schema = _EVENT_SCHEMA if kind == _EVENTS else _LABEL_RECORD
     rows = _frame_df(payloads, schema, store.path).with_columns(
         pl.from_epoch("at_us", time_unit="us").dt.replace_time_zone("UTC").alias("at"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("position"),

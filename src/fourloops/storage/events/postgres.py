@@ -124,9 +124,12 @@ _EXPORT_EVENTS = """
     ORDER BY recorded_at, request_id LIMIT %s
 """
 _EXPORT_LABELS = """
-    SELECT request_id, value::text, at, recorded_at
-    FROM prediction_labels WHERE (recorded_at, request_id) > (%s, %s)
-    ORDER BY recorded_at, request_id LIMIT %s
+    SELECT l.request_id, l.value::text, l.at,
+           (SELECT e.model FROM prediction_events e WHERE e.request_id = l.request_id
+            ORDER BY e.recorded_at LIMIT 1),
+           l.recorded_at
+    FROM prediction_labels l WHERE (l.recorded_at, l.request_id) > (%s, %s)
+    ORDER BY l.recorded_at, l.request_id LIMIT %s
 """
 #: Events exported per round trip.
 COMPACT_CHUNK = 200_000
