@@ -4,7 +4,9 @@ The oracle walks the same events row by row in Python: which arm and stratum a
 request belongs to, each outcome's value (NumPy's linear quantile for the
 champion's 95th latency percentile), and the count, sum and sum of squares per
 (segment value, stratum, arm); the shadow oracle pairs each shadow answer with
-its champion answer by hand.
+its champion answer by hand. Estimated outcomes (``Check(estimate=True)``) use
+the answering version's calibration curve through NumPy's ``interp`` where the
+label has not arrived.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from hypothesis import strategies as st
 
 from fourloops.adaptation.measure import (
     ArmSums,
+    calibrated_sql,
     canary_sql,
+    estimated_outcome_sql,
     outcome_sql,
     paired_sums_from,
     shadow_sql,
@@ -31,9 +35,22 @@ from fourloops.adaptation.measure import (
 )
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-OUTCOMES = ["error", "log_loss", "fallback", "slow", "latency_ms", "brier"]
+OUTCOMES = [
+    "error",
+    "log_loss",
+    "fallback",
+    "slow",
+    "latency_ms",
+    "brier",
+    "estimated_error",
+    "estimated_log_loss",
+    "estimated_brier",
+]
 SEGMENTS = ["region", "tier"]
 THRESHOLD = 0.5
+#: Each version's P(y = 1) on an even grid of scores: any nondecreasing chances, different per version.
+GRID = np.linspace(0.0, 1.0, 201)
+CURVES = {v: np.sort(np.random.default_rng(v).random(GRID.size)) for v in (1, 2, 3)}
 
 
 def _events(seed: int, n: int) -> list[dict[str, Any]]:
@@ -101,13 +118,32 @@ def _p95(values: list[float]) -> float:
     return xs[lo] if lo + 1 >= len(xs) else xs[lo] + (h - lo) * (xs[lo + 1] - xs[lo])
 
 
-def _value(outcome: str, prediction: str, label: str) -> str:
+def _value(outcome: str, prediction: str, label: str, version: str) -> str:
+    if outcome.startswith("estimated_"):
+        chance = calibrated_sql(prediction, version, CURVES)
+        return estimated_outcome_sql(
+            outcome.removeprefix("estimated_"),
+            prediction=prediction,
+            label=label,
+            chance=chance,
+            threshold=THRESHOLD,
+        )
     return outcome_sql(outcome, prediction=prediction, label=label, threshold=THRESHOLD, task="binary")
 
 
 def _outcome(
-    outcome: str, p: float, y: float | None, fallback: bool, latency: float, p95: float | None
+    outcome: str, p: float, y: float | None, fallback: bool, latency: float, p95: float | None, version: int
 ) -> float | None:
+    if outcome.startswith("estimated_"):
+        outcome = outcome.removeprefix("estimated_")
+        if y is None:
+            c = float(np.interp(p, GRID, CURVES[version]))
+            if outcome == "error":
+                return 1 - c if p >= THRESHOLD else c
+            if outcome == "brier":
+                return c * (1 - p) ** 2 + (1 - c) * p**2
+            q = min(max(p, 1e-15), 1 - 1e-15)
+            return -(c * math.log(q) + (1 - c) * math.log(1 - q))
     if outcome == "fallback":
         return 1.0 if fallback else 0.0
     if outcome == "latency_ms":
@@ -171,7 +207,13 @@ def test_canary_sums_of_every_check_and_segment_equal_a_row_by_row_oracle(
         want: dict[tuple[str, int, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for r, arm, s in chosen:
             x = _outcome(
-                outcome, r["prediction"], r["label_number"], r["fallback"], r["latency_ms"], p95.get(s)
+                outcome,
+                r["prediction"],
+                r["label_number"],
+                r["fallback"],
+                r["latency_ms"],
+                p95.get(s),
+                r["version"],
             )
             if x is None or not math.isfinite(x):
                 continue
@@ -207,8 +249,8 @@ def test_shadow_sums_are_per_request_differences_of_every_check_and_segment(seed
             if outcome in ("latency_ms", "slow"):
                 d: float | None = s["latency_ms"] - c["latency_ms"]
             else:
-                a = _outcome(outcome, s["prediction"], c["label_number"], s["fallback"], 0.0, None)
-                b = _outcome(outcome, c["prediction"], c["label_number"], c["fallback"], 0.0, None)
+                a = _outcome(outcome, s["prediction"], c["label_number"], s["fallback"], 0.0, None, 3)
+                b = _outcome(outcome, c["prediction"], c["label_number"], c["fallback"], 0.0, None, 1)
                 d = None if a is None or b is None else a - b
             if d is None or not math.isfinite(d):
                 continue
@@ -233,3 +275,30 @@ def test_a_stage_without_segments_or_events_gives_empty_sums(segments: list[str]
         ["error"], champion=1, candidate=3, start=T0, until=until, value=_value, segments=segments
     )
     assert paired_sums_from(_query(rows, sql), 1, segments) == [{}]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    scores=st.lists(st.floats(-0.5, 1.5, allow_nan=False), min_size=1, max_size=50),
+    size=st.integers(2, 300),
+    seed=st.integers(0, 1000),
+)
+def test_calibrated_chances_interpolate_each_versions_curve_as_numpy_does(
+    scores: list[float], size: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    curves = {1: rng.random(size), 2: rng.random(size)}
+    grid = np.linspace(0.0, 1.0, size)
+    rows = [{"p": p, "v": 1 + i % 2} for i, p in enumerate(scores)]
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_pylist(rows))
+    got = [r[0] for r in con.sql(f"SELECT {calibrated_sql('p', 'v', curves)} FROM t").fetchall()]
+    want = [float(np.interp(r["p"], grid, curves[r["v"]])) for r in rows]
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_curve_outside_zero_to_one_or_no_curve_is_refused() -> None:
+    with pytest.raises(ValueError, match="version 4"):
+        calibrated_sql("p", "v", {4: [0.0, 1.5]})
+    with pytest.raises(ValueError, match="at least one version"):
+        calibrated_sql("p", "v", {})

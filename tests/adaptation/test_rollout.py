@@ -6,6 +6,7 @@ import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,8 @@ def _traffic(
     ``labels="truth"`` draws each label from the process that made the data; ``"champion"`` makes
     every label agree with the champion's decision (so any version that disagrees is worse);
     ``"canary wrong in c"`` is the truth except that the canary's answers at station c are always
-    wrong (a regression confined to one segment). ``stations`` are the stations' shares.
+    wrong (a regression confined to one segment); ``"none"`` sends no labels (they are far away).
+    ``stations`` are the stations' shares.
     """
     rng = np.random.default_rng(seed)
     answers = []
@@ -63,6 +65,8 @@ def _traffic(
             assert r.status_code == 200, r.text
             answers.append((r.json(), station, load, rain))
     clock.advance(timedelta(hours=1))
+    if labels == "none":
+        return
     out = []
     for answer, station, load, rain in answers:
         if labels == "canary wrong in c" and station == "c" and answer["route"] == "canary":
@@ -167,6 +171,72 @@ def test_a_worse_canary_is_aborted_and_traffic_goes_back_to_the_champion(
                 for i in range(40)
             }
         assert routes == {"champion"}
+
+
+def _canary_only(copy: Path, check: str) -> None:
+    """The test policy without its shadow stage, with ``check`` in place of the error check."""
+    definitions = (copy / "definitions.py").read_text()
+    definitions = definitions.replace('fl.Shadow(min_requests=400, max_duration="1d"), ', "")
+    (copy / "definitions.py").write_text(definitions.replace('fl.Check("error", margin=0.06)', check))
+
+
+def _tick_until_decided(project: Project, clock: ManualClock, seeds: range) -> list[Any]:
+    """Traffic without labels, then a tick, until a tick decides something other than waiting."""
+    decisions: list[Any] = []
+    for seed in seeds:
+        _traffic(project, clock, n=600, seed=seed, labels="none")
+        decisions = project.tick().decisions
+        if decisions and decisions[0].kind != "wait":
+            break
+    return decisions
+
+
+def test_an_estimated_check_decides_before_any_label_arrives(trained: Path, tmp_path: Path) -> None:
+    """Labels far away: the canary is judged on each version's expected error (its calibrated score)."""
+    copy = tmp_path / "p"
+    shutil.copytree(trained, copy)
+    _canary_only(copy, 'fl.Check("error", margin=0.06, estimate=True)')
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project:
+        started = project.rollout("late", 2, reason="test")
+        assert "estimated_error" in started.evidence["plan"]["checks"]
+        decisions = _tick_until_decided(project, clock, range(30, 40))
+        assert [d.kind for d in decisions] == ["promote"], decisions and decisions[0].reason
+        checks = {c["check"]: c for c in decisions[0].evidence["checks"]}
+        estimated = checks["estimated_error"]
+        assert estimated["verdict"] == "pass" and estimated["estimated"] and estimated["outcome"] == "error"
+        assert estimated["rows"]["canary"] > 250  # every canary request counted, none labelled
+
+
+def test_without_estimation_a_labelled_check_waits_for_its_labels(trained: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "p"
+    shutil.copytree(trained, copy)
+    _canary_only(copy, 'fl.Check("error", margin=0.06)')
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project:
+        project.rollout("late", 2, reason="test")
+        decisions = _tick_until_decided(project, clock, range(30, 33))
+        assert [d.kind for d in decisions] == ["wait"]
+        checks = {c["check"]: c for c in decisions[0].evidence["checks"]}
+        assert checks["error"]["rows"] == {"champion": 0, "canary": 0}
+        assert checks["error"]["verdict"] == "inconclusive"
+
+
+def test_an_estimated_check_aborts_a_candidate_that_knows_less(trained: Path, tmp_path: Path) -> None:
+    """A one-stump model: its calibrated chances sit near the base rate, so it expects more errors."""
+    copy = tmp_path / "p"
+    shutil.copytree(trained, copy)
+    _canary_only(copy, 'fl.Check("error", margin=0.02, estimate=True)')
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project:
+        weak = project.train(
+            "late", seed=9, params={"n_estimators": 1, "max_depth": 1, "learning_rate": 0.01}
+        )
+        project.rollout("late", weak.version, reason="test", force=True)
+        decisions = _tick_until_decided(project, clock, range(40, 50))
+        assert [d.kind for d in decisions] == ["abort"], decisions and decisions[0].reason
+        assert "check estimated_error failed" in decisions[0].reason
+        assert project.registry.routing("late").canary is None
 
 
 def test_a_canary_worse_in_one_segment_only_is_aborted_and_the_reason_names_it(

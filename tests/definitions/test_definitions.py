@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sklearn.linear_model import LinearRegression
 
 import fourloops as fl
 from fourloops.definitions import format_duration, parse_duration
@@ -119,3 +120,26 @@ def test_parse_duration(text: object, expected: timedelta) -> None:
 def test_timestamp_bounds_serialise() -> None:
     field = fl.Timestamp(min=datetime(2013, 1, 1, tzinfo=UTC))
     assert field.to_dict()["min"] == "2013-01-01T00:00:00+00:00"
+
+
+def test_rollout_checks_refuse_what_cannot_be_measured() -> None:
+    with pytest.raises(DefinitionError, match="estimate=True works for brier, error, log_loss"):
+        fl.Check("fallback", margin=0.01, estimate=True)
+    with pytest.raises(DefinitionError, match="margin 0 give tau"):
+        fl.Check("error")
+    with pytest.raises(DefinitionError, match="check error is given twice"):
+        fl.Rollout(checks=[fl.Check("error", margin=0.01), fl.Check("error", margin=0.02)])
+    both = fl.Rollout(checks=[fl.Check("error", margin=0.01), fl.Check("error", margin=0.01, estimate=True)])
+    assert [c.name for c in both.checks] == ["error", "estimated_error"]
+    assert not both.checks[1].needs_labels and both.checks[0].needs_labels
+    assert fl.Check(**both.checks[1].to_dict()) == both.checks[1]  # stored policies read back
+
+
+def test_an_estimated_check_needs_a_binary_classifier() -> None:
+    rollout = fl.Rollout(checks=[fl.Check("brier", margin=0.01, estimate=True)])
+    with pytest.raises(DefinitionError, match=r"estimate=True\) needs a binary classifier"):
+        fl.Model(
+            "price", task="regression", entities=fl.FileSource("x.parquet", timestamp="at"),
+            label=fl.Label("y"), trainer=LinearRegression(), request=fl.Contract({"x": fl.Float()}),
+            rollout=rollout,
+        )  # fmt: skip

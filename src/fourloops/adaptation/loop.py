@@ -14,7 +14,7 @@ and evidence, so "why did this happen" is one query.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,6 +70,9 @@ class Loop:
     query: Callable[[str, str], pa.Table]
     train: Callable[[str], Any]
     clock: Clock
+    #: A binary version's calibration curve, ``(model, version) -> P(y = 1)`` at evenly spaced
+    #: scores from 0 to 1 (``None``: none can be fitted); what estimated rollout checks use.
+    calibration: Callable[[str, int], Sequence[float] | None] | None = None
 
     def journal(
         self,

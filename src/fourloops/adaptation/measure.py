@@ -17,12 +17,14 @@ stratum; only those come back to Python.
   measured beside it.
 
 Outcomes that need a label use the labels that have arrived so far (both arms
-alike); a request without one does not count.
+alike); a request without one does not count, unless its check is estimated
+(``Check(estimate=True)``): then it counts with its expected outcome under the
+answering version's calibrated score (:func:`estimated_outcome_sql`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +35,10 @@ from fourloops.adaptation.sequential import Sums
 
 __all__ = [
     "ArmSums",
+    "calibrated_sql",
     "canary_sql",
+    "estimated_outcome_sql",
+    "expected_outcome_sql",
     "paired_sums_from",
     "outcome_sql",
     "shadow_evidence_sql",
@@ -70,6 +75,53 @@ def outcome_sql(outcome: str, *, prediction: str, label: str, threshold: float, 
     if outcome == "reward":
         return y
     raise ValueError(f"no per-prediction SQL for outcome {outcome!r}")
+
+
+def calibrated_sql(prediction: str, version: str, curves: Mapping[int, Sequence[float]]) -> str:
+    """SQL of P(y = 1 | score) under the calibration curve of the version that answered.
+
+    ``curves[v]`` is version ``v``'s P(y = 1) at evenly spaced scores from 0 to 1 (a
+    :class:`~fourloops.evaluation.window_metrics.Calibrator`'s ``y``), interpolated linearly
+    between them; ``version`` is the SQL of the answering version (a column or a number).
+    """
+    if not curves:
+        raise ValueError("calibrated_sql needs the curve of at least one version")
+    clipped = f"least(greatest({prediction}, 0.0), 1.0)"
+    cases = []
+    for v, curve in sorted(curves.items()):
+        points = [float(x) for x in curve]
+        if len(points) < 2 or not all(0.0 <= x <= 1.0 for x in points):
+            raise ValueError(f"version {v}: a calibration curve is two or more chances in [0, 1]")
+        grid = len(points) - 1
+        listed = "[" + ", ".join(repr(x) for x in points) + "]"
+        at = f"({clipped} * {grid})"
+        cell = f"least(CAST(floor({at}) AS BIGINT), {grid - 1})"
+        # DuckDB lists are 1-based: the cell's left point is element cell + 1.
+        interpolated = (
+            f"({listed}[{cell} + 1] + ({at} - {cell}) * ({listed}[{cell} + 2] - {listed}[{cell} + 1]))"
+        )
+        cases.append(f"WHEN {version} = {int(v)} THEN {interpolated}")
+    return f"(CASE {' '.join(cases)} END)"
+
+
+def expected_outcome_sql(outcome: str, *, prediction: str, chance: str, threshold: float) -> str:
+    """SQL of a binary prediction's expected ``outcome`` when its label is 1 with probability ``chance``."""
+    p, c = prediction, chance
+    if outcome == "error":
+        return f"CASE WHEN {p} >= {threshold} THEN 1.0 - {c} ELSE {c} END"
+    if outcome == "log_loss":
+        clipped = f"least(greatest({p}, {_EPS}), {1 - _EPS})"
+        return f"-({c} * ln({clipped}) + (1 - {c}) * ln(1 - {clipped}))"
+    if outcome == "brier":
+        return f"(({p} - {c}) * ({p} - {c}) + {c} * (1 - {c}))"
+    raise ValueError(f"no expected value for outcome {outcome!r}")
+
+
+def estimated_outcome_sql(outcome: str, *, prediction: str, label: str, chance: str, threshold: float) -> str:
+    """The realised ``outcome`` where the label has arrived, the expected one (given ``chance``) before."""
+    realised = outcome_sql(outcome, prediction=prediction, label=label, threshold=threshold, task="binary")
+    expected = expected_outcome_sql(outcome, prediction=prediction, chance=chance, threshold=threshold)
+    return f"(CASE WHEN {label} IS NULL THEN {expected} ELSE {realised} END)"
 
 
 @dataclass(frozen=True)
@@ -182,7 +234,7 @@ def canary_sql(
     candidate: int,
     boundaries: Sequence[datetime],
     until: datetime,
-    value: Callable[[str, str, str], str],
+    value: Callable[[str, str, str, str], str],
     segments: Sequence[str] = (),
 ) -> str:
     """Per stratum and arm, the sums of every outcome over the champion's and the canary's answers.
@@ -190,8 +242,9 @@ def canary_sql(
     One query, one pass over the events: columns ``n<i>`` (count), ``t<i>`` (total) and sum of squares
     ``q<i>`` of outcome ``i``, grouped overall and by each segment column (``s<j>``: the value of
     ``segments[j]`` in its grouping, null elsewhere). ``boundaries`` are the start times of the
-    periods compared (one stratum each), ``until`` the end; ``value(outcome, prediction, label)``
-    is the SQL of a labelled outcome (see :func:`outcome_sql`). Read with :func:`sums_from`.
+    periods compared (one stratum each), ``until`` the end; ``value(outcome, prediction, label,
+    version)`` is the SQL of a labelled outcome (see :func:`outcome_sql`; ``version``: the SQL of
+    the answering version). Read with :func:`sums_from`.
     """
     start = boundaries[0]
     segs = "".join(f", {_segment(c)} AS __fl_s{j}" for j, c in enumerate(segments))
@@ -212,7 +265,7 @@ def canary_sql(
             # no champion answer in the stratum: no 95th percentile, nothing to count
             measure = "CASE WHEN q.p95 IS NULL THEN NULL WHEN latency_ms > q.p95 THEN 1.0 ELSE 0.0 END"
         else:
-            measure = value(outcome, "prediction", "label_number")
+            measure = value(outcome, "prediction", "label_number", "version")
         measures.append(f"{measure} AS __fl_x{i}")
     source = "e"
     if "slow" in outcomes:  # slower than the champion's 95th percentile in the same stratum
@@ -239,7 +292,7 @@ def shadow_sql(
     candidate: int,
     start: datetime,
     until: datetime,
-    value: Callable[[str, str, str], str],
+    value: Callable[[str, str, str, str], str],
     segments: Sequence[str] = (),
 ) -> str:
     """The sums of each outcome's per-request difference (shadow minus champion) on the same requests.
@@ -263,7 +316,8 @@ def shadow_sql(
         elif outcome in ("latency_ms", "slow"):
             diff = "ls - lc"
         else:
-            diff = f"({value(outcome, 'ps', 'y')}) - ({value(outcome, 'pc', 'y')})"
+            shadow = value(outcome, "ps", "y", str(int(candidate)))
+            diff = f"({shadow}) - ({value(outcome, 'pc', 'y', str(int(champion)))})"
         diffs.append(f"{diff} AS __fl_x{i}")
     keep = "".join(f"__fl_s{j}, " for j in range(len(segments)))
     named = "".join(f"__fl_s{j} AS s{j}, " for j in range(len(segments)))

@@ -29,7 +29,7 @@ regression of twice the margin) is journaled too.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +37,9 @@ from typing import Any
 from fourloops.adaptation.loop import ACTOR, Decision, Loop
 from fourloops.adaptation.measure import (
     ArmSums,
+    calibrated_sql,
     canary_sql,
+    estimated_outcome_sql,
     outcome_sql,
     paired_sums_from,
     shadow_evidence_sql,
@@ -97,15 +99,29 @@ def _champion(loop: Loop, name: str) -> int | None:
         return None
 
 
-def _value(model: Model, outcome: str) -> Any:
+def _value(loop: Loop, model: Model, check: Check, versions: Sequence[int]) -> Callable[[str, str, str], str]:
+    """SQL of the check's per-request outcome from the SQL of (prediction, label, answering version).
+
+    An estimated check needs each version's calibration curve (from its reference); a version
+    without one makes the measurement fail (an ``error`` verdict), never a guess.
+    """
     threshold = model.objective.threshold
-
-    def sql(prediction: str, label: str) -> str:
-        return outcome_sql(
-            outcome, prediction=prediction, label=label, threshold=threshold, task=model.task.value
+    if not check.estimate:
+        return lambda p, y, v: outcome_sql(
+            check.outcome, prediction=p, label=y, threshold=threshold, task=model.task.value
         )
-
-    return sql
+    curves = {}
+    for version in versions:
+        curve = loop.calibration(model.name, version) if loop.calibration is not None else None
+        if curve is None:
+            raise FourloopsError(
+                f"check {check.name}: version {version} of {model.name!r} has no calibration "
+                "(its reference has no labelled rows of both classes)"
+            )
+        curves[version] = curve
+    return lambda p, y, v: estimated_outcome_sql(
+        check.outcome, prediction=p, label=y, chance=calibrated_sql(p, v, curves), threshold=threshold
+    )
 
 
 def _hours(rows: int, per_hour: float) -> float | None:
@@ -121,7 +137,7 @@ def _spread(loop: Loop, model: Model, champion: int, check: Check) -> float:
     elif check.outcome == "latency_ms":
         expr = "latency_ms"
     else:
-        expr = _value(model, check.outcome)("prediction", "label_number")
+        expr = _value(loop, model, check, [champion])("prediction", "label_number", "version")
     rows = loop.query(
         f"SELECT stddev_samp(x) AS sd FROM (SELECT {expr} AS x FROM events WHERE route = 'champion' "
         f"AND version = {int(champion)}) WHERE x IS NOT NULL",
@@ -150,7 +166,7 @@ def plan_stage(
         to_catch = required_samples(sd, detect=regression, margin=check.margin, alpha=alpha, tau=tau)
         # The smaller arm sets the pace: the canary's share, or the champion's rest of it.
         rate = per_hour * (min(share, 1 - share) if stage.kind == "canary" else 1.0)
-        out["checks"][check.outcome] = {
+        out["checks"][check.name] = {
             "sd": sd,
             "rows_to_pass": to_pass,
             "hours_to_pass": _hours(to_pass, rate),
@@ -250,7 +266,13 @@ class _Judged:
     segments: dict[str, Comparison]
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"outcome": self.check.outcome, "critical": self.check.critical, **self.comparison.to_dict()}
+        out = {
+            "outcome": self.check.outcome,
+            "check": self.check.name,
+            "estimated": self.check.estimate,
+            "critical": self.check.critical,
+            **self.comparison.to_dict(),
+        }
         if self.segments:
             out["segments"] = {
                 key: {
@@ -271,10 +293,11 @@ def _measure(
     now = loop.clock()
     champion = record.champion
     assert champion is not None
-    outcomes = [check.outcome for check in checks]
+    outcomes = [check.name for check in checks]
+    values = {check.name: _value(loop, model, check, [champion, record.version]) for check in checks}
 
-    def value(outcome: str, prediction: str, label: str) -> str:
-        return str(_value(model, outcome)(prediction, label))
+    def value(name: str, prediction: str, label: str, version: str) -> str:
+        return values[name](prediction, label, version)
 
     if stage.kind == "shadow":
         sql = shadow_sql(
@@ -408,15 +431,15 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
     # Consecutive failures and errors, per check and overall.
     any_error = False
     for j in judged:
-        key = j.check.outcome
+        key = j.check.name
         failures[key] = failures.get(key, 0) + 1 if j.comparison.verdict == Verdict.FAIL else 0
         any_error = any_error or j.comparison.verdict == Verdict.ERROR
     record.state["errors"] = record.state.get("errors", 0) + 1 if any_error else 0
     critical = [j for j in judged if j.comparison.verdict == Verdict.FAIL and j.check.critical]
-    repeated = [j for j in judged if failures.get(j.check.outcome, 0) >= policy.failures]
+    repeated = [j for j in judged if failures.get(j.check.name, 0) >= policy.failures]
     if critical or repeated:
         failed = (critical or repeated)[0]
-        reason = f"check {failed.check.outcome} failed: {failed.comparison.reason}"
+        reason = f"check {failed.check.name} failed: {failed.comparison.reason}"
         return _fail(loop, record, policy, reason, evidence)
     if record.state["errors"] >= policy.errors:
         return _fail(
@@ -437,7 +460,7 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
                 loop,
                 record,
                 policy,
-                f"check {empty[0].check.outcome} had no data by the stage's time limit",
+                f"check {empty[0].check.name} had no data by the stage's time limit",
                 evidence,
             )
         if policy.on_timeout == "abort":
@@ -452,7 +475,7 @@ def step(loop: Loop, record: RolloutRecord) -> Decision:
         loop.rollouts.save(record, at=now)
         return loop.journal("pause", record.model, record.version, record.reason, evidence)
     loop.rollouts.save(record, at=now)
-    waiting = ", ".join(f"{j.check.outcome}: {j.comparison.verdict.value}" for j in judged) or "no checks"
+    waiting = ", ".join(f"{j.check.name}: {j.comparison.verdict.value}" for j in judged) or "no checks"
     short = "" if ready else f"; {requests} of {stage.min_requests} requests"
     return loop.journal(
         "wait", record.model, record.version, f"{stage.kind} stage: {waiting}{short}", evidence

@@ -128,7 +128,10 @@ def _print_status(status: dict[str, Any]) -> None:
     for check in record["state"].get("last_checks", []):
         low, high = check.get("low"), check.get("high")
         interval = "" if low is None or high is None else f" ({low:.4g}, {high:.4g})"
-        out.print(f"  {check['outcome']}: {check['verdict']}{interval}; {check['reason']}", highlight=False)
+        out.print(
+            f"  {check.get('check', check['outcome'])}: {check['verdict']}{interval}; {check['reason']}",
+            highlight=False,
+        )
     _print_plan(record["state"].get("plan") or {})
 
 

@@ -297,6 +297,12 @@ class Model:
             raise DefinitionError(f"Model {name!r}: budget must be an fl.Budget, got {budget!r}")
         if rollout is not None and not isinstance(rollout, Rollout):
             raise DefinitionError(f"Model {name!r}: rollout must be an fl.Rollout, got {rollout!r}")
+        estimated = [c.outcome for c in (rollout.checks if rollout is not None else []) if c.estimate]
+        if estimated and self.task is not Task.BINARY:
+            raise DefinitionError(
+                f"Model {name!r}: Check({estimated[0]!r}, estimate=True) needs a binary classifier "
+                f"(its calibrated score), not task={self.task.value!r}"
+            )
         if retrain is not None and not isinstance(retrain, Retrain):
             raise DefinitionError(f"Model {name!r}: retrain must be an fl.Retrain, got {retrain!r}")
         for gate in gates:

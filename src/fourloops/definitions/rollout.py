@@ -26,7 +26,17 @@ from typing import Any
 from fourloops.definitions.durations import format_duration, parse_duration
 from fourloops.errors import DefinitionError
 
-__all__ = ["LABELLED", "OUTCOMES", "Canary", "Check", "Full", "Rollout", "RolloutStage", "Shadow"]
+__all__ = [
+    "ESTIMABLE",
+    "LABELLED",
+    "OUTCOMES",
+    "Canary",
+    "Check",
+    "Full",
+    "Rollout",
+    "RolloutStage",
+    "Shadow",
+]
 
 #: Per-request outcomes a check can compare, and whether lower is better.
 OUTCOMES = {
@@ -42,6 +52,8 @@ OUTCOMES = {
 }
 #: Outcomes that need labels (they wait for labels to mature).
 LABELLED = frozenset({"error", "log_loss", "brier", "abs_error", "squared_error", "reward"})
+#: Outcomes a binary classifier's calibrated score gives the expectation of (``Check(estimate=True)``).
+ESTIMABLE = frozenset({"error", "log_loss", "brier"})
 
 
 def _duration(value: str | int | timedelta | None, what: str) -> timedelta | None:
@@ -128,6 +140,15 @@ class Check:
         One failure aborts the rollout (otherwise the rollout's ``failures`` setting decides).
     must_have_data:
         No data by the end of a stage counts as a failure, not as a pass.
+    tau:
+        With ``margin=0``, the size of difference that matters (the sequential test's scale).
+    estimate:
+        For a binary classifier's ``error``, ``log_loss`` or ``brier`` where labels are far away:
+        a request whose label has not arrived counts with its **expected** outcome, from the
+        answering version's score calibrated on that version's reference (confidence-based
+        estimation, as the monitor's estimated performance), and with its realised outcome once
+        the label is in. The check can then decide before labels mature; it is blind to a change
+        in P(y | x) that the labels have not shown yet, as every such estimate is.
     """
 
     outcome: str
@@ -135,6 +156,7 @@ class Check:
     critical: bool = False
     must_have_data: bool = True
     tau: float | None = None
+    estimate: bool = False
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -149,6 +171,15 @@ class Check:
             raise DefinitionError(
                 f"Check {self.outcome!r}: with margin 0 give tau, the size of difference that matters"
             )
+        if not isinstance(self.estimate, bool):
+            raise DefinitionError(
+                f"Check {self.outcome!r}: estimate must be True or False, got {self.estimate!r}"
+            )
+        if self.estimate and self.outcome not in ESTIMABLE:
+            raise DefinitionError(
+                f"Check {self.outcome!r}: estimate=True works for {', '.join(sorted(ESTIMABLE))} "
+                "(outcomes a calibrated score predicts)"
+            )
 
     @property
     def lower_is_better(self) -> bool:
@@ -156,7 +187,13 @@ class Check:
 
     @property
     def needs_labels(self) -> bool:
-        return self.outcome in LABELLED
+        """Whether only labelled requests count (an estimated check counts every request)."""
+        return self.outcome in LABELLED and not self.estimate
+
+    @property
+    def name(self) -> str:
+        """The check's key in a rollout's state and evidence (``estimated_<outcome>`` if estimated)."""
+        return f"estimated_{self.outcome}" if self.estimate else self.outcome
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +202,8 @@ class Check:
             "critical": self.critical,
             "must_have_data": self.must_have_data,
             "tau": self.tau,
+            # only when set: a policy without estimation keeps its content hash
+            **({"estimate": True} if self.estimate else {}),
         }
 
 
@@ -219,6 +258,10 @@ class Rollout:
         for c in self.checks:
             if not isinstance(c, Check):
                 raise DefinitionError(f"Rollout: checks are fl.Check(...), got {c!r}")
+        names = [c.name for c in self.checks]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise DefinitionError(f"Rollout: check {', '.join(twice)} is given twice; give each outcome once")
         if not 0 < self.alpha < 1:
             raise DefinitionError(f"Rollout: alpha must be between 0 and 1, got {self.alpha}")
         if self.failures < 1 or self.errors < 1:

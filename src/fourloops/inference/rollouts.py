@@ -142,7 +142,7 @@ class RolloutCollector:
             kind = record["policy"]["stages"][record["stage_index"]]["kind"]
             stage.add_metric([model, str(record["version"]), kind], record["stage_index"] + 1)
             for check in record.get("state", {}).get("last_checks", []):
-                labels = [model, kind, check["outcome"]]
+                labels = [model, kind, check.get("check", check["outcome"])]
                 for name, family in families.items():
                     value = check.get(name)
                     if value is not None:

@@ -58,6 +58,7 @@ class AdaptationOperations(MonitoringOperations):
             query=query,
             train=train,
             clock=self.clock,
+            calibration=self.calibration,
         )
 
     def rollout(self, name: str, version: int | str, *, reason: str = "", force: bool = False) -> Decision:

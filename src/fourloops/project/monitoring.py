@@ -69,6 +69,23 @@ class MonitoringOperations(EvaluationOperations):
         tmp.replace(cache)
         return ModelReference.from_bytes(payload)
 
+    def calibration(self, name: str, version: int) -> list[float] | None:
+        """A binary version's P(y = 1) at evenly spaced scores from 0 to 1, fitted on its reference.
+
+        The calibration the monitor's estimated performance uses (isotonic, corrected for its
+        optimism at the ends); ``None`` when the reference has no labelled rows of both classes.
+        Kept per version for the life of the project object.
+        """
+        from fourloops.evaluation.window_metrics import Calibrator
+
+        cache: dict[tuple[str, int], list[float] | None] = self.__dict__.setdefault("_calibrations", {})
+        key = (name, int(version))
+        if key not in cache:
+            scores = self.reference(name, version).profile.summaries.scores.get((0, None, None))
+            fitted = Calibrator.fit(scores) if scores is not None and scores.task == "binary" else None
+            cache[key] = None if fitted is None else [float(x) for x in fitted.y]
+        return cache[key]
+
     def monitor(
         self,
         name: str,
