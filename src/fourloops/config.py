@@ -271,11 +271,16 @@ class AlertsConfig:
     max_drop: float = 0.05
     min_labels: int = 100
     null_rise: float = 0.05
+    rejection_rate: float = 0.01  # share of requests the contract may reject before an alert
 
     def __post_init__(self) -> None:
         _at_least(self.consecutive, 1, "alerts.consecutive")
         _at_least(self.min_labels, 1, "alerts.min_labels")
-        for name, value in (("alerts.max_drop", self.max_drop), ("alerts.null_rise", self.null_rise)):
+        for name, value in (
+            ("alerts.max_drop", self.max_drop),
+            ("alerts.null_rise", self.null_rise),
+            ("alerts.rejection_rate", self.rejection_rate),
+        ):
             if not 0 <= value < 1:
                 raise ConfigError(f"{name} must be at least 0 and below 1, got {value}")
         for name in self.sink_names:

@@ -52,12 +52,14 @@ __all__ = [
 log = logging.getLogger("fourloops.server")
 
 
-def build_app(project: Project, *, models: list[str] | None = None) -> Starlette:
+def build_app(project: Project, *, models: list[str] | None = None, record_periods: bool = True) -> Starlette:
     """The ASGI app serving ``models`` (default: every defined model).
 
     A model without a champion yet is served as not ready (503 ``not_ready``,
     named by ``/readyz``) until one is promoted; the registry refresher picks
-    it up without a restart.
+    it up without a restart. With ``record_periods`` the server stores its
+    contract rejections and CPU time per refresh interval in the metadata
+    store, for the monitor (:mod:`fourloops.inference.tally`).
     """
     cfg = project.config.server  # validated when the project loaded
     cache_ttl = cfg.cache_ttl_seconds
@@ -107,6 +109,7 @@ def build_app(project: Project, *, models: list[str] | None = None) -> Starlette
         limiter=limiter,
         clock=project.clock,
         rollouts=ProjectRollouts(project),
+        periods=project.serving_periods if record_periods else None,
     )
 
 

@@ -303,3 +303,63 @@ def test_both_doors_give_the_same_json_on_the_same_rows(served: Path) -> None:
             "segments",
         ):
             assert x[key] == y[key], key
+
+
+def test_contract_rejections_and_server_cpu_are_counted_per_window_and_alerted(
+    served: Path, tmp_path: Path
+) -> None:
+    """The server counts what the event log cannot hold; the monitor sums it per window and alerts."""
+    from trips import DEFINITIONS
+
+    copy = tmp_path / "p"
+    shutil.copytree(served, copy)
+    budgeted = DEFINITIONS.replace(
+        'segments=["station"],', 'segments=["station"], budget=fl.Budget(cpu_ms_per_1000=0.001),'
+    )
+    (copy / "definitions.py").write_text(budgeted)
+    day = T0 + timedelta(days=45)
+    clock = ManualClock(day)
+    with Project.load(copy, env={}, clock=clock) as project:
+        with TestClient(project.app()) as client:
+            for i in range(100):
+                clock.set(day + timedelta(minutes=i))
+                body = {
+                    "inputs": {"station": "abc"[i % 3], "load": 0.5, "rain": 0.2},
+                    "request_id": f"ok-{i}",
+                }
+                assert client.post("/v1/models/late/predict", json=body).status_code == 200
+                if i % 10 == 0:  # a caller that started sending the load as text
+                    bad = {"inputs": {"station": "a", "load": "high", "rain": 0.2}, "request_id": f"bad-{i}"}
+                    answer = client.post("/v1/models/late/predict", json=bad)
+                    assert answer.status_code == 422, answer.text
+        # The server stored its counts when it shut down (and at every refresh before).
+        stored = project.serving_periods.totals("late", since=day, until=day + timedelta(days=1))
+        assert (stored.predictions, stored.rejected) == (100, 10) and stored.cpu_seconds > 0
+        clock.set(day + timedelta(days=1))
+        result = project.monitor("late", window="1d", since=day)
+    [window] = [w for w in result.windows if w.bounds.rows]
+    ops = window.extra["operations"]
+    assert ops["requests"] == 100 and ops["rejected"] == 10
+    assert ops["rejection_rate"] == pytest.approx(10 / 110)
+    [(field, rules)] = ops["rejections"].items()
+    assert field == "load" and sum(rules.values()) == 10
+    assert ops["cpu_ms_per_1000"] == pytest.approx(stored.cpu_seconds * 1e6 / 100)
+    [rejected] = [a for a in result.alerts if a.kind == "data_quality" and a.column == "load"]
+    assert rejected.evidence["rejected"] == 10 and "contract rejected 9.1%" in rejected.cause
+    budget = [a for a in result.alerts if a.kind == "budget"]
+    assert [a.evidence["measure"] for a in budget] == ["CPU ms per 1,000 predictions"]
+    assert json.loads(json.dumps(result.to_dict()))  # the new figures are plain JSON
+
+
+def test_a_replay_keeps_real_time_out_of_its_monitor(served: Path, tmp_path: Path) -> None:
+    """An app built for a simulation stores no serving periods (CPU time is not reproducible)."""
+    copy = tmp_path / "p"
+    shutil.copytree(served, copy)
+    clock = ManualClock(T0 + timedelta(days=46))
+    with Project.load(copy, env={}, clock=clock) as project:
+        before = project.serving_periods.totals("late", since=T0, until=T0 + timedelta(days=400)).periods
+        with TestClient(project.app(record_periods=False)) as client:
+            body = {"inputs": {"station": "a", "load": 0.5, "rain": 0.2}}
+            assert client.post("/v1/models/late/predict", json=body).status_code == 200
+        after = project.serving_periods.totals("late", since=T0, until=T0 + timedelta(days=400)).periods
+    assert after == before

@@ -1,7 +1,7 @@
 """Operating budgets of a model: what serving it may cost, checked by the monitor on the event log.
 
 >>> Budget(p99_ms=50, fallback_rate=0.01)
-Budget(p95_ms=None, p99_ms=50.0, fallback_rate=0.01, max_per_day=None)
+Budget(p95_ms=None, p99_ms=50.0, fallback_rate=0.01, max_per_day=None, cpu_ms_per_1000=None)
 """
 
 from __future__ import annotations
@@ -28,15 +28,20 @@ class Budget:
         Share of predictions a fallback may answer.
     max_per_day:
         Predictions per day (a cost cap; the window's count scaled to a day).
+    cpu_ms_per_1000:
+        Server CPU milliseconds per 1,000 predictions: everything the server processes spent
+        (parsing, validation, feature lookups, the model, logging), as they count it every
+        refresh interval, shared among their models by their answers.
     """
 
     p95_ms: float | None = None
     p99_ms: float | None = None
     fallback_rate: float | None = None
     max_per_day: float | None = None
+    cpu_ms_per_1000: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("p95_ms", "p99_ms", "fallback_rate", "max_per_day"):
+        for name in ("p95_ms", "p99_ms", "fallback_rate", "max_per_day", "cpu_ms_per_1000"):
             value = getattr(self, name)
             if value is None:
                 continue

@@ -130,6 +130,9 @@ class AlertPolicy:
     min_labels:
         Fewest labelled rows a window needs for a performance alert (realised, or realised against
         its estimate: worse than the estimate's interval, by more than ``max_drop``).
+    rejection_rate:
+        Share of the requests reaching the model's contract that it may reject (422) before a
+        ``data_quality`` alert names the field and rule most broken.
     """
 
     consecutive: int = 1
@@ -144,6 +147,7 @@ class AlertPolicy:
     fallback_rate: float = 0.05
     coverage_drop: float = 0.05
     min_labels: int = 100
+    rejection_rate: float = 0.01
 
     def __post_init__(self) -> None:
         if self.min_labels < 1:
@@ -158,6 +162,7 @@ class AlertPolicy:
             "important_share",
             "fallback_rate",
             "coverage_drop",
+            "rejection_rate",
         ):
             value = getattr(self, name)
             if not 0 <= value <= 1:
@@ -444,6 +449,41 @@ def _budget_finding(what: str, actual: float, limit: float, declared: bool, acti
     )
 
 
+def _rejection_rule(ops: Mapping[str, Any], policy: AlertPolicy) -> Iterator[_Finding]:
+    """Requests the contract rejected, above the policy's share: the field and rule most broken."""
+    rate = ops.get("rejection_rate")
+    if rate is None or rate <= policy.rejection_rate:
+        return
+    broken = sorted(
+        (
+            (n, name, rule)
+            for name, rules in (ops.get("rejections") or {}).items()
+            for rule, n in rules.items()
+        ),
+        reverse=True,
+    )
+    top = broken[0] if broken else (0, None, None)
+    where = f" (most: field {top[1]}, rule {top[2]}, {top[0]:,} requests)" if top[1] is not None else ""
+    yield _Finding(
+        AlertKind.DATA_QUALITY.value,
+        Severity.WARNING.value,
+        top[1],
+        None,
+        {
+            "rejected": ops.get("rejected"),
+            "rejection_rate": rate,
+            "limit": policy.rejection_rate,
+            "by_field": {name: dict(rules) for name, rules in (ops.get("rejections") or {}).items()},
+        },
+        f"the contract rejected {rate:.1%} of the requests{where}: a caller or an upstream pipeline "
+        "sends values the model does not accept",
+        f"look at what builds field {top[1]} upstream (a changed unit, nulls as empty strings, a new "
+        "category): the 422 answers name field and rule; fix the sender, or change the contract on "
+        "purpose (fourloops validate) if the new values are right",
+        rule="contract_rejections",
+    )
+
+
 def _operations_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:
     ops = window.extra.get("operations")
     if not ops:
@@ -472,6 +512,17 @@ def _operations_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext
             "look at the fallback reasons in the events (timeout, error, open circuit): a slow or failing "
             "model or store; the fallback's answers are not the model's",
         )
+    cpu = ops.get("cpu_ms_per_1000")
+    if "cpu_ms_per_1000" in budget and cpu is not None and cpu > budget["cpu_ms_per_1000"]:
+        yield _budget_finding(
+            "CPU ms per 1,000 predictions",
+            cpu,
+            budget["cpu_ms_per_1000"],
+            True,
+            "profile the server (py-spy on a worker): the model call, feature lookups or validation; "
+            "a smaller model, batching (server.batching) or a prediction cache cut it",
+        )
+    yield from _rejection_rule(ops, policy)
     if "max_per_day" in budget and ctx.window_days:
         per_day = ops["requests"] / ctx.window_days
         if per_day > budget["max_per_day"]:

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,8 +184,14 @@ def run(
     operational: bool = False,
     budget: Mapping[str, float] | None = None,
     coverage: Mapping[str, float] | None = None,
+    serving: Callable[[Sequence[WindowBounds]], Sequence[Mapping[str, Any]]] | None = None,
 ) -> MonitorResult:
-    """The monitor on two open scans (both doors end here); with ``profile``, no reference scan is read."""
+    """The monitor on two open scans (both doors end here); with ``profile``, no reference scan is read.
+
+    ``serving(bounds)`` gives, per window, what the servers counted beside the event log
+    (contract rejections, CPU time: :mod:`fourloops.storage.serving_periods`), merged into the
+    window's ``operations``.
+    """
     policy = policy or (profile.policy if profile is not None else DriftPolicy())
     alerts = alerts or AlertPolicy()
     spec = WindowSpec.parse(window)
@@ -284,10 +290,11 @@ def run(
     ref_metrics = realised(ref_scores, threshold=threshold, seed=seed) if ref_scores else {}
     primary = primary or (PRIMARY.get(task) if task else None)
     if operational:
-        for judged_window in judged:
+        counted = serving([w.bounds for w in judged]) if serving is not None else [{}] * len(judged)
+        for judged_window, extra in zip(judged, counted, strict=True):
             ops = operations(summaries, judged_window.index)
             if ops is not None:
-                judged_window.extra["operations"] = ops
+                judged_window.extra["operations"] = {**ops, **extra}
     ctx = RuleContext(
         task,
         primary,

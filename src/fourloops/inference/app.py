@@ -43,11 +43,13 @@ from fourloops.inference.openapi import description_routes
 from fourloops.inference.refresher import Refresher
 from fourloops.inference.rollouts import RolloutActions, RolloutCollector, rollout_routes
 from fourloops.inference.service import ModelService
+from fourloops.inference.tally import ServingTally
 from fourloops.inference.throttle import RateLimitCheck
 from fourloops.inference.v1 import Labels, Predict
 from fourloops.inference.v2 import Infer
 from fourloops.registry.models import ModelRegistry
 from fourloops.storage.events import EventStore
+from fourloops.storage.serving_periods import ServingPeriods
 
 __all__ = ["ServerSettings", "create_app"]
 
@@ -75,6 +77,7 @@ def create_app(
     limiter: Callable[[str, str], Any] | None = None,
     clock: Clock = utcnow,
     rollouts: RolloutActions | None = None,
+    periods: ServingPeriods | None = None,
 ) -> Starlette:
     """The ASGI app serving ``services`` (model name -> service), composed from its pieces.
 
@@ -83,12 +86,16 @@ def create_app(
     :class:`StoreError` (Redis unreachable) the request is let through or
     refused with 503 as ``settings.rate_limit_on_error`` says. ``clock`` stamps
     the labels received (the services stamp their predictions with their own).
+    With ``periods``, what the server counts that the event log cannot hold
+    (contract rejections by field and rule, CPU time) is stored there every
+    refresh interval (:mod:`fourloops.inference.tally`).
     """
     settings = settings or ServerSettings()
     pending = dict.fromkeys(services, 0)  # requests per model being answered (back-pressure)
     metrics = ServerMetrics(services, pending.__getitem__)
     for service in services.values():
         service.writer.on_append = metrics.event_append.labels(service.name).observe
+    tally = ServingTally(clock=clock) if periods is not None else None
     dispatcher = Dispatcher(
         services,
         metrics,
@@ -97,12 +104,13 @@ def create_app(
         batching=settings.batching,
         batch_max_size=settings.batch_max_size,
         batch_max_wait=settings.batch_max_wait,
+        tally=tally,
     )
     check_rate = RateLimitCheck(
         limiter, metrics, blocks=settings.limiter_blocks, on_error=settings.rate_limit_on_error
     )
     limits = {"max_body_bytes": settings.max_body_bytes, "max_instances": settings.max_instances}
-    refresher = Refresher(services, metrics, interval=settings.refresh_interval)
+    refresher = Refresher(services, metrics, interval=settings.refresh_interval, tally=tally, periods=periods)
 
     admin = admin_handlers(
         dispatcher.service_for, registry, token=settings.admin_token, max_body_bytes=settings.max_body_bytes

@@ -27,6 +27,7 @@ from fourloops.inference.http import HTTPError
 from fourloops.inference.metrics import ServerMetrics
 from fourloops.inference.request_ids import DuplicateRequestId
 from fourloops.inference.service import Answer, BatchRequest, ModelService, Prediction
+from fourloops.inference.tally import ServingTally
 
 __all__ = ["Dispatcher"]
 
@@ -50,11 +51,13 @@ class Dispatcher:
         batching: bool,
         batch_max_size: int,
         batch_max_wait: float,
+        tally: ServingTally | None = None,
     ) -> None:
         self.services = services
         self.metrics = metrics
         self.pending = pending
         self.max_pending = max_pending
+        self.tally = tally  # answers and contract rejections per model, for the monitor
         self.batchers: dict[str, MicroBatcher[BatchRequest, Answer]] = {}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         if batching:
@@ -98,16 +101,22 @@ class Dispatcher:
         self.pending[name] += 1
         try:
             if batcher is not None:
-                return await batcher.submit(BatchRequest(instances, request_id, unit_ids))
-            return await asyncio.to_thread(
-                service.predict, instances, request_id=request_id, unit_ids=unit_ids
-            )
+                answer = await batcher.submit(BatchRequest(instances, request_id, unit_ids))
+            else:
+                answer = await asyncio.to_thread(
+                    service.predict, instances, request_id=request_id, unit_ids=unit_ids
+                )
+            if self.tally is not None:
+                self.tally.served(name, len(instances))
+            return answer
         except Overloaded as err:
             self.metrics.shed.labels(name).inc()
             raise HTTPError(503, "overloaded", str(err)) from None
         except ContractViolation as err:
             for rule in set(err.violations.values()):
                 self.metrics.rejections.labels(name, rule).inc()
+            if self.tally is not None:
+                self.tally.rejected(name, err.violations)
             raise HTTPError(
                 422,
                 "contract_violation",

@@ -7,7 +7,10 @@ canary share, an A/B split or a rollback reaches every server within one
 interval, without a restart and without a failed request. A refresh that
 fails (the registry is unreachable, a version cannot load) is logged and
 the server keeps serving what it has. With several workers the gauges are
-also sampled into the shared metric files.
+also sampled into the shared metric files. With a
+:class:`~fourloops.inference.tally.ServingTally` and somewhere to keep its
+periods, each round (and the shut-down) also stores what the server counted
+since the previous one: answers, contract rejections, CPU time.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from starlette.applications import Starlette
 
 from fourloops.inference.metrics import SAMPLE_INTERVAL_S, ServerMetrics
 from fourloops.inference.service import ModelService
+from fourloops.inference.tally import ServingTally
+from fourloops.storage.serving_periods import ServingPeriods
 
 __all__ = ["Refresher"]
 
@@ -31,11 +36,34 @@ class Refresher:
     """Re-read every service's routing every ``interval`` seconds (see the module docstring)."""
 
     def __init__(
-        self, services: Mapping[str, ModelService], metrics: ServerMetrics, *, interval: float
+        self,
+        services: Mapping[str, ModelService],
+        metrics: ServerMetrics,
+        *,
+        interval: float,
+        tally: ServingTally | None = None,
+        periods: ServingPeriods | None = None,
     ) -> None:
         self.services = services
         self.metrics = metrics
         self.interval = interval
+        self.tally = tally
+        self.periods = periods
+
+    def store_counts(self) -> int:
+        """Store what the tally counted since the last call (blocking I/O); returns the rows stored.
+
+        A failure is logged, never raised: the counts of that period are lost, serving goes on.
+        """
+        if self.tally is None or self.periods is None:
+            return 0
+        rows = self.tally.take()
+        try:
+            self.periods.record(rows)
+        except Exception as err:  # the metadata store is down: serving must not stop for a statistic
+            log.warning("could not store the serving counts of %d models: %s", len(rows), err)
+            return 0
+        return len(rows)
 
     async def refresh_once(self) -> None:
         """One round over the services; a failure is logged and the old state kept."""
@@ -50,6 +78,8 @@ class Refresher:
         while True:
             await asyncio.sleep(self.interval)
             await self.refresh_once()
+            if self.tally is not None and self.periods is not None:
+                await asyncio.to_thread(self.store_counts)
 
     async def sample(self) -> None:
         """Several workers: their gauges go to the shared files every sample interval."""
@@ -76,4 +106,5 @@ class Refresher:
         finally:
             for task in tasks:
                 task.cancel()
+            self.store_counts()  # the last period: what was counted since the last round
             self.metrics.close()

@@ -156,6 +156,7 @@ class MonitoringOperations(EvaluationOperations):
             max_drop=settings.max_drop,
             min_labels=settings.min_labels,
             null_rise=settings.null_rise,
+            rejection_rate=settings.rejection_rate,
             importance=importance,
         )
         snoozed = tuple(self.alert_log.snoozed(name, at=now))
@@ -203,6 +204,7 @@ class MonitoringOperations(EvaluationOperations):
                 coverage=reference.coverage,
                 multivariate=DomainClassifier(seed=seed) if multivariate else None,
                 reference_sample=reference.sample,
+                serving=(lambda b: self._serving_counts(name, b)) if route == "champion" else None,
             )
         finally:
             scan.close()
@@ -245,6 +247,27 @@ class MonitoringOperations(EvaluationOperations):
                 f"--route {g['route']}"
             )
         return result
+
+    def _serving_counts(self, name: str, bounds: Sequence[WindowBounds]) -> list[dict[str, Any]]:
+        """Per window by time, what the model's servers counted beside the event log (none: ``{}``).
+
+        Contract rejections (requests, share of the requests that reached the contract, by field
+        and rule) and the servers' CPU milliseconds per 1,000 predictions; windows by row count
+        have no time bounds to sum them over.
+        """
+        timed = [(i, b.start, b.end) for i, b in enumerate(bounds) if b.start and b.end]
+        out: list[dict[str, Any]] = [{} for _ in bounds]
+        totals = self.serving_periods.windows(name, [(start, end) for _, start, end in timed])
+        for (i, _, _), total in zip(timed, totals, strict=True):
+            if not total.periods:
+                continue
+            out[i] = {
+                "rejected": total.rejected,
+                "rejection_rate": total.rejection_rate,
+                "rejections": total.rejections,
+                "cpu_ms_per_1000": total.cpu_ms_per_1000,
+            }
+        return out
 
     def alerts(self, name: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         """Stored alerts (of model ``name``, or all), newest first."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from fourloops.storage.events.columnar import CompactionReport, EventSchema
+    from fourloops.storage.serving_periods import ServingPeriods
 
 __all__ = ["LabelReport", "ServingOperations"]
 
@@ -42,11 +44,22 @@ class LabelReport:
 class ServingOperations(TrainingOperations):
     """The prediction server, the event log it writes, and the labels that join it later."""
 
-    def app(self, *, models: list[str] | None = None) -> Starlette:
-        """The ASGI app serving ``models`` (default: every defined model), e.g. for a test client."""
+    def app(self, *, models: list[str] | None = None, record_periods: bool = True) -> Starlette:
+        """The ASGI app serving ``models`` (default: every defined model), e.g. for a test client.
+
+        ``record_periods=False`` keeps the server's counts of contract rejections and CPU time out
+        of the metadata store (a replay whose monitor must not depend on real time).
+        """
         from fourloops.server import build_app
 
-        return build_app(self, models=models)  # type: ignore[arg-type]
+        return build_app(self, models=models, record_periods=record_periods)  # type: ignore[arg-type]
+
+    @cached_property
+    def serving_periods(self) -> ServingPeriods:
+        """What servers counted per model and period that the event log cannot hold (rejections, CPU)."""
+        from fourloops.storage.serving_periods import ServingPeriods
+
+        return ServingPeriods(self.metadata)
 
     def serve(
         self,

@@ -495,7 +495,7 @@ def run_once(
             )
         )
         next_label = 0
-        app = project.app(models=[model.name])
+        app = project.app(models=[model.name], record_periods=False)  # its monitor must not read real time
         with InProcessClient(app) as client:
 
             def flush_labels(until: datetime) -> None:

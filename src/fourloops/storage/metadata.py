@@ -29,7 +29,7 @@ __all__ = ["DefinitionRecord", "MetadataStore", "default_actor"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. A database already there is opened without loading Alembic
 #: (a server starts faster); a test checks this against the migrations folder.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 #: How long a SQLite writer waits for a lock before failing (seconds).
 SQLITE_BUSY_TIMEOUT = 30
 

@@ -38,6 +38,7 @@ __all__ = [
     "model_versions",
     "models",
     "routing",
+    "serving_periods",
     "routing_events",
     "schema_observations",
     "validation_runs",
@@ -279,4 +280,21 @@ rollouts = Table(
     Column("state", JSON, nullable=False),
     Column("reason", Text, nullable=False),
     Index("ix_rollouts_model", "model", "id"),
+)
+
+#: What each server process counted per model over a short period (a refresh interval): requests
+#: answered, requests the contract rejected (by field and rule), and the process's CPU time.
+serving_periods = Table(
+    "serving_periods",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("process", String(200), nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("period_end", DateTime(timezone=True), nullable=False),
+    Column("predictions", BigInteger, nullable=False),
+    Column("rejected", BigInteger, nullable=False),
+    Column("rejections", JSON, nullable=False),
+    Column("cpu_seconds", Float, nullable=False),
+    Index("ix_serving_periods_model", "model", "period_end"),
 )
