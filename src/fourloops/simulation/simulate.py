@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,38 @@ from fourloops.simulation.replay import RunResult, SimulationSettings, run_once
 __all__ = ["SimulationResult", "simulate"]
 
 
-def _key(alert: dict[str, Any]) -> tuple[Any, ...]:
-    return (alert["kind"], alert.get("column"), alert.get("segment"), alert.get("start"))
+def _what(alert: dict[str, Any]) -> tuple[Any, ...]:
+    return (alert["kind"], alert.get("column"), alert.get("segment"))
+
+
+def _span(alert: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """The alert's episode (its first window's start to its last window's end), if it has times."""
+    start, end = alert.get("start"), alert.get("end")
+    if not start or not end:
+        return None
+    return datetime.fromisoformat(str(start)), datetime.fromisoformat(str(end))
+
+
+def _in_control(alert: dict[str, Any], control: Sequence[dict[str, Any]], width: timedelta) -> bool:
+    """Whether the control run raised the same alert (kind, column, segment) at about the same time.
+
+    "About": the two episodes overlap, or are at most one window apart. A condition the history
+    has without the incident (a season the reference never saw) may begin a window earlier or
+    later once the incident's rows change the windows a little; that is not evidence of the
+    incident. Alerts without times (windows by row count) must match their episode exactly.
+    """
+    mine = _span(alert)
+    for other in control:
+        if _what(other) != _what(alert):
+            continue
+        theirs = _span(other)
+        if mine is None or theirs is None:
+            if other.get("start") == alert.get("start"):
+                return True
+            continue
+        if theirs[0] <= mine[1] + width and mine[0] <= theirs[1] + width:
+            return True
+    return False
 
 
 @dataclass
@@ -192,10 +222,16 @@ def _timings(run: RunResult) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(run.seconds.items(), key=lambda kv: -kv[1])}
 
 
-def _detect(incident: Incident, run: RunResult, control: RunResult | None) -> dict[str, Any]:
-    """When fourloops first caught ``incident`` in ``run``, and every response (see the module docstring)."""
+def _detect(
+    incident: Incident, run: RunResult, control: RunResult | None, width: timedelta = timedelta(days=1)
+) -> dict[str, Any]:
+    """When fourloops first caught ``incident`` in ``run``, and every response (see the module docstring).
+
+    An alert the control run also raised at about the same time (:func:`_in_control`; ``width``
+    is a window) is the history's, not the incident's: never a signal.
+    """
     start = incident.start.isoformat()
-    quiet = {_key(a) for a in control.raised} if control is not None else set()
+    quiet = control.raised if control is not None else []
     control_actions = (
         {(a["kind"], a.get("reason")) for a in control.actions} if control is not None else set()
     )
@@ -205,8 +241,8 @@ def _detect(incident: Incident, run: RunResult, control: RunResult | None) -> di
     for alert in sorted(run.raised, key=lambda a: a["raised_at"]):
         # Raised after the incident began (a window ending at its start saw none of it); each
         # kind of alert on each column and segment once, at its first.
-        what = (alert["kind"], alert.get("column"), alert.get("segment"))
-        if alert["raised_at"] > start and _key(alert) not in quiet and what not in seen:
+        what = _what(alert)
+        if alert["raised_at"] > start and what not in seen and not _in_control(alert, quiet, width):
             score = _relevance(incident, alert, released)
             if score:
                 seen.add(what)
@@ -390,7 +426,8 @@ def simulate(
     found = []
     for incident in incidents:
         during = _metric_during(incident, run, control)
-        found.append({**_detect(incident, run, control), "metric": during, "cost": _cost(during)})
+        detected = _detect(incident, run, control, settings.window)
+        found.append({**detected, "metric": during, "cost": _cost(during)})
     result = SimulationResult(
         {
             "model": settings.model,
