@@ -34,12 +34,22 @@ prediction, an equality check of 100 predictions against the parent's
 concurrency level for ``--seconds``. Servers run one at a time, in rounds whose
 order alternates (A B C D / D C B A). Reported: medians over rounds of
 requests/s, p50 and p99 (wrk records every latency), the min-max spread, errors,
-peak RSS of the server process tree, and ratios fourloops / peer. The floor is
-the bare in-process ``Booster.predict`` of one row. JSON goes to
-``benchmarks/results/serving-<date>[-quick].json``.
+peak RSS of the server process tree, and ratios fourloops / peer. Each run also
+records the load average and the server's CPU time and run-queue wait per
+request (``/proc/<pid>/task/*/schedstat``): on a shared machine a server can
+lose throughput waiting for the CPU rather than using more of it.
+``--baseline DIR`` serves fourloops from another source tree (``DIR/fourloops``)
+as the system ``fourloops-baseline``, for a before/after in the same run.
+``--paired N`` adds N trials per level (``--paired-concurrency``, c=1 by
+default) with every server up at once, each trial one short run per system in
+alternating order; the per-trial ratio fourloops / peer is steadier than a
+ratio of medians over rounds when the machine's load drifts. The floor is the bare in-process
+``Booster.predict`` of one row. JSON goes to
+``benchmarks/results/serving-<date>[-quick].json`` (or ``--out``).
 
     .venv/bin/python benchmarks/serving.py              # 15 s per level, c=1,8,64, 3 rounds
     .venv/bin/python benchmarks/serving.py --quick      # 3 s, c=1,8, 1 round
+    .venv/bin/python benchmarks/serving.py --systems fourloops,fastapi-async --paired 10
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -220,7 +231,11 @@ VARIANTS = {
     "fastapi-async": {"BENCH_ASYNC": "1"},
 }
 #: The system each variant is a setting of.
-VARIANT_OF = {"fourloops-fsync": "fourloops", "fastapi-async": "fastapi"}
+VARIANT_OF = {
+    "fourloops-fsync": "fourloops",
+    "fourloops-baseline": "fourloops",
+    "fastapi-async": "fastapi",
+}
 
 
 def kind(system: str) -> str:
@@ -241,6 +256,7 @@ def bodies(system: str, x: np.ndarray, names: list[str]) -> list[str]:
 PATHS = {
     "fourloops": "/v1/models/bench/predict",
     "fourloops-fsync": "/v1/models/bench/predict",
+    "fourloops-baseline": "/v1/models/bench/predict",
     "bentoml": "/predict",
     "mlflow": "/invocations",
     "fastapi": "/predict",
@@ -272,8 +288,9 @@ def available(system: str) -> str | None:
     return None if done.returncode == 0 else f"import failed: {done.stderr.strip()[-200:]}"
 
 
-def command(system: str, port: int, work: Path) -> tuple[list[str], Path, dict]:
+def command(system: str, port: int, work: Path, extra: dict | None = None) -> tuple[list[str], Path, dict]:
     env = dict(os.environ, BENCH_MODEL=str(MODEL_FILE), PYTHONUNBUFFERED="1", **VARIANTS.get(system, {}))
+    env |= extra or {}
     system = kind(system)
     if system in VENVS:  # peers spawn their own tools (mlflow execs ``uvicorn``): their venv first on PATH
         env["PATH"] = f"{VENVS[system] / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -380,11 +397,42 @@ def tree_rss_mb(pid: int) -> dict:
     return {"peak_mb": round(hwm / 1024, 1), "now_mb": round(rss / 1024, 1), "processes": len(tree(pid))}
 
 
+def sched(pid: int) -> dict[str, tuple[int, int]]:
+    """Per thread of the tree: nanoseconds on a CPU and nanoseconds runnable but waiting for one.
+
+    From ``/proc/<pid>/task/<tid>/schedstat``: on a shared machine the second
+    tells a server that waited for the CPU from one that needed more of it.
+    """
+    out = {}
+    for p in tree(pid):
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                on_cpu, waiting, _ = (task / "schedstat").read_text().split()
+                out[f"{p}/{task.name}"] = (int(on_cpu), int(waiting))
+        except OSError:
+            pass
+    return out
+
+
+def sched_delta(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> tuple[float, float]:
+    """Seconds on a CPU and waiting for one between two :func:`sched` samples.
+
+    A thread that ended in between is left out (its last slice is lost), one
+    that started counts from zero.
+    """
+    cpu = wait = 0
+    for tid, (on_cpu, waiting) in after.items():
+        was_cpu, was_waiting = before.get(tid, (0, 0))
+        cpu += on_cpu - was_cpu
+        wait += waiting - was_waiting
+    return cpu / 1e9, wait / 1e9
+
+
 class Server:
-    def __init__(self, system: str, work: Path, log: Path) -> None:
+    def __init__(self, system: str, work: Path, log: Path, env: dict | None = None) -> None:
         self.system = system
         self.port = free_port()
-        cmd, cwd, env = command(system, self.port, work)
+        cmd, cwd, env = command(system, self.port, work, env)
         self.log = open(log, "ab")  # noqa: SIM115
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -440,7 +488,10 @@ class Server:
         self.log.close()
 
 
-def wrk(url: str, body_file: Path, lua: Path, path: str, concurrency: int, seconds: float) -> dict:
+def wrk(
+    url: str, body_file: Path, lua: Path, path: str, concurrency: int, seconds: float, pid: int | None = None
+) -> dict:
+    """One wrk run; with the server's ``pid``, also its CPU and run-queue wait per request."""
     cmd = [
         "taskset",
         "-c",
@@ -458,13 +509,23 @@ def wrk(url: str, body_file: Path, lua: Path, path: str, concurrency: int, secon
         str(body_file),
         path,
     ]
+    load1 = os.getloadavg()[0]
+    before = sched(pid) if pid is not None else None
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    after = sched(pid) if pid is not None else None
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {done.stdout[-300:]} {done.stderr[-300:]}")
     r = json.loads(line.removeprefix("WRKJSON "))
     errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     ok = r["requests"] - r["status"]
+    server = {}
+    if before is not None and after is not None and r["requests"]:
+        cpu, wait = sched_delta(before, after)
+        server = {
+            "server_cpu_us": round(cpu / r["requests"] * 1e6, 1),
+            "server_runq_us": round(wait / r["requests"] * 1e6, 1),
+        }
     return {
         "rps": round(ok / (r["duration_us"] / 1e6), 1),
         "p50_ms": r["p50_us"] / 1000,
@@ -474,7 +535,108 @@ def wrk(url: str, body_file: Path, lua: Path, path: str, concurrency: int, secon
         "requests": r["requests"],
         "errors": errors,
         "errors_detail": {k: r[k] for k in ("connect", "read", "write", "status", "timeout")},
+        "load1": round(load1, 2),
+        **server,
     }
+
+
+def server_env(system: str, args: argparse.Namespace) -> dict:
+    """``fourloops-baseline`` imports fourloops from the ``--baseline`` source tree instead of this one."""
+    if system != "fourloops-baseline":
+        return {}
+    return {"PYTHONPATH": str(Path(args.baseline).resolve())}
+
+
+def src_digest(src: Path) -> str:
+    """A short hash of a fourloops source tree (its ``fourloops/**/*.py``)."""
+    digest = hashlib.sha256()
+    for path in sorted((src / "fourloops").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_line(r: dict) -> str:
+    """One run, printed: throughput, latency, errors, and the server's CPU and wait per request."""
+    line = (
+        f"{r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}"
+    )
+    if "server_cpu_us" in r:
+        line += f"  cpu {r['server_cpu_us']:6.1f} µs/req  run-queue {r['server_runq_us']:6.1f} µs/req"
+    return line + f"  load {r['load1']:.1f}"
+
+
+def paired_trials(
+    systems: list[str],
+    work: Path,
+    lua: Path,
+    body_files: dict[str, Path],
+    body_lists: dict[str, list[str]],
+    reference: np.ndarray,
+    args: argparse.Namespace,
+) -> dict:
+    """Every system up at once (idle but for its turn); per level, short runs system after system.
+
+    The load of a shared machine drifts over minutes: runs seconds apart see
+    about the same, so the ratio within each trial is steadier than a ratio of
+    medians over rounds minutes apart. Each level is a block of trials of its
+    own, after a warm-up at that level.
+    """
+    seconds = args.paired_seconds
+    servers: dict[str, Server] = {}
+    levels: dict[str, dict] = {}
+    try:
+        for s in systems:
+            servers[s] = server = Server(s, work, work / f"server-{s}-paired.log", server_env(s, args))
+            server.first_prediction(body_lists[s][0])
+            got = np.array(server.predictions(body_lists[s][:100]))
+            if not np.allclose(got, reference, rtol=1e-9, atol=0):
+                raise RuntimeError(f"{s} predictions differ from Booster.predict")
+        for c in args.paired_concurrency:
+            for s, server in servers.items():
+                wrk(server.url, body_files[s], lua, PATHS[s], c, args.warmup)
+            trials: list[dict[str, dict]] = []
+            for i in range(args.paired):
+                trial = {}
+                for s in systems if i % 2 == 0 else systems[::-1]:
+                    server = servers[s]
+                    trial[s] = wrk(server.url, body_files[s], lua, PATHS[s], c, seconds, server.proc.pid)
+                    print(f"trial {i + 1} {s:9s} c={c:<3d} {run_line(trial[s])}", flush=True)
+                trials.append(trial)
+            ratios = {}
+            if "fourloops" in systems:
+                for peer in systems:
+                    if peer != "fourloops":
+                        ratios[peer] = [round(t["fourloops"]["rps"] / t[peer]["rps"], 3) for t in trials]
+            levels[str(c)] = {"trials": trials, "ratios": ratios}
+    finally:
+        for server in servers.values():
+            server.stop()
+    return {"seconds": seconds, "systems": systems, "levels": levels}
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def print_paired(paired: dict) -> None:
+    for c, level in paired["levels"].items():
+        trials = level["trials"]
+        print(
+            f"\npaired trials: {len(trials)} x {paired['seconds']} s at c={c}, servers up together, "
+            "order alternating; median [min-max]"
+        )
+        for s in paired["systems"]:
+            runs = [t[s] for t in trials]
+            line = f"  {s:18s} req/s {spread([r['rps'] for r in runs])}"
+            if all("server_cpu_us" in r for r in runs):
+                line += (
+                    f"   cpu µs/req {spread([r['server_cpu_us'] for r in runs])}"
+                    f"   run-queue µs/req {spread([r['server_runq_us'] for r in runs])}"
+                    f"   load {spread([r['load1'] for r in runs])}"
+                )
+            print(line)
+        for peer, ratios in level["ratios"].items():
+            print(f"  fourloops / {peer:18s} throughput {spread(ratios)}x (per trial)")
 
 
 # ---------------------------------------------------------------- machine
@@ -505,10 +667,7 @@ def machine(systems: list[str]) -> dict:
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip(),
     }
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "fourloops").rglob("*.py")):
-        digest.update(path.read_bytes())
-    info["fourloops_src_sha256"] = digest.hexdigest()[:12]
+    info["fourloops_src_sha256"] = src_digest(ROOT / "src")
     common = ["lightgbm", "numpy", "uvicorn", "starlette", "pydantic", "uvloop", "httptools"]
     extra = {
         "fourloops": ["fourloops", "fastapi"],
@@ -523,9 +682,10 @@ def machine(systems: list[str]) -> dict:
 # ---------------------------------------------------------------- report
 def summarise(runs: list[dict]) -> dict:
     out = {}
-    for key in ("rps", "p50_ms", "p99_ms"):
-        values = [r[key] for r in runs]
-        out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us", "server_runq_us"):
+        values = [r[key] for r in runs if key in r]
+        if values:
+            out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
     out["errors"] = sum(r["errors"] for r in runs)
     out["requests"] = sum(r["requests"] for r in runs)
     return out
@@ -545,7 +705,10 @@ def print_report(result: dict) -> None:
         f"\nrounds={result['args']['rounds']}, {result['args']['seconds']} s per level; "
         "median over rounds [min-max]; latency in ms"
     )
-    print(f"{'system':15s} {'conc':>4s} {'req/s':>22s} {'p50':>20s} {'p99':>22s} {'errors':>7s}")
+    print(
+        f"{'system':18s} {'conc':>4s} {'req/s':>22s} {'p50':>20s} {'p99':>22s} {'errors':>7s} "
+        f"{'cpu µs/req':>11s} {'run-queue':>10s}"
+    )
     for c in result["args"]["concurrency"]:
         for s in systems:
             st = summ[s].get(str(c))
@@ -553,15 +716,17 @@ def print_report(result: dict) -> None:
                 continue
             r, p50, p99 = st["rps"], st["p50_ms"], st["p99_ms"]
             print(
-                f"{s:15s} {c:4d} {r['median']:8.0f} [{r['min']:5.0f}-{r['max']:5.0f}] "
+                f"{s:18s} {c:4d} {r['median']:8.0f} [{r['min']:5.0f}-{r['max']:5.0f}] "
                 f"{p50['median']:7.2f} [{p50['min']:.2f}-{p50['max']:.2f}] "
-                f"{p99['median']:7.2f} [{p99['min']:.2f}-{p99['max']:.2f}] {st['errors']:7d}"
+                f"{p99['median']:7.2f} [{p99['min']:.2f}-{p99['max']:.2f}] {st['errors']:7d} "
+                f"{st.get('server_cpu_us', {}).get('median', math.nan):11.1f} "
+                f"{st.get('server_runq_us', {}).get('median', math.nan):10.1f}"
             )
     print("\nstartup to first prediction (s, median [min-max]) and peak RSS of the server tree (MB):")
     for s in systems:
         st = result["startup_s"][s]
         print(
-            f"  {s:15s} {statistics.median(st):6.2f} [{min(st):.2f}-{max(st):.2f}]   "
+            f"  {s:18s} {statistics.median(st):6.2f} [{min(st):.2f}-{max(st):.2f}]   "
             f"{max(x['peak_mb'] for x in result['rss'][s]):7.1f} MB"
         )
     if "fourloops" in summ:
@@ -591,11 +756,31 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--systems", default="fourloops,fastapi,fastapi-async,bentoml,mlflow,fourloops-fsync")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds at concurrency 8 (default 3)")
     p.add_argument("--keep", action="store_true", help="keep the temp folder (server logs, project)")
+    p.add_argument(
+        "--out", default=None, help="results JSON (default benchmarks/results/serving-<date>.json)"
+    )
+    p.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        help="after the rounds, this many trials with every server up, one short run each in turn",
+    )
+    p.add_argument("--paired-seconds", type=float, default=5.0, help="seconds per run of a trial (default 5)")
+    p.add_argument(
+        "--paired-concurrency", default="1", help="comma-separated levels of the trials (default 1)"
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="a fourloops source folder (holding fourloops/, e.g. from `git archive <commit> src`) "
+        "served as system fourloops-baseline, for a before/after in one run",
+    )
     a = p.parse_args()
     a.seconds = a.seconds or (3.0 if a.quick else 15.0)
     a.rounds = a.rounds or (1 if a.quick else 3)
     a.concurrency = [int(c) for c in (a.concurrency or ("1,8" if a.quick else "1,8,64")).split(",")]
     a.warmup = a.warmup if a.warmup is not None else (1.0 if a.quick else 3.0)
+    a.paired_concurrency = [int(c) for c in a.paired_concurrency.split(",")]
     return a
 
 
@@ -625,6 +810,8 @@ def main() -> None:
     skipped = {}
     for s in list(systems):
         reason = available(s)
+        if s == "fourloops-baseline" and not (args.baseline and (Path(args.baseline) / "fourloops").is_dir()):
+            reason = "--baseline names no folder holding fourloops/"
         if reason:
             skipped[s] = reason
             systems.remove(s)
@@ -662,7 +849,7 @@ def main() -> None:
         for s in list(order):
             if s in skipped:
                 continue
-            server = Server(s, work, work / f"server-{s}.log")
+            server = Server(s, work, work / f"server-{s}.log", server_env(s, args))
             try:
                 startup[s].append(server.first_prediction(body_lists[s][0]))
                 got = np.array(server.predictions(body_lists[s][:100]))
@@ -672,20 +859,20 @@ def main() -> None:
                     raise RuntimeError(f"{s} predictions differ from Booster.predict: {checks[s]}")
                 wrk(server.url, body_files[s], lua, PATHS[s], 8, args.warmup)
                 for c in args.concurrency:
-                    r = wrk(server.url, body_files[s], lua, PATHS[s], c, args.seconds)
+                    r = wrk(server.url, body_files[s], lua, PATHS[s], c, args.seconds, server.proc.pid)
                     runs[s][str(c)].append(r)
-                    print(
-                        f"round {rnd + 1} {s:9s} c={c:<3d} {r['rps']:8.0f} req/s  "
-                        f"p50 {r['p50_ms']:7.2f} ms  "
-                        f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
-                        flush=True,
-                    )
+                    print(f"round {rnd + 1} {s:9s} c={c:<3d} {run_line(r)}", flush=True)
                 rss[s].append(tree_rss_mb(server.proc.pid))
             except Exception as e:  # noqa: BLE001 - a peer that fails is reported, the others still run
                 skipped[s] = f"round {rnd + 1}: {e}"
                 print(f"skip {s}: {e} (log: {work / f'server-{s}.log'})")
             finally:
                 server.stop()
+
+    paired = None
+    if args.paired:
+        alive = [s for s in systems if s not in skipped]
+        paired = paired_trials(alive, work, lua, body_files, body_lists, reference, args)
 
     summary = {s: {c: summarise(rs) for c, rs in runs[s].items() if rs} for s in systems if s not in skipped}
     result = {
@@ -709,18 +896,27 @@ def main() -> None:
         "systems": systems,
         "skipped": skipped,
         "machine": machine([s for s in systems if s not in skipped] or ["fourloops"]),
+        "baseline": (
+            {"src": str(Path(args.baseline).resolve()), "src_sha256": src_digest(Path(args.baseline))}
+            if "fourloops-baseline" in systems and "fourloops-baseline" not in skipped
+            else None
+        ),
         "floor_us": floor_us,
         "checks": checks,
         "startup_s": startup,
         "rss": rss,
         "summary": summary,
         "runs": runs,
+        "paired": paired,
     }
     print_report(result)
+    if paired is not None:
+        print_paired(paired)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"serving-{result['date']}{'-quick' if args.quick else ''}.json"
+    default = RESULTS / f"serving-{result['date']}{'-quick' if args.quick else ''}.json"
+    out = Path(args.out).resolve() if args.out else default
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {out}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

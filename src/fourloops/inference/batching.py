@@ -11,13 +11,17 @@ logged.
 When a job is submitted:
 
 * nothing is running and nothing is waiting -> it is flushed at once, alone
-  (concurrency 1 pays no wait); when ``inline()`` says the work is quick and
-  no jobs have overlapped for a second, ``run`` is called right there on the
-  event loop, sparing the round trip to a worker thread (which costs more than
-  a fast model call). A job on the loop keeps later requests from being read,
-  so it would hide concurrency: one lone job in :data:`PROBE_EVERY` runs on a
-  thread anyway, and a job that arrives while another runs switches the loop
-  path off for :data:`BUSY_HOLD_S` (the jobs batch instead);
+  (concurrency 1 pays no wait). When ``inline()`` says the work is quick and
+  no jobs have overlapped for a second, it is answered right there on the
+  event loop (by ``inline_run``; ``run`` unless given), sparing the round trip
+  to a worker thread (which costs more than a fast model call). A job on the
+  loop keeps the requests behind it waiting until it is answered, and they
+  would then run on the loop one by one, each alone, so the batcher looks for
+  them: before the first lone job, and one in ``look_every`` after it, runs on
+  the loop, the loop turns once with the batcher held, and the requests it has
+  already read reach :meth:`submit` and queue. If any did, the jobs overlap:
+  they are answered together on a worker thread, and the loop path stays off
+  for :data:`BUSY_HOLD_S` (the jobs batch);
 * otherwise it waits, and the waiting jobs are flushed together when
   ``max_batch`` of them are waiting, when ``max_wait`` has passed since the
   first of them arrived, or when a running batch finishes, whichever comes
@@ -52,9 +56,8 @@ DEFAULT_MAX_WAIT = 0.002
 DEFAULT_MAX_INFLIGHT = 2
 #: The wait queue holds this many batches' worth of jobs per running batch.
 QUEUE_BATCHES = 4
-#: Every this many lone jobs one runs on a worker thread even when ``inline()`` allows the loop, so
-#: that jobs arriving meanwhile show whether requests overlap (a job on the loop hides them).
-PROBE_EVERY = 16
+#: One lone job in this many (the first, then every this many) looks for others before it runs on the loop.
+LOOK_EVERY = 16
 #: Seconds after overlapping jobs were seen during which no job runs on the loop (they batch).
 BUSY_HOLD_S = 1.0
 
@@ -92,9 +95,10 @@ class MicroBatcher(Generic[J, R]):
         on_flush: Callable[[int], None] | None = None,
         inline: Callable[[], bool] | None = None,
         inline_run: Callable[[list[J]], Sequence[R | BaseException]] | None = None,
+        look_every: int = LOOK_EVERY,
     ) -> None:
-        if max_batch < 1 or max_inflight < 1 or max_wait < 0:
-            raise ValueError("max_batch and max_inflight must be >= 1 and max_wait >= 0")
+        if max_batch < 1 or max_inflight < 1 or look_every < 1 or max_wait < 0:
+            raise ValueError("max_batch, max_inflight and look_every must be >= 1 and max_wait >= 0")
         self.run = run
         self.max_batch = max_batch
         self.max_wait = max_wait
@@ -105,17 +109,18 @@ class MicroBatcher(Generic[J, R]):
         self.on_flush = on_flush
         self.inline = inline
         self.inline_run = inline_run or run
+        self.look_every = look_every
         self._waiting: list[_Waiting[J, R]] = []
         self._inflight = 0
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy_until = 0.0
-        self._alone_jobs = 0
+        self._lone = 0  # lone jobs that could run on the loop (the first, then one in look_every, look)
 
     def __repr__(self) -> str:
         return (
             f"MicroBatcher(max_batch={self.max_batch}, max_wait={self.max_wait}, "
-            f"max_inflight={self.max_inflight}, max_queue={self.max_queue})"
+            f"max_inflight={self.max_inflight}, max_queue={self.max_queue}, look_every={self.look_every})"
         )
 
     @property
@@ -125,17 +130,22 @@ class MicroBatcher(Generic[J, R]):
 
     @property
     def inflight(self) -> int:
-        """Batches running now."""
+        """Batches running now (a lone job looking for others holds one place while it looks)."""
         return self._inflight
 
     async def submit(self, job: J) -> R:
         """The result of ``job``, answered in a batch with whatever else is waiting."""
-        if len(self._waiting) >= self.max_queue:
-            raise Overloaded(f"the prediction queue is full ({self.max_queue} waiting); try again")
         loop = asyncio.get_running_loop()
         if self._inflight == 0 and not self._waiting:
-            return await self._alone(job, loop)
+            if not self._on_loop(loop):
+                return await self._alone(job, loop)
+            self._lone += 1
+            if (self._lone - 1) % self.look_every or await self._still_alone():
+                return self._inline(job)
+        if len(self._waiting) >= self.max_queue:
+            raise Overloaded(f"the prediction queue is full ({self.max_queue} waiting); try again")
         self._busy_until = loop.time() + BUSY_HOLD_S  # jobs overlap: batch them, none on the loop
+        self._lone = 0  # the first lone job after the hold looks again
         future: asyncio.Future[R] = loop.create_future()
         self._waiting.append(_Waiting(job, future))
         if self._inflight == 0 or (
@@ -152,25 +162,35 @@ class MicroBatcher(Generic[J, R]):
         try:
             if self.on_flush is not None:
                 self.on_flush(1)
-            self._alone_jobs += 1
-            if self._on_loop(loop):
-                results = self.inline_run([job])  # quick work: on the loop, no hop to a thread and back
-            else:
-                results = await asyncio.to_thread(self.run, [job])
+            results = await asyncio.to_thread(self.run, [job])
         finally:
             self._done(loop)
-        if len(results) != 1:
-            raise RuntimeError(f"run answered {len(results)} of 1 job")
-        result = results[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return _only(results)
 
     def _on_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether this lone job may run on the loop: allowed, no overlap lately, not a probe."""
-        if self.inline is None or loop.time() < self._busy_until:
-            return False
-        return self._alone_jobs % PROBE_EVERY != 0 and self.inline()
+        """Whether a lone job may run on the loop: allowed, and no overlap lately."""
+        return self.inline is not None and loop.time() >= self._busy_until and self.inline()
+
+    async def _still_alone(self) -> bool:
+        """Let the loop turn once with the batcher held: True if no job was submitted meanwhile.
+
+        The turn runs the handlers of the requests the loop has already read
+        up to :meth:`submit`, where they queue behind the held batcher (the
+        caller flushes them with its own job, or ``max_wait`` does if it is
+        cancelled).
+        """
+        self._inflight += 1
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self._inflight -= 1
+        return self._inflight == 0 and not self._waiting
+
+    def _inline(self, job: J) -> R:
+        """Answer a lone job right here on the loop (nothing else can start while it runs)."""
+        if self.on_flush is not None:
+            self.on_flush(1)
+        return _only(self.inline_run([job]))
 
     def _done(self, loop: asyncio.AbstractEventLoop) -> None:
         self._inflight -= 1
@@ -218,3 +238,13 @@ class MicroBatcher(Generic[J, R]):
                     w.future.set_result(result)
         finally:
             self._done(loop)
+
+
+def _only(results: Sequence[R | BaseException]) -> R:
+    """The result of a batch of one job (raised if it is an error)."""
+    if len(results) != 1:
+        raise RuntimeError(f"run answered {len(results)} of 1 job")
+    result = results[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result

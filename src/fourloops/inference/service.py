@@ -159,8 +159,9 @@ class ModelService:
         )
         self.state: ServingState | None = None
         self._request_ids: RequestIds | None = None
-        #: Whether a lone request may be answered on the event loop (see fourloops.inference.inline).
-        self.inline = InlineGate(inline_max, capable=self._local_io())
+        #: Whether a lone request may be answered on the event loop (see fourloops.inference.inline);
+        #: a lone answer slower than the model's deadline shuts it at once.
+        self.inline = InlineGate(inline_max, capable=self._local_io(), stall_seconds=timeout)
 
     @property
     def request_ids(self) -> RequestIds | None:

@@ -61,7 +61,7 @@ def _check_tensor(tensor: Mapping[str, Any], fields: Mapping[str, Field] | None)
         return  # unknown inputs are refused by the contract, by name
     f = fields[name]
     allowed = next((kinds for kind, kinds in _DATATYPES.items() if isinstance(f, kind)), _TEXT)
-    if datatype not in allowed:
+    if not isinstance(datatype, str) or datatype not in allowed:
         raise HTTPError(
             400,
             "invalid_request",
