@@ -88,3 +88,35 @@ def test_a_violation_is_counted_by_its_field_whichever_instance_broke_it(name: s
     tally.rejected("m", {name: "max"})
     [period] = tally.take()
     assert period.rejections == {"age": {"max": 1}} and period.requests_rejected == 1
+
+
+class _Periods:
+    def __init__(self) -> None:
+        self.stored: list[int] = []
+
+    def record(self, rows: list[object]) -> None:
+        self.stored.append(len(rows))
+
+
+def test_the_refresher_stores_the_counts_once_a_minute_not_every_round() -> None:
+    from fourloops.inference.metrics import ServerMetrics
+    from fourloops.inference.refresher import STORE_EVERY_S, Refresher
+
+    now = [0.0]
+    periods = _Periods()
+    tally = ServingTally(clock=ManualClock(T0))
+    refresher = Refresher(
+        {}, ServerMetrics({}, lambda _: 0), interval=5.0, tally=tally, periods=periods,  # type: ignore[arg-type]
+        monotonic=lambda: now[0],
+    )  # fmt: skip
+    stores = 0
+    for _ in range(36):  # three minutes of 5-second rounds
+        now[0] += 5.0
+        tally.served("m")
+        if refresher.store_due():
+            refresher.store_counts()
+            stores += 1
+    assert stores == int(36 * 5.0 // STORE_EVERY_S) == 3
+    assert periods.stored == [1, 1, 1]
+    tally.served("m")
+    assert refresher.store_counts() == 1  # the shut-down stores what is left, due or not

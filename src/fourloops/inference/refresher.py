@@ -9,15 +9,18 @@ fails (the registry is unreachable, a version cannot load) is logged and
 the server keeps serving what it has. With several workers the gauges are
 also sampled into the shared metric files. With a
 :class:`~fourloops.inference.tally.ServingTally` and somewhere to keep its
-periods, each round (and the shut-down) also stores what the server counted
-since the previous one: answers, contract rejections, CPU time.
+periods, the first round a minute (:data:`STORE_EVERY_S`) after the last
+store (and the shut-down) also stores what the server counted since then:
+answers, contract rejections, CPU time (a row per model and minute, not per
+refresh).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -31,6 +34,9 @@ __all__ = ["Refresher"]
 
 log = logging.getLogger("fourloops.server")
 
+#: Seconds between two stores of the server's counts (rounds in between keep counting).
+STORE_EVERY_S = 60.0
+
 
 class Refresher:
     """Re-read every service's routing every ``interval`` seconds (see the module docstring)."""
@@ -43,12 +49,25 @@ class Refresher:
         interval: float,
         tally: ServingTally | None = None,
         periods: ServingPeriods | None = None,
+        store_every: float = STORE_EVERY_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
         self.metrics = metrics
         self.interval = interval
         self.tally = tally
         self.periods = periods
+        self.store_every = store_every
+        self.monotonic = monotonic
+        self._stored_at = monotonic()
+
+    def store_due(self) -> bool:
+        """Whether a round now should store the counts (a minute since the last store)."""
+        return (
+            self.tally is not None
+            and self.periods is not None
+            and (self.monotonic() - self._stored_at >= self.store_every)
+        )
 
     def store_counts(self) -> int:
         """Store what the tally counted since the last call (blocking I/O); returns the rows stored.
@@ -57,6 +76,7 @@ class Refresher:
         """
         if self.tally is None or self.periods is None:
             return 0
+        self._stored_at = self.monotonic()
         rows = self.tally.take()
         try:
             self.periods.record(rows)
@@ -78,7 +98,7 @@ class Refresher:
         while True:
             await asyncio.sleep(self.interval)
             await self.refresh_once()
-            if self.tally is not None and self.periods is not None:
+            if self.store_due():
                 await asyncio.to_thread(self.store_counts)
 
     async def sample(self) -> None:
