@@ -349,6 +349,34 @@ def test_contract_rejections_and_server_cpu_are_counted_per_window_and_alerted(
     budget = [a for a in result.alerts if a.kind == "budget"]
     assert [a.evidence["measure"] for a in budget] == ["CPU ms per 1,000 predictions"]
     assert json.loads(json.dumps(result.to_dict()))  # the new figures are plain JSON
+    # Days later a compaction rolls the counts up by hour: the window's figures stay. (The test's
+    # server stored one row; two more processes served that day too, one of them every minute.)
+    from fourloops.storage.serving_periods import ServingPeriod
+
+    extra = [
+        ServingPeriod("late", f"h:{2 + m % 2}", day + timedelta(minutes=m), day + timedelta(minutes=m + 1),
+                      3, {"rain": {"max": m % 2}}, 0.002)
+        for m in range(0, 180)
+    ]  # fmt: skip
+    clock.set(day + timedelta(days=4))
+    with Project.load(copy, env={}, clock=clock) as project:
+        project.serving_periods.record(extra)
+        before = project.serving_periods.totals("late", since=day, until=day + timedelta(days=1))
+        report = project.compact_events()
+        after = project.serving_periods.totals("late", since=day, until=day + timedelta(days=1))
+        again = project.monitor("late", window="1d", since=day, until=day + timedelta(days=1))
+    # Hours 0, 1 and 2 become a row each; the row ending at 3:00 is its hour's only one.
+    assert report.serving_rows_rolled_up == len(extra) + stored.periods - 1
+    assert report.to_dict()["serving_rows_rolled_up"] == report.serving_rows_rolled_up
+    assert (before.periods, after.periods) == (len(extra) + stored.periods, 4)
+    assert (after.predictions, after.rejected, after.rejections) == (
+        before.predictions,
+        before.rejected,
+        before.rejections,
+    )
+    [window] = [w for w in again.windows if w.bounds.rows]
+    assert window.extra["operations"]["rejected"] == before.rejected == 10 + 90
+    assert window.extra["operations"]["rejections"] == before.rejections
 
 
 def test_a_replay_keeps_real_time_out_of_its_monitor(served: Path, tmp_path: Path) -> None:

@@ -85,3 +85,51 @@ def test_summing_two_windows_equals_summing_their_union(ends: list[int], cut: in
     assert a.rejected + b.rejected == whole.rejected == sum(e % 3 for e in ends)
     assert a.cpu_seconds + b.cpu_seconds == pytest.approx(whole.cpu_seconds)
     store.close()
+
+
+def test_old_periods_roll_up_to_one_row_per_model_and_hour(periods: ServingPeriods) -> None:
+    # Two processes, two models, a minute row each for 3 hours; the first two hours are old.
+    rows = [
+        _period(m, model=model, process=p, served=m % 5 + 1, rejections={"age": {"min": m % 2}}, cpu=m / 1e4)
+        for m in range(1, 3 * 60 + 1)
+        for model in ("m", "n")
+        for p in ("h:1", "h:2")
+    ]
+    periods.record(rows)
+    hours = [(T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1)) for h in range(4)]
+    before = {model: periods.windows(model, hours) for model in ("m", "n")}
+    rolled = periods.roll_up(before=T0 + timedelta(hours=2))
+    # Rows ending in [0h, 2h): 119 minutes (the 2:00 row ends in the third hour), per model and process.
+    assert rolled.rows_read == 119 * 4 and rolled.rows_written == 4
+    for model in ("m", "n"):
+        after = periods.windows(model, hours)
+        for a, b in zip(before[model], after, strict=True):
+            assert (a.predictions, a.rejected, a.rejections) == (b.predictions, b.rejected, b.rejections)
+            assert a.cpu_seconds == pytest.approx(b.cpu_seconds)
+        assert [w.periods for w in after] == [1, 1, 120, 2]  # two processes; 3:00 ends the last
+    # Idempotent: a second roll-up finds nothing left to merge.
+    again = periods.roll_up(before=T0 + timedelta(hours=2))
+    assert again.rows_read == again.rows_written == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ends=st.lists(st.integers(0, 2 * 24 * 60 - 1), min_size=0, max_size=40),
+    cut=st.integers(0, 2 * 24 * 60),
+    hours=st.integers(1, 24),
+)
+def test_a_roll_up_keeps_every_hour_aligned_window_total(ends: list[int], cut: int, hours: int) -> None:
+    store = MetadataStore("sqlite://")
+    periods = ServingPeriods(store)
+    periods.record(
+        [_period(e, process=f"h:{e % 3}", served=e % 7, rejections={"x": {"min": e % 3}}) for e in ends]
+    )
+    edges = [T0 + timedelta(hours=h) for h in range(0, 2 * 24 + 1, hours)]
+    bounds = list(zip(edges, edges[1:], strict=False))
+    before = periods.windows("m", bounds)
+    periods.roll_up(before=T0 + timedelta(minutes=cut))
+    after = periods.windows("m", bounds)
+    assert [(w.predictions, w.rejected, w.rejections) for w in before] == [
+        (w.predictions, w.rejected, w.rejections) for w in after
+    ]
+    store.close()

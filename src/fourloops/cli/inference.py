@@ -146,6 +146,7 @@ def compact(
 
     Each request id is kept once (its first event); the evaluation loop reads
     these files with the batch engine. Run it from cron, or let `monitor` do it.
+    The servers' per-minute counts older than two days are rolled up by hour.
     """
     with load_project(project) as proj, progress(quiet=as_json) as step:
         step("compacting the event log")
@@ -158,4 +159,9 @@ def compact(
         f"{report.files:,} file(s); {report.events_repeated:,} repeated events and "
         f"{report.labels_repeated:,} repeated labels dropped (first wins)"
         + (f"; {report.corrupt:,} damaged records skipped" if report.corrupt else "")
+        + (
+            f"; {report.serving_rows_rolled_up:,} per-minute serving counts rolled up by hour"
+            if report.serving_rows_rolled_up
+            else ""
+        )
     )

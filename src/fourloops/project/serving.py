@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from fourloops.storage.events.columnar import CompactionReport, EventSchema
     from fourloops.storage.serving_periods import ServingPeriods
 
-__all__ = ["LabelReport", "ServingOperations"]
+__all__ = ["SERVING_ROLL_UP_AFTER", "LabelReport", "ServingOperations"]
+
+#: How long the servers' per-minute counts are kept before compaction rolls them up by hour.
+SERVING_ROLL_UP_AFTER = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,13 @@ class ServingOperations(TrainingOperations):
 
         Incremental and idempotent (exactly once per request id, first event
         wins); safe to run from cron while servers write. The evaluation loop
-        compacts before it reads.
+        compacts before it reads. The servers' counts older than
+        ``SERVING_ROLL_UP_AFTER`` are rolled up to one row per model and hour.
         """
-        return self.event_store.compact(self.event_tables, self.event_schemas())
+        report = self.event_store.compact(self.event_tables, self.event_schemas())
+        rolled = self.serving_periods.roll_up(before=self.clock() - SERVING_ROLL_UP_AFTER)
+        report.serving_rows_rolled_up = rolled.rows_read
+        return report
 
     def export_events(
         self,

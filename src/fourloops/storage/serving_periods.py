@@ -8,6 +8,12 @@ shut-down) with what it counted in that period; the monitor sums the rows
 whose period ends in a window. Rows from several processes (workers, hosts)
 simply add up.
 
+A process writes a row per model and minute at most; rows older than a day or
+two are **rolled up** (:meth:`ServingPeriods.roll_up`, run by every
+compaction) into one row per model and hour, which keeps the total of every
+window whose edges fall on whole hours (every window of a day or of whole
+hours) and bounds the table at 24 rows per model and day.
+
 >>> from datetime import UTC, datetime, timedelta
 >>> from fourloops.storage.metadata import MetadataStore
 >>> periods = ServingPeriods(MetadataStore("sqlite://"))
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +36,11 @@ import sqlalchemy as sa
 from fourloops.storage import tables as t
 from fourloops.storage.metadata import MetadataStore
 
-__all__ = ["ServingPeriod", "ServingPeriods", "ServingTotals"]
+__all__ = ["ROLLED_UP", "RollUp", "ServingPeriod", "ServingPeriods", "ServingTotals"]
+
+#: The ``process`` of a row merged from several (processes and periods) by :meth:`ServingPeriods.roll_up`.
+ROLLED_UP = "*"
+_HOUR = timedelta(hours=1)
 
 
 def _count(rejections: Mapping[str, Mapping[str, int]]) -> int:
@@ -100,6 +110,18 @@ class ServingTotals:
         return out
 
 
+@dataclass(frozen=True)
+class RollUp:
+    """What one roll-up did: rows merged away and the hourly rows written in their place."""
+
+    rows_read: int = 0
+    rows_written: int = 0
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 class ServingPeriods:
     """The serving periods of every model (see the module docstring)."""
 
@@ -131,6 +153,53 @@ class ServingPeriods:
         with self.metadata.transaction() as conn:
             conn.execute(t.serving_periods.insert(), rows)
 
+    def roll_up(self, *, before: datetime) -> RollUp:
+        """Merge the rows of every model and whole hour before ``before`` into one row each.
+
+        A row belongs to the hour its period ends in, as it belongs to the window its period
+        ends in; the merged row ends where the hour's last row ended, so every window whose edges
+        are whole hours keeps its totals. Only hours that ended by ``before`` are touched; an
+        hour already one row is left alone (idempotent). One transaction, its rows locked where
+        the database can (PostgreSQL), so that two compactions never merge the same rows twice.
+        """
+        before = _utc(before)
+        cutoff = before.replace(minute=0, second=0, microsecond=0)
+        s = t.serving_periods
+        query = sa.select(s).where(s.c.period_end < cutoff).order_by(s.c.id).with_for_update()
+        with self.metadata.transaction() as conn:
+            groups: dict[tuple[str, datetime], list[Any]] = {}
+            for row in conn.execute(query).all():
+                hour = _utc(row.period_end).replace(minute=0, second=0, microsecond=0)
+                groups.setdefault((row.model, hour), []).append(row)
+            merged: list[dict[str, Any]] = []
+            gone: list[int] = []
+            for (model, _), rows in groups.items():
+                if len(rows) < 2:
+                    continue
+                total = ServingTotals()
+                for row in rows:
+                    total.add(
+                        int(row.predictions), int(row.rejected), row.rejections or {}, float(row.cpu_seconds)
+                    )
+                merged.append(
+                    {
+                        "model": model,
+                        "process": ROLLED_UP,
+                        "period_start": min(_utc(r.period_start) for r in rows),
+                        "period_end": max(_utc(r.period_end) for r in rows),
+                        "predictions": total.predictions,
+                        "rejected": total.rejected,
+                        "rejections": total.rejections,
+                        "cpu_seconds": total.cpu_seconds,
+                    }
+                )
+                gone.extend(r.id for r in rows)
+            for start in range(0, len(gone), 500):  # bounded IN lists
+                conn.execute(s.delete().where(s.c.id.in_(gone[start : start + 500])))
+            if merged:
+                conn.execute(s.insert(), merged)
+        return RollUp(len(gone), len(merged))
+
     def totals(self, model: str, *, since: datetime, until: datetime) -> ServingTotals:
         """Sums over the model's periods that end in ``[since, until)``."""
         return self.windows(model, [(since, until)])[0]
@@ -149,7 +218,7 @@ class ServingPeriods:
         with self.metadata.transaction() as conn:
             rows = conn.execute(query).all()
         for row in rows:
-            end = row.period_end if row.period_end.tzinfo is not None else row.period_end.replace(tzinfo=UTC)
+            end = _utc(row.period_end)
             for i, (start, stop) in enumerate(bounds):
                 if start <= end < stop:
                     out[i].add(

@@ -346,11 +346,13 @@ class CompactionReport:
     files: int = 0
     corrupt: int = 0
     models: dict[str, int] = field(default_factory=dict)
+    #: Serving-count rows merged into hourly ones (see :meth:`ServingPeriods.roll_up`).
+    serving_rows_rolled_up: int = 0
 
     def add(self, other: CompactionReport) -> None:
         """Add ``other``'s counts to these (one report for a compaction done in chunks)."""
         for name in ("events_read", "events_written", "events_repeated", "labels_read", "labels_written",
-                     "labels_repeated", "files", "corrupt"):  # fmt: skip
+                     "labels_repeated", "files", "corrupt", "serving_rows_rolled_up"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for model, n in other.models.items():
             self.models[model] = self.models.get(model, 0) + n
