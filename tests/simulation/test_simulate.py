@@ -121,6 +121,8 @@ def test_a_concept_shift_is_a_performance_drop_once_labels_mature(incident_run: 
     found = _incident(incident_run, "concept_shift")
     assert found["detected_at"] is not None, found
     assert "performance" in found["detected_by"]
+    # In its own segment too, judged on its last windows pooled.
+    assert any(s.startswith("alert performance (station=a)") for s in found["signals"]), found["signals"]
 
 
 def test_a_broken_field_is_caught_at_ingestion(incident_run: dict[str, Any]) -> None:
@@ -156,6 +158,12 @@ def test_outcomes_score_every_labelled_answer_with_and_without_acting(incident_r
     for incident in incident_run["incidents"]:
         assert incident["metric"], incident["name"]
         assert {"start", "with", "without", "control", "labelled"} <= set(incident["metric"][0])
+        # The same on the incident's segment alone, in both runs.
+        own = incident["metric"][0]["segment"]
+        assert {"with", "without", "control", "labelled"} <= set(own) and 0 < own["labelled"]
+        assert own["labelled"] < incident["metric"][0]["labelled"]
+        assert incident["cost"]["segment"]["windows"] == len(incident["metric"])
+    assert set(outcomes["windows"][0]["segments"]) == {"station=a", "station=b", "station=c"}
 
 
 def test_the_report_tells_each_incident(incident_run: dict[str, Any], source: Path) -> None:
@@ -165,6 +173,8 @@ def test_the_report_tells_each_incident(incident_run: dict[str, Any], source: Pa
     assert html.startswith("<!doctype html>") and "Timeline" in html
     for incident in incident_run["incidents"]:
         assert incident["name"] in html
+    # Each incident's cost in its own segment, then over all traffic.
+    assert "roc_auc in station = a served averaged" in html and "roc_auc over all traffic" in html
 
 
 def _stable(summary: dict[str, Any]) -> str:

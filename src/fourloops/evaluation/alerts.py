@@ -13,9 +13,12 @@ what to do next (``action``).
   floor); a warning on an important feature, else information;
 * ``prediction_drift``: the model's output drifted (warning);
 * ``performance``: a realised metric's interval lies beyond the allowed drop
-  (overall, or in a segment against its own value at training),
-  or the realised value falls outside the interval its estimate gave on the
-  same rows (the inputs do not explain it: concept shift suspected); critical;
+  (overall), or a segment's metric on its last 2, 4, 8, ... ``pool`` windows
+  pooled is worse than its own value at training by more than the allowed drop
+  (a one-sided test at ``segment_alpha`` shared over the window's segments and
+  pools: see :mod:`fourloops.evaluation.pooling`; the evidence names the windows
+  pooled), or the realised value falls outside the interval its estimate gave on
+  the same rows (the inputs do not explain it: concept shift suspected); critical;
 * ``estimated_performance``: the estimated metric's interval lies beyond the
   allowed drop, before labels (warning);
 * ``unknown_categories``: values never seen in the reference above a share (warning);
@@ -36,6 +39,7 @@ from typing import Any
 from fourloops.errors import ConfigError
 from fourloops.evaluation.metrics import higher_is_better
 from fourloops.evaluation.monitor_result import MetricReport, WindowResult
+from fourloops.evaluation.pooling import DEFAULT_POOL, PooledMetric, judge_window
 from fourloops.evaluation.windows import WindowStatus
 
 __all__ = ["Alert", "AlertKind", "AlertPolicy", "RuleContext", "Severity", "detect"]
@@ -129,7 +133,14 @@ class AlertPolicy:
         Drop of a feature view's found share below its training coverage that alerts.
     min_labels:
         Fewest labelled rows a window needs for a performance alert (realised, or realised against
-        its estimate: worse than the estimate's interval, by more than ``max_drop``).
+        its estimate: worse than the estimate's interval, by more than ``max_drop``); for a
+        segment, the fewest its pooled windows need.
+    pool:
+        The most windows a segment's performance is judged on together: its last 2, 4, 8, ... up
+        to ``pool`` mature windows, pooled (1: each window alone).
+    segment_alpha:
+        The chance, per window, that some segment alerts on performance when none is worse than
+        ``max_drop`` allows (shared evenly over the segments judged and the pools).
     rejection_rate:
         Share of the requests reaching the model's contract that it may reject (422) before a
         ``data_quality`` alert names the field and rule most broken.
@@ -147,11 +158,17 @@ class AlertPolicy:
     fallback_rate: float = 0.05
     coverage_drop: float = 0.05
     min_labels: int = 100
+    pool: int = DEFAULT_POOL
+    segment_alpha: float = 0.025
     rejection_rate: float = 0.01
 
     def __post_init__(self) -> None:
         if self.min_labels < 1:
             raise ConfigError(f"min_labels must be at least 1, got {self.min_labels}")
+        if self.pool < 1:
+            raise ConfigError(f"pool must be at least 1 window, got {self.pool}")
+        if not 0 < self.segment_alpha < 1:
+            raise ConfigError(f"segment_alpha must lie between 0 and 1, got {self.segment_alpha}")
         if self.consecutive < 1:
             raise ConfigError(f"consecutive must be at least 1, got {self.consecutive}")
         for name in (
@@ -287,29 +304,65 @@ def _bound(task: str | None, metric: str, reference: float, drop: float) -> floa
 def _segment_drops(
     window: WindowResult, policy: AlertPolicy, ctx: RuleContext, metric: str
 ) -> Iterator[_Finding]:
-    """A realised drop in one segment (against that segment's own value at training)."""
-    for segment in window.segments.values():
-        report = segment.metrics.get(metric)
-        if report is None or report.maturity != "mature" or report.reference is None:
-            continue
-        v = report.value
-        if v.rows < policy.min_labels:
-            continue
-        bound = _bound(ctx.task, metric, report.reference, policy.max_drop)
-        edge = v.high if higher_is_better(ctx.task or "binary", metric) else v.low
-        if edge is None or not _worse(ctx.task, metric, edge, bound):
-            continue
+    """A realised drop in one segment, on its last windows pooled (against its own value at training)."""
+    segments = {s.key: s for s in window.segments.values() if metric in s.pooled}
+    verdicts = judge_window(
+        {key: s.pooled[metric] for key, s in segments.items()},
+        better_high=higher_is_better(ctx.task or "binary", metric) if ctx.task else True,
+        max_drop=policy.max_drop,
+        segment_alpha=policy.segment_alpha,
+        longest=policy.pool,
+        min_rows=policy.min_labels,
+    )
+    for key, verdict in verdicts.items():
+        segment, pool = segments[key], segments[key].pooled[metric]
+        assert pool.reference is not None  # judged only with a reference
+        p = verdict.pooled
+        evidence = {
+            "metric": metric,
+            "value": p.value,
+            "low": verdict.low,
+            "high": verdict.high,
+            "reference": pool.reference,
+            "bound": verdict.bound,
+            "labelled": p.rows,
+            "se": p.se,
+            "between_windows": p.between,
+            "reference_se": pool.reference_se,
+            "z": verdict.z,
+            "p_value": verdict.p_value,
+            "alpha": verdict.alpha,
+            "pooled_windows": list(p.windows),
+            "pooled_start": None if p.start is None else p.start.isoformat(),
+            "pooled_end": None if p.end is None else p.end.isoformat(),
+        }
         yield _Finding(
             AlertKind.PERFORMANCE.value,
             Severity.CRITICAL.value,
             None,
             segment.key,
-            _drop_evidence(metric, report, bound),
-            f"{metric} in segment {segment.key} fell to {v.value:.3g} (interval {v.low:.3g}–{v.high:.3g}) "
-            f"from {report.reference:.3g} at training",
+            evidence,
+            f"{metric} in segment {segment.key} fell to {p.value:.3g} over {_span(p)} ({p.rows:,} labels; "
+            f"interval {verdict.low:.3g}–{verdict.high:.3g}) from {pool.reference:.3g} at training; "
+            f"the allowed drop is {policy.max_drop:.0%}",
             f"look at segment {segment.key} first: if a release began it, roll back; if its labels moved "
             "(a concept shift there), retrain with recent data and check the segment's number in the gates",
         )
+
+
+def _span(p: PooledMetric) -> str:
+    """The windows of a pool, for people: their days when windows are by time."""
+    if len(p.windows) == 1:
+        count = "its last window"
+    else:
+        count = f"its last {len(p.windows)} windows"
+    if p.start is None or p.end is None:
+        return f"{count} ({', '.join(str(i) for i in p.windows)})"
+    last = p.end - (p.end - p.start) / (p.windows[-1] - p.windows[0] + 1)
+    days = p.start.date().isoformat()
+    if last.date() != p.start.date():
+        days += f" to {last.date().isoformat()}"
+    return f"{count} ({days})"
 
 
 def _performance_rule(window: WindowResult, policy: AlertPolicy, ctx: RuleContext) -> Iterator[_Finding]:

@@ -7,8 +7,11 @@ segment, with one Benjamini–Hochberg correction over all of a window's
 tests), the data's health, realised metrics where labels have matured,
 estimated metrics before they have, and the estimate checked against the
 realised value on the same rows. A window's segment intervals are
-simultaneous (Bonferroni over its segments), so that a per-segment alert
-keeps its error rate however many segments a model declares.
+simultaneous (Bonferroni over its segments), so that reading them together
+keeps their error rate however many segments a model declares. With a
+``pool_metric``, each mature window also gives every segment that metric on
+its last windows pooled (:mod:`fourloops.evaluation.pooling`), what the
+segment alerts judge.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fourloops.engines.summaries import (
 from fourloops.evaluation.drift.methods import METHODS, Kind
 from fourloops.evaluation.drift.policy import ColumnDrift, adjust
 from fourloops.evaluation.monitor_result import MetricReport, SegmentWindow, WindowResult
+from fourloops.evaluation.pooling import PooledMetric, SegmentPool, measure, pool_windows
 from fourloops.evaluation.profile import ReferenceProfile
 from fourloops.evaluation.window_metrics import (
     Calibrator,
@@ -62,6 +66,19 @@ class Assessment:
     has_labels: bool = False
     first_window: int | None = None
     last_window: int | None = None
+    #: The metric judged per segment on pooled windows (``None``: none), and the longest pool.
+    pool_metric: str | None = None
+    pool: int = 1
+    #: Whether nothing precedes the first window (the data starts there): its first windows are
+    #: then pooled with what they have. A range cut out of a longer history (``since``) is given
+    #: the score summaries of the windows before it (``before``) and pools its first windows with
+    #: them; without them it pools a window only once its longest pool lies in the range. Either
+    #: way a window is judged on the same pools however the range around it was cut (rolling
+    #: monitors agree with each other and with the monitor of the whole log).
+    whole_history: bool = True
+    #: The windows before the first (negative indices): their bounds and each segment's score
+    #: summary, ``(column, value) -> summary``, read for the pools only.
+    before: Mapping[int, tuple[WindowBounds, Mapping[tuple[str, Any], ScoreSummary]]] | None = None
 
 
 def _rng(seed: int, window: int, column: str, segment: str | None) -> np.random.Generator:
@@ -217,6 +234,88 @@ def _metrics(
     return reports, estimated, checks
 
 
+def _reference_spread(
+    summary: ScoreSummary | None, metric: str, how: Assessment
+) -> tuple[float | None, float | None, int]:
+    """A segment's ``metric`` on the reference's rows: value, standard error and rows (cached)."""
+    if summary is None:
+        return None, None, 0
+    value, se, rows = _derived(
+        f"spread:{metric}",
+        summary,
+        how.threshold,
+        how.seed,
+        lambda: measure(summary, metric, threshold=how.threshold, seed=how.seed),
+    )
+    return value, se, rows
+
+
+def _seeder(base: int, bounds: Mapping[int, WindowBounds], label: str) -> Callable[[int, int], int]:
+    """Seeds of a segment's pools, from the pool's size and its last window's start (not its index,
+    which depends on where the range read begins): the same pool gets the same seed in any run."""
+
+    def seed(size: int, index: int) -> int:
+        start = bounds[index].start
+        when = start.isoformat() if start is not None else str(index)
+        return zlib.crc32(f"{base}\x00{when}\x00{size}\x00{label}".encode())
+
+    return seed
+
+
+def _pool_segments(
+    windows: list[WindowResult], profile: ReferenceProfile, summaries: Summaries, how: Assessment
+) -> None:
+    """Every segment of every mature window: the metric on its last 2, 4, 8, ... mature windows pooled."""
+    metric = how.pool_metric
+    if metric is None or not how.has_labels:
+        return
+    mature = {w.index: w.bounds for w in windows if how.mature(w.bounds)}
+    by_segment: dict[tuple[str, str], dict[int, ScoreSummary]] = {}
+    for (index, column, value), scores in summaries.scores.items():
+        if column is not None and value is not None and index in mature:
+            by_segment.setdefault((column, value), {})[index] = scores
+    for index, (earlier, scored) in (how.before or {}).items():
+        if how.mature(earlier):
+            mature[index] = earlier
+            for key, scores in scored.items():
+                by_segment.setdefault(key, {})[index] = scores
+    first = min((w.index for w in windows), default=0)
+    whole = how.whole_history or how.before is not None
+    references: dict[tuple[str, str], tuple[float | None, float | None, int]] = {}
+    alone: dict[tuple[str, str], dict[int, tuple[float | None, float | None, int]]] = {}
+    for window in windows:
+        index = window.index
+        if index not in mature:
+            continue
+        if not whole and index - how.pool + 1 < first:
+            continue  # its longest pool would reach before the range read: judged where it does not
+        for segment in window.segments.values():
+            key = (segment.column, segment.value)
+            if key not in references:
+                references[key] = _reference_spread(profile.summaries.scores.get((0, *key)), metric, how)
+            reference, reference_se, reference_rows = references[key]
+            if reference is None:
+                continue
+            pools = pool_windows(
+                index,
+                by_segment.get(key, {}),
+                metric,
+                longest=how.pool,
+                threshold=how.threshold,
+                seed=_seeder(how.seed, mature, segment.key),
+                alone=alone.setdefault(key, {}),
+            )
+            segment.pooled[metric] = SegmentPool(
+                reference,
+                reference_se,
+                tuple(
+                    PooledMetric(members, mature[members[0]].start, window.bounds.end, v, se, n, spread)
+                    for members, v, se, n, spread in pools
+                ),
+                reference_rows,
+            )
+
+
 def _window_indexes(summaries: Summaries, how: Assessment) -> list[int]:
     present = summaries.windows()
     if how.windows is None:
@@ -341,4 +440,5 @@ def assess(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> 
                 seg_scores, seg_reference, calibrator, how, b, policy.min_rows, seed, simultaneous
             )
         out.append(window)
+    _pool_segments(out, profile, summaries, how)
     return out

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from fourloops.engines.base import Engine, TableScan
-from fourloops.engines.summaries import POSITION, RowWindows, ScorePlan, TimeWindows
+from fourloops.engines.summaries import POSITION, RowWindows, ScorePlan, ScoreSummary, TimeWindows
 from fourloops.errors import ConfigError, SchemaError
 from fourloops.evaluation.alerts import AlertPolicy, RuleContext, detect
 from fourloops.evaluation.assess import Assessment, assess, reference_health
@@ -155,6 +155,52 @@ def _adjust_with(window: WindowResult, verdict: MultivariateResult, policy: Drif
     window.multivariate.update(p_adjusted=mv.p_adjusted, drifted=mv.drifted)
 
 
+def _windows_before(
+    history: Callable[[datetime, datetime], TableScan],
+    cur_scan: TableScan,
+    profile: ReferenceProfile,
+    windows: TimeWindows,
+    pool: int,
+    label: str | None,
+    where: str | None,
+) -> dict[int, tuple[WindowBounds, dict[tuple[str, Any], ScoreSummary]]]:
+    """The ``pool - 1`` windows before the first one: each segment's score summary (indices -1, -2, ...).
+
+    A segment is judged on its last windows pooled (:mod:`fourloops.evaluation.pooling`); a range
+    cut out of a longer log (``since``) reads the windows its first pools reach back to, scores
+    only (one query: no drift, health or metrics of their own), so that its first windows are
+    judged as the monitor of the whole log judges them.
+    """
+    if pool < 2 or profile.score is None or not profile.segments:
+        return {}
+    width = windows.width
+    start = windows.origin - (pool - 1) * width
+    q = '"' + windows.column.replace('"', '""') + '"'
+    conditions = [f"({where})"] if where else []
+    conditions += [
+        f"{q} >= TIMESTAMPTZ '{start.astimezone(UTC).isoformat()}'",
+        f"{q} < TIMESTAMPTZ '{windows.origin.astimezone(UTC).isoformat()}'",
+    ]
+    earlier = TimeWindows(windows.column, start, width)
+    plan = replace(profile.plan(earlier, label=label), numeric={}, categorical={}, pooled={}, defaults={})
+    scan = history(start, windows.origin)
+    try:
+        summaries = scan.summarize(plan, where=" AND ".join(conditions))
+    finally:
+        if scan is not cur_scan:
+            scan.close()
+    out: dict[int, tuple[WindowBounds, dict[tuple[str, Any], ScoreSummary]]] = {}
+    for (index, column, value), scores in summaries.scores.items():
+        if column is None or value is None:
+            continue
+        shifted = index - (pool - 1)
+        if shifted not in out:
+            lo = windows.origin + shifted * width
+            out[shifted] = (WindowBounds(shifted, lo, lo + width, None, None, 0, WindowStatus.OK), {})
+        out[shifted][1][(column, value)] = scores
+    return out
+
+
 def run(
     ref_scan: TableScan | None,
     cur_scan: TableScan,
@@ -185,12 +231,15 @@ def run(
     budget: Mapping[str, float] | None = None,
     coverage: Mapping[str, float] | None = None,
     serving: Callable[[Sequence[WindowBounds]], Sequence[Mapping[str, Any]]] | None = None,
+    history: Callable[[datetime, datetime], TableScan] | None = None,
 ) -> MonitorResult:
     """The monitor on two open scans (both doors end here); with ``profile``, no reference scan is read.
 
     ``serving(bounds)`` gives, per window, what the servers counted beside the event log
     (contract rejections, CPU time: :mod:`fourloops.storage.serving_periods`), merged into the
-    window's ``operations``.
+    window's ``operations``. ``history(start, end)`` opens the data before ``since`` (it may
+    return ``cur_scan`` itself, which is not closed): the windows a segment's first pools reach
+    back to are read from it, their scores only (:func:`_windows_before`).
     """
     policy = policy or (profile.policy if profile is not None else DriftPolicy())
     alerts = alerts or AlertPolicy()
@@ -263,6 +312,9 @@ def run(
             categorical={**summary_plan.categorical, **categorical},
         )
     summaries = cur_scan.summarize(summary_plan, where=" AND ".join(conditions) or None)
+    before = None
+    if history is not None and isinstance(windows, TimeWindows) and since is not None and has_labels:
+        before = _windows_before(history, cur_scan, judged_profile, windows, alerts.pool, label, where)
     how = Assessment(
         windows,
         observed_until=observed_until,
@@ -273,6 +325,11 @@ def run(
         has_labels=has_labels,
         first_window=first_window,
         last_window=last_window,
+        # The segment alerts judge this metric on pooled windows (see evaluation/pooling).
+        pool_metric=alerts.metric or primary or (PRIMARY.get(task) if task else None),
+        pool=alerts.pool,
+        whole_history=since is None,
+        before=before,
     )
     judged = assess(judged_profile, summaries, how)
     if multivariate is not None:
@@ -330,6 +387,8 @@ def run(
             "max_drop": alerts.max_drop,
             "min_labels": alerts.min_labels,
             "null_rise": alerts.null_rise,
+            "pool": alerts.pool,
+            "segment_alpha": alerts.segment_alpha,
         },
     }
     return MonitorResult(reference, judged, found, settings, notes)
@@ -422,6 +481,7 @@ def monitor(
                 until=until,
                 seed=seed,
                 multivariate=DomainClassifier(seed=seed) if multivariate else None,
+                history=lambda _start, _end: cur_scan,  # the rows before since are in the same data
             )
         finally:
             cur_scan.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fourloops.evaluation.drift.policy import ColumnDrift
+from fourloops.evaluation.pooling import SegmentPool
 from fourloops.evaluation.window_metrics import MetricValue
 from fourloops.evaluation.windows import WindowBounds, WindowStatus
 
@@ -68,6 +69,8 @@ class SegmentWindow:
     drift: dict[str, ColumnDrift] = field(default_factory=dict)
     metrics: dict[str, MetricReport] = field(default_factory=dict)
     estimated: dict[str, MetricValue] = field(default_factory=dict)
+    #: The judged metric on the segment's last windows pooled (see :mod:`fourloops.evaluation.pooling`).
+    pooled: dict[str, SegmentPool] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -79,6 +82,7 @@ class SegmentWindow:
             "drift": {c: d.to_dict() for c, d in self.drift.items()},
             "metrics": {m: r.to_dict() for m, r in self.metrics.items()},
             "estimated": {m: v.to_dict() for m, v in self.estimated.items()},
+            "pooled": {m: p.to_dict() for m, p in self.pooled.items()},
         }
 
 

@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 if TYPE_CHECKING:
     from fourloops.evaluation.alerts import Alert
     from fourloops.evaluation.monitor_result import MonitorResult, WindowResult
+    from fourloops.evaluation.pooling import PooledMetric
 
 __all__ = ["STYLE", "render"]
 
@@ -273,12 +274,15 @@ def _segments(result: MonitorResult) -> str:
             worst = f"{_interval(m.value)} <span class=muted>({escape(_label(w))})</span>"
         estimated = [s.estimated[metric] for _, s in present if metric and metric in s.estimated]
         last_estimate = _interval(estimated[-1]) if estimated else "–"
+        pools = [s.pooled[metric].pools for _, s in present if metric and metric in s.pooled]
+        pooled = _pooled(pools[-1][-1]) if pools and pools[-1] else "–"
         reference = next((m.reference for _, m in mature if m.reference is not None), None)
         span = f" ({drift_windows} windows)" if drift_windows else ""
         rows.append(
             f"<tr><td>{escape(key)}</td><td class=num>{total:,}</td>"
             f"<td>{escape(', '.join(drifted)) or '–'}{span}</td>"
-            f"<td class=num>{latest}</td><td class=num>{worst}</td><td class=num>{last_estimate}</td>"
+            f"<td class=num>{latest}</td><td class=num>{worst}</td><td class=num>{pooled}</td>"
+            f"<td class=num>{last_estimate}</td>"
             f"<td class=num>{_fmt(reference)}</td></tr>"
         )
     name = metric or "metric"
@@ -288,10 +292,20 @@ def _segments(result: MonitorResult) -> str:
         "drifted columns",
         f"{name}, latest window",
         f"{name}, worst window",
+        f"{name}, latest pool",
         "estimated, latest",
         "reference",
     )
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _pooled(p: PooledMetric) -> str:
+    """A segment's metric on its longest pool of windows: value, standard error, windows and labels."""
+    if p.value is None:
+        return "–"
+    spread = f" ± {p.se:.3f}" if p.se is not None else ""
+    count = f"{len(p.windows)} window{'s' if len(p.windows) > 1 else ''}, {p.rows:,} labels"
+    return f"{p.value:.3f}{spread} <span class=muted>({count})</span>"
 
 
 def _interval(v: Any) -> str:

@@ -30,7 +30,7 @@ it with the realised value once labels mature is how that shows
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "ESTIMATED_METRICS",
     "Calibrator",
     "MetricValue",
+    "auc_delong",
     "estimate",
     "estimate_check",
     "realised",
@@ -166,18 +167,22 @@ def _binary_spec(name: str, threshold: float) -> MetricSpec:
 
 
 def _binary_realised(
-    summary: ScoreSummary, threshold: float, rng: np.random.Generator, confidence: float
+    summary: ScoreSummary,
+    threshold: float,
+    rng: np.random.Generator,
+    confidence: float,
+    names: Sequence[str] = BINARY_METRICS,
 ) -> dict[str, MetricValue]:
     mean, pos, neg, _ = _bins(summary)
     n = int(pos.sum() + neg.sum())
     if not n:
-        return {name: MetricValue(None, None, None, 0) for name in BINARY_METRICS}
+        return {name: MetricValue(None, None, None, 0) for name in names}
     y, s, w = _stack(mean, pos, neg)
     grouping, small_s, _ = _compress(mean, pos + neg, threshold)
     ys, ss, ws = _stack(small_s, _merge(grouping, pos), _merge(grouping, neg))
     reps = rng.multinomial(n, ws / ws.sum(), size=_REPLICATES).astype(float)
     out = {}
-    for name in BINARY_METRICS:
+    for name in names:
         point = float(_binary_value(name, y, s, w[np.newaxis, :], threshold)[0])
         base = float(_binary_value(name, ys, ss, ws[np.newaxis, :], threshold)[0])
         out[name] = _shifted(point, _binary_value(name, ys, ss, reps, threshold), base, confidence, n)
@@ -249,17 +254,68 @@ def _multiclass_realised(
 
 
 def realised(
-    summary: ScoreSummary | None, *, threshold: float = 0.5, seed: int = 0, confidence: float = 0.95
+    summary: ScoreSummary | None,
+    *,
+    threshold: float = 0.5,
+    seed: int = 0,
+    confidence: float = 0.95,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, MetricValue]:
-    """Metrics of the labelled rows of one window, with intervals (see the module docstring)."""
+    """Metrics of the labelled rows of one window, with intervals (see the module docstring).
+
+    ``metrics`` names the ones wanted (default: every metric of the task); a binary model's others
+    are then not computed at all.
+    """
     if summary is None:
         return {}
     rng = np.random.default_rng(seed)
     if summary.task == "binary":
-        return _binary_realised(summary, threshold, rng, confidence)
+        names = BINARY_METRICS if metrics is None else tuple(m for m in metrics if m in BINARY_METRICS)
+        return _binary_realised(summary, threshold, rng, confidence, names)
     if summary.task == "regression":
-        return _regression_realised(summary, confidence)
-    return _multiclass_realised(summary, rng, confidence)
+        values = _regression_realised(summary, confidence)
+    else:
+        values = _multiclass_realised(summary, rng, confidence)
+    return values if metrics is None else {m: v for m, v in values.items() if m in metrics}
+
+
+def auc_delong(summary: ScoreSummary) -> tuple[float | None, float | None, int]:
+    """ROC-AUC of a binary summary's labelled rows with DeLong's standard error: value, error, rows.
+
+    Each bin's rows sit at the bin's mean score (ties count half, as in :func:`realised`). A
+    positive's placement is the share of negatives scored below it, a negative's the share of
+    positives scored above it; the AUC is the mean placement of the positives, and its variance
+    the placements' variance among the positives over their count plus the same among the
+    negatives (DeLong, DeLong and Clarke-Pearson, 1988). No resampling: microseconds, exact for
+    the binned scores.
+
+    >>> import numpy as np
+    >>> from fourloops.engines.summaries import ScoreSummary
+    >>> pos, neg = np.array([1, 2, 7]), np.array([6, 3, 1])
+    >>> s = ScoreSummary("binary", 3, pos, neg, np.zeros(3, int), (pos + neg) * np.array([0.2, 0.5, 0.8]))
+    >>> value, se, rows = auc_delong(s)
+    >>> round(value, 4), round(se, 4), rows
+    (0.845, 0.0888, 20)
+    """
+    mean, pos, neg, _ = _bins(summary)
+    keep = (pos + neg) > 0
+    score, pos, neg = mean[keep], pos[keep], neg[keep]
+    n1, n0 = float(pos.sum()), float(neg.sum())
+    rows = int(n1 + n0)
+    if n1 < 2 or n0 < 2:
+        return None, None, rows
+    # Bins of equal mean score are one score: merge them, in increasing order.
+    distinct, where = np.unique(score, return_inverse=True)
+    pos = np.bincount(where, weights=pos, minlength=distinct.size).astype(float)
+    neg = np.bincount(where, weights=neg, minlength=distinct.size).astype(float)
+    below = np.cumsum(neg) - neg  # negatives scored strictly lower
+    above = pos.sum() - np.cumsum(pos)  # positives scored strictly higher
+    v10 = (below + 0.5 * neg) / n0  # a positive's placement among the negatives
+    v01 = (above + 0.5 * pos) / n1  # a negative's placement among the positives
+    auc = float(pos @ v10 / n1)
+    s10 = float(pos @ (v10 - auc) ** 2) / (n1 - 1)
+    s01 = float(neg @ (v01 - auc) ** 2) / (n0 - 1)
+    return auc, float(np.sqrt(s10 / n1 + s01 / n0)), rows
 
 
 def _isotonic(positives: FloatArray, rows: FloatArray) -> FloatArray:

@@ -205,6 +205,9 @@ class MonitoringOperations(EvaluationOperations):
                 multivariate=DomainClassifier(seed=seed) if multivariate else None,
                 reference_sample=reference.sample,
                 serving=(lambda b: self._serving_counts(name, b)) if route == "champion" else None,
+                history=lambda start, end: self.engine.open_events(
+                    self.event_tables, model=name, since=start, until=end
+                ),
             )
         finally:
             scan.close()

@@ -8,12 +8,15 @@ request (nobody checked it). Beside it, the metric of what was actually
 served (**with** fourloops: rollouts, aborts, retrained champions), and in
 the report the control run's (no incident at all). Scoring uses each
 version's own predictor, so the numbers are those the server would have
-given.
+given. Given segments (an incident's ``origin = JFK``), each window also has
+both numbers on the segment's rows alone: where an incident hurts one
+segment, the whole traffic dilutes what it cost there and what a retrained
+model won back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +27,12 @@ from fourloops.definitions import Model
 from fourloops.evaluation.metrics import evaluate
 from fourloops.project import Project
 
-__all__ = ["outcomes"]
+__all__ = ["outcomes", "segment_key"]
+
+
+def segment_key(segment: Mapping[str, Any]) -> str:
+    """How a segment of conditions is named: ``origin=JFK`` (conditions joined by ``, ``)."""
+    return ", ".join(f"{c}={v}" for c, v in segment.items())
 
 
 def _scores(predictor: Any, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -50,11 +58,13 @@ def outcomes(
     *,
     first: int,
     releases: Sequence[tuple[datetime, int]] = (),
+    segments: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Per window, the primary metric served (``with``) and without fourloops acting (``without``).
 
     ``first`` is the first champion; ``releases`` the (start, version) of bad releases, which
-    answer everything from their start when nobody acts.
+    answer everything from their start when nobody acts; ``segments`` (column -> value
+    conditions) get the same per window under ``segments`` (by :func:`segment_key`).
     """
     task = model.task.value
     metric = model.primary_metric
@@ -68,7 +78,12 @@ def outcomes(
         encoder = getattr(predictor, "encoder", None)
         found = encoder.names if encoder is not None else (predictor.feature_names or [])
         names += [n for n in found if n not in names]
-    columns = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+    if segments:  # only those whose columns the events hold (a feature view's may not be there)
+        empty = project.query_events("SELECT * FROM events LIMIT 0", model=model.name, compact=False)
+        logged = set(empty.column_names)
+        segments = [segment for segment in segments if set(segment) <= logged]
+    wanted = names + [c for segment in segments for c in segment]
+    columns = ", ".join('"' + n.replace('"', '""') + '"' for n in dict.fromkeys(wanted))
     table = project.query_events(
         f'SELECT "at", label_number, prediction{", " + columns if columns else ""} FROM events '
         "WHERE route IN ('champion', 'canary') AND label_number IS NOT NULL AND prediction IS NOT NULL "
@@ -96,13 +111,23 @@ def outcomes(
             ]
             if chosen:
                 without[chosen] = _scores(predictors[version], [rows[i] for i in chosen])
-        out.append(
-            {
-                "start": lo.isoformat(),
-                "end": hi.isoformat(),
-                "labelled": part.height,
-                "with": _metric(task, metric, y, served, threshold),
-                "without": _metric(task, metric, y, without, threshold),
+        window: dict[str, Any] = {
+            "start": lo.isoformat(),
+            "end": hi.isoformat(),
+            "labelled": part.height,
+            "with": _metric(task, metric, y, served, threshold),
+            "without": _metric(task, metric, y, without, threshold),
+        }
+        if segments:
+            window["segments"] = {}
+        for segment in segments:
+            rows_in = np.ones(part.height, dtype=bool)
+            for column, value in segment.items():
+                rows_in &= (part[column] == value).fill_null(False).to_numpy()
+            window["segments"][segment_key(segment)] = {
+                "labelled": int(rows_in.sum()),
+                "with": _metric(task, metric, y[rows_in], served[rows_in], threshold),
+                "without": _metric(task, metric, y[rows_in], without[rows_in], threshold),
             }
-        )
+        out.append(window)
     return {"metric": metric, "windows": out}

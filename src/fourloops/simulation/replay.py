@@ -24,7 +24,10 @@ window:
    became available since the one before, and the last batch of a window is
    sent at its end, before the monitor and the controller read them).
 4. **Evaluation and adaptation.** At each window's end the monitor runs on the
-   last windows against the current champion's reference (alerts are kept,
+   last windows (``lookback``: as many as an alert must hold in a row; the
+   monitor reads the windows before them that a segment's pools reach back
+   to, :mod:`fourloops.evaluation.pooling`) against the current
+   champion's reference (alerts are kept,
    one per episode: an episode carried on is not raised again) and the
    controller ticks:
    retraining, staged rollouts, aborts, with the project's own ``fl.Retrain``
@@ -82,8 +85,12 @@ class SimulationSettings:
     window: timedelta = timedelta(days=1)
     materialize_every: timedelta = timedelta(hours=1)
     deliver_every: timedelta = timedelta(days=1)
-    lookback: int = 2
+    #: Windows each monitor call judges (default: the windows an alert must hold in a row, at
+    #: least 2); the monitor also reads the scores of the windows a segment's pools reach back to.
+    lookback: int | None = None
     seed: int = 0
+    #: Segments (``((column, value), ...)``) whose metric the outcomes also give: the incidents'.
+    segments: tuple[tuple[tuple[str, Any], ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
@@ -468,6 +475,7 @@ def run_once(
     with Project.load(workdir, env={}, clock=clock) as project:
         model = project.model(settings.model)
         project.apply()
+        lookback = settings.lookback or max(2, project.config.alerts.consecutive)
         deliveries = _deliveries(project, settings, incidents)
         say(f"{name}: delivering the data known before {settings.start.date()}")
         with phase("deliveries"):
@@ -565,7 +573,7 @@ def run_once(
                 flush_labels(hi)
                 say(f"{name}: {hi.date()}: {result.requests:,} requests; monitoring, then a controller tick")
                 result.traffic.append({"start": lo.isoformat(), "end": hi.isoformat(), "requests": served})
-                since = max(settings.start, hi - settings.lookback * settings.window)
+                since = max(settings.start, hi - lookback * settings.window)
                 with phase("monitoring"):
                     # As production does: against the champion of the moment's reference.
                     seen = project.monitor(
@@ -603,7 +611,14 @@ def run_once(
             ]
             say(f"{name}: scoring the requests as if nobody had acted")
             with phase("outcomes"):
-                result.outcomes = outcomes(project, model, settings.windows(), first=first, releases=releases)
+                result.outcomes = outcomes(
+                    project,
+                    model,
+                    settings.windows(),
+                    first=first,
+                    releases=releases,
+                    segments=[dict(segment) for segment in settings.segments],
+                )
     return result
 
 

@@ -186,11 +186,13 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _incident_chart(incident: dict[str, Any], metric: str) -> str:
-    during = incident.get("metric") or []
+def _incident_chart(incident: dict[str, Any], metric: str, *, segment: bool = False) -> str:
+    """The metric over the incident's windows (``segment``: on the incident's segment alone)."""
+    during = [w.get("segment") if segment else w for w in incident.get("metric") or []]
+    x = [w["start"] for w, s in zip(incident.get("metric") or [], during, strict=True) if s]
+    during = [s for s in during if s]
     if not during:
         return ""
-    x = [w["start"] for w in during]
     fig = go.Figure(
         [
             _line(x, [w["with"] for w in during], "served", "#2f54eb"),
@@ -200,15 +202,27 @@ def _incident_chart(incident: dict[str, Any], metric: str) -> str:
     )
     if incident.get("detected_at"):
         fig.add_vline(x=incident["detected_at"], line={"color": "#389e0d", "width": 1})
+    where = ", ".join(f"{k} = {v}" for k, v in incident.get("segment", {}).items())
     fig.update_layout(
         height=240,
         template="plotly_white",
         margin={"l": 50, "r": 20, "t": 10, "b": 30},
-        yaxis={"title": metric},
+        yaxis={"title": f"{metric}, {where}" if segment else metric},
         legend={"orientation": "h", "y": -0.25},
     )
     chart: str = fig.to_html(full_html=False, include_plotlyjs=False)
     return f'<div class="chart">{chart}</div>'
+
+
+def _told(cost: dict[str, Any], metric: str, where: str) -> str:
+    """What the incident cost, in words: served, with no incident, had nobody acted."""
+    if cost.get("with") is None:
+        return ""
+    return (
+        f"<p>Over its {cost['windows']} windows, {escape(metric)}{where} served averaged "
+        f"<b>{_fmt(cost['with'])}</b>; with no incident it was {_fmt(cost['control'])}, and had "
+        f"nobody acted it would have been {_fmt(cost['without'])}.</p>"
+    )
 
 
 def _incidents(summary: dict[str, Any]) -> str:
@@ -226,17 +240,19 @@ def _incidents(summary: dict[str, Any]) -> str:
         what, expected = _STORY.get(i["kind"], ("", ""))
         until = f" until {escape(i['end'])}" if i.get("end") else ""
         cost = i.get("cost") or {}
-        told = ""
-        if cost.get("with") is not None:
-            told = (
-                f"<p>Over its {cost['windows']} windows, {escape(metric)} served averaged "
-                f"<b>{_fmt(cost['with'])}</b>; with no incident it was {_fmt(cost['control'])}, and had "
-                f"nobody acted it would have been {_fmt(cost['without'])}.</p>"
-            )
+        own = cost.get("segment") or {}
+        # Where the incident hurts one segment, its own numbers first: the whole traffic dilutes them.
+        own_part = (
+            _told(own, metric, f" in {escape(segment)}") + _incident_chart(i, metric, segment=True)
+            if own.get("with") is not None
+            else ""
+        )
         parts.append(
             f"<h3>{escape(i['name'])} <span class=muted>({escape(i['kind'])}, {escape(segment)})</span></h3>"
             f"<p>{escape(what)} What fourloops should show: {escape(expected)}</p>"
-            f"<p>Began {escape(i['start'])}{until}; {seen}.</p>{told}"
+            f"<p>Began {escape(i['start'])}{until}; {seen}.</p>"
+            + own_part
+            + _told(cost, metric, " over all traffic" if own_part else "")
             + _incident_chart(i, metric)
             + f"<p>Signals and responses:</p><ul>{responses}</ul>"
         )

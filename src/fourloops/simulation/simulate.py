@@ -15,6 +15,7 @@ project's architecture document), and ``control`` with the control run's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -33,6 +34,7 @@ from typing import Any
 from fourloops import errors
 from fourloops.errors import FourloopsError
 from fourloops.simulation.incidents import DETECTED_BY, Incident
+from fourloops.simulation.outcomes import segment_key
 from fourloops.simulation.replay import RunResult, SimulationSettings, run_once
 
 __all__ = ["SimulationResult", "simulate"]
@@ -286,27 +288,42 @@ _Job = tuple[Path, Path, SimulationSettings, list[Incident], str]
 
 def _metric_during(incident: Incident, run: RunResult, control: RunResult | None) -> list[dict[str, Any]]:
     """The primary metric in the windows the incident touched: served, without acting, and in the
-    control run (no incident)."""
+    control run (no incident); under ``segment``, the same on the incident's segment alone."""
     start = incident.start.isoformat()
     end = incident.end.isoformat() if incident.end is not None else None
-    quiet = {w["start"]: w["with"] for w in (control.outcomes.get("windows", []) if control else [])}
-    return [
-        {
+    key = segment_key(incident.segment) if incident.segment else None
+    quiet = {w["start"]: w for w in (control.outcomes.get("windows", []) if control else [])}
+    out = []
+    for w in run.outcomes.get("windows", []):
+        if not (w["end"] > start and (end is None or w["start"] < end)):
+            continue
+        q = quiet.get(w["start"], {})
+        window = {
             "start": w["start"],
             "with": w["with"],
             "without": w["without"],
-            "control": quiet.get(w["start"]),
+            "control": q.get("with"),
             "labelled": w["labelled"],
         }
-        for w in run.outcomes.get("windows", [])
-        if w["end"] > start and (end is None or w["start"] < end)
-    ]
+        own = (w.get("segments") or {}).get(key) if key is not None else None
+        if own is not None:
+            window["segment"] = {**own, "control": ((q.get("segments") or {}).get(key) or {}).get("with")}
+        out.append(window)
+    return out
 
 
 def _cost(during: list[dict[str, Any]]) -> dict[str, Any]:
     """The primary metric averaged over the incident's windows (weighted by labelled rows): served,
-    without fourloops acting, and with no incident; and the two differences that tell the story."""
+    without fourloops acting, and with no incident; and the two differences that tell the story.
+    Under ``segment``, the same on the incident's segment alone."""
+    out = _averages(during)
+    own = [w["segment"] for w in during if "segment" in w]
+    if own:
+        out["segment"] = _averages(own)
+    return out
 
+
+def _averages(during: list[dict[str, Any]]) -> dict[str, Any]:
     def mean(key: str) -> float | None:
         pairs = [(w[key], w["labelled"]) for w in during if w[key] is not None and w["labelled"]]
         total = sum(n for _, n in pairs)
@@ -415,6 +432,9 @@ def simulate(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     control = None
+    # Both runs score the incidents' segments too, to tell what each cost there.
+    own = {tuple(i.segment.items()): None for i in incidents if i.segment}
+    settings = dataclasses.replace(settings, segments=tuple(own))
     if incidents:
         jobs = [
             (source, out / "control", settings, [], "control"),
