@@ -272,10 +272,15 @@ class AlertsConfig:
     min_labels: int = 100
     null_rise: float = 0.05
     rejection_rate: float = 0.01  # share of requests the contract may reject before an alert
+    pool: int = 8  # most windows a segment's performance is judged on together
+    segment_alpha: float = 0.025  # chance per window that some unchanged segment alerts
 
     def __post_init__(self) -> None:
         _at_least(self.consecutive, 1, "alerts.consecutive")
         _at_least(self.min_labels, 1, "alerts.min_labels")
+        _at_least(self.pool, 1, "alerts.pool")
+        if not 0 < self.segment_alpha < 1:
+            raise ConfigError(f"alerts.segment_alpha must lie between 0 and 1, got {self.segment_alpha}")
         for name, value in (
             ("alerts.max_drop", self.max_drop),
             ("alerts.null_rise", self.null_rise),

@@ -86,7 +86,11 @@ def test_alert_settings_are_checked_when_the_project_loads(tmp_path: Path) -> No
         config('[alerts]\nsinks = "webhook"\n')
     with pytest.raises(ConfigError, match="alerts.webhook_format"):
         config('[alerts]\nwebhook_format = "xml"\n')
-    config("[alerts]\nconsecutive = 2\nmax_drop = 0.1\nmin_labels = 50\nnull_rise = 0.2\n")
+    config("[alerts]\nconsecutive = 2\nmax_drop = 0.1\nmin_labels = 50\nnull_rise = 0.2\npool = 4\n")
+    with pytest.raises(ConfigError, match="alerts.pool"):
+        config("[alerts]\npool = 0\n")
+    with pytest.raises(ConfigError, match="alerts.segment_alpha"):
+        config("[alerts]\nsegment_alpha = 1.0\n")
     with pytest.raises(ConfigError, match="alerts.consecutive"):
         config("[alerts]\nconsecutive = 0\n")
     with pytest.raises(ConfigError, match="alerts.max_drop"):

@@ -100,13 +100,14 @@ def test_the_projects_alert_settings_are_the_monitors_policy(served: Path, tmp_p
     copy = tmp_path / "p"
     shutil.copytree(served, copy)
     toml = copy / "fourloops.toml"
-    toml.write_text(toml.read_text() + "\n[alerts]\nconsecutive = 3\n")
+    toml.write_text(toml.read_text() + "\n[alerts]\nconsecutive = 3\npool = 4\nsegment_alpha = 0.01\n")
     clock = ManualClock(START + timedelta(days=DAYS, hours=2))
     with Project.load(copy, env={}, clock=clock) as project:
         result = project.monitor("late", window="1d", record=False)
     # The shift began on day 3: with three windows in a row needed, it alerts on day 5 only.
     drift = sorted({a.window for a in result.alerts if (a.kind, a.column) == ("input_drift", "load")})
     assert drift == [5] and result.settings["alerts"]["consecutive"] == 3
+    assert (result.settings["alerts"]["pool"], result.settings["alerts"]["segment_alpha"]) == (4, 0.01)
 
 
 def test_labels_not_yet_due_keep_a_window_pending(served: Path) -> None:

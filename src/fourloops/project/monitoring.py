@@ -157,6 +157,8 @@ class MonitoringOperations(EvaluationOperations):
             min_labels=settings.min_labels,
             null_rise=settings.null_rise,
             rejection_rate=settings.rejection_rate,
+            pool=settings.pool,
+            segment_alpha=settings.segment_alpha,
             importance=importance,
         )
         snoozed = tuple(self.alert_log.snoozed(name, at=now))
