@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from fourloops.engines import duckdb_checks as checks
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.base import JoinStats, ViewJoin, ViewStats
-from fourloops.engines.duckdb_scan import DuckDBScan
+from fourloops.engines.duckdb_scan import DuckDBScan, Joined
 from fourloops.errors import SchemaError, SourceError
 from fourloops.storage.events.columnar import EventTables
 
@@ -150,15 +150,16 @@ class DuckDBEngine:
         """Open model ``model``'s compacted events, labels joined (view ``events``), for monitoring.
 
         With ``since`` / ``until`` only the partitions that can hold events of that range are read.
+        A query of the scan that reads no label column reads the events without the join.
         """
-        from fourloops.engines.duckdb_events import register_events
+        from fourloops.engines.duckdb_events import JOINED, LABELLED, UNLABELLED, register_events
 
         def register(con: duckdb.DuckDBPyConnection) -> str:
             register_events(con, tables, model=model, since=since, until=until)
-            return "events"
+            return LABELLED
 
         with _translate("event tables"):
-            return DuckDBScan(self.connect(), register=register)
+            return DuckDBScan(self.connect(), register=register, joined=Joined(UNLABELLED, frozenset(JOINED)))
 
     def point_in_time_join(
         self,

@@ -1,14 +1,18 @@
 """The compacted event log as DuckDB relations: ``events`` (with labels joined) and ``labels``.
 
-:func:`register_events` creates two views on a connection, reading the
+:func:`register_events` creates three views on a connection, reading the
 typed Parquet files of :class:`~fourloops.storage.events.columnar.EventTables`
 directly (out of core; only the columns and partitions a query touches are
 read):
 
 * ``events``: one row per request id, every typed column, ``model`` and
-  ``day`` from the partition folders, and the first label of the request
+  ``day`` from the partition folders, and the label of the request
   (``label``, ``label_number``, ``label_text``, ``label_at``; null while none
   has arrived);
+* ``events_without_labels`` (:data:`UNLABELLED`): the same rows without the
+  label columns, so without the join: a query that reads no label reads it
+  and does not build the join's hash table over every label (compaction
+  writes a request's label once, so the join never adds or drops a row);
 * ``labels``: every compacted label (with ``model``, those that can be the model's: its
   partition and the labels of no known prediction).
 
@@ -26,7 +30,13 @@ import polars as pl
 from fourloops.engines import duckdb_pit as sql
 from fourloops.storage.events.columnar import BASE_COLUMNS, LABEL_COLUMNS, EventTables
 
-__all__ = ["register_events"]
+__all__ = ["JOINED", "LABELLED", "UNLABELLED", "register_events"]
+
+#: The view of every event with its label, and the view of the same rows without the label columns.
+LABELLED = "events"
+UNLABELLED = "events_without_labels"
+#: The columns the join adds to ``events``.
+JOINED = ("label", "label_number", "label_text", "label_at")
 
 _LABEL_TYPES = {
     "request_id": "VARCHAR",
@@ -62,7 +72,8 @@ def register_events(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> int:
-    """Create the ``events`` and ``labels`` views on ``con``; returns how many event files they read.
+    """Create the ``events``, ``events_without_labels`` and ``labels`` views on ``con``; returns how
+    many event files they read.
 
     With ``since`` / ``until``, ``events`` reads only the day partitions that can hold events timed
     in that range (it may hold a few outside it: filter on ``"at"``). With no compacted events yet,
@@ -87,9 +98,10 @@ def register_events(
         base = {**BASE_COLUMNS, "model": pl.String(), "day": pl.Date(), "prediction": pl.Float64()}
         typed = ", ".join(f"CAST(NULL AS {_duckdb_type(t)}) AS {sql.quote(c)}" for c, t in base.items())
         source = f"(SELECT {typed} WHERE false)"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {UNLABELLED} AS SELECT * FROM {source}")
+    joined = ", ".join(f"l.{c}" for c in JOINED)
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW events AS "
-        f"SELECT e.*, l.label, l.label_number, l.label_text, l.label_at FROM {source} e "
-        "LEFT JOIN labels l USING (request_id)"
+        f"CREATE OR REPLACE TEMP VIEW {LABELLED} AS "
+        f"SELECT e.*, {joined} FROM {UNLABELLED} e LEFT JOIN labels l USING (request_id)"
     )
     return len(files)

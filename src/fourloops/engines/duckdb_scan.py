@@ -16,7 +16,9 @@ column at a time.
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -28,12 +30,20 @@ import pyarrow.parquet as pq
 
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.duckdb_summaries import POSITION, Counted, summarize_relation
-from fourloops.engines.summaries import FloatArray, IntArray, NumericSummary, Summaries, SummaryPlan
+from fourloops.engines.summaries import (
+    FloatArray,
+    IntArray,
+    NumericSummary,
+    Summaries,
+    SummaryPlan,
+    TimeWindows,
+)
 from fourloops.errors import SchemaError, SourceError
 
 __all__ = [
     "DataInput",
     "DuckDBScan",
+    "Joined",
     "edges_of",
     "finite_sorted",
     "fit_edges",
@@ -208,6 +218,35 @@ def top_categories(
     return out
 
 
+@dataclass(frozen=True)
+class Joined:
+    """A scan's relation is the relation ``unjoined`` with ``columns`` joined on, the join adding no
+    row and dropping none (at most one match per row, a left join): a query that reads none of
+    ``columns`` reads ``unjoined`` instead, and saves the join.
+
+    >>> Joined("events_without_labels", frozenset({"label"})).needed(["x"], "version = 2")
+    False
+    >>> Joined("events_without_labels", frozenset({"label"})).needed(["x"], "LABEL IS NULL")
+    True
+    """
+
+    unjoined: str
+    columns: frozenset[str]
+
+    def needed(self, columns: Iterable[str], where: str | None = None) -> bool:
+        """Whether a query of ``columns`` under the condition ``where`` (SQL) may read a joined column.
+
+        The condition is read as words: any word that names a joined column (identifiers are not
+        case-sensitive), or a ``*``, counts as reading it, so a doubt keeps the join.
+        """
+        joined = {c.lower() for c in self.columns}
+        if any(c.lower() in joined for c in columns):
+            return True
+        if where is None:
+            return False
+        return "*" in where or any(w.lower() in joined for w in re.findall(r"\w+", where))
+
+
 class DuckDBScan:
     """One monitoring input open on a DuckDB connection (see :class:`~fourloops.engines.base.TableScan`).
 
@@ -226,6 +265,9 @@ class DuckDBScan:
     edges just fitted (the column is sorted then), and every category with its count when there are
     fewer than asked for. :meth:`summarize` of all the rows in one group uses those counts instead of
     reading the data again, so a reference is read once. The data must not change while a scan is open.
+
+    With ``joined`` (see :class:`Joined`), a query that reads no joined column reads the relation
+    without the join (the event log: only the streamed scan of the model's output reads the labels).
     """
 
     def __init__(
@@ -235,8 +277,10 @@ class DuckDBScan:
         *,
         register: Callable[[duckdb.DuckDBPyConnection], str] | None = None,
         positions: bool = True,
+        joined: Joined | None = None,
     ) -> None:
         self.con = con
+        self.joined = joined
         # Read Parquet page by page: prefetching reads whole row groups of every column a query
         # needs (a file written with one row group of a million rows: +134 MB for one aggregate).
         con.execute("SET disable_parquet_prefetching = true")
@@ -248,28 +292,34 @@ class DuckDBScan:
             assert data is not None
             self.relation = relation(con, data, "__fl_input", positions=positions)
 
+    def _reading(self, columns: Iterable[str], where: str | None = None) -> str:
+        """The relation a query of ``columns`` under ``where`` reads: without the join if it can."""
+        if self.joined is None or self.joined.needed(columns, where):
+            return self.relation
+        return self.joined.unjoined
+
     def schema(self) -> dict[str, str]:
         return schema(self.con, self.relation)
 
     def rows(self, where: str | None = None) -> int:
         clause = f" WHERE {where}" if where else ""
-        return int(_one(self.con, f"SELECT count(*) FROM {self.relation}{clause}")[0])
+        return int(_one(self.con, f"SELECT count(*) FROM {self._reading([], where)}{clause}")[0])
 
     def time_range(self, column: str) -> tuple[datetime | None, datetime | None]:
-        return time_range(self.con, self.relation, column)
+        return time_range(self.con, self._reading([column]), column)
 
     def fit_edges(self, columns: Sequence[str], *, bins: int) -> dict[str, tuple[float, ...]]:
         """Bin edges of ``columns`` (see :func:`fit_edges`); each column's counts on them are kept."""
         edges: dict[str, tuple[float, ...]] = {}
         for column in columns:
-            ordered = finite_sorted(self.con, self.relation, column)
+            ordered = finite_sorted(self.con, self._reading([column]), column)
             edges[column] = edges_of(ordered, bins)
             self._counted_numeric[column] = NumericSummary.of_sorted(ordered, edges[column])
         return edges
 
     def top_categories(self, columns: Sequence[str], *, limit: int) -> dict[str, list[tuple[str, int]]]:
         """The most frequent values (see :func:`top_categories`); all of them are kept when fewer."""
-        top = top_categories(self.con, self.relation, columns, limit=limit)
+        top = top_categories(self.con, self._reading(columns), columns, limit=limit)
         for column, values in top.items():
             if len(values) < limit:
                 self._counted_categorical[column] = values
@@ -277,7 +327,20 @@ class DuckDBScan:
 
     def summarize(self, plan: SummaryPlan, *, where: str | None = None) -> Summaries:
         counted = Counted(self._counted_numeric, self._counted_categorical) if where is None else None
-        return summarize_relation(self.con, self.relation, plan, where=where, counted=counted)
+        columns = [*plan.numeric, *plan.categorical, *plan.segments]
+        if isinstance(plan.windows, TimeWindows):
+            columns.append(plan.windows.column)
+        plain = self._reading(columns, where)
+        score = plan.score
+        scored = [score.score, *([score.label] if score.label else [])] if score else []
+        return summarize_relation(
+            self.con,
+            self._reading([*columns, *scored], where),
+            plan,
+            where=where,
+            counted=counted,
+            plain=plain,
+        )
 
     def sample(
         self, columns: Sequence[str], rows: int, *, where: str | None = None, seed: int = 0
@@ -286,7 +349,7 @@ class DuckDBScan:
         cols = ", ".join(sql.quote(c) for c in columns)
         clause = f" WHERE {where}" if where else ""
         query = (
-            f"SELECT {cols} FROM (SELECT {cols} FROM {self.relation}{clause}) "
+            f"SELECT {cols} FROM (SELECT {cols} FROM {self._reading(columns, where)}{clause}) "
             f"USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})"
         )
         return self.con.sql(query).to_arrow_table()

@@ -1,17 +1,24 @@
-"""Summaries on DuckDB: one aggregate query for the rows, a count per category, one streamed scan.
+"""Summaries on DuckDB: one aggregate query for the rows, one for the categories, one streamed scan.
 
 DuckDB reads the data where it lives (an Arrow table, Parquet files, the
 compacted event log), assigns each row its window and segment values, and
 
 1. aggregates rows, positions, times, defaults and (approximately) distinct
    numbers per group with ``GROUPING SETS`` (one query, every column);
-2. counts each categorical column's values per group (one ``GROUP BY`` query
-   per column, reading that column alone);
+2. counts every categorical column's values per group (one ``GROUPING SETS``
+   query, a set per column and grouping, reading those columns alone);
 3. streams the numeric columns (and the model's output) as Arrow record
    batches, which a vectorised NumPy kernel bins and sums, batch by batch:
    each batch's values are sorted and counted between the reference edges
-   (:meth:`~fourloops.engines.summaries.NumericSummary.of_sorted`), or, when
-   the batch holds several groups, each value's bin comes from its rank.
+   (:meth:`~fourloops.engines.summaries.NumericSummary.of_sorted`), a window
+   at a time when the batch's rows come in window order (a time-ordered log),
+   or, when the batch holds several groups in no order, each value's bin
+   comes from its rank.
+
+The first two need no score: they read ``plain``, the relation without the
+join that only the score's label needs (the event log without its labels,
+see :class:`~fourloops.engines.duckdb_scan.Joined`), so the labels are read
+and joined once, by the streamed scan.
 
 Only the summaries stay in memory: the data never does (batches of 65,536
 rows; Parquet read without prefetching whole row groups, see
@@ -218,7 +225,11 @@ def _batches(
 
 
 class _Groups:
-    """Group codes of one batch for each grouping: overall, then per segment column."""
+    """Group codes of one batch for each grouping: overall, then per segment column.
+
+    ``runs``: with no segments and the rows in window order (a time-ordered log read in order), where
+    each window's rows start and end in the batch, in the order of the overall keys; else ``None``.
+    """
 
     def __init__(self, batch: pa.RecordBatch, segments: Sequence[str]) -> None:
         windows = batch.column(_W).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -226,6 +237,10 @@ class _Groups:
         uniq, codes = np.unique(windows, return_inverse=True)
         overall: list[GroupKey] = [(int(w), None, None) for w in uniq]
         self.sets.append((overall, codes))
+        self.runs: list[tuple[int, int]] | None = None
+        if not segments and uniq.size > 1 and bool(np.all(windows[1:] >= windows[:-1])):
+            ends = (np.flatnonzero(windows[1:] != windows[:-1]) + 1).tolist()
+            self.runs = list(zip([0, *ends], [*ends, windows.size], strict=True))
         for s in segments:
             encoded = pc.dictionary_encode(batch.column("s_" + s))
             values = encoded.dictionary.to_pylist()
@@ -239,6 +254,20 @@ class _Groups:
 
 
 def _bin_numeric(out: Summaries, plan: SummaryPlan, column: str, values: np.ndarray, groups: _Groups) -> None:
+    column_map = out.numeric[column]
+
+    def add(key: GroupKey, part: NumericSummary) -> None:
+        prev = column_map[key]
+        # Defaults and distinct numbers come from the aggregate query, not from the batches.
+        column_map[key] = replace(prev.merge(part), defaults=prev.defaults, distinct=prev.distinct)
+
+    edges = plan.numeric[column]
+    if groups.runs is not None:  # each window's rows in a run of their own: each run sorted and counted
+        for key, (start, stop) in zip(groups.sets[0][0], groups.runs, strict=True):
+            run = values[start:stop]
+            x = run[np.isfinite(run)]
+            add(key, NumericSummary.of_sorted(np.sort(x), edges, nulls=run.size - x.size))
+        return
     finite = np.isfinite(values)
     x = values[finite]
     # The batch sorted and counted between the edges; with several groups, each value's bin from its
@@ -246,18 +275,15 @@ def _bin_numeric(out: Summaries, plan: SummaryPlan, column: str, values: np.ndar
     several = any(len(keys) > 1 for keys, _ in groups.sets)
     order = np.argsort(x) if several else None
     ordered = x[order] if order is not None else np.sort(x)
-    whole = NumericSummary.of_sorted(ordered, plan.numeric[column], nulls=values.size - x.size)
+    whole = NumericSummary.of_sorted(ordered, edges, nulls=values.size - x.size)
     bins = np.zeros(0, dtype=np.int64)
     if order is not None:
         bins = np.empty(x.size, dtype=np.int64)
         bins[order] = np.repeat(np.arange(whole.counts.size, dtype=np.int64), whole.counts)
-    column_map = out.numeric[column]
     for keys, codes in groups.sets:
         parts = [whole] if len(keys) == 1 else _by_group(whole.edges, x, bins, codes, finite, len(keys))
         for key, part in zip(keys, parts, strict=True):
-            prev = column_map[key]
-            # Defaults and distinct numbers come from the aggregate query, not from the batches.
-            column_map[key] = replace(prev.merge(part), defaults=prev.defaults, distinct=prev.distinct)
+            add(key, part)
 
 
 def _by_group(
@@ -293,24 +319,35 @@ def _by_group(
 
 
 def _count_categorical(
-    con: duckdb.DuckDBPyConnection, relation: str, plan: SummaryPlan, where: str, column: str
-) -> Iterator[tuple[GroupKey, str | None, int]]:
-    """Each group's values of ``column`` with their counts (nulls: None), most frequent first, then by value.
+    con: duckdb.DuckDBPyConnection, relation: str, plan: SummaryPlan, where: str, columns: Sequence[str]
+) -> dict[str, list[tuple[GroupKey, str | None, int]]]:
+    """Each group's values of each of ``columns`` with their counts (nulls: None), most frequent first,
+    then by value.
 
-    DuckDB counts them (one query reading the column alone): cheaper than streaming the strings.
+    DuckDB counts them, in one query reading those columns (a grouping set per column and grouping):
+    cheaper than streaming the strings, and than a query per column (each reading the filter's
+    columns again; 10M events, 6 columns: 0.8 s against 1.3 s).
     """
     segs = list(plan.segments)
+    values = [f"__fl_c{i}" for i in range(len(columns))]
     selects = [f"{_window_sql(plan)} AS {_W}"] + [f"{_segment_sql(s)} AS {_q('s_' + s)}" for s in segs]
-    selects.append(f"CAST({_q(column)} AS VARCHAR) AS __fl_v")
-    sets = ", ".join([f"({_W}, __fl_v)"] + [f"({_W}, {_q('s_' + s)}, __fl_v)" for s in segs])
+    selects += [f"CAST({_q(c)} AS VARCHAR) AS {v}" for c, v in zip(columns, values, strict=True)]
+    by = [[_W], *([_W, _q("s_" + s)] for s in segs)]  # overall, then per segment column
+    sets = ", ".join(f"({', '.join([*keys, v])})" for v in values for keys in by)
     grouping = [f"GROUPING({_q('s_' + s)}) AS {_q('g_' + s)}" for s in segs]
-    columns = [_W, *(_q("s_" + s) for s in segs), *grouping, "__fl_v", "count(*) AS __fl_n"]
+    which = " ".join(f"WHEN GROUPING({v}) = 0 THEN {i}" for i, v in enumerate(values))
+    value = " ".join(f"WHEN GROUPING({v}) = 0 THEN {v}" for v in values)
+    selected = [_W, *(_q("s_" + s) for s in segs), *grouping]
+    selected += [f"CASE {which} END AS __fl_i", f"CASE {value} END AS __fl_v", "count(*) AS __fl_n"]
     query = (
         f"WITH x AS (SELECT {', '.join(selects)} FROM {relation} {where}) "
-        f"SELECT {', '.join(columns)} FROM x GROUP BY GROUPING SETS ({sets}) ORDER BY __fl_n DESC, __fl_v"
+        f"SELECT {', '.join(selected)} FROM x GROUP BY GROUPING SETS ({sets}) "
+        "ORDER BY __fl_i, __fl_n DESC, __fl_v"
     )
+    out: dict[str, list[tuple[GroupKey, str | None, int]]] = {c: [] for c in columns}
     for row in con.sql(query).to_arrow_table().to_pylist():
-        yield _key(row, segs), row["__fl_v"], int(row["__fl_n"])
+        out[columns[row["__fl_i"]]].append((_key(row, segs), row["__fl_v"], int(row["__fl_n"])))
+    return out
 
 
 def _fold_categorical(
@@ -450,14 +487,19 @@ def summarize_relation(
     *,
     where: str | None = None,
     counted: Counted | None = None,
+    plain: str | None = None,
 ) -> Summaries:
     """Summaries of ``relation`` (a table name or a parenthesised query) by ``plan``.
 
     Windows by row count need the relation to carry :data:`POSITION`. ``counted``: what the caller
     already counted over all rows of ``relation`` (see :class:`Counted`), used for a plan of one group.
+    ``plain``: a relation with the same rows and the plan's columns but the score's, which the
+    queries that need no score read (the event log without its labels joined; see
+    :class:`~fourloops.engines.duckdb_scan.Joined`); ``relation`` by default.
     """
     where_sql = _where(plan, where)
-    out = _aggregate(con, relation, plan, where_sql)
+    plain = plain or relation
+    out = _aggregate(con, plain, plan, where_sql)
     whole = (0, None, None)
     if counted is not None and (where is not None or plan.windows is not None or plan.segments):
         counted = None
@@ -474,17 +516,19 @@ def summarize_relation(
         out.numeric[column][whole] = replace(
             prev.merge(known), nulls=rows - known.count, defaults=prev.defaults, distinct=prev.distinct
         )
+    uncounted = [c for c in plan.categorical if counted.categorical.get(c) is None]
+    counts = _count_categorical(con, plain, plan, where_sql, uncounted) if uncounted else {}
     for column in plan.categorical:
         values = counted.categorical.get(column)
         if values is None:
-            _fold_categorical(out, plan, column, _count_categorical(con, relation, plan, where_sql, column))
+            _fold_categorical(out, plan, column, counts[column])
             continue
         nulls = rows - sum(n for _, n in values)
         _fold_categorical(out, plan, column, [(whole, v, n) for v, n in values] + [(whole, None, nulls)])
     shape = _Shape(tuple(plan.segments), tuple(numeric))
     if not shape.numeric and plan.score is None:
         return out
-    for batch in _batches(con, relation, plan, where_sql, shape):
+    for batch in _batches(con, relation if plan.score is not None else plain, plan, where_sql, shape):
         if batch.num_rows == 0:
             continue
         groups = _Groups(batch, shape.segments)
