@@ -28,10 +28,7 @@ The last line on stdout is a JSON object with the measurements.
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import resource
 import statistics
 import time
 import uuid
@@ -40,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _child_process import child_arguments, peak_rss_mb, report
+from _profiling import inclusive, top_frames
 
 MODELS = 10
 SEGMENTS = 10
@@ -86,15 +85,6 @@ for _i in range({MODELS}):
         rollout=POLICY,
     )
 """
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (VmHWM)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _segment_logits() -> np.ndarray:
@@ -646,7 +636,7 @@ def profile(root: Path, out: Path) -> dict[str, Any]:
         "tick_seconds": seconds,
         "profile": str(out),
         "top_self": top_frames(profiler),
-        "inclusive": inclusive(profiler),
+        "inclusive": inclusive(profiler, PARTS),
         "timed_tick_seconds": timed_tick,
         "queries": {k: {"n": len(v), "seconds": sum(v)} for k, v in sorted(queries.items())},
         "per_query_fixed_ms": {
@@ -702,34 +692,6 @@ def _diagnostics(project: Any, clock: Any) -> dict[str, Any]:
     return {"seconds": runs, "equal": equal, "queries": queries}
 
 
-def _frames(profiler: Any) -> list[Any]:
-    out = []
-    stack = [profiler.last_session.root_frame()]
-    while stack:
-        frame = stack.pop()
-        if frame is None:
-            continue
-        if not frame.is_synthetic:
-            out.append(frame)
-        stack.extend(frame.children)
-    return out
-
-
-def _name(frame: Any) -> str:
-    owner = f"{frame.class_name}." if frame.class_name else ""
-    return f"{owner}{frame.function} ({frame.file_path_short}:{frame.line_no})"
-
-
-def top_frames(profiler: Any, limit: int = 12) -> list[dict[str, Any]]:
-    """Self time by function, largest first (a C call counts in the Python function that made it)."""
-    own: dict[str, float] = {}
-    for frame in _frames(profiler):
-        own[_name(frame)] = own.get(_name(frame), 0.0) + frame.total_self_time
-    total = profiler.last_session.root_frame().time or math.inf
-    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:limit]
-    return [{"frame": k, "seconds": v, "share": v / total} for k, v in ranked]
-
-
 #: The tick's parts worth naming, by function: time including what they call.
 PARTS = {
     "query execution in DuckDB (DuckDBPyConnection.sql + to_arrow_table)": ("duckdb/",),
@@ -740,33 +702,10 @@ PARTS = {
 }
 
 
-def inclusive(profiler: Any) -> dict[str, float]:
-    """Time spent in (and under) each of :data:`PARTS`; a call inside one part counts in that part only."""
-    out = dict.fromkeys(PARTS, 0.0)
-
-    def walk(frame: Any) -> None:
-        name = _name(frame) if not frame.is_synthetic else ""
-        path = frame.file_path_short or ""
-        for part, needles in PARTS.items():
-            if any(needle in name or (needle.endswith("/") and needle in path) for needle in needles):
-                out[part] += frame.time
-                return
-        for child in frame.children:
-            walk(child)
-
-    walk(profiler.last_session.root_frame())
-    return out
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("mode", choices=["build", "measure", "profile"])
-    p.add_argument("root", type=Path)
-    p.add_argument("--events", type=int, default=10_000_000)
-    p.add_argument("--seed", type=int, default=0)
+    p = child_arguments(__doc__, ["build", "measure", "profile"], events=10_000_000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--first", choices=["tick", "floor"], default="tick")
-    p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     if args.mode == "build":
         result = build(args.root, args.events, args.seed)
@@ -774,7 +713,7 @@ def main() -> None:
         result = measure(args.root, args.reps, args.first)
     else:
         result = profile(args.root, args.out or args.root / "profile.txt")
-    print(json.dumps(result, default=str))
+    report(result)
 
 
 if __name__ == "__main__":

@@ -51,10 +51,8 @@ writes none unless ``--json`` is given).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -64,13 +62,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _child_process import run_measured
+from _child_process import ROOT, built_once, run_script
+from _results import machine, write_results
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-DATA = HERE / ".data"
-RESULTS = HERE / "results"
-CHILD = HERE / "_controller_child.py"
+DATA = ROOT / "benchmarks" / ".data"
+CHILD = ROOT / "benchmarks" / "_controller_child.py"
+#: Whose versions the results record.
+PACKAGES = ("fourloops", "duckdb", "pyarrow", "polars", "numpy", "lightgbm", "sqlalchemy", "pyinstrument")
 ABORT_TEST = "tests/adaptation/test_abort_servers.py"
 ABORT_LINE = re.compile(
     r"every server answered from the champion only ([0-9.]+)s after the abort \(refresh ([0-9.]+)s\)"
@@ -80,27 +78,20 @@ QUICK_EVENTS = 200_000
 
 def run_child(args: list[str], log: Path, timeout: float) -> dict[str, Any]:
     """``_controller_child.py ARGS`` in a fresh process; its measurements come back on its last line."""
-    return run_measured([sys.executable, str(CHILD), *args], log, timeout, cwd=ROOT)
+    return run_script(CHILD, args, log, timeout)
 
 
 def build(project: Path, events: int, seed: int, rebuild: bool, timeout: float) -> dict[str, Any]:
     """The project with its events, built once per size and seed (``--rebuild`` builds it again)."""
-    done = project / "build.json"
-    if done.is_file() and not rebuild:
-        built: dict[str, Any] = json.loads(done.read_text())
-        return built | {"reused": True}
-    if project.exists():
-        shutil.rmtree(project)
-    print(f"building the project and filling {events:,} events in {project} ...", flush=True)
-    result = run_child(
-        ["build", str(project), "--events", str(events), "--seed", str(seed)],
-        project.parent / f"{project.name}-build.log",
-        timeout,
-    )
-    if result["status"] != "ok":
-        raise SystemExit(f"build failed: {result.get('error', result['status'])}")
-    done.write_text(json.dumps(result))
-    return result | {"reused": False}
+
+    def make() -> dict[str, Any]:
+        if project.exists():
+            shutil.rmtree(project)
+        print(f"building the project and filling {events:,} events in {project} ...", flush=True)
+        args = ["build", str(project), "--events", str(events), "--seed", str(seed)]
+        return run_child(args, project.parent / f"{project.name}-build.log", timeout)
+
+    return built_once(project / "build.json", make, rebuild=rebuild, what="build")
 
 
 def abort_runs(runs: int, timeout: float) -> dict[str, Any]:
@@ -167,46 +158,6 @@ def summarise(rounds: list[dict[str, Any]], models: int) -> dict[str, Any]:
         "peak_rss_mb": max(r["peak_rss_mb"] for r in ok),
         "loadavg_1min_during": spread(loads),
     }
-
-
-def machine() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    info: dict[str, Any] = {
-        "nproc": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "memory_gib": round(mem_kb / 1024**2, 1),
-        "cpu": next(
-            (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
-        ),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-    for name in (
-        "fourloops",
-        "duckdb",
-        "pyarrow",
-        "polars",
-        "numpy",
-        "lightgbm",
-        "sqlalchemy",
-        "pyinstrument",
-    ):
-        try:
-            info[name] = md.version(name)
-        except md.PackageNotFoundError:
-            info[name] = None
-    git = ["git", "-C", str(ROOT)]
-    info["git_commit"] = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    info["src_uncommitted_changes"] = bool(
-        subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
-        ).stdout.strip()
-    )
-    return info
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -317,7 +268,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    info = machine()
+    info = machine(PACKAGES)
     info["loadavg_start"] = os.getloadavg()
     print("machine:", json.dumps(info))
     project = args.data / f"controller-{args.events}-s{args.seed}-labels-by-model"
@@ -368,13 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     info["loadavg_end"] = os.getloadavg()
     print_summary(result)
     print(f"\nload average at start {info['loadavg_start']}, at end {info['loadavg_end']}")
-    path = args.json
-    if path is None and not args.quick:
-        path = RESULTS / f"controller-{dt.date.today().isoformat()}.json"
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2, default=str))
-        print(f"wrote {path}")
+    write_results(result, args.json, name="controller", quick=args.quick)
     ok = result["summary"]["status"] == "ok" and result["summary"]["equal"]
     return 0 if ok else 1
 

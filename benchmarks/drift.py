@@ -50,7 +50,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from _child_process import run_measured
+from _results import machine as shared_machine
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -409,37 +409,7 @@ def verdict_reason(row: dict[str, Any], which: str) -> str:
 
 
 def machine(evidently: bool) -> dict:
-    import duckdb
-
-    mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    info: dict[str, Any] = {
-        "nproc": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "memory_gib": round(mem_kb / 1024**2, 1),
-        "cpu": next(
-            (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
-        ),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "pyarrow": pa.__version__,
-        "numpy": np.__version__,
-    }
-    try:
-        import importlib.metadata as md
-
-        info["fourloops"] = md.version("fourloops")
-        for name in ("polars", "lightgbm", "scipy"):
-            info[name] = md.version(name)
-        info["git_commit"] = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"], capture_output=True, text=True
-        ).stdout.strip()
-        info["src_uncommitted_changes"] = bool(dirty)
-    except Exception:  # noqa: BLE001 - informative only
-        pass
+    info = shared_machine(("fourloops", "duckdb", "pyarrow", "numpy", "polars", "lightgbm", "scipy"))
     if evidently:
         code = (
             "import importlib.metadata as m, json, platform\n"

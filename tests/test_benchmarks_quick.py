@@ -87,3 +87,26 @@ def test_controller_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> 
     if profile["status"] == "ok":
         assert profile["queries"]["stage checks (all, overall and by region)"]["n"] == 10
         assert profile["diagnostics"]["equal"]
+
+
+@pytest.mark.slow
+def test_monitor_scaling_benchmark_quick_runs_and_checks_equality(tmp_path: Path) -> None:
+    _, result = _quick("monitor_scaling.py", tmp_path, timeout=600)
+    assert set(result["sizes"]) == {"30000", "90000"}
+    for size, entry in result["sizes"].items():
+        assert entry["fill"]["events_written"] == int(size)
+        methods = ("monitor", "floor", "monitor-no-mv", "monitor-labels-build", "monitor-2gb")
+        for method in (*methods, "floor-no-labels", "floor-2gb"):
+            assert entry["methods"][method]["status"] == "ok", (size, method, entry["runs"])
+        # the floor's histograms are the monitor's summaries, every window and column
+        equality = entry["equality"]
+        assert equality["equal"] and equality["windows"] == 30, equality
+        assert equality["rows"] == int(size)
+        for method in (*methods[2:], "floor-no-labels", "floor-2gb"):  # every variant: the same counts
+            assert entry[f"equality_{method}"]["equal"], (method, entry[f"equality_{method}"])
+        assert entry["monitor_over_floor"] > 0
+    scaling = result["scaling"]
+    assert scaling["monitor"]["sizes"] == [30_000, 90_000]
+    assert set(scaling["targets"]) >= {"flat_memory", "linear_time", "within_1_5x_of_floor"}
+    profile = result["profile"]
+    assert profile["status"] == "ok" or profile["status"].startswith("skipped"), profile
