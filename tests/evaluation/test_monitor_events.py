@@ -366,8 +366,8 @@ def test_contract_rejections_and_server_cpu_are_counted_per_window_and_alerted(
         report = project.compact_events()
         after = project.serving_periods.totals("late", since=day, until=day + timedelta(days=1))
         again = project.monitor("late", window="1d", since=day, until=day + timedelta(days=1))
-    # Hours 0, 1 and 2 become a row each; the row ending at 3:00 is its hour's only one.
-    assert report.serving_rows_rolled_up == len(extra) + stored.periods - 1
+    # Every row is merged into its hour's: hours 0, 1, 2 and 3 (the row ending at 3:00).
+    assert report.serving_rows_rolled_up == len(extra) + stored.periods
     assert report.to_dict()["serving_rows_rolled_up"] == report.serving_rows_rolled_up
     assert (before.periods, after.periods) == (len(extra) + stored.periods, 4)
     assert (after.predictions, after.rejected, after.rejections) == (

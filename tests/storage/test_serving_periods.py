@@ -110,6 +110,17 @@ def test_old_periods_roll_up_to_one_row_per_model_and_hour(periods: ServingPerio
     # Idempotent: a second roll-up finds nothing left to merge.
     again = periods.roll_up(before=T0 + timedelta(hours=2))
     assert again.rows_read == again.rows_written == 0
+    # A row that arrives late for an hour already rolled up joins its hour's row; the next hours
+    # roll up in their turn (a lone row too: each server row is read once).
+    periods.record([_period(90, served=7, rejections={"plan": {"allowed": 2}})])
+    later = periods.roll_up(before=T0 + timedelta(hours=4))
+    assert later.rows_read == 1 + (60 + 1) * 4 and later.rows_written == 1 + 2 * 2  # (m, 1h); 2h, 3h of each
+    final = periods.windows("m", hours)
+    assert [w.periods for w in final] == [1, 1, 1, 1]
+    assert final[1].predictions == before["m"][1].predictions + 7
+    assert final[1].rejections == {**before["m"][1].rejections, "plan": {"allowed": 2}}
+    for a, b in zip(before["m"][2:], final[2:], strict=True):
+        assert (a.predictions, a.rejected, a.rejections) == (b.predictions, b.rejected, b.rejections)
 
 
 @settings(max_examples=25, deadline=None)

@@ -112,7 +112,7 @@ class ServingTotals:
 
 @dataclass(frozen=True)
 class RollUp:
-    """What one roll-up did: rows merged away and the hourly rows written in their place."""
+    """What one roll-up did: the servers' rows merged (``rows_read``) and the hourly rows written."""
 
     rows_read: int = 0
     rows_written: int = 0
@@ -120,6 +120,11 @@ class RollUp:
 
 def _utc(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _hour(when: datetime) -> datetime:
+    """The whole hour (UTC) ``when`` falls in."""
+    return _utc(when).replace(minute=0, second=0, microsecond=0)
 
 
 class ServingPeriods:
@@ -154,28 +159,49 @@ class ServingPeriods:
             conn.execute(t.serving_periods.insert(), rows)
 
     def roll_up(self, *, before: datetime) -> RollUp:
-        """Merge the rows of every model and whole hour before ``before`` into one row each.
+        """Merge the servers' rows of every model and whole hour before ``before`` into one row each.
 
         A row belongs to the hour its period ends in, as it belongs to the window its period
         ends in; the merged row ends where the hour's last row ended, so every window whose edges
-        are whole hours keeps its totals. Only hours that ended by ``before`` are touched; an
-        hour already one row is left alone (idempotent). One transaction, its rows locked where
-        the database can (PostgreSQL), so that two compactions never merge the same rows twice.
+        are whole hours keeps its totals. Only hours that ended by ``before`` are touched. Each
+        server row is read once: it is merged into its hour's row (``process`` :data:`ROLLED_UP`),
+        with the rows already merged there if any, so a roll-up reads what came since the last one,
+        not the whole history (idempotent). One transaction, its rows locked where the database
+        can (PostgreSQL), so that two compactions never merge the same rows twice.
         """
-        before = _utc(before)
-        cutoff = before.replace(minute=0, second=0, microsecond=0)
+        cutoff = _utc(before).replace(minute=0, second=0, microsecond=0)
         s = t.serving_periods
-        query = sa.select(s).where(s.c.period_end < cutoff).order_by(s.c.id).with_for_update()
+        fresh = (
+            sa.select(s)
+            .where(s.c.period_end < cutoff, s.c.process != ROLLED_UP)
+            .order_by(s.c.id)
+            .with_for_update()
+        )
         with self.metadata.transaction() as conn:
             groups: dict[tuple[str, datetime], list[Any]] = {}
-            for row in conn.execute(query).all():
-                hour = _utc(row.period_end).replace(minute=0, second=0, microsecond=0)
-                groups.setdefault((row.model, hour), []).append(row)
+            for row in conn.execute(fresh).all():
+                groups.setdefault((row.model, _hour(row.period_end)), []).append(row)
+            if not groups:
+                return RollUp()
+            read = sum(len(rows) for rows in groups.values())
+            hours = [hour for _, hour in groups]
+            merged_before = (
+                sa.select(s)
+                .where(
+                    s.c.process == ROLLED_UP,
+                    s.c.model.in_(sorted({model for model, _ in groups})),
+                    s.c.period_end >= min(hours),
+                    s.c.period_end < max(hours) + _HOUR,
+                )
+                .with_for_update()
+            )
+            for row in conn.execute(merged_before).all():
+                key = (row.model, _hour(row.period_end))
+                if key in groups:
+                    groups[key].append(row)
             merged: list[dict[str, Any]] = []
             gone: list[int] = []
             for (model, _), rows in groups.items():
-                if len(rows) < 2:
-                    continue
                 total = ServingTotals()
                 for row in rows:
                     total.add(
@@ -194,11 +220,10 @@ class ServingPeriods:
                     }
                 )
                 gone.extend(r.id for r in rows)
-            for start in range(0, len(gone), 500):  # bounded IN lists
-                conn.execute(s.delete().where(s.c.id.in_(gone[start : start + 500])))
-            if merged:
-                conn.execute(s.insert(), merged)
-        return RollUp(len(gone), len(merged))
+            for first in range(0, len(gone), 500):  # bounded IN lists
+                conn.execute(s.delete().where(s.c.id.in_(gone[first : first + 500])))
+            conn.execute(s.insert(), merged)
+        return RollUp(read, len(merged))
 
     def totals(self, model: str, *, since: datetime, until: datetime) -> ServingTotals:
         """Sums over the model's periods that end in ``[since, until)``."""
