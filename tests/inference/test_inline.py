@@ -45,6 +45,12 @@ async def _predict(app: Any, n: int, prefix: str) -> list[httpx.Response]:
         ]
 
 
+def _prove(service: Any, seconds: float = 0.0) -> None:
+    """Open ``service``'s inline gate: the proof it asks for, every answer taking ``seconds``."""
+    for _ in range(PROOF_CALLS):
+        service.inline.record(seconds)
+
+
 def _sample(app: Any, name: str) -> float:
     for family in app.state.metrics.registry.collect():
         for sample in family.samples:
@@ -153,8 +159,7 @@ def test_an_inline_call_past_the_deadline_is_answered_by_the_fallback_and_shuts_
     with _project(served, timeout_ms="50") as project:
         app = build_app(project)
         service = app.state.services["late"]
-        for _ in range(PROOF_CALLS):
-            service.inline.record(0.0001)
+        _prove(service, 0.0001)
         assert service.can_answer_inline()
         predictor = service.state.predictors[1]
         original = predictor.predict_one
@@ -195,8 +200,7 @@ def test_network_or_fsynced_io_keeps_requests_off_the_loop(served: Path) -> None
         assert not build_app(project).state.services["late"].inline.capable
     with _project(served, inline_max_ms="0") as project:
         service = build_app(project).state.services["late"]
-        for _ in range(PROOF_CALLS):
-            service.inline.record(0.0)
+        _prove(service)
         assert not service.can_answer_inline()
 
 
@@ -283,8 +287,7 @@ def test_concurrent_requests_batch_once_the_gate_is_open_and_all_are_logged(serv
     with _project(served) as project:
         app = build_app(project)
         service = app.state.services["late"]
-        for _ in range(PROOF_CALLS):
-            service.inline.record(0.0)
+        _prove(service)
         assert service.can_answer_inline()
         on_loop: list[int] = []
         original = service.predict_batch
@@ -322,8 +325,7 @@ def test_a_lone_request_on_the_loop_is_counted_and_never_acknowledged_unlogged(s
     with _project(served) as project:
         app = build_app(project)
         service = app.state.services["late"]
-        for _ in range(PROOF_CALLS):
-            service.inline.record(0.0)
+        _prove(service)
         inner = service.events
         on_loop: list[bool] = []
 
