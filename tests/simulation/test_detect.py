@@ -50,3 +50,25 @@ def test_without_a_control_run_every_relevant_alert_is_a_signal() -> None:
     incident = Incident("LaGuardia triples", "covariate_shift", START, segment={"origin": "LGA"}, factor=3)
     found = _detect(incident, _run("run", [_alert("input_drift", 0, column="origin")]), None, DAY)
     assert found["detection_delay_hours"] == 24.0
+
+
+def test_a_concept_shift_is_caught_in_its_segment_or_in_the_one_its_where_names_not_elsewhere() -> None:
+    incident = Incident(
+        "Delta late at JFK", "concept_shift", START, segment={"origin": "JFK"}, to_positive=0.5,
+        where={"carrier": "DL"},
+    )  # fmt: skip
+
+    def performance(day: int, segment: str) -> dict[str, Any]:
+        return {**_alert("performance", day), "segment": segment}
+
+    elsewhere, carrier, airport = (
+        performance(1, "origin=LGA"),
+        performance(2, "carrier=DL"),
+        performance(3, "origin=JFK"),
+    )
+    found = _detect(incident, _run("run", [elsewhere, carrier, airport]), None, DAY)
+    assert found["detected_at"] == carrier["raised_at"]
+    assert [s.split(": ")[0] for s in found["signals"]] == [
+        "alert performance (carrier=DL)",
+        "alert performance (origin=JFK)",
+    ]

@@ -274,6 +274,55 @@ def test_a_concept_shift_flips_the_labels_in_the_data_itself_one_way(source: Pat
     assert after["minutes_late"].max() == before["minutes_late"].max()  # the column's own extreme
 
 
+def test_a_concept_shift_narrowed_by_where_flips_only_the_rows_that_match_it(
+    source: Path, tmp_path: Path
+) -> None:
+    """The segment stays where the shift is judged; ``where`` is the part of it whose labels change."""
+    import polars as pl
+
+    from fourloops.simulation.incidents import Incident
+    from fourloops.simulation.replay import _shift_entities
+
+    copy = tmp_path / "p"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".fourloops"))
+    trips = copy / "data/trips.parquet"
+    lanes = pl.read_parquet(trips).with_row_index("i")
+    lanes.with_columns(lane=(pl.col("i") % 3).cast(pl.String)).drop("i").write_parquet(trips)
+    start = T0 + timedelta(days=30)
+    shift = Incident(
+        "later at c, lane 1", "concept_shift", start, {"station": "c"}, to_positive=1.0, where={"lane": "1"}
+    )
+    assert shift.to_dict()["where"] == {"lane": "1"} and shift.to_dict()["segment"] == {"station": "c"}
+    before = pl.read_parquet(trips)
+    with Project.load(copy, env={}) as project:
+        _shift_entities(project, project.model("late"), [shift], seed=0)
+    after = pl.read_parquet(trips)
+    late = (pl.col("minutes_late") > 10).alias("late")
+    was, now = before.select(late, "station", "lane", "at"), after.select(late)["late"]
+    in_segment = (was["station"] == "c") & (was["at"] >= start)
+    hit = in_segment & (was["lane"] == "1")
+    assert now.filter(hit & was["late"].is_not_null()).all()
+    assert now.filter(~hit).to_list() == was["late"].filter(~hit).to_list()
+    # The rest of the segment kept its on-time trips: only the part named by where changed.
+    assert (~now.filter(in_segment & ~hit & was["late"].is_not_null())).any()
+
+
+def test_where_is_checked(source: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    head = '[[incident]]\nstart = "2013-01-30"\nsegment = { station = "c" }\n'
+    bad.write_text(head + 'kind = "covariate_shift"\nfactor = 2\nwhere = { station = "c" }\n')
+    with pytest.raises(ConfigError, match="where narrows a concept_shift's rows; a covariate_shift has none"):
+        load_incidents(bad)
+    bad.write_text(head + 'kind = "concept_shift"\nflip = 0.5\nwhere = "lane 1"\n')
+    with pytest.raises(ConfigError, match="where must be a table"):
+        load_incidents(bad)
+    bad.write_text(head + 'kind = "concept_shift"\nflip = 0.5\nwhere = { lane = "1" }\n')
+    (shift,) = load_incidents(bad)
+    assert shift.where == {"lane": "1"}
+    with Project.load(source, env={}) as project, pytest.raises(ConfigError, match="where column 'lane'"):
+        project.simulate(start=START, end=START + timedelta(days=2), out=tmp_path / "o", incidents=bad)
+
+
 def test_the_simulate_command(source: Path, tmp_path: Path) -> None:
     copy = tmp_path / "p"
     shutil.copytree(source, copy)

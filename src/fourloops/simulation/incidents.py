@@ -13,7 +13,8 @@
     kind = "concept_shift"              # the label of matching rows flipped with a probability
     start = "2013-11-01"
     end = "2013-11-20"                  # optional: when it stops (default: never)
-    segment = { carrier = "EV" }
+    segment = { origin = "JFK" }
+    where = { carrier = "B6" }          # optional: only the segment's rows that also match this
     to_positive = 0.5                   # half of the negative labels become positive (later flights);
     # to_negative for the other way, or flip = p for both ways at once
 
@@ -37,6 +38,14 @@ value`` conditions (all must hold) on the rows the incident touches: the
 model's entity rows (covariate shift, concept shift, bad release) or the
 feature view's rows (broken field). Every incident names the alert kinds or
 actions that count as catching it (:data:`DETECTED_BY`).
+
+A concept shift's ``where`` narrows the flipped rows inside the segment
+without changing the segment: the segment is where the change is judged
+(its alerts, its cost), ``where`` is the relation that changed. Labels
+flipped at random over a whole segment change only its base rate, which no
+model can rank better inside it; flipped on the part of it that ``where``
+names (JetBlue's flights at JFK), the change follows a feature, and a
+retrained model can learn it and win back the segment.
 """
 
 from __future__ import annotations
@@ -98,6 +107,7 @@ class Incident:
     flip: float = 0.0
     to_positive: float = 0.0
     to_negative: float = 0.0
+    where: Mapping[str, Any] = field(default_factory=dict)  # before ``field`` the attribute shadows it
     view: str | None = None
     field: str | None = None
     mode: str | None = None
@@ -112,6 +122,8 @@ class Incident:
             out["flip"] = self.flip
         if self.kind == "concept_shift":
             out |= {"to_positive": self.positive_rate, "to_negative": self.negative_rate}
+            if self.where:
+                out["where"] = dict(self.where)
         if self.kind == "broken_field":
             out |= {"view": self.view, "field": self.field, "mode": self.mode, "factor": self.factor}
         return out
@@ -126,6 +138,9 @@ class Incident:
         segment = raw.get("segment", {})
         if not isinstance(segment, Mapping):
             raise ConfigError(f'{where}: segment must be a table such as {{ origin = "LGA" }}')
+        rows = raw.get("where", {})
+        if not isinstance(rows, Mapping):
+            raise ConfigError(f'{where}: where must be a table such as {{ carrier = "B6" }}')
         known = {
             "name",
             "kind",
@@ -139,6 +154,7 @@ class Incident:
             "view",
             "field",
             "mode",
+            "where",
         }
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -156,6 +172,7 @@ class Incident:
             view=raw.get("view"),
             field=raw.get("field"),
             mode=raw.get("mode"),
+            where=dict(rows),
         )
         incident.check(where)
         return incident
@@ -188,6 +205,8 @@ class Incident:
             raise ConfigError(f"{where}: covariate_shift needs an integer factor >= 1, got {self.factor}")
         if self.kind == "bad_release" and not 0 < self.flip <= 1:
             raise ConfigError(f"{where}: bad_release needs flip, a probability in (0, 1], got {self.flip}")
+        if self.where and self.kind != "concept_shift":
+            raise ConfigError(f"{where}: where narrows a concept_shift's rows; a {self.kind} has none")
         if self.kind == "concept_shift":
             rates = (self.flip, self.to_positive, self.to_negative)
             if not all(0 <= r <= 1 for r in rates) or not any(rates):
@@ -222,13 +241,16 @@ def load_incidents(path: str | Path) -> list[Incident]:
     return [Incident.from_dict(item, f"{file}: incident {i + 1}") for i, item in enumerate(raw)]
 
 
-def segment_mask(frame: pl.DataFrame, segment: Mapping[str, Any], what: str) -> pl.Series:
-    """Rows of ``frame`` in ``segment`` (every condition holds); ConfigError naming a missing column."""
+def segment_mask(
+    frame: pl.DataFrame, segment: Mapping[str, Any], what: str, role: str = "segment"
+) -> pl.Series:
+    """Rows of ``frame`` in ``segment`` (every condition holds); ConfigError naming a missing column
+    (as a ``role`` column: ``segment``, or ``where`` for a concept shift's narrowing)."""
     mask = pl.Series([True] * frame.height)
     for column, value in segment.items():
         if column not in frame.columns:
             raise ConfigError(
-                f"{what}: segment column {column!r} is not in the data ({', '.join(frame.columns)})"
+                f"{what}: {role} column {column!r} is not in the data ({', '.join(frame.columns)})"
             )
         mask = mask & (frame[column].cast(pl.String) == str(value)).fill_null(False)
     return mask

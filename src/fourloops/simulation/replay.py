@@ -292,9 +292,9 @@ def _shift_entities(project: Project, model: Model, incidents: list[Incident], s
     ts = model.entities.timestamp
     rng = np.random.default_rng(seed)
     for incident in by_kind(incidents, "concept_shift"):
-        hit = segment_mask(frame, incident.segment, f"incident {incident.name!r}") & incident.active(
-            frame[ts]
-        )
+        what = f"incident {incident.name!r}"
+        hit = segment_mask(frame, incident.segment, what) & segment_mask(frame, incident.where, what, "where")
+        hit = hit & incident.active(frame[ts])
         label = model.label.expr if model.label.expr is not None else pl.col(model.label.name)
         positive = frame.select(label.cast(pl.Float64).fill_null(0.0).alias("v"))["v"].to_numpy() >= 0.5
         chance = np.where(positive, incident.negative_rate, incident.positive_rate)

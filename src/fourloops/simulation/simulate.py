@@ -134,14 +134,15 @@ def _relevance(incident: Incident, signal: dict[str, Any], released: int | None)
     """How specifically an alert or action answers ``incident``: 0 not at all, 1 in general, 2 precisely.
 
     A covariate shift is caught by drift (precisely: on a column of its segment); a concept
-    shift by a performance alert overall or in its own segment (precisely); a broken field by a
+    shift by a performance alert overall or in its own segment, or in one its ``where`` names
+    (both hold the rows that changed: precisely); a broken field by a
     quarantine of its view, a quality or drift alert on its field or a coverage alert on its view;
     a bad release by an abort, a rollback or a failing check's pause of the released version.
     """
     kind = signal["kind"]
     if kind not in DETECTED_BY[incident.kind]:
         return 0
-    own_segments = {f"{c}={v}" for c, v in incident.segment.items()}
+    own_segments = {f"{c}={v}" for c, v in {**incident.segment, **incident.where}.items()}
     segment = signal.get("segment")
     if incident.kind == "covariate_shift":
         return 2 if signal.get("column") in incident.segment else 1
