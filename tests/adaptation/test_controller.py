@@ -240,3 +240,32 @@ def test_rollout_commands_and_routing_history(project_dir: Path, tmp_path: Path)
         assert project.routing_at("late", during[0].at).shadow == 2
     text = runner.invoke(cli, ["models", "late", "--at", during[0].at.isoformat(), "-p", str(path)])
     assert text.exit_code == 0 and "shadow v2" in text.stdout
+
+
+def test_a_retrain_fits_on_its_own_window_and_split_and_reproduces_them(tmp_path: Path) -> None:
+    """fl.Retrain(window=, split=): the controller's retrain sees the last ``window`` of rows and holds
+    out its own (shorter) validation and test; both are recorded, and reproduce re-runs them."""
+    policy = (
+        'segments=["station"], retrain=fl.Retrain(every="7d", cooldown="2d", window="20d", '
+        'split=fl.TimeSplit(validation="4d", test="4d")),'
+    )
+    path = prepare_project(tmp_path / "p", definitions=DEFINITIONS.replace('segments=["station"],', policy))
+    clock = ManualClock(T0 + timedelta(days=41))
+    with Project.load(path, env={}, clock=clock) as project:
+        # What the controller calls when a trigger fires (the tick's triggers are tested above).
+        assert project.loop.train("late").version == 2
+        lineage = project.registry.get_version("late", 2).lineage
+        assert lineage["start"] == (clock() - timedelta(days=20)).isoformat()
+        assert lineage["split"] == {"validation": "4d", "test": "4d"}
+        assert project.registry.get_version("late", 1).lineage["split"] == {"validation": 0.2, "test": 0.2}
+        data = lineage["data"]
+        first, last = (datetime.fromisoformat(t) for t in data["time_range"])
+        assert first >= clock() - timedelta(days=20)
+        parts = data["split"]
+        test_start, validation_start = (
+            datetime.fromisoformat(parts[k]) for k in ("test_start", "validation_start")
+        )
+        assert test_start - validation_start == timedelta(days=4)
+        assert timedelta(days=3) < last - test_start <= timedelta(days=4)
+        again = project.reproduce("late", 2)
+        assert again["reproduced"] and again["metrics_match"], again  # on the same split, not the model's

@@ -48,7 +48,7 @@ from fourloops.adaptation.policy_evaluation import evaluate_policy_run, reward_m
 from fourloops.adaptation.split import Split, time_split
 from fourloops.clock import Clock, utcnow
 from fourloops.contracts.encoder import InputEncoder
-from fourloops.definitions import FeatureView, Model, Task
+from fourloops.definitions import FeatureView, Model, Task, TimeSplit
 from fourloops.definitions.explore import ACTION_COLUMN
 from fourloops.definitions.lifecycle import Alias
 from fourloops.engines import DuckDBEngine, Engine
@@ -198,25 +198,27 @@ def prepare_data(
     cutoff: datetime | None = None,
     start: datetime | None = None,
     now: datetime | None = None,
+    split: TimeSplit | None = None,
 ) -> TrainingData:
     """Step 1: the point-in-time frame (as known at ``cutoff``), split by time, encoded.
 
     Without ``cutoff``, the run sees what is known at ``now`` (the project's
-    clock), or at the newest row if that is earlier.
+    clock), or at the newest row if that is earlier. ``split`` replaces the
+    model's own (a retrain's shorter holdout, ``fl.Retrain(split=...)``).
     """
     mf = build_model_frame(model, root=root, views=views, join=join, cutoff=cutoff, start=start, now=now)
-    split = time_split(mf.frame, mf.timestamp, model.split)
+    parts = time_split(mf.frame, mf.timestamp, split if split is not None else model.split)
     encoder = InputEncoder.from_fields(reward_model_inputs(model, views))
     return TrainingData(
         mf,
-        split,
+        parts,
         encoder,
-        encoder.frame(split.train),
-        split.train[mf.label].to_numpy(),
-        encoder.frame(split.validation),
-        split.validation[mf.label].to_numpy(),
-        encoder.frame(split.test),
-        split.test[mf.label].to_numpy(),
+        encoder.frame(parts.train),
+        parts.train[mf.label].to_numpy(),
+        encoder.frame(parts.validation),
+        parts.validation[mf.label].to_numpy(),
+        encoder.frame(parts.test),
+        parts.test[mf.label].to_numpy(),
     )
 
 
@@ -524,6 +526,7 @@ def train_model(
     seed: int = 0,
     cutoff: datetime | None = None,
     start: datetime | None = None,
+    split: TimeSplit | None = None,
     actor: str | None = None,
     register: bool = True,
     progress: Say | None = None,
@@ -534,6 +537,7 @@ def train_model(
 
     With ``register=False`` nothing is written to the registry (used to
     reproduce a version and compare); the result then has version 0.
+    ``split`` replaces the model's time split for this run (recorded in the lineage).
     """
     say = progress or (lambda _m: None)
     params = dict(params or {})
@@ -547,6 +551,7 @@ def train_model(
         "seed": seed,
         "cutoff": cutoff.isoformat() if cutoff else None,
         "start": start.isoformat() if start else None,
+        "split": (split if split is not None else model.split).to_dict(),
         "environment": environment(),
     }
     if register:
@@ -556,7 +561,9 @@ def train_model(
     try:
         t0 = time.perf_counter()
         say("building the point-in-time training frame")
-        data = prepare_data(model, root=root, views=views, join=join, cutoff=cutoff, start=start, now=clock())
+        data = prepare_data(
+            model, root=root, views=views, join=join, cutoff=cutoff, start=start, now=clock(), split=split
+        )
         timings["frame_s"] = time.perf_counter() - t0
         lineage["cutoff"] = data.frame.cutoff.isoformat()
         lineage["data"] = data.lineage()

@@ -3,6 +3,18 @@
 >>> r = Retrain(every="30d", new_labels=50_000, on_alerts=["input_drift", "performance"])
 >>> r.every, r.cooldown, r.max_per_week
 (datetime.timedelta(days=30), datetime.timedelta(days=3), 2)
+
+What a retraining trains on can differ from a first training's: a retrain
+exists to learn what changed lately, and the model's own split may hold out
+exactly that (a 30-day validation and a 30-day test keep the last two months
+out of the fit, so a change that began a month ago is judged, never learnt).
+``split`` gives retraining its own, shorter holdout, and ``window`` keeps the
+fit to recent rows so that a new regime is not outvoted by a year of the old:
+
+>>> from fourloops.definitions.model import TimeSplit
+>>> r = Retrain(on_alerts=["performance"], window="90d", split=TimeSplit(validation="7d", test="7d"))
+>>> r.to_dict()["window"], r.to_dict()["split"]
+('90d', {'validation': '7d', 'test': '7d'})
 """
 
 from __future__ import annotations
@@ -10,10 +22,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fourloops.definitions.durations import format_duration, parse_duration
 from fourloops.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from fourloops.definitions.model import TimeSplit
 
 __all__ = ["ALERT_TRIGGERS", "Retrain"]
 
@@ -47,6 +62,13 @@ class Retrain:
         At most this many retrainings in any seven days (an alert that flaps cannot start a storm).
     rollout:
         A candidate that passes its gates starts the model's rollout (else it only waits, registered).
+    window:
+        A retrain fits on the rows of this long before now only (e.g. ``"90d"``; default: every
+        row, as :meth:`~fourloops.Project.train` does); recorded as the version's ``start``.
+    split:
+        The retrain's own ``fl.TimeSplit`` (default: the model's): a shorter holdout lets it
+        learn from the weeks a longer one would only judge it on. Recorded in the lineage, so
+        ``fourloops reproduce`` re-runs it the same way.
     """
 
     every: timedelta | None
@@ -55,6 +77,8 @@ class Retrain:
     cooldown: timedelta
     max_per_week: int
     rollout: bool
+    window: timedelta | None
+    split: TimeSplit | None
 
     def __init__(
         self,
@@ -65,7 +89,11 @@ class Retrain:
         cooldown: str | int | timedelta = "3d",
         max_per_week: int = 2,
         rollout: bool = True,
+        window: str | int | timedelta | None = None,
+        split: TimeSplit | None = None,
     ) -> None:
+        from fourloops.definitions.model import TimeSplit  # model.py imports this module
+
         object.__setattr__(
             self, "every", None if every is None else parse_duration(every, what="Retrain every")
         )
@@ -85,6 +113,12 @@ class Retrain:
             raise DefinitionError(f"Retrain max_per_week must be an integer >= 1, got {max_per_week!r}")
         object.__setattr__(self, "max_per_week", max_per_week)
         object.__setattr__(self, "rollout", bool(rollout))
+        object.__setattr__(
+            self, "window", None if window is None else parse_duration(window, what="Retrain window")
+        )
+        if split is not None and not isinstance(split, TimeSplit):
+            raise DefinitionError(f"Retrain split must be an fl.TimeSplit, got {split!r}")
+        object.__setattr__(self, "split", split)
         if every is None and new_labels is None and not on_alerts:
             raise DefinitionError("Retrain needs a trigger: every=, new_labels= or on_alerts=")
 
@@ -96,4 +130,6 @@ class Retrain:
             "cooldown": format_duration(self.cooldown),
             "max_per_week": self.max_per_week,
             "rollout": self.rollout,
+            "window": format_duration(self.window) if self.window else None,
+            "split": self.split.to_dict() if self.split is not None else None,
         }

@@ -46,7 +46,12 @@ class AdaptationOperations(MonitoringOperations):
             return self.query_events(sql, model=model, compact=False)
 
         def train(name: str) -> Any:
-            return self.train(name)
+            # A retrain fits on its own window and split where fl.Retrain gives them.
+            policy = self.model(name).retrain
+            if policy is None:
+                return self.train(name)
+            start = self.clock() - policy.window if policy.window is not None else None
+            return self.train(name, start=start, split=policy.split)
 
         return Loop(
             registry=self.registry,

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fourloops.definitions import Model
+from fourloops.definitions import Model, TimeSplit
 from fourloops.definitions.lifecycle import Alias
 from fourloops.errors import FourloopsError, NotFoundError, RegistryError
 from fourloops.project.ingestion import IngestionOperations, Progress
@@ -46,13 +46,15 @@ class TrainingOperations(IngestionOperations):
         seed: int = 0,
         cutoff: datetime | None = None,
         start: datetime | None = None,
+        split: TimeSplit | None = None,
         register: bool = True,
         progress: Progress | None = None,
     ) -> TrainResult:
         """Train a candidate version of model ``name``: lineage, evaluation, gates, registration.
 
         ``cutoff`` is "now" for the run (rows and labels known by then; default:
-        the newest row); ``start`` drops older rows.
+        the newest row); ``start`` drops older rows; ``split`` replaces the model's
+        ``fl.TimeSplit`` for this run (a retrain's own, ``fl.Retrain(split=...)``).
         """
         from fourloops.adaptation.training import train_model
 
@@ -69,6 +71,7 @@ class TrainingOperations(IngestionOperations):
             seed=seed,
             cutoff=cutoff,
             start=start,
+            split=split,
             register=register,
             progress=progress,
             clock=self.clock,
@@ -119,12 +122,14 @@ class TrainingOperations(IngestionOperations):
         lineage = recorded.lineage
         cutoff = datetime.fromisoformat(lineage["cutoff"]) if lineage.get("cutoff") else None
         start = datetime.fromisoformat(lineage["start"]) if lineage.get("start") else None
+        split = TimeSplit(**lineage["split"]) if lineage.get("split") else None  # older: the model's
         rerun = self.train(
             name,
             params=recorded.params,
             seed=int(lineage.get("seed", 0)),
             cutoff=cutoff,
             start=start,
+            split=split,
             register=False,
             progress=progress,
         )
