@@ -19,9 +19,10 @@ Rows that repeat one reading of a continuous column (requests of the same
 hour share its weather) are one draw, not many: the split keeps such a
 cluster on one side, and the null counts clusters, not rows.
 
-Samples are drawn uniformly where the data lives (a reservoir sample of at
-most ``rows`` rows from the reference and from each window); nothing else is
-read.
+Samples are drawn uniformly where the data lives (at most ``rows`` rows from
+the reference, and from each window: every window's in one query where the
+data has a row identity, see :mod:`fourloops.engines.duckdb_sample`); nothing
+else is read.
 """
 
 from __future__ import annotations
