@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from fourloops.engines.summaries import Summaries, SummaryPlan
     from fourloops.storage.events.columnar import EventTables
 
-__all__ = ["Engine", "JoinStats", "TableScan", "ViewJoin", "ViewStats"]
+__all__ = ["Engine", "JoinStats", "Stratum", "TableScan", "ViewJoin", "ViewStats"]
 
 #: Data accepted for a view: a Parquet path or glob, a list of Parquet files, or an Arrow table.
 ViewData: TypeAlias = str | Sequence[str] | pa.Table
@@ -138,6 +138,16 @@ class JoinStats:
     engine: str = ""
 
 
+@dataclass(frozen=True)
+class Stratum:
+    """One window of a table to sample on its own: the SQL condition that selects its rows (``None``:
+    every row) and how many rows it holds (as counted by the monitor's summaries; a wrong count makes
+    the draw slower, never different)."""
+
+    where: str | None
+    rows: int
+
+
 class TableScan(Protocol):
     """One table open for monitoring: its facts, reference fitting, summaries and samples.
 
@@ -173,6 +183,19 @@ class TableScan(Protocol):
         self, columns: Sequence[str], rows: int, *, where: str | None = None, seed: int = 0
     ) -> pa.Table:
         """A uniform sample of at most ``rows`` rows."""
+        ...
+
+    def sample_windows(
+        self,
+        columns: Sequence[str],
+        rows: int,
+        windows: Sequence[Stratum],
+        *,
+        where: str | None = None,
+        seed: int = 0,
+    ) -> list[pa.Table]:
+        """A uniform sample of at most ``rows`` rows of each window (windows do not overlap), in one
+        pass over the data where the engine can; a window's rows never appear in another's sample."""
         ...
 
     def close(self) -> None: ...

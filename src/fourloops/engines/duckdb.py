@@ -159,7 +159,12 @@ class DuckDBEngine:
             return LABELLED
 
         with _translate("event tables"):
-            return DuckDBScan(self.connect(), register=register, joined=Joined(UNLABELLED, frozenset(JOINED)))
+            return DuckDBScan(
+                self.connect(),
+                register=register,
+                joined=Joined(UNLABELLED, frozenset(JOINED)),
+                identity="request_id",  # compaction keeps one row per request
+            )
 
     def point_in_time_join(
         self,

@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fourloops.engines import duckdb_pit as sql
+from fourloops.engines.base import Stratum
+from fourloops.engines.duckdb_sample import sample_strata
 from fourloops.engines.duckdb_summaries import POSITION, Counted, summarize_relation
 from fourloops.engines.summaries import (
     FloatArray,
@@ -247,6 +249,11 @@ class Joined:
         return "*" in where or any(w.lower() in joined for w in re.findall(r"\w+", where))
 
 
+def _both(a: str | None, b: str | None) -> str | None:
+    """Two SQL conditions joined by AND (either may be missing)."""
+    return " AND ".join(f"({c})" for c in (a, b) if c) or None
+
+
 class DuckDBScan:
     """One monitoring input open on a DuckDB connection (see :class:`~fourloops.engines.base.TableScan`).
 
@@ -268,6 +275,8 @@ class DuckDBScan:
 
     With ``joined`` (see :class:`Joined`), a query that reads no joined column reads the relation
     without the join (the event log: only the streamed scan of the model's output reads the labels).
+    ``identity`` names a column unique per row (by default :data:`POSITION` when the data is
+    numbered): with one, :meth:`sample_windows` samples every window in one query.
     """
 
     def __init__(
@@ -278,9 +287,12 @@ class DuckDBScan:
         register: Callable[[duckdb.DuckDBPyConnection], str] | None = None,
         positions: bool = True,
         joined: Joined | None = None,
+        identity: str | None = None,
     ) -> None:
         self.con = con
         self.joined = joined
+        numbered = register is None and positions
+        self.identity = identity if identity is not None or not numbered else POSITION
         # Read Parquet page by page: prefetching reads whole row groups of every column a query
         # needs (a file written with one row group of a million rows: +134 MB for one aggregate).
         con.execute("SET disable_parquet_prefetching = true")
@@ -353,6 +365,31 @@ class DuckDBScan:
             f"USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})"
         )
         return self.con.sql(query).to_arrow_table()
+
+    def sample_windows(
+        self,
+        columns: Sequence[str],
+        rows: int,
+        windows: Sequence[Stratum],
+        *,
+        where: str | None = None,
+        seed: int = 0,
+    ) -> list[pa.Table]:
+        """Up to ``rows`` rows of ``columns`` from each window, drawn uniformly without replacement.
+
+        With an ``identity`` column, every window in one query (see :mod:`.duckdb_sample`);
+        without, one reservoir sample per window (seeds ``seed``, ``seed + 1``, ...).
+        """
+        conditions = [w.where for w in windows]
+        if self.identity is None:
+            return [
+                self.sample(columns, rows, where=_both(where, own), seed=seed + i)
+                for i, own in enumerate(conditions)
+            ]
+        rel = self._reading([*columns, self.identity], " ".join(filter(None, [where, *conditions])) or None)
+        return sample_strata(
+            self.con, rel, columns, rows, windows, identity=self.identity, where=where, seed=seed
+        )
 
     def close(self) -> None:
         self.con.close()

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fourloops.engines.base import Engine, TableScan
+from fourloops.engines.base import Engine, Stratum, TableScan
 from fourloops.engines.summaries import POSITION, RowWindows, ScorePlan, ScoreSummary, TimeWindows
 from fourloops.errors import ConfigError, SchemaError
 from fourloops.evaluation.alerts import AlertPolicy, RuleContext, detect
@@ -115,12 +115,16 @@ def _multivariate(
             return
         reference_sample = ref_scan.sample(columns, classifier.rows, seed=classifier.seed)
     columns = [c for c in columns if c in reference_sample.column_names]
-    for window in judged:
-        if window.status == WindowStatus.TOO_FEW_ROWS:
-            continue
-        own = _window_sql(windows, window.bounds)
-        where = " AND ".join([*conditions, *([own] if own else [])]) or None
-        sample = cur_scan.sample(columns, classifier.rows, where=where, seed=classifier.seed + window.index)
+    tested = [w for w in judged if w.status != WindowStatus.TOO_FEW_ROWS]
+    # every window's sample in one pass over the data (not a query per window)
+    samples = cur_scan.sample_windows(
+        columns,
+        classifier.rows,
+        [Stratum(_window_sql(windows, w.bounds), w.bounds.rows) for w in tested],
+        where=" AND ".join(conditions) or None,
+        seed=classifier.seed,
+    )
+    for window, sample in zip(tested, samples, strict=True):
         verdict = classifier.test(reference_sample, sample, columns)
         if verdict is None:
             continue

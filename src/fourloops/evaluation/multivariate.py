@@ -19,9 +19,10 @@ Rows that repeat one reading of a continuous column (requests of the same
 hour share its weather) are one draw, not many: the split keeps such a
 cluster on one side, and the null counts clusters, not rows.
 
-Samples are drawn uniformly where the data lives (a reservoir sample of at
-most ``rows`` rows from the reference and from each window); nothing else is
-read.
+Samples are drawn uniformly where the data lives (at most ``rows`` rows from
+the reference, and from each window: every window's in one query where the
+data has a row identity, see :mod:`fourloops.engines.duckdb_sample`); nothing
+else is read.
 """
 
 from __future__ import annotations
@@ -76,6 +77,22 @@ def _frame(tables: Sequence[pa.Table], columns: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
+def _matrix(X: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+    """The frame as LightGBM reads a pandas frame: floats, a category by its code (a missing one NaN);
+    and which columns are categories."""
+    values = np.empty(X.shape, dtype=np.float64)
+    categorical = []
+    for i, column in enumerate(X.columns):
+        series = X[column]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            codes = series.cat.codes.to_numpy()
+            values[:, i] = np.where(codes < 0, np.nan, codes)
+            categorical.append(i)
+        else:
+            values[:, i] = series.to_numpy(dtype=np.float64)
+    return values, categorical
+
+
 def _clusters(X: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """Which rows are repeats of one reading: an id per distinct value of the repeating continuous columns.
 
@@ -117,6 +134,19 @@ class DomainClassifier:
     trees: int = 40
     seed: int = 0
 
+    def lightgbm_params(self) -> dict[str, Any]:
+        """The classifier's LightGBM settings (small and fast; one thread); ``trees`` is the rounds."""
+        return {
+            "objective": "binary",
+            "num_leaves": 15,
+            "learning_rate": 0.1,
+            "min_child_samples": 10,
+            "seed": self.seed,
+            "num_threads": 1,
+            "verbose": -1,
+            "num_iterations": self.trees,
+        }
+
     def test(
         self, reference: pa.Table, window: pa.Table, columns: Sequence[str]
     ) -> MultivariateResult | None:
@@ -135,19 +165,14 @@ class DomainClassifier:
             ids = np.unique(clusters[y == side])
             chosen = rng.permutation(ids)[: max(1, ids.size // 2)]
             held |= (y == side) & np.isin(clusters, chosen)
-        model = lightgbm.LGBMClassifier(
-            n_estimators=self.trees,
-            num_leaves=15,
-            learning_rate=0.1,
-            min_child_samples=10,
-            random_state=self.seed,
-            n_jobs=1,
-            verbose=-1,
-            importance_type="gain",
-        )
-        model.fit(X[~held], y[~held])
-        scores = np.asarray(model.predict_proba(X[held]))[:, 1]
-        gain = np.asarray(model.feature_importances_, dtype=float)
+        # LightGBM's own API on a float matrix: the model the scikit-learn wrapper fits on the frame,
+        # without converting the frame on every fit and predict (a third of the test's time)
+        params = self.lightgbm_params()
+        values, categorical = _matrix(X)
+        train = lightgbm.Dataset(values[~held], y[~held], categorical_feature=categorical, params=params)
+        model = lightgbm.train(params, train, keep_training_booster=True)
+        scores = np.asarray(model.predict(values[held], num_threads=1))
+        gain = np.asarray(model.feature_importance(importance_type="gain"), dtype=float)
         value = roc_auc(y[held], scores)
         auc = 0.5 if value is None else float(value)
         # Rows of one cluster are one draw, not many: the null's variance counts clusters.
