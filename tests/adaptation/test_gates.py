@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from scipy import stats
 
 import fourloops as fl
 from fourloops.adaptation.gates import GateContext, evaluate_gates
@@ -96,3 +97,23 @@ def test_gate_definitions_validate() -> None:
     with pytest.raises(DefinitionError):
         fl.gates.NoRegression(max_drop=-1)
     assert fl.gates.NoRegression(max_drop=0.01).to_dict()["gate"] == "no_regression"
+
+
+def test_max_segment_drop_fails_a_segment_only_when_its_loss_is_shown() -> None:
+    """With standard errors, the optimistic end of each change's interval (Bonferroni over the judged
+    segments) must be a loss beyond max_drop; without them, the point estimate decides."""
+    points = {("origin", o): {"n": 1000, "roc_auc": 0.70} for o in ("EWR", "JFK", "LGA")}
+    candidate = {**points, ("origin", "EWR"): {"n": 1000, "roc_auc": 0.62}}  # 0.08 below the champion
+    noisy = {key: {"roc_auc": 0.04} for key in points}
+    c = ctx(champion={"roc_auc": 0.7}, segments=candidate, champion_segments=points, segment_diff_se=noisy)
+    passed, numbers = verdict(fl.gates.MaxSegmentDrop(max_drop=0.03, min_size=100), c)
+    z = stats.norm.ppf(1 - 0.05 / 3)  # one-sided 5 % shared by three segments
+    assert passed and numbers["worst_segment"] == "origin=EWR"
+    assert abs(numbers["worst_bound"] - (-0.08 + z * 0.04)) < 1e-9 and numbers["segments_judged"] == 3
+    sure = {key: {"roc_auc": 0.01} for key in points}
+    c = ctx(champion={"roc_auc": 0.7}, segments=candidate, champion_segments=points, segment_diff_se=sure)
+    passed, numbers = verdict(fl.gates.MaxSegmentDrop(max_drop=0.03, min_size=100), c)
+    assert not passed and numbers["worst_segment"] == "origin=EWR"
+    assert not verdict(fl.gates.MaxSegmentDrop(max_drop=0.03, min_size=100, confidence=None), c)[0]
+    with pytest.raises(DefinitionError, match="confidence in"):
+        fl.gates.MaxSegmentDrop(confidence=1.5)

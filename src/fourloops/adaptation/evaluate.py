@@ -10,6 +10,7 @@ import polars as pl
 
 from fourloops.adaptation.gates import GateContext
 from fourloops.definitions import Model
+from fourloops.definitions.gates import MaxSegmentDrop
 from fourloops.evaluation import (
     baseline_predictions,
     bootstrap_diff,
@@ -22,6 +23,8 @@ __all__ = ["Evaluation", "evaluate_candidate"]
 
 #: Bootstrap replicates for confidence intervals of gates and segments.
 N_BOOT = 200
+#: The standard normal's 97.5 % quantile: half a 95 % interval's width is this many standard errors.
+_Z95 = 1.959963984540054
 
 
 @dataclass
@@ -87,6 +90,44 @@ def _segment_table(
     return rows, points
 
 
+def _segment_changes(
+    model: Model,
+    y: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    test: pl.DataFrame,
+    points: dict[tuple[str, str], dict[str, Any]],
+    seed: int,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The paired bootstrap standard error of (candidate - champion) in every segment a
+    ``MaxSegmentDrop`` gate judges (its metric; segments of at least its ``min_size`` rows)."""
+    gates = [gate for gate in model.gates if isinstance(gate, MaxSegmentDrop)]
+    if not gates or not points:
+        return {}
+    smallest = min(gate.min_size for gate in gates)
+    metrics = {gate.metric or model.primary_metric for gate in gates}
+    columns = {c: test[c].cast(pl.String).fill_null("(null)").to_numpy() for c in model.segments}
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for (column, value), seg in points.items():
+        if seg.get("n", 0) < smallest:
+            continue
+        rows = columns[column] == value
+        for metric in metrics:
+            d = bootstrap_diff(
+                model.task.value,
+                y[rows],
+                candidate[rows],
+                champion[rows],
+                metric,
+                n_boot=N_BOOT,
+                seed=seed,
+                threshold=model.objective.threshold,
+            )
+            if d.low is not None and d.high is not None:  # a 95 % interval's width, as a standard error
+                out.setdefault((column, value), {})[metric] = (d.high - d.low) / (2 * _Z95)
+    return out
+
+
 def evaluate_candidate(
     model: Model,
     *,
@@ -125,9 +166,10 @@ def evaluate_candidate(
                 diff_ci[metric] = (d.point, d.low, d.high)
     seg_rows, seg_points = _segment_table(model, y_test, candidate, test, seed)
     champ_points: dict[tuple[str, str], dict[str, Any]] = {}
+    seg_se: dict[tuple[str, str], dict[str, float]] = {}
     if champion is not None:
-        # The champion's segments are compared by point estimate: no intervals needed.
         _, champ_points = _segment_table(model, y_test, champion, test, seed, n_boot=0)
+        seg_se = _segment_changes(model, y_test, candidate, champion, test, seg_points, seed)
     calib = None
     if task == "binary":
         calib = calibration(y_test, candidate).to_dict()
@@ -142,6 +184,7 @@ def evaluate_candidate(
         diff_ci=diff_ci,
         segments=seg_points,
         champion_segments=champ_points,
+        segment_diff_se=seg_se,
         ece=None if calib is None else calib["ece"],
     )
     return evaluation, ctx

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scipy import stats
+
 from fourloops.definitions import gates as g
 from fourloops.evaluation import higher_is_better
 from fourloops.registry.records import GateVerdict
@@ -28,6 +30,8 @@ class GateContext:
     #: (column, value) -> {"n": int, metric: value} for candidate and champion
     segments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     champion_segments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: (column, value) -> {metric: standard error of (candidate - champion)}, paired bootstrap
+    segment_diff_se: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     ece: float | None = None
     latency_p99_ms: float | None = None
     artifact_size: int | None = None
@@ -116,8 +120,8 @@ def _segment_drop(gate: g.MaxSegmentDrop, ctx: GateContext) -> GateVerdict:
     metric = gate.metric or ctx.primary
     if ctx.champion is None:
         return GateVerdict(gate.kind, True, "no champion to compare segments with", {"metric": metric})
-    worst: tuple[float, str] | None = None
-    judged = too_small = 0
+    changes: list[tuple[float, float | None, str]] = []  # (change, its standard error, segment)
+    too_small = 0
     for key, seg in ctx.segments.items():
         champ = ctx.champion_segments.get(key)
         if champ is None or seg.get("n", 0) < gate.min_size:
@@ -126,25 +130,43 @@ def _segment_drop(gate: g.MaxSegmentDrop, ctx: GateContext) -> GateVerdict:
         cand_value, champ_value = seg.get(metric), champ.get(metric)
         if cand_value is None or champ_value is None:
             continue
-        judged += 1
         change = (cand_value - champ_value) * _better(ctx, metric)
-        if worst is None or change < worst[0]:
-            worst = (change, f"{key[0]}={key[1]}")
-    passed = worst is None or worst[0] >= -gate.max_drop
-    message = (
-        f"worst segment {worst[1]}: {metric} change {worst[0]:+.4g} (allowed -{gate.max_drop})"
-        if worst
-        else f"no segment with at least {gate.min_size} rows to judge"
-    )
+        changes.append((change, ctx.segment_diff_se.get(key, {}).get(metric), f"{key[0]}={key[1]}"))
+    # The optimistic end of each change's one-sided interval, the level shared by the segments
+    # judged; a segment without a standard error (none computed) is judged by its point estimate.
+    z = 0.0
+    if gate.confidence is not None and changes:
+        z = float(stats.norm.ppf(1 - (1 - gate.confidence) / len(changes)))
+    bounds = [(change + z * (se or 0.0), change, seg) for change, se, seg in changes]
+    failing = [b for b in bounds if b[0] < -gate.max_drop]
+    worst_change = min(changes, default=None)
+    if failing:
+        bound, change, segment = min(failing)
+        message = (
+            f"segment {segment}: {metric} change {change:+.4g}, at best {bound:+.4g} "
+            f"(allowed -{gate.max_drop})"
+        )
+    elif worst_change is not None:
+        change, segment = worst_change[0], worst_change[2]
+        bound = next(b for b, c, s in bounds if s == segment)
+        message = (
+            f"worst segment {segment}: {metric} change {change:+.4g}, at best {bound:+.4g} "
+            f"(allowed -{gate.max_drop})"
+        )
+    else:
+        bound, change, segment = None, None, None
+        message = f"no segment with at least {gate.min_size} rows to judge"
     return GateVerdict(
         gate.kind,
-        passed,
+        not failing,
         message,
         {
             "metric": metric,
-            "worst_change": None if worst is None else worst[0],
-            "worst_segment": None if worst is None else worst[1],
-            "segments_judged": judged,
+            "worst_change": change,
+            "worst_segment": segment,
+            "worst_bound": bound,
+            "confidence": gate.confidence,
+            "segments_judged": len(changes),
             "segments_too_small": too_small,
             "max_drop": gate.max_drop,
         },

@@ -107,17 +107,36 @@ class Guardrail(Gate):
 
 
 class MaxSegmentDrop(Gate):
-    """No segment may lose more than ``max_drop`` of the metric versus the champion.
+    """No segment may be shown to lose more than ``max_drop`` of the metric versus the champion.
 
+    Each segment's change (candidate - champion on the segment's test rows) comes with a paired
+    bootstrap standard error; a segment fails when even the optimistic end of its one-sided
+    interval at ``confidence``, shared by the judged segments (Bonferroni), is a loss beyond
+    ``max_drop``. On a few hundred rows a segment's point estimate moves by several points
+    between two equally good models, so a rule on point estimates rejects most candidates that
+    are judged on many segments, whatever they are worth; a real loss on a segment large enough
+    to show it still fails. ``confidence=None`` judges point estimates (the old rule).
     Segments smaller than ``min_size`` are not judged (reported as too small).
     """
 
     kind = "max_segment_drop"
 
-    def __init__(self, metric: str | None = None, *, max_drop: float = 0.02, min_size: int = 200) -> None:
+    def __init__(
+        self,
+        metric: str | None = None,
+        *,
+        max_drop: float = 0.02,
+        min_size: int = 200,
+        confidence: float | None = 0.95,
+    ) -> None:
+        if max_drop < 0 or min_size < 1 or (confidence is not None and not 0 < confidence < 1):
+            raise DefinitionError(
+                "MaxSegmentDrop: max_drop must be >= 0, min_size >= 1 and confidence in (0, 1) or None"
+            )
         self.metric = metric
         self.max_drop = float(max_drop)
         self.min_size = int(min_size)
+        self.confidence = confidence
 
 
 class MaxCalibrationError(Gate):
