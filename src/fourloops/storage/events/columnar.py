@@ -42,8 +42,9 @@ label's model and prediction day over with it (the store knows them when the
 label arrives after its prediction, as labels do; request ids are unique, so a
 request's events, repeats of one write, share their day). A label the store
 could not place (it arrived before its prediction) is looked up among the
-compacted events when it is compacted, and placed if its prediction is there
-by then; else it stays in the top folder, which every model's and every day's
+events the same compaction wrote (the local log's compaction does this: a
+label logged before its prediction is compacted with it or before it), and
+placed if its prediction is there; else it stays in the top folder, which every model's and every day's
 reads include, so it still joins its event when that arrives (it is not moved
 later: a file is never rewritten).
 Files of the earlier layouts (every label in the top folder; labels by model
@@ -479,11 +480,16 @@ class EventTables:
         labels: pl.DataFrame,
         schemas: Mapping[str, EventSchema],
         manifest: dict[str, Any],
+        *,
+        placed_after: int | None = None,
     ) -> CompactionReport:
         """Write raw events and labels (their raw frames) as typed files, exactly once per request id.
 
         Call inside :meth:`locked`. Models without a schema keep their
-        features as JSON text (column ``features``).
+        features as JSON text (column ``features``). With ``placed_after`` (a part number: the
+        manifest's ``parts`` when the compaction began), a label the store could not place is
+        looked up among the event files numbered above it, those this compaction wrote: a label
+        logged before its prediction is compacted with it or before it, never after.
         """
         report = CompactionReport(events_read=events.height, labels_read=labels.height)
         counter = int(manifest.get("parts", 0))
@@ -520,7 +526,8 @@ class EventTables:
                     pl.when(unknown).then("owner").otherwise("model").alias("model"),
                     pl.when(unknown).then("owner_day").otherwise("day").alias("day"),
                 )
-            fresh = self._placed(fresh)
+            if placed_after is not None:
+                fresh = self._placed(fresh, placed_after)
             for (model, day), group in fresh.group_by(["model", "day"], maintain_order=True):
                 counter += 1
                 folder = self.root / "labels"
@@ -534,11 +541,11 @@ class EventTables:
         manifest["parts"] = counter
         return report
 
-    def _placed(self, labels: pl.DataFrame) -> pl.DataFrame:
-        """``labels`` with the model and day of each one the store could not place whose event is
-        compacted already (a label that arrived before its prediction, both compacted since)."""
+    def _placed(self, labels: pl.DataFrame, after: int) -> pl.DataFrame:
+        """``labels`` with the model and day of each one the store could not place whose event is in
+        an event file numbered above ``after`` (a label that arrived before its prediction)."""
         unknown = labels.filter(pl.col("model").is_null())["request_id"]
-        files = self.event_files() if unknown.len() else []
+        files = [f for f in self.event_files() if int(f.name.split("-")[1]) > after] if unknown.len() else []
         if not files:
             return labels
         found = (
