@@ -18,7 +18,8 @@ reference's bin edges and categories, the operations columns) to
 ``fill`` writes N events of that model straight into the project's event
 tables as DuckDB ``COPY``, one day at a time (typed Parquet, the layout and
 columns compaction writes: ``events/model=<m>/day=<d>/part-*.parquet``, zstd,
-files of about 500k rows; labels in ``labels/model=<m>/part-*.parquet``). The
+files of about 500k rows; labels in ``labels/model=<m>/day=<d>/part-*.parquet``, the day of
+their prediction). The
 rows come from :func:`rows_sql`, a seeded, thread-independent generator (each
 value a function of the row number and the seed, through DuckDB's ``hash``):
 the training rows come from it too, so the events follow the distribution the
@@ -295,7 +296,7 @@ def fill(root: Path, total: int, seed: int) -> dict[str, Any]:
         con.execute(f"CREATE OR REPLACE TEMP VIEW g AS {rows}")
         request_id = _request_id(seed)
         event_dir = tables_root / "events" / f"model={MODEL}" / f"day={day.date().isoformat()}"
-        label_dir = tables_root / "labels" / f"model={MODEL}" / f"day-{d:02d}"
+        label_dir = tables_root / "labels" / f"model={MODEL}" / f"day={day.date().isoformat()}"
         event_dir.mkdir(parents=True)
         label_dir.mkdir(parents=True)
         fallback = f"u_fallback < {FALLBACK!r}"
@@ -321,12 +322,11 @@ def fill(root: Path, total: int, seed: int) -> dict[str, Any]:
             f'"at" + INTERVAL {int(LABEL_DELAY.total_seconds())} SECOND AS label_at '
             f"FROM g WHERE u_labelled < {LABELLED!r} ORDER BY i) TO '{label_dir}' ({options})"
         )
-        # the names compaction gives its parts: part-<n>-<id>.parquet, one folder per model for labels
-        for folder, target in ((event_dir, event_dir), (label_dir, label_dir.parent)):
+        # the names compaction gives its parts: part-<n>-<id>.parquet
+        for folder in (event_dir, label_dir):
             for f in sorted(folder.glob("part-*.parquet"), key=lambda p: int(p.stem.split("-")[1])):
                 part += 1
-                f.rename(target / f"part-{part:08d}-{d:04d}{int(f.stem.split('-')[1]):04d}.parquet")
-        label_dir.rmdir()
+                f.rename(folder / f"part-{part:08d}-{d:04d}{int(f.stem.split('-')[1]):04d}.parquet")
     generate = time.perf_counter() - t0
     con.close()
     tables = EventTables(tables_root)
@@ -605,7 +605,9 @@ def floor(root: Path, out: Path, with_labels: bool, memory_limit: str | None = N
     plan = json.loads((root / PLAN).read_text())
     tables_root = _events_root_from_state(root)
     events = sorted((tables_root / "events" / f"model={MODEL}").glob("day=*/part-*.parquet"))
-    labels = sorted((tables_root / "labels" / f"model={MODEL}").glob("part-*.parquet"))
+    from fourloops.storage.events.columnar import EventTables
+
+    labels = EventTables(tables_root).label_files(MODEL)  # every layout: by day, by model, the top folder
     with measuring() as measured:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")

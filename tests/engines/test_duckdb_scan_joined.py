@@ -59,6 +59,13 @@ def _scan(joined: Joined | None) -> DuckDBScan:
         "CREATE TEMP VIEW ev AS SELECT e.*, l.label_number FROM ev_alone e "
         "LEFT JOIN labels_arrow l USING (request_id)"
     )
+    for day, (low, high) in enumerate([(0, 2), (2, 3), (3, 5)]):  # parts of uneven days, as by rows
+        since, until = (f"TIMESTAMPTZ '{(T0 + timedelta(days=d)).isoformat()}'" for d in (low, high))
+        con.execute(
+            f"CREATE TEMP VIEW ev_{day} AS SELECT e.*, l.label_number FROM "
+            f'(SELECT * FROM ev_alone WHERE "at" >= {since} AND "at" < {until}) e '
+            "LEFT JOIN labels_arrow l USING (request_id)"
+        )
     return DuckDBScan(con, register=lambda _: "ev", joined=joined)
 
 
@@ -77,8 +84,9 @@ def read(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     for name in ("_aggregate", "_count_categorical", "_batches"):
         original = getattr(duckdb_summaries, name)
 
-        def spy(con: Any, relation: str, *args: Any, _name: str = name, _f: Any = original) -> Any:
-            seen.setdefault(_name, []).append(relation)
+        def spy(con: Any, relation: Any, *args: Any, _name: str = name, _f: Any = original) -> Any:
+            # the streamed scan is handed the relations it reads one after another
+            seen.setdefault(_name, []).extend([relation] if isinstance(relation, str) else relation)
             return _f(con, relation, *args)
 
         monkeypatch.setattr(duckdb_summaries, name, spy)
@@ -141,3 +149,16 @@ def test_samples_and_time_range_are_those_of_the_joined_relation() -> None:
         b = full.sample(["request_id", "x", "k"], 1_000, where=where, seed=3)
         assert a.num_rows == b.num_rows == 1_000
         assert lean.sample(["x", "label_number"], 10, where=where).column_names == ["x", "label_number"]
+
+
+@pytest.mark.parametrize("where", [None, "route = 'champion'", "label_number IS NOT NULL"])
+def test_a_streamed_scan_in_parts_reads_them_in_turn_and_counts_the_same(
+    read: dict[str, list[str]], where: str | None
+) -> None:
+    """Parts that together hold the joined relation's rows give the summaries of the whole join."""
+    with _scan(Joined("ev_alone", frozenset({"label_number"}), ("ev_0", "ev_1", "ev_2"))) as scan:
+        got = scan.summarize(PLAN, where=where)
+    assert read["_batches"] == ["ev_0", "ev_1", "ev_2"]
+    with _scan(None) as scan:
+        expected = scan.summarize(PLAN, where=where)
+    assert list(_flat(got)) == list(_flat(expected))

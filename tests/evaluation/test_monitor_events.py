@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from fourloops.clock import ManualClock
+from fourloops.engines import DuckDBEngine
 from fourloops.errors import ConfigError
 from fourloops.evaluation.reference import ModelReference
 from fourloops.project import Project
@@ -94,6 +95,22 @@ def test_monitor_finds_the_shift_in_the_served_traffic(served: Path) -> None:
     assert result.settings["version"] == 1 and result.settings["route"] == "champion"
     d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert d["windows"][3]["drift"]["load"]["drifted"] is True
+
+
+def test_the_monitor_reading_the_log_a_day_at_a_time_judges_as_reading_it_whole(served: Path) -> None:
+    """Parts of at most 100 events (one day each: 240 a day) give the monitor the same every number."""
+    clock = ManualClock(START + timedelta(days=DAYS, hours=2))
+    results, parts = [], []
+    for chunk_events in (10**9, 100):
+        with Project.load(served, env={}, clock=clock) as project:
+            engine = DuckDBEngine(threads=1, chunk_events=chunk_events)
+            project.engine = engine  # type: ignore[misc]
+            results.append(project.monitor("late", window="1d", record=False).to_dict())
+            with engine.open_events(project.event_tables, model="late") as scan:  # compacted by now
+                assert scan.joined is not None
+                parts.append(len(scan.joined.parts))
+    assert parts == [1, DAYS]
+    assert results[0] == results[1]
 
 
 def test_the_projects_alert_settings_are_the_monitors_policy(served: Path, tmp_path: Path) -> None:

@@ -157,7 +157,9 @@ def test_a_label_arriving_after_its_event_was_compacted_joins_it(store: EventSto
     assert frame["label_at"].to_list() == [T0 + timedelta(days=9)]
 
 
-def test_labels_are_filed_under_the_model_of_their_prediction(store: EventStore, tmp_path: Path) -> None:
+def test_labels_are_filed_under_the_model_and_day_of_their_prediction(
+    store: EventStore, tmp_path: Path
+) -> None:
     """A model's reads open its own labels and the unplaced ones, never another model's."""
     tables = EventTables(tmp_path / "tables")
     store.append([_event(1), _event(2, model="tier")])
@@ -173,7 +175,12 @@ def test_labels_are_filed_under_the_model_of_their_prediction(store: EventStore,
     assert held(tables.label_files("churn")) == {"churn-1", "early"}
     assert held(tables.label_files("tier")) == {"tier-2", "early"}
     assert held(tables.label_files()) == {"churn-1", "tier-2", "early"}
-    assert {f.parent.name for f in tables.label_files()} == {"labels", "model=churn", "model=tier"}
+    day = f"day={T0.date().isoformat()}"
+    assert {f.parent.relative_to(tables.root).as_posix() for f in tables.label_files()} == {
+        "labels",
+        f"labels/model=churn/{day}",
+        f"labels/model=tier/{day}",
+    }
 
     store.append([_event(3, rid="early")])  # the prediction the early label was for
     frame = _compacted(store, tables)
@@ -192,6 +199,91 @@ def test_labels_are_filed_under_the_model_of_their_prediction(store: EventStore,
     assert tier == {"label_number": 2.0}
 
 
+def _held_by_day(tables: EventTables, model: str | None = None) -> tuple[set[str], dict[str, set[str]]]:
+    """The request ids of the label files of every day, and of each prediction day's files."""
+
+    def ids(files: list[Path]) -> set[str]:
+        return set(pl.read_parquet(files, hive_partitioning=False)["request_id"]) if files else set()
+
+    every_day, by_day = tables.label_days(model)
+    return ids(every_day), {day: ids(files) for day, files in by_day.items()}
+
+
+DAY1, DAY2 = T0.date().isoformat(), (T0 + timedelta(days=1)).date().isoformat()
+
+
+def test_a_label_is_filed_under_the_day_of_its_prediction_not_its_own(
+    store: EventStore, tmp_path: Path
+) -> None:
+    """Events on two UTC days (T0 is 22:00): each label goes to its prediction's day partition."""
+    tables = EventTables(tmp_path / "tables")
+    store.append([_event(1), _event(2, minutes=180), _event(3, model="tier", minutes=190)])
+    late = T0 + timedelta(days=5)  # labels arrive days later: their own day is not the partition
+    store.add_labels([Label(r, 1, late) for r in ("churn-1", "churn-2", "tier-3")])
+    store.compact(tables, SCHEMAS)
+    assert _held_by_day(tables, "churn") == (set(), {DAY1: {"churn-1"}, DAY2: {"churn-2"}})
+    assert _held_by_day(tables, "tier") == (set(), {DAY2: {"tier-3"}})
+    assert _held_by_day(tables) == (set(), {DAY1: {"churn-1"}, DAY2: {"churn-2", "tier-3"}})
+    for f in tables.label_files():
+        assert f.parent.parent.name in {"model=churn", "model=tier"}
+
+
+def test_a_label_before_its_prediction_is_placed_once_the_prediction_is_compacted(
+    store: EventStore, tmp_path: Path
+) -> None:
+    """Before its prediction is compacted a label waits in the top folder (every day's); compacted
+    after it, it is placed in its prediction's day; compacting again moves and repeats nothing."""
+    tables = EventTables(tmp_path / "tables")
+    store.add_labels([Label("waits", 1, T0), Label("placed", 0, T0)])  # no prediction logged yet
+    store.append([_event(1, rid="placed", minutes=180)])  # placed's prediction, before any compaction
+    store.compact(tables, SCHEMAS)
+    assert _held_by_day(tables, "churn") == ({"waits"}, {DAY2: {"placed"}})
+
+    store.append([_event(2, rid="waits")])  # its label was compacted before it: it stays unplaced
+    store.add_labels([Label("churn-3", 1, T0), Label("placed", 1, T0)])  # the second "placed" repeats
+    store.append([_event(3)])
+    report = store.compact(tables, SCHEMAS)
+    assert report.labels_written == 1
+    assert _held_by_day(tables, "churn") == ({"waits"}, {DAY1: {"churn-3"}, DAY2: {"placed"}})
+    again = store.compact(tables, SCHEMAS)
+    assert (again.events_written, again.labels_written, again.files) == (0, 0, 0)
+    assert _held_by_day(tables, "churn") == ({"waits"}, {DAY1: {"churn-3"}, DAY2: {"placed"}})
+    frame = _compacted(store, tables)
+    assert dict(zip(frame["request_id"], frame["label_number"], strict=True)) == {
+        "waits": 1.0,
+        "churn-3": 1.0,
+        "placed": 0.0,
+    }
+
+
+def test_label_files_of_the_older_layouts_join_every_day(tmp_path: Path) -> None:
+    """Labels in the top folder (first layout) and in a model folder without days (second) are
+    labels of any day: every day's reads include them."""
+    from fourloops.storage.events.columnar import _typed_labels, raw_labels_frame
+
+    tables = EventTables(tmp_path / "tables")
+    store = open_event_store(f"local://{tmp_path / 'events'}")
+    store.append([_event(1), _event(2, minutes=180), _event(3, minutes=200)])
+    store.compact(tables, SCHEMAS)
+    store.close()
+    for folder, rid in (("labels", "churn-1"), ("labels/model=churn", "churn-2")):
+        raw = raw_labels_frame(
+            pl.DataFrame({"request_id": [rid], "value": ["1"], "at": [T0], "position": [0]})
+        )
+        (tables.root / folder).mkdir(parents=True, exist_ok=True)
+        _typed_labels(raw).write_parquet(tables.root / folder / "part-00000099-legacy00.parquet")
+    assert _held_by_day(tables, "churn") == ({"churn-1", "churn-2"}, {})
+    assert _held_by_day(tables, "tier") == ({"churn-1"}, {})
+    joined = ENGINE.query_events(
+        tables, "SELECT request_id, label_number FROM events ORDER BY request_id", model="churn"
+    ).to_pylist()
+    assert joined == [
+        {"request_id": "churn-1", "label_number": 1.0},
+        {"request_id": "churn-2", "label_number": 1.0},
+        {"request_id": "churn-3", "label_number": None},
+    ]
+
+
 def test_a_label_compacted_with_its_event_is_filed_under_its_model(tmp_path: Path) -> None:
     """A backend that cannot name a label's model leaves it to the events of the same batch."""
     from fourloops.storage.events.columnar import RAW_EVENT_COLUMNS, raw_events_frame, raw_labels_frame
@@ -208,7 +300,8 @@ def test_a_label_compacted_with_its_event_is_filed_under_its_model(tmp_path: Pat
     )
     with tables.locked() as manifest:
         tables.append(raw_events_frame(events), raw_labels_frame(labels), SCHEMAS, manifest)
-    assert [f.parent.name for f in tables.label_files("tier")] == ["labels", "model=tier"]
+    assert [f.parent.name for f in tables.label_files("tier")] == ["labels", f"day={T0.date()}"]
+    assert tables.label_files("tier")[1].parent.parent.name == "model=tier"
     assert pl.read_parquet(tables.label_files("tier")[1])["request_id"].to_list() == ["r1"]
 
 

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from fourloops.engines import duckdb_checks as checks
 from fourloops.engines import duckdb_pit as sql
 from fourloops.engines.base import JoinStats, ViewJoin, ViewStats
+from fourloops.engines.duckdb_events import CHUNK_EVENTS
 from fourloops.engines.duckdb_scan import DuckDBScan, Joined
 from fourloops.errors import SchemaError, SourceError
 from fourloops.storage.events.columnar import EventTables
@@ -59,6 +60,10 @@ class DuckDBEngine:
         Number of DuckDB worker threads (default: all cores).
     temp_directory:
         Where DuckDB spills (default: DuckDB's own choice).
+    chunk_events:
+        Events a part of a monitoring scan of the event log joins with its labels at most (whole
+        days; see :func:`~fourloops.engines.duckdb_events.register_chunks`): the join's hash table
+        holds one part's labels, so its memory does not grow with the days scanned.
 
     Example
     -------
@@ -86,15 +91,17 @@ class DuckDBEngine:
         memory_limit: str | None = None,
         threads: int | None = None,
         temp_directory: str | None = None,
+        chunk_events: int = CHUNK_EVENTS,
     ) -> None:
         self.memory_limit = memory_limit
         self.threads = threads
         self.temp_directory = temp_directory
+        self.chunk_events = chunk_events
 
     def __repr__(self) -> str:
         return (
             f"DuckDBEngine(memory_limit={self.memory_limit!r}, threads={self.threads!r}, "
-            f"temp_directory={self.temp_directory!r})"
+            f"temp_directory={self.temp_directory!r}, chunk_events={self.chunk_events!r})"
         )
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -150,21 +157,35 @@ class DuckDBEngine:
         """Open model ``model``'s compacted events, labels joined (view ``events``), for monitoring.
 
         With ``since`` / ``until`` only the partitions that can hold events of that range are read.
-        A query of the scan that reads no label column reads the events without the join.
+        A query of the scan that reads no label column reads the events without the join; its
+        streamed scan of the score reads the events in parts of whole days (``chunk_events``), each
+        joined with its own days' labels.
         """
-        from fourloops.engines.duckdb_events import JOINED, LABELLED, UNLABELLED, register_events
+        from fourloops.engines.duckdb_events import (
+            JOINED,
+            LABELLED,
+            UNLABELLED,
+            register_chunks,
+            register_events,
+        )
 
-        def register(con: duckdb.DuckDBPyConnection) -> str:
-            register_events(con, tables, model=model, since=since, until=until)
-            return LABELLED
-
-        with _translate("event tables"):
-            return DuckDBScan(
-                self.connect(),
-                register=register,
-                joined=Joined(UNLABELLED, frozenset(JOINED)),
-                identity="request_id",  # compaction keeps one row per request
-            )
+        con = self.connect()
+        try:
+            with _translate("event tables"):
+                register_events(con, tables, model=model, since=since, until=until)
+                parts = register_chunks(
+                    con, tables, model=model, since=since, until=until, chunk_events=self.chunk_events
+                )
+                joined = Joined(UNLABELLED, frozenset(JOINED), parts)
+                return DuckDBScan(
+                    con,
+                    register=lambda _: LABELLED,
+                    joined=joined,
+                    identity="request_id",  # compaction keeps one row per request
+                )
+        except BaseException:
+            con.close()
+            raise
 
     def point_in_time_join(
         self,

@@ -226,6 +226,11 @@ class Joined:
     row and dropping none (at most one match per row, a left join): a query that reads none of
     ``columns`` reads ``unjoined`` instead, and saves the join.
 
+    ``parts``: relations that, read one after another, hold exactly the joined relation's rows, each
+    joining only its share of what is joined on (the event log a few days at a time, each with those
+    days' labels): the streamed scan that needs the join reads them in turn, so it holds one part's
+    join at a time, not the whole relation's.
+
     >>> Joined("events_without_labels", frozenset({"label"})).needed(["x"], "version = 2")
     False
     >>> Joined("events_without_labels", frozenset({"label"})).needed(["x"], "LABEL IS NULL")
@@ -234,6 +239,7 @@ class Joined:
 
     unjoined: str
     columns: frozenset[str]
+    parts: tuple[str, ...] = ()
 
     def needed(self, columns: Iterable[str], where: str | None = None) -> bool:
         """Whether a query of ``columns`` under the condition ``where`` (SQL) may read a joined column.
@@ -345,13 +351,10 @@ class DuckDBScan:
         plain = self._reading(columns, where)
         score = plan.score
         scored = [score.score, *([score.label] if score.label else [])] if score else []
+        streamed = self._reading([*columns, *scored], where)
+        parts = self.joined.parts if self.joined is not None and streamed == self.relation else ()
         return summarize_relation(
-            self.con,
-            self._reading([*columns, *scored], where),
-            plan,
-            where=where,
-            counted=counted,
-            plain=plain,
+            self.con, streamed, plan, where=where, counted=counted, plain=plain, parts=parts
         )
 
     def sample(

@@ -202,7 +202,7 @@ def _key(row: dict[str, Any], segs: Sequence[str]) -> GroupKey:
 
 
 def _batches(
-    con: duckdb.DuckDBPyConnection, relation: str, plan: SummaryPlan, where: str, shape: _Shape
+    con: duckdb.DuckDBPyConnection, relations: Sequence[str], plan: SummaryPlan, where: str, shape: _Shape
 ) -> Iterator[pa.RecordBatch]:
     selects = [f"{_window_sql(plan)} AS {_W}"]
     selects += [f"{_segment_sql(s)} AS {_q('s_' + s)}" for s in shape.segments]
@@ -220,8 +220,9 @@ def _batches(
                 else _number_sql(score.label)
             )
             selects.append(f"{label} AS __fl_label")
-    reader = con.sql(f"SELECT {', '.join(selects)} FROM {relation} {where}").to_arrow_reader(_BATCH)
-    yield from reader
+    for relation in relations:  # one after another: one query's state at a time
+        reader = con.sql(f"SELECT {', '.join(selects)} FROM {relation} {where}").to_arrow_reader(_BATCH)
+        yield from reader
 
 
 class _Groups:
@@ -488,6 +489,7 @@ def summarize_relation(
     where: str | None = None,
     counted: Counted | None = None,
     plain: str | None = None,
+    parts: Sequence[str] = (),
 ) -> Summaries:
     """Summaries of ``relation`` (a table name or a parenthesised query) by ``plan``.
 
@@ -495,7 +497,9 @@ def summarize_relation(
     already counted over all rows of ``relation`` (see :class:`Counted`), used for a plan of one group.
     ``plain``: a relation with the same rows and the plan's columns but the score's, which the
     queries that need no score read (the event log without its labels joined; see
-    :class:`~fourloops.engines.duckdb_scan.Joined`); ``relation`` by default.
+    :class:`~fourloops.engines.duckdb_scan.Joined`); ``relation`` by default. ``parts``: relations
+    that, read one after another, hold exactly ``relation``'s rows, which the streamed scan of the
+    score reads instead (the event log a few days at a time, each with its own labels joined).
     """
     where_sql = _where(plan, where)
     plain = plain or relation
@@ -528,7 +532,8 @@ def summarize_relation(
     shape = _Shape(tuple(plan.segments), tuple(numeric))
     if not shape.numeric and plan.score is None:
         return out
-    for batch in _batches(con, relation if plan.score is not None else plain, plan, where_sql, shape):
+    streamed = (parts or [relation]) if plan.score is not None else [plain]
+    for batch in _batches(con, streamed, plan, where_sql, shape):
         if batch.num_rows == 0:
             continue
         groups = _Groups(batch, shape.segments)

@@ -8,8 +8,9 @@ so monitoring a hundred million events never parses JSON per event in
 Python. Layout under the project's ``storage.event_tables`` folder::
 
     events/model=<model>/day=<YYYY-MM-DD>/part-<n>-<id>.parquet
-    labels/model=<model>/part-<n>-<id>.parquet
-    labels/part-<n>-<id>.parquet         labels of no known prediction yet
+    labels/model=<model>/day=<YYYY-MM-DD>/part-<n>-<id>.parquet   by their prediction's model and day
+    labels/model=<model>/part-<n>-<id>.parquet   older layout: by model only
+    labels/part-<n>-<id>.parquet         labels of no known prediction yet (and the first layout's)
     manifest.json       how far each source has been compacted
     compaction.lock     one compactor at a time (flock)
 
@@ -31,14 +32,24 @@ under old events) is kept as JSON text in ``unparsed``, never dropped. A
 label file has ``request_id``, ``label`` (JSON text), ``label_number`` (bools
 as 0/1, numbers), ``label_text`` (string labels) and ``label_at``.
 
-**Labels are partitioned by the model of their prediction**, so that judging
-one model (a rollout check, a monitor window) joins its events with its own
-labels, not every model's. A backend hands each label's model over with it
-(the store knows it when the label arrives after its prediction, as labels
-do); a label whose prediction is not in the log yet stays in the top folder,
-which every model's reads include, so it still joins its event when that
-arrives. Files of the first layout (every label in the top folder) read the
-same way.
+**Labels are partitioned by the model and the day of their prediction**
+(the UTC day of the prediction's ``at``: the day partition its event is in),
+so that judging one model (a rollout check, a monitor window) joins its events
+with its own labels, not every model's, and a scan of many days can join them
+a few days at a time, each day's events with that day's labels only, holding
+one chunk's labels in memory instead of the whole log's. A backend hands each
+label's model and prediction day over with it (the store knows them when the
+label arrives after its prediction, as labels do; request ids are unique, so a
+request's events, repeats of one write, share their day). A label the store
+could not place (it arrived before its prediction) is looked up among the
+events the same compaction wrote (the local log's compaction does this: a
+label logged before its prediction is compacted with it or before it), and
+placed if its prediction is there; else it stays in the top folder, which every model's and every day's
+reads include, so it still joins its event when that arrives (it is not moved
+later: a file is never rewritten).
+Files of the earlier layouts (every label in the top folder; labels by model
+without a day) read the same way: they join to every day
+(:meth:`EventTables.label_days`).
 
 **Exactly once per request id, first event wins.** The log is at-least-once
 for requests whose answer was never acknowledged (a killed process, a retried
@@ -129,6 +140,7 @@ RAW_LABEL_COLUMNS: dict[str, pl.DataType] = {
     "value": pl.String(),
     "at": _TS,
     "model": pl.String(),  # the model of the label's prediction; null when the store does not know it
+    "day": pl.String(),  # the UTC day of the prediction (YYYY-MM-DD); null when not known
     "position": pl.Int64(),
 }
 #: The extra columns of a decision model's events, with the JSON path each is read from.
@@ -314,9 +326,11 @@ def raw_events_frame(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def raw_labels_frame(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with exactly the raw label columns, in order and type (``model`` null where absent)."""
-    if "model" not in rows.columns:
-        rows = rows.with_columns(pl.lit(None, pl.String()).alias("model"))
+    """``rows`` with exactly the raw label columns, in order and type (``model``, ``day`` null where
+    absent)."""
+    for name in ("model", "day"):
+        if name not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, pl.String()).alias(name))
     return rows.select([pl.col(n).cast(t) for n, t in RAW_LABEL_COLUMNS.items()])
 
 
@@ -397,13 +411,28 @@ class EventTables:
     def label_files(self, model: str | None = None) -> list[Path]:
         """The label Parquet files: every one, or those that can hold labels of ``model``.
 
-        A model's are its own partition and the top folder (labels of no known
-        prediction when they were compacted, and the first layout's files).
+        A model's are its own partition (by day, and the older layout's files without a day) and the
+        top folder (labels of no known prediction when they were compacted, and the first layout's
+        files).
+        """
+        every_day, by_day = self.label_days(model)
+        return every_day + [f for day in sorted(by_day) for f in by_day[day]]
+
+    def label_days(self, model: str | None = None) -> tuple[list[Path], dict[str, list[Path]]]:
+        """The label files that can hold labels of ``model``'s events (every model's without one):
+        those that can belong to an event of any day (the top folder, and a model folder's files of
+        the layout without days), and those of each prediction day (``YYYY-MM-DD``: the event
+        partition's day), oldest part first.
+
+        An event of day ``d`` can only have its label in the first list or in ``by_day[d]``.
         """
         base = self.root / "labels"
-        unplaced = sorted(base.glob("part-*.parquet"))
-        placed = sorted(base.glob(f"model={model}/part-*.parquet" if model else "model=*/part-*.parquet"))
-        return unplaced + placed
+        models = f"model={model}" if model else "model=*"
+        every_day = sorted(base.glob("part-*.parquet")) + sorted(base.glob(f"{models}/part-*.parquet"))
+        by_day: dict[str, list[Path]] = {}
+        for f in sorted(base.glob(f"{models}/day=*/part-*.parquet")):
+            by_day.setdefault(f.parent.name.removeprefix("day="), []).append(f)
+        return every_day, by_day
 
     def models(self) -> list[str]:
         """The models with compacted events."""
@@ -451,11 +480,16 @@ class EventTables:
         labels: pl.DataFrame,
         schemas: Mapping[str, EventSchema],
         manifest: dict[str, Any],
+        *,
+        placed_after: int | None = None,
     ) -> CompactionReport:
         """Write raw events and labels (their raw frames) as typed files, exactly once per request id.
 
         Call inside :meth:`locked`. Models without a schema keep their
-        features as JSON text (column ``features``).
+        features as JSON text (column ``features``). With ``placed_after`` (a part number: the
+        manifest's ``parts`` when the compaction began), a label the store could not place is
+        looked up among the event files numbered above it, those this compaction wrote: a label
+        logged before its prediction is compacted with it or before it, never after.
         """
         report = CompactionReport(events_read=events.height, labels_read=labels.height)
         counter = int(manifest.get("parts", 0))
@@ -483,20 +517,66 @@ class EventTables:
             fresh = self._first_seen(labels, self.label_files())
             report.labels_repeated = labels.height - fresh.height
             if events.height:  # a label the store could not place may belong to an event of this batch
-                owners = events.select("request_id", pl.col("model").alias("owner")).unique(
-                    "request_id", keep="first"
-                )
+                owners = events.select(
+                    "request_id", pl.col("model").alias("owner"), pl.col("day").alias("owner_day")
+                ).unique("request_id", keep="first")
+                unknown = pl.col("model").is_null()
                 fresh = fresh.join(owners, on="request_id", how="left").select(
-                    pl.exclude("model", "owner"), pl.coalesce("model", "owner").alias("model")
+                    pl.exclude("model", "day", "owner", "owner_day"),
+                    pl.when(unknown).then("owner").otherwise("model").alias("model"),
+                    pl.when(unknown).then("owner_day").otherwise("day").alias("day"),
                 )
-            for (model,), group in fresh.group_by(["model"], maintain_order=True):
+            if placed_after is not None:
+                fresh = self._placed(fresh, placed_after)
+            for (model, day), group in fresh.group_by(["model", "day"], maintain_order=True):
                 counter += 1
-                folder = self.root / "labels" / (f"model={model}" if model is not None else "")
+                folder = self.root / "labels"
+                if model is not None:
+                    folder /= f"model={model}"
+                    if day is not None:  # a store that names no day: the model's folder, every day's
+                        folder /= f"day={day}"
                 self._write(_typed_labels(group), folder, counter)
                 report.files += 1
             report.labels_written = fresh.height
         manifest["parts"] = counter
         return report
+
+    def _placed(self, labels: pl.DataFrame, after: int) -> pl.DataFrame:
+        """``labels`` with the model and day of each one the store could not place whose event is in
+        an event file numbered above ``after`` (a label that arrived before its prediction)."""
+        unknown = labels.filter(pl.col("model").is_null())["request_id"]
+        files = [f for f in self.event_files() if int(f.name.split("-")[1]) > after] if unknown.len() else []
+        if not files:
+            return labels
+        found = (
+            pl.scan_parquet(
+                [str(f) for f in files],
+                hive_partitioning=False,
+                include_file_paths="path",
+                extra_columns="ignore",  # models differ in columns; every file has these
+            )
+            .select("request_id", "at", "path")
+            .filter(pl.col("request_id").is_in(unknown.implode()))
+            .collect()
+        )
+        if not found.height:
+            return labels
+        where = pl.col("path").str.extract_groups(r"/model=([^/]+)/day=([^/]+)/[^/]+$")
+        owners = (
+            found.sort("at")
+            .unique("request_id", keep="first", maintain_order=True)
+            .select(
+                "request_id",
+                where.struct.field("1").alias("owner"),
+                where.struct.field("2").alias("owner_day"),
+            )
+        )
+        unplaced = pl.col("model").is_null()
+        return labels.join(owners, on="request_id", how="left", maintain_order="left").select(
+            pl.exclude("model", "day", "owner", "owner_day"),
+            pl.when(unplaced).then("owner").otherwise("model").alias("model"),
+            pl.when(unplaced).then("owner_day").otherwise("day").alias("day"),
+        )
 
     @staticmethod
     def _first_seen(batch: pl.DataFrame, files: Sequence[Path]) -> pl.DataFrame:

@@ -80,8 +80,8 @@ _EVENT_SCHEMA = {
     "extra": pl.String,
 }
 _LABEL_SCHEMA = {"request_id": pl.String, "value": pl.String, "at_us": pl.Int64}
-#: What compaction reads of a label record: also the model of its prediction, where it was known.
-_LABEL_RECORD = {**_LABEL_SCHEMA, "model": pl.String}
+#: What compaction reads of a label record: also the model and UTC day of its prediction, where known.
+_LABEL_RECORD = {**_LABEL_SCHEMA, "model": pl.String, "day": pl.String}
 
 
 def _micros(at: datetime) -> int:
@@ -252,7 +252,9 @@ class LocalEventStore(EventStoreBase):
         self._events = _Writer(self.path, _EVENTS, fsync=fsync, segment_bytes=segment_bytes)
         self._labels = _Writer(self.path, _LABELS, fsync=fsync, segment_bytes=segment_bytes)
         self._event_tail, self._label_tail = _Tail(), _Tail()
-        self._known: dict[str, str] = {}  # request id -> model (the first event's)
+        # request id -> (model, UTC day) of its first event; one tuple object per model and day
+        self._known: dict[str, tuple[str, str]] = {}
+        self._places: dict[tuple[str, str], tuple[str, str]] = {}
         self._labelled: set[str] = set()
         self._closed = False
         #: Damaged records skipped by the last :meth:`scan` or :meth:`count`.
@@ -296,8 +298,8 @@ class LocalEventStore(EventStoreBase):
                     duplicates += 1
                     continue
                 self._labelled.add(label.request_id)
-                model = self._known.get(label.request_id)
-                if model is not None:
+                place = self._known.get(label.request_id)
+                if place is not None:
                     inserted += 1
                 else:
                     unknown += 1
@@ -306,8 +308,8 @@ class LocalEventStore(EventStoreBase):
                     "value": dumps_json(label.value, what=f"label {label.request_id!r}"),
                     "at_us": _micros(label.at),
                 }
-                if model is not None:
-                    payload["model"] = model  # compaction files the label under its model
+                if place is not None:  # compaction files the label under its prediction's model and day
+                    payload["model"], payload["day"] = place
                 records.append(_frame(orjson.dumps(payload)))
             if records:
                 self._write(self._labels, b"".join(records))
@@ -318,7 +320,7 @@ class LocalEventStore(EventStoreBase):
         with self._label_lock():
             self._refresh_index()
             known = self._known
-            return {rid: known[rid] for rid in request_ids if rid in known}
+            return {rid: known[rid][0] for rid in request_ids if rid in known}
 
     @contextmanager
     def _label_lock(self) -> Iterator[None]:
@@ -335,10 +337,16 @@ class LocalEventStore(EventStoreBase):
     def _refresh_index(self) -> None:
         events = self._event_tail.new_payloads(self._files(_EVENTS))
         if events:
-            frame = _frame_df(events, {"request_id": pl.String, "model": pl.String}, self.path)
-            known = self._known
-            for rid, model in zip(frame["request_id"].to_list(), frame["model"].to_list(), strict=True):
-                known.setdefault(rid, model)
+            frame = _frame_df(
+                events, {"request_id": pl.String, "model": pl.String, "at_us": pl.Int64}, self.path
+            )
+            day = pl.from_epoch(frame["at_us"], time_unit="us").dt.date().cast(pl.String)
+            known, places = self._known, self._places
+            for rid, model, d in zip(frame["request_id"].to_list(), frame["model"].to_list(),
+                                     day.to_list(), strict=True):  # fmt: skip
+                if rid not in known:
+                    place = (model, d)
+                    known[rid] = places.setdefault(place, place)
         labels = self._label_tail.new_payloads(self._files(_LABELS))
         if labels:
             ids = _frame_df(labels, {"request_id": pl.String}, self.path)["request_id"]

@@ -47,6 +47,7 @@ def compact_segments(
     total = CompactionReport()
     key = str(store.path.resolve())
     with tables.locked() as manifest:
+        began = int(manifest.get("parts", 0))  # the event files this compaction writes come after
         offsets: dict[str, dict[str, int]] = manifest.setdefault("local", {}).setdefault(
             key, {"events": {}, "labels": {}}
         )
@@ -68,12 +69,12 @@ def compact_segments(
                 pending.extend(payloads)
                 moved[path.name] = start + end
                 if len(pending) >= chunk_events:
-                    _flush(store, tables, schemas, manifest, kind, pending, total)
+                    _flush(store, tables, schemas, manifest, kind, pending, total, began)
                     done.update(moved)
                     tables.save_manifest(manifest)
                     pending, moved = [], {}
             if pending or moved:
-                _flush(store, tables, schemas, manifest, kind, pending, total)
+                _flush(store, tables, schemas, manifest, kind, pending, total, began)
                 done.update(moved)
                 tables.save_manifest(manifest)
     return total
@@ -87,6 +88,7 @@ def _flush(
     kind: str,
     payloads: list[bytes],
     total: CompactionReport,
+    began: int,
 ) -> None:
     if not payloads:
         return
@@ -98,5 +100,5 @@ def _flush(
     if kind == _EVENTS:
         report = tables.append(raw_events_frame(rows), _NO_LABELS, schemas, manifest)
     else:
-        report = tables.append(_NO_EVENTS, raw_labels_frame(rows), schemas, manifest)
+        report = tables.append(_NO_EVENTS, raw_labels_frame(rows), schemas, manifest, placed_after=began)
     total.add(report)

@@ -123,12 +123,16 @@ _EXPORT_EVENTS = """
     FROM prediction_events WHERE (recorded_at, request_id) > (%s, %s)
     ORDER BY recorded_at, request_id LIMIT %s
 """
+#: A label with the model and UTC day (the partition of its compacted event) of its first prediction.
 _EXPORT_LABELS = """
-    SELECT l.request_id, l.value::text, l.at,
-           (SELECT e.model FROM prediction_events e WHERE e.request_id = l.request_id
-            ORDER BY e.recorded_at LIMIT 1),
-           l.recorded_at
-    FROM prediction_labels l WHERE (l.recorded_at, l.request_id) > (%s, %s)
+    SELECT l.request_id, l.value::text, l.at, p.model,
+           to_char(p.at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), l.recorded_at
+    FROM prediction_labels l
+    LEFT JOIN LATERAL (
+        SELECT e.model, e.at FROM prediction_events e WHERE e.request_id = l.request_id
+        ORDER BY e.recorded_at LIMIT 1
+    ) p ON true
+    WHERE (l.recorded_at, l.request_id) > (%s, %s)
     ORDER BY l.recorded_at, l.request_id LIMIT %s
 """
 #: Events exported per round trip.
