@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from fourloops.clock import ManualClock
 from fourloops.definitions.lifecycle import Stage
-from fourloops.errors import ConfigError
+from fourloops.errors import ConfigError, FourloopsError
 from fourloops.project import Project
 from fourloops.storage.events import Label
 from trips import DEFINITIONS, T0, prepare_project
@@ -375,3 +375,28 @@ def test_rollouts_through_the_admin_api_and_their_checks_in_metrics(trained: Pat
         assert aborted.status_code == 200 and aborted.json()["kind"] == "abort"
         assert client.post("/v1/admin/models/late/rollout/abort", headers=auth).status_code == 409
         assert "fourloops_rollout_stage{" not in client.get("/metrics").text
+
+
+def test_a_forced_rollout_keeps_its_force_through_every_stage(trained: Path, tmp_path: Path) -> None:
+    """A version whose gates failed goes out only with force; the stages after the first need it too
+    (found by the simulation: a forced release errored at its canary stage on every tick)."""
+    from fourloops.adaptation import rollout
+    from fourloops.registry.records import GateReport, GateVerdict
+
+    copy = tmp_path / "p"
+    shutil.copytree(trained, copy)
+    clock = ManualClock(NOW)
+    with Project.load(copy, env={}, clock=clock) as project:
+        failing = GateReport.judge([GateVerdict("max_segment_drop", False, "a segment lost too much")])
+        project.registry.record_judgement("late", 2, metrics={}, gates=failing, judgement={"why": "test"})
+        with pytest.raises(FourloopsError, match="failed its gates"):
+            project.rollout("late", 2, reason="test")
+        started = project.rollout("late", 2, reason="test", force=True)
+        assert started.evidence["forced"] is True
+        model = project.model("late")
+        record = project.rollout_log.current("late")
+        assert record is not None
+        for expected in ("stage", "promote"):  # shadow -> canary -> full, as passing checks would
+            decision = rollout._advance(project.loop, record, rollout.policy_of(model), model, {})
+            assert decision.kind == expected
+        assert project.registry.get_version("late", "champion").version == 2

@@ -203,6 +203,9 @@ def start(
             ],
             "failures": {},
             "errors": 0,
+            # A version that failed its gates goes out only by force, and every stage after the
+            # first needs that force again: the rollout keeps it (the start's journal entry says so).
+            "forced": bool(force),
         },
         reason=reason,
     )
@@ -232,7 +235,7 @@ def start(
         name,
         recorded.version,
         reason or f"rollout started at its {first.kind} stage",
-        {"stage": first.to_dict(), "plan": plan, "champion": champion},
+        {"stage": first.to_dict(), "plan": plan, "champion": champion, "forced": bool(force)},
         actor=actor,
     )
 
@@ -505,14 +508,15 @@ def _advance(
     record.stage_index, record.stage_started_at = index, now
     record.state["failures"], record.state["errors"] = {}, 0
     note = f"rollout of v{record.version}: every check passed; next stage {stage.kind}"
+    forced = bool(record.state.get("forced", False))
     if stage.kind == "full":
-        _apply(loop, record.model, record.version, stage, reason=note)
+        _apply(loop, record.model, record.version, stage, reason=note, force=forced)
         record.status, record.reason = RolloutStatus.COMPLETED, "promoted after every stage passed"
         loop.rollouts.save(record, at=now)
         return loop.journal(
             "promote", record.model, record.version, "every stage passed: promoted to champion", evidence
         )
-    _apply(loop, record.model, record.version, stage, reason=note)
+    _apply(loop, record.model, record.version, stage, reason=note, force=forced)
     record.state["plan"] = plan_stage(loop, model, stage, checks=list(policy.checks), alpha=policy.alpha)
     loop.rollouts.save(record, at=now)
     label = stage.kind + (f" {stage.share:.0%}" if stage.kind == "canary" else "")
