@@ -163,6 +163,15 @@ delay = fl.Model(
         on_timeout="abort",
     ),
     # Retrain every month, and when performance alerts; never twice within a week, never on data
-    # the monitor marks broken.
-    retrain=fl.Retrain(every="30d", on_alerts=["performance"], cooldown="7d", max_per_week=1),
+    # the monitor marks broken. A retrain fits on the last 90 days, holding out one week to
+    # validate and two to test (enough rows to judge each carrier): the model's own 30 + 30 days
+    # would keep out of the fit exactly the weeks in which the world changed.
+    retrain=fl.Retrain(
+        every="30d",
+        on_alerts=["performance"],
+        cooldown="7d",
+        max_per_week=1,
+        window="90d",
+        split=fl.TimeSplit(validation="7d", test="14d"),
+    ),
 )

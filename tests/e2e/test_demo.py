@@ -79,9 +79,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     sim = summary["loops"]["simulation"]
     assert sim["end"].startswith("2013-07-20") and sim["start"].startswith("2013-07-04")
     assert [i["kind"] for i in sim["incidents"]] == [
-        "covariate_shift",
-        "broken_field",
         "concept_shift",
+        "broken_field",
+        "covariate_shift",
         "bad_release",
     ]
     assert sim["requests"] > sim["control_requests"] > 10_000  # the covariate shift adds flights
@@ -148,3 +148,17 @@ def test_the_full_year_replay_stops_where_the_weather_does(tmp_path: Path) -> No
     assert "Evaluation: monitoring the served traffic" in html and "monitoring.html" in html
     monitoring = (out / "monitoring.html").read_text()
     assert monitoring.startswith("<!doctype html>") and "input_drift" in monitoring
+
+
+def test_the_highlights_give_each_incident_its_cost_in_its_own_segment() -> None:
+    from fourloops.demo.runner import _segment_cost
+
+    incident = {
+        "segment": {"origin": "JFK"},
+        "cost": {"segment": {"with": 0.6512, "without": 0.5549, "control": 0.6401, "windows": 30}},
+    }
+    said = _segment_cost({"metric": "roc_auc"}, incident)
+    assert said == "; in origin=JFK roc_auc 0.651 as served, 0.555 had nobody acted, 0.640 with no incident"
+    assert _segment_cost({"metric": "roc_auc"}, {**incident, "segment": {}}) == ""
+    unlabelled = {**incident, "cost": {"segment": {"with": None, "without": None, "control": None}}}
+    assert _segment_cost({"metric": "roc_auc"}, unlabelled) == ""  # no mature window in the segment

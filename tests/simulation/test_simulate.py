@@ -362,3 +362,16 @@ def test_the_readmes_incidents_file_is_valid(tmp_path: Path) -> None:
     (tmp_path / "incidents.toml").write_text(block)
     kinds = [i.kind for i in load_incidents(tmp_path / "incidents.toml")]
     assert kinds == ["covariate_shift", "concept_shift", "broken_field", "bad_release"]
+
+
+def test_the_demo_incidents_file_reads_back_as_the_demo_incidents(tmp_path: Path) -> None:
+    """The incidents.toml the demo writes beside its report reproduces its run with `simulate --incidents`."""
+    from datetime import UTC, datetime
+
+    from fourloops.demo.autumn import incidents_for, to_toml
+
+    incidents = incidents_for(datetime(2013, 9, 1, tzinfo=UTC), 120)
+    path = tmp_path / "incidents.toml"
+    path.write_text(to_toml(incidents), encoding="utf-8")
+    assert [i.to_dict() for i in load_incidents(path)] == [i.to_dict() for i in incidents]
+    assert any(i.where for i in incidents)  # the concept shift follows a feature inside its segment

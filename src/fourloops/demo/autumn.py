@@ -6,13 +6,16 @@ A fresh copy of the bundled example (with its own ``fl.Rollout`` and
 injected. One incident of each kind is spread over the period, at fixed
 fractions of it so that a shorter demo keeps the same story:
 
-* LaGuardia's departures triple for two weeks (covariate shift): drift on
-  ``origin``, and the model should be left alone;
+* Delta's flights at JFK start running late (half of their on-time arrivals
+  become late ones, the same inputs: a concept shift in JFK, to the end):
+  the model ranks Delta among JFK's most punctual carriers, so JFK's
+  performance drops once labels arrive; a retrained model can learn it (the
+  change follows the carrier: late arrivals scattered at random over JFK
+  could not be learnt) and win JFK back;
 * Newark's temperature arrives empty for a week (a broken field): the rows
   quarantined, coverage and data-quality alerts, no retraining on it;
-* JFK's flights start running late (half of its on-time arrivals become late
-  ones, the same inputs: a concept shift, to the end): a performance drop once
-  labels arrive, and a retrained model that learns it;
+* LaGuardia's departures triple for two weeks (covariate shift): drift on
+  ``origin``, and the model should be left alone;
 * a release trained with Newark's labels mostly inverted (a bad release): its
   rollout aborted before it reaches everyone.
 
@@ -42,12 +45,12 @@ def incidents_for(start: datetime, days: int) -> list[Incident]:
 
     return [
         Incident(
-            "LaGuardia's departures triple",
-            "covariate_shift",
+            "Delta's flights at JFK start running late",
+            "concept_shift",
             at(1 / 8),
-            {"origin": "LGA"},
-            end=at(1 / 4),
-            factor=3,
+            {"origin": "JFK"},
+            to_positive=0.5,
+            where={"carrier": "DL"},
         ),
         Incident(
             "Newark's temperature arrives empty",
@@ -60,11 +63,12 @@ def incidents_for(start: datetime, days: int) -> list[Incident]:
             mode="empty",
         ),
         Incident(
-            "JFK's flights start running late",
-            "concept_shift",
-            at(9 / 16),
-            {"origin": "JFK"},
-            to_positive=0.5,
+            "LaGuardia's departures triple",
+            "covariate_shift",
+            at(5 / 8),
+            {"origin": "LGA"},
+            end=at(3 / 4),
+            factor=3,
         ),
         Incident("a release that fails Newark", "bad_release", at(13 / 16), {"origin": "EWR"}, flip=0.9),
     ]
@@ -79,8 +83,10 @@ def to_toml(incidents: list[Incident]) -> str:
         for key in ("name", "kind", "start", "end", "view", "field", "mode"):
             if d.get(key) is not None:
                 lines.append(f'{key} = "{d[key]}"')
-        segment = ", ".join(f'{k} = "{v}"' for k, v in d["segment"].items())
-        lines.append(f"segment = {{ {segment} }}")
+        for key in ("segment", "where"):
+            if key in d:
+                conditions = ", ".join(f'{k} = "{v}"' for k, v in d[key].items())
+                lines.append(f"{key} = {{ {conditions} }}")
         if incident.kind == "covariate_shift":
             lines.append(f"factor = {int(incident.factor)}")
         if incident.kind == "bad_release":
@@ -118,6 +124,7 @@ def simulate_autumn(
         "requests": summary["requests"],
         "control_requests": summary["control"]["requests"],
         "seconds": summary["seconds"],
+        "metric": summary["outcomes"].get("metric"),
         "false_alarms": summary["false_alarms"],
         "false_alarm_kinds": sorted({a["kind"] for a in summary["control"]["raised"]}),
         "actions": [{k: a[k] for k in ("at", "kind", "version", "reason")} for a in summary["actions"]],

@@ -349,6 +349,18 @@ def _monthly_rate(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return [{**r, "rate": round(r["rate"], 4)} for r in rates.to_dicts()]
 
 
+def _segment_cost(simulation: dict[str, Any], incident: dict[str, Any]) -> str:
+    """What the incident's windows scored in its own segment: served, had nobody acted, with no incident."""
+    own = (incident.get("cost") or {}).get("segment") or {}
+    if not incident.get("segment") or any(own.get(k) is None for k in ("with", "without", "control")):
+        return ""
+    where = ", ".join(f"{c}={v}" for c, v in incident["segment"].items())
+    return (
+        f"; in {where} {simulation.get('metric') or 'the metric'} {own['with']:.3f} as served, "
+        f"{own['without']:.3f} had nobody acted, {own['control']:.3f} with no incident"
+    )
+
+
 def _highlights(summary: dict[str, Any]) -> list[str]:
     ing = summary["loops"]["ingestion"]
     tot = ing["totals"]
@@ -435,7 +447,8 @@ def _highlights(summary: dict[str, Any]) -> list[str]:
                 if incident["detected_at"]
                 else "not detected"
             )
-            lines.append(f"{incident['name']} ({incident['kind']}): {seen}")
+            cost = _segment_cost(simulation, incident)
+            lines.append(f"{incident['name']} ({incident['kind']}): {seen}{cost}")
     online = summary["loops"]["online"]
     statuses = [s for r in online["reads_6h_later"] for s in r["status"].values()]
     fresh = [s for r in online["reads_at_as_of"] for s in r["status"].values()]
