@@ -175,6 +175,14 @@ def test_the_report_tells_each_incident(incident_run: dict[str, Any], source: Pa
         assert incident["name"] in html
     # Each incident's cost in its own segment, then over all traffic.
     assert "roc_auc in station = a served averaged" in html and "roc_auc over all traffic" in html
+    # A concept shift narrowed by where says which rows changed inside the segment it is judged on.
+    narrowed = [
+        {**i, "where": {"lane": "1"}} if i["kind"] == "concept_shift" else i
+        for i in incident_run["incidents"]
+    ]
+    html = render({**incident_run, "incidents": narrowed})
+    assert "(concept_shift, station = a; where lane = 1)" in html
+    assert "Here only the rows where lane = 1 change" in html
 
 
 def _stable(summary: dict[str, Any]) -> str:

@@ -237,7 +237,10 @@ def _incidents(summary: dict[str, Any]) -> str:
         )
         responses = "".join(f"<li>{escape(r)}</li>" for r in i["responses"][:14]) or "<li>none</li>"
         segment = ", ".join(f"{k} = {v}" for k, v in i.get("segment", {}).items()) or "all rows"
+        rows = ", ".join(f"{k} = {v}" for k, v in (i.get("where") or {}).items())
         what, expected = _STORY.get(i["kind"], ("", ""))
+        if rows:  # a concept shift narrowed inside its segment
+            what += f" Here only the rows where {rows} change; the segment is where it is judged."
         until = f" until {escape(i['end'])}" if i.get("end") else ""
         cost = i.get("cost") or {}
         own = cost.get("segment") or {}
@@ -248,7 +251,9 @@ def _incidents(summary: dict[str, Any]) -> str:
             else ""
         )
         parts.append(
-            f"<h3>{escape(i['name'])} <span class=muted>({escape(i['kind'])}, {escape(segment)})</span></h3>"
+            f"<h3>{escape(i['name'])} <span class=muted>({escape(i['kind'])}, {escape(segment)}"
+            + (f"; where {escape(rows)}" if rows else "")
+            + ")</span></h3>"
             f"<p>{escape(what)} What fourloops should show: {escape(expected)}</p>"
             f"<p>Began {escape(i['start'])}{until}; {seen}.</p>"
             + own_part
