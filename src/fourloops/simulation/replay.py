@@ -357,7 +357,13 @@ def _champion(project: Project, name: str, start: datetime, notes: list[str]) ->
 
 
 def _bad_release(project: Project, model: Model, incident: Incident, seed: int) -> list[dict[str, Any]]:
-    """Train a candidate with the segment's labels corrupted and hand it to the controller (a rollout)."""
+    """Train a candidate with the segment's labels corrupted and hand it to the controller (a rollout).
+
+    It is trained as the controller's own retrains are (``fl.Retrain``'s window and split, where the
+    model has them): a release is only a test of the rollout when, offline, it looks like the
+    candidates the champion came from; trained on another window it may lose to the champion
+    where the champion learnt something recent, and the gates would stop it for that instead.
+    """
     files = match_files(model.entities, project.root)
     originals = {path: path.read_bytes() for path in files}
     frame = read_entities(model.entities, project.root)
@@ -368,7 +374,7 @@ def _bad_release(project: Project, model: Model, incident: Incident, seed: int) 
     for path in files[1:]:
         path.unlink()
     try:
-        result = project.train(model.name)
+        result = project.loop.train(model.name)
     finally:
         for path, content in originals.items():
             path.write_bytes(content)

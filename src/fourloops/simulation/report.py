@@ -175,8 +175,9 @@ _STORY = {
         "it, and no retraining on broken data.",
     ),
     "bad_release": (
-        "A new version that passes its offline gates but is worse for one segment (trained with that "
-        "segment's labels corrupted) is handed to the controller.",
+        "A new version trained as retrains are but with one segment's labels corrupted (its test rows "
+        "are corrupted too, so its offline gates may not see it) is handed to the controller, forced "
+        "past any gate it fails.",
         "its canary aborted on the segment it hurts, before it reaches everyone.",
     ),
 }
