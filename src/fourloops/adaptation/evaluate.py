@@ -51,12 +51,17 @@ class Evaluation:
         }
 
 
+def _segment_values(model: Model, test: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Each segment column of the test rows as text (a null as ``(null)``): the segments' keys."""
+    return {c: test[c].cast(pl.String).fill_null("(null)").to_numpy() for c in model.segments}
+
+
 def _segment_table(
     model: Model, y: np.ndarray, pred: np.ndarray, test: pl.DataFrame, seed: int, n_boot: int = N_BOOT
 ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
     if not model.segments:
         return [], {}
-    segments = {c: test[c].cast(pl.String).fill_null("(null)").to_numpy() for c in model.segments}
+    segments = _segment_values(model, test)
     metrics = [
         model.primary_metric,
         *[m for m in model.objective.guardrails if m != model.primary_metric],
@@ -106,7 +111,7 @@ def _segment_changes(
         return {}
     smallest = min(gate.min_size for gate in gates)
     metrics = {gate.metric or model.primary_metric for gate in gates}
-    columns = {c: test[c].cast(pl.String).fill_null("(null)").to_numpy() for c in model.segments}
+    columns = _segment_values(model, test)
     out: dict[tuple[str, str], dict[str, float]] = {}
     for (column, value), seg in points.items():
         if seg.get("n", 0) < smallest:
