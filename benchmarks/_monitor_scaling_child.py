@@ -19,7 +19,7 @@ reference's bin edges and categories, the operations columns) to
 tables as DuckDB ``COPY``, one day at a time (typed Parquet, the layout and
 columns compaction writes: ``events/model=<m>/day=<d>/part-*.parquet``, zstd,
 files of about 500k rows; labels in ``labels/model=<m>/day=<d>/part-*.parquet``, the day of
-their prediction). The
+their prediction, with its UTC hour in ``prediction_hour``). The
 rows come from :func:`rows_sql`, a seeded, thread-independent generator (each
 value a function of the row number and the seed, through DuckDB's ``hash``):
 the training rows come from it too, so the events follow the distribution the
@@ -319,7 +319,8 @@ def fill(root: Path, total: int, seed: int) -> dict[str, Any]:
             "CASE WHEN u_label < 1 / (1 + exp(-logit)) THEN '1' ELSE '0' END AS label, "
             "CAST(u_label < 1 / (1 + exp(-logit)) AS DOUBLE) AS label_number, "
             "CAST(NULL AS VARCHAR) AS label_text, "
-            f'"at" + INTERVAL {int(LABEL_DELAY.total_seconds())} SECOND AS label_at '
+            f'"at" + INTERVAL {int(LABEL_DELAY.total_seconds())} SECOND AS label_at, '
+            'CAST(hour("at") AS TINYINT) AS prediction_hour '
             f"FROM g WHERE u_labelled < {LABELLED!r} ORDER BY i) TO '{label_dir}' ({options})"
         )
         # the names compaction gives its parts: part-<n>-<id>.parquet

@@ -15,7 +15,7 @@ a bare DuckDB query computing the same histograms (the floor). One command:
    into its event tables as typed Parquet by DuckDB ``COPY`` (the layout and
    columns compaction writes: ``events/model=scoring/day=<d>/part-*.parquet``,
    zstd, files of up to ~491k rows; labels in ``labels/model=scoring/day=<d>/``, the day of their
-   prediction, as compaction files them):
+   prediction, as compaction files them, with the prediction's UTC hour):
    30 UTC days, N/30 events a day, request ids of 32 hex digits, a label for
    80 % of the events an hour later, 0.5 % fallbacks; from day 20 on x0's mean
    moves by +0.3 sd, x5's scale by x1.2 and k1's shares by a few points, so the
@@ -85,7 +85,7 @@ CHILD = ROOT / "benchmarks" / "_monitor_scaling_child.py"
 #: Whose versions the results record.
 PACKAGES = ("fourloops", "duckdb", "pyarrow", "polars", "numpy", "lightgbm", "pyinstrument")
 #: Bump when the generated data changes: cached projects of another format are not reused.
-FORMAT = 2  # 2: labels by the day of their prediction (labels/model=<m>/day=<d>/)
+FORMAT = 3  # 2: labels by the day of their prediction (labels/model=<m>/day=<d>/); 3: and its hour
 SIZES = [1_000_000, 10_000_000, 100_000_000]
 QUICK_SIZES = [30_000, 90_000]
 METHODS = ("monitor", "floor")

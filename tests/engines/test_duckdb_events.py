@@ -1,9 +1,11 @@
-"""The compacted event log's views: ``events`` read in parts (a few days each, every part joined with its
-days' labels) holds exactly the rows of ``events`` read whole, which are a brute-force join in Polars.
+"""The compacted event log's views: ``events`` read in parts (a few days each, or a few hours of a busy
+day, every part joined with its days' and hours' labels) holds exactly the rows of ``events`` read whole,
+which are a brute-force join in Polars.
 
-The event tables are written by hand here, in every layout a reader meets: labels by prediction day,
-by model without a day (the second layout), in the top folder (the first layout, and labels of no
-known prediction); event files of one day lacking a column others have (a contract that grew).
+The event tables are written by hand here, in every layout a reader meets: labels by prediction day
+with their prediction's hour, by prediction day without it (the third layout), by model without a day
+(the second), in the top folder (the first layout, and labels of no known prediction); event files of
+one day lacking a column others have (a contract that grew).
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def _fill(root: Path, events: list[dict[str, Any]], labels: list[dict[str, Any]]
     for n, label in enumerate(labels):
         row = pl.DataFrame(
             {"request_id": [label["request_id"]], "label": [str(label["value"])],
-             "label_number": [float(label["value"])], "label_text": [None], "label_at": [T0]},
+             "label_number": [float(label["value"])], "label_text": [None], "label_at": [T0],
+             "prediction_hour": [label.get("hour")]},
             schema=LABEL_COLUMNS,
         )  # fmt: skip
+        if label.get("hour") is None:  # written before labels carried their prediction's hour
+            row = row.drop("prediction_hour")
         folder = root / "labels"
         if label["place"] != "top":
             folder /= f"model={label['model']}"
@@ -65,7 +70,7 @@ def _brute_force(events: list[dict[str, Any]], labels: list[dict[str, Any]], mod
     """Every event (of ``model``) with the label of its request id, if any: a plain left join."""
     ev = pl.DataFrame(events).filter(pl.lit(True) if model is None else pl.col("model") == model)
     lab = pl.DataFrame(labels, schema={"request_id": pl.String, "value": pl.Int64, "place": pl.String,
-                                       "model": pl.String, "day": pl.Int64})  # fmt: skip
+                                       "model": pl.String, "day": pl.Int64, "hour": pl.Int64})  # fmt: skip
     joined = ev.join(lab.select("request_id", "value"), on="request_id", how="left")
     y = pl.when(pl.col("day") % 2 == 1).then(pl.col("x") * 2)
     return (
@@ -107,13 +112,14 @@ def _logs(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ]  # fmt: skip
     labels = [
         {"request_id": e["request_id"], "value": draw(st.integers(0, 1)),
-         "place": draw(st.sampled_from(PLACES)), "model": e["model"], "day": e["day"]}
+         "place": draw(st.sampled_from(PLACES)), "model": e["model"], "day": e["day"],
+         "hour": e["minute"] // 60 if draw(st.booleans()) else None}
         for e in events
         if draw(st.booleans())
     ]  # fmt: skip
     orphans = draw(st.integers(0, 3))  # labels of no logged prediction: in the top folder
     labels += [
-        {"request_id": f"o{i}", "value": 1, "place": "top", "model": None, "day": None}
+        {"request_id": f"o{i}", "value": 1, "place": "top", "model": None, "day": None, "hour": None}
         for i in range(orphans)
     ]
     return events, labels
@@ -132,7 +138,7 @@ def test_the_parts_hold_exactly_the_rows_of_the_whole_join(
     whole, in_parts, n_parts = _read(tables, model, chunk_events)
     assert whole == in_parts == _brute_force(events, labels, model)
     days = {e["day"] for e in events if model is None or e["model"] == model}
-    assert (n_parts == 0) == (not days) and n_parts <= len(days)
+    assert (n_parts == 0) == (not days) and n_parts <= 24 * len(days)
 
 
 def test_a_part_reads_only_its_days_files_and_the_labels_of_any_day(tmp_path: Path) -> None:
@@ -157,11 +163,55 @@ def test_a_part_reads_only_its_days_files_and_the_labels_of_any_day(tmp_path: Pa
             sorted({m.rsplit("/", 2)[-2] for m in re.findall(r"'([^']+\.parquet)'", views[part])})
             for part in parts
         ]
+        read = [
+            sorted(
+                {
+                    *files,
+                    *(
+                        m.rsplit("/", 2)[-2]
+                        for m in re.findall(r"'([^']+\.parquet)'", views[f"labels_part_{k}"])
+                    ),
+                }
+            )
+            for k, files in enumerate(read)
+        ]
         assert read == [
             ["day=2024-03-01", "day=2024-03-02", "labels"],  # events and labels of its days, the top folder
             ["day=2024-03-03", "labels"],
         ]
         counts = [con.execute(f"SELECT count(*), count(label) FROM {p}").fetchone() for p in parts]
         assert counts == [(8, 8), (4, 4)]
+    finally:
+        con.close()
+
+
+def test_a_busy_day_is_read_a_few_hours_at_a_time_each_with_its_hours_labels(tmp_path: Path) -> None:
+    """A day of 240 events, 10 an hour, in parts of up to 100 events: three parts of 8 hours, each of
+    80 events joined with the labels of its own hours only (and the labels of no known hour, which
+    every part reads: an older file of the day, the top folder)."""
+    events = [
+        {"model": "a", "day": 0, "request_id": f"r{i:03d}", "x": 1.0, "minute": 6 * i} for i in range(240)
+    ]
+    labels = [
+        {"request_id": e["request_id"], "value": 1, "place": "day", "model": "a", "day": 0,
+         "hour": e["minute"] // 60}
+        for e in events
+    ]  # fmt: skip
+    labels[0]["hour"] = None  # a file of the day that predates the hour: read by every part
+    labels[1]["place"], labels[1]["hour"] = "top", None  # a label of no known prediction
+    tables = _fill(tmp_path, events, labels)
+    con = ENGINE.connect()
+    try:
+        register_events(con, tables, model="a")
+        parts = register_chunks(con, tables, model="a", chunk_events=100)
+        counts = [con.execute(f"SELECT count(*), count(label) FROM {p}").fetchall()[0] for p in parts]
+        assert counts == [(80, 80)] * 3
+        for k in range(len(parts)):
+            # the labels the part's join builds on: its 8 hours' 80 (the first part's less the two filed
+            # without an hour), and the two every part reads
+            built = con.execute(f"SELECT count(*) FROM labels_part_{k}").fetchall()
+            assert built == [(80 - 2 * (k == 0) + 2,)]
+        whole = _rows(con, "events")
+        assert sorted(row for part in parts for row in _rows(con, part)) == whole
     finally:
         con.close()

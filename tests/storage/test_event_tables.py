@@ -212,6 +212,12 @@ def _held_by_day(tables: EventTables, model: str | None = None) -> tuple[set[str
 DAY1, DAY2 = T0.date().isoformat(), (T0 + timedelta(days=1)).date().isoformat()
 
 
+def _prediction_hours(tables: EventTables) -> dict[str, int | None]:
+    """Each compacted label's ``prediction_hour``."""
+    frame = pl.read_parquet(tables.label_files(), hive_partitioning=False, missing_columns="insert")
+    return dict(zip(frame["request_id"], frame["prediction_hour"], strict=True))
+
+
 def test_a_label_is_filed_under_the_day_of_its_prediction_not_its_own(
     store: EventStore, tmp_path: Path
 ) -> None:
@@ -226,6 +232,8 @@ def test_a_label_is_filed_under_the_day_of_its_prediction_not_its_own(
     assert _held_by_day(tables) == (set(), {DAY1: {"churn-1"}, DAY2: {"churn-2", "tier-3"}})
     for f in tables.label_files():
         assert f.parent.parent.name in {"model=churn", "model=tier"}
+    # and with the UTC hour of the prediction (22:37, then 01:00 and 01:10 the next day)
+    assert _prediction_hours(tables) == {"churn-1": 22, "churn-2": 1, "tier-3": 1}
 
 
 def test_a_label_before_its_prediction_is_placed_once_the_prediction_is_compacted(
@@ -248,6 +256,8 @@ def test_a_label_before_its_prediction_is_placed_once_the_prediction_is_compacte
     again = store.compact(tables, SCHEMAS)
     assert (again.events_written, again.labels_written, again.files) == (0, 0, 0)
     assert _held_by_day(tables, "churn") == ({"waits"}, {DAY1: {"churn-3"}, DAY2: {"placed"}})
+    # placed from this compaction's own events, with its prediction's hour; the unplaced with none
+    assert _prediction_hours(tables) == {"waits": None, "placed": 1, "churn-3": 23}
     frame = _compacted(store, tables)
     assert dict(zip(frame["request_id"], frame["label_number"], strict=True)) == {
         "waits": 1.0,

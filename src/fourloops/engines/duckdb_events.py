@@ -16,12 +16,14 @@ read):
 * ``labels``: every compacted label (with ``model``, those that can be the model's: its
   partition and the labels of no known prediction).
 
-:func:`register_chunks` creates the same rows as ``events`` in parts, a few
-days each (``events_part_<i>``): each part joins its days' events with the
-labels of those prediction days (and the labels that can belong to any day:
-the top folder, the older layout's), so a scan that reads the parts one
-after another holds one part's labels in its join's hash table, not the
-whole log's (see :meth:`~fourloops.storage.events.columnar.EventTables.label_days`).
+:func:`register_chunks` creates the same rows as ``events`` in parts of about
+a million events (``events_part_<i>``): a few quiet days, or a few hours of
+a busy one. Each part joins its events with the labels of those prediction
+days (and hours: a label file's ``prediction_hour``) and the labels that can
+belong to any day or hour (the top folder, the older layouts'), so a scan
+that reads the parts one after another holds one part's labels in its join's
+hash table, not the whole log's (see
+:meth:`~fourloops.storage.events.columnar.EventTables.label_days`).
 
 Files of different contract versions are read by column name; a column a
 file lacks reads as null. Quote ``"at"`` in SQL (a keyword in DuckDB).
@@ -30,7 +32,7 @@ file lacks reads as null. Quote ``"at"`` in SQL (a keyword in DuckDB).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -47,14 +49,16 @@ UNLABELLED = "events_without_labels"
 #: The columns the join adds to ``events``.
 JOINED = ("label", "label_number", "label_text", "label_at")
 
-#: Events one part of :func:`register_chunks` holds at most, unless one day holds more (a day is never
-#: split): the join's hash table over a part's labels is what a part's scan holds beyond the
-#: streamed batches, about 130 MB a million labels (request id and value; measured on the monitor
-#: at 10M events, 80 % labelled: peak RSS 594 MB with parts of 1M events, 699 MB with 2M, 1,210 MB
-#: with the whole log in one, in about the same time).
+#: Events one part of :func:`register_chunks` holds at most, unless the hours of a busy day it is read
+#: in hold more (a day is split into at most 24 ranges of whole hours): the join's hash table over a
+#: part's labels is what a part's scan holds beyond the streamed batches, about 130 MB a million
+#: labels (request id and value; measured on the monitor at 10M events, 80 % labelled: peak RSS
+#: 594 MB with parts of 1M events, 699 MB with 2M, 1,210 MB with the whole log in one, in about the
+#: same time).
 CHUNK_EVENTS = 1_000_000
-#: The name of part ``i``.
+#: The name of part ``i``, and of the labels its join is built on.
 _PART = "events_part_{}"
+_PART_LABELS = "labels_part_{}"
 
 _LABEL_TYPES = {
     "request_id": "VARCHAR",
@@ -62,6 +66,7 @@ _LABEL_TYPES = {
     "label_number": "DOUBLE",
     "label_text": "VARCHAR",
     "label_at": "TIMESTAMPTZ",
+    "prediction_hour": "TINYINT",
 }
 
 
@@ -97,7 +102,37 @@ def _read_events(files: Sequence[str | Path]) -> str:
 def _read_labels(files: Sequence[str | Path]) -> str:
     if not files:
         return f"({_no_labels()})"
-    return f"read_parquet({_listed(files)}, hive_partitioning = false)"
+    # union_by_name: files written before ``prediction_hour`` existed read it as null
+    return f"read_parquet({_listed(files)}, hive_partitioning = false, union_by_name = true)"
+
+
+def _names(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """The columns of ``relation`` and their types."""
+    return {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+
+
+def _hours(n: int, chunk_events: int) -> list[tuple[int, int]]:
+    """The hour ranges ``[start, stop)`` a day of ``n`` events is read in: ``(0, 24)`` when it fits a
+    part, else about ``n / chunk_events`` ranges of whole hours of equal length."""
+    slices = min(24, -(-n // chunk_events)) if chunk_events > 0 else 24
+    return [(24 * k // slices, 24 * (k + 1) // slices) for k in range(slices)]
+
+
+def _hour_filters(day: str, start: int, stop: int) -> tuple[str, str]:
+    """The filters on a day's events and on its labels that keep hours ``[start, stop)``: the first
+    range also keeps any earlier time and the last any later one (an event's day partition is its
+    ``at``'s UTC day, so there is none), and a label of no known hour is kept by every range."""
+    if (start, stop) == (0, 24):
+        return "", ""
+    midnight = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    at, hour = [], []
+    if start > 0:
+        at.append(f'"at" >= TIMESTAMPTZ {sql.literal((midnight + timedelta(hours=start)).isoformat())}')
+        hour.append(f"prediction_hour >= {start}")
+    if stop < 24:
+        at.append(f'"at" < TIMESTAMPTZ {sql.literal((midnight + timedelta(hours=stop)).isoformat())}')
+        hour.append(f"prediction_hour < {stop}")
+    return " AND ".join(at), f"prediction_hour IS NULL OR ({' AND '.join(hour)})"
 
 
 def register_events(
@@ -144,13 +179,17 @@ def register_chunks(
     chunk_events: int = CHUNK_EVENTS,
 ) -> tuple[str, ...]:
     """Create views ``events_part_0``, ``events_part_1``, ... on ``con`` that, read one after another,
-    hold the rows of ``events`` (:func:`register_events` first, with the same arguments): whole day
-    partitions, in day order, about ``chunk_events`` events each, every column of ``events`` with its
-    type (a column a part's files lack reads as null). Returns their names (none without events).
+    hold the rows of ``events`` (:func:`register_events` first, with the same arguments), about
+    ``chunk_events`` events each, in time order: whole day partitions, or, for a day of more events
+    than that, ranges of its hours (:func:`_hours`; the events filtered on ``"at"``, which the
+    Parquet reader prunes by row group). Every column of ``events`` with its type (a column a part's
+    files lack reads as null). Returns their names (none without events); part ``i``'s join is
+    built on view ``labels_part_<i>``.
 
     Each part joins its events with the labels that can be theirs: those of its prediction days and
-    those that can be any day's. A request's label is in exactly one place, so the parts' rows are
-    exactly ``events``' rows: none added, none dropped, the same label on each.
+    hours (a day's label files filtered on ``prediction_hour``) and those that can be any day's or
+    hour's. A request's label is in exactly one place and carries its event's hour, so the parts'
+    rows are exactly ``events``' rows: none added, none dropped, the same label on each.
     """
     files = tables.event_files(model, since=since, until=until)
     if not files:
@@ -162,32 +201,46 @@ def register_chunks(
     days: dict[str, list[Path]] = {}
     for f in files:
         days.setdefault(f.parent.name.removeprefix("day="), []).append(f)
-    chunks: list[list[str]] = []
+    # a part: whole days, or one day's hours [start, stop)
+    chunks: list[tuple[list[str], tuple[int, int]]] = []
     held = chunk_events
     for day in sorted(days):
         n = sum(int(rows[str(f)]) for f in days[day])
+        hours = _hours(n, chunk_events)
+        if len(hours) > 1:
+            chunks.extend(([day], h) for h in hours)
+            held = chunk_events
+            continue
         if held + n > chunk_events:
-            chunks.append([])
+            chunks.append(([], (0, 24)))
             held = 0
-        chunks[-1].append(day)
+        chunks[-1][0].append(day)
         held += n
     described = con.execute(f"DESCRIBE SELECT * FROM {UNLABELLED}").fetchall()
     full = {str(r[0]): str(r[1]) for r in described}
     joined = ", ".join(f"l.{c}" for c in JOINED)
     names = []
-    for i, chunk in enumerate(chunks):
+    for i, (chunk, (start, stop)) in enumerate(chunks):
         source = _read_events([f for day in chunk for f in days[day]])
-        own = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        own = _names(con, source)
         columns = ", ".join(
             sql.quote(c)
             if own.get(c) == t
             else f"CAST({sql.quote(c) if c in own else 'NULL'} AS {t}) AS {sql.quote(c)}"
             for c, t in full.items()
         )
+        at, hour = _hour_filters(chunk[0], start, stop)
         labels = _read_labels([*every_day, *(f for day in chunk for f in by_day.get(day, []))])
+        if hour and "prediction_hour" not in _names(con, labels):
+            hour = ""  # only files written before labels carried their hour: each can be any hour's
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {_PART_LABELS.format(i)} AS "
+            f"SELECT * FROM {labels}{f' WHERE {hour}' if hour else ''}"
+        )
         names.append(_PART.format(i))
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {names[-1]} AS SELECT e.*, {joined} "
-            f"FROM (SELECT {columns} FROM {source}) e LEFT JOIN {labels} l USING (request_id)"
+            f"FROM (SELECT {columns} FROM {source}{f' WHERE {at}' if at else ''}) e "
+            f"LEFT JOIN {_PART_LABELS.format(i)} l USING (request_id)"
         )
     return tuple(names)

@@ -30,15 +30,20 @@ JSON text), ``distribution_rest`` (the mass of the actions it does not list),
 predicted reward of the chosen action. A value that does not fit its declared type (a contract changed
 under old events) is kept as JSON text in ``unparsed``, never dropped. A
 label file has ``request_id``, ``label`` (JSON text), ``label_number`` (bools
-as 0/1, numbers), ``label_text`` (string labels) and ``label_at``.
+as 0/1, numbers), ``label_text`` (string labels), ``label_at`` and
+``prediction_hour`` (the UTC hour, 0-23, of the prediction's ``at``; null
+where it was not known, and in files written before it existed).
 
 **Labels are partitioned by the model and the day of their prediction**
 (the UTC day of the prediction's ``at``: the day partition its event is in),
 so that judging one model (a rollout check, a monitor window) joins its events
 with its own labels, not every model's, and a scan of many days can join them
 a few days at a time, each day's events with that day's labels only, holding
-one chunk's labels in memory instead of the whole log's. A backend hands each
-label's model and prediction day over with it (the store knows them when the
+one chunk's labels in memory instead of the whole log's. A day busier than a
+chunk is read a few hours at a time: each file of labels is sorted by
+``prediction_hour``, so a query for some hours of a day reads only the row
+groups that hold them. A backend hands each
+label's model, prediction day and hour over with it (the store knows them when the
 label arrives after its prediction, as labels do; request ids are unique, so a
 request's events, repeats of one write, share their day). A label the store
 could not place (it arrived before its prediction) is looked up among the
@@ -118,6 +123,7 @@ LABEL_COLUMNS: dict[str, pl.DataType] = {
     "label_number": pl.Float64(),
     "label_text": pl.String(),
     "label_at": _TS,
+    "prediction_hour": pl.Int8(),  # the UTC hour of the prediction's ``at``; null when not known
 }
 #: Columns of the raw event frame a backend hands to :meth:`EventTables.append` (JSON still text).
 RAW_EVENT_COLUMNS: dict[str, pl.DataType] = {
@@ -141,6 +147,7 @@ RAW_LABEL_COLUMNS: dict[str, pl.DataType] = {
     "at": _TS,
     "model": pl.String(),  # the model of the label's prediction; null when the store does not know it
     "day": pl.String(),  # the UTC day of the prediction (YYYY-MM-DD); null when not known
+    "hour": pl.Int8(),  # the UTC hour of the prediction (0-23); null when not known
     "position": pl.Int64(),
 }
 #: The extra columns of a decision model's events, with the JSON path each is read from.
@@ -326,25 +333,43 @@ def raw_events_frame(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def raw_labels_frame(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with exactly the raw label columns, in order and type (``model``, ``day`` null where
-    absent)."""
-    for name in ("model", "day"):
+    """``rows`` with exactly the raw label columns, in order and type (``model``, ``day``, ``hour``
+    null where absent)."""
+    for name in ("model", "day", "hour"):
         if name not in rows.columns:
-            rows = rows.with_columns(pl.lit(None, pl.String()).alias(name))
+            rows = rows.with_columns(pl.lit(None, RAW_LABEL_COLUMNS[name]).alias(name))
     return rows.select([pl.col(n).cast(t) for n, t in RAW_LABEL_COLUMNS.items()])
 
 
+def _owned(labels: pl.DataFrame) -> pl.DataFrame:
+    """Labels joined with their owners (``owner``, ``owner_day``, ``owner_hour``: the model, day and
+    hour of the event found for each): those the store could not place take their owner's."""
+    unplaced = pl.col("model").is_null()
+    return labels.select(
+        pl.exclude("model", "day", "hour", "owner", "owner_day", "owner_hour"),
+        pl.when(unplaced).then("owner").otherwise("model").alias("model"),
+        pl.when(unplaced).then("owner_day").otherwise("day").alias("day"),
+        pl.when(unplaced).then("owner_hour").otherwise("hour").alias("hour"),
+    )
+
+
 def _typed_labels(raw: pl.DataFrame) -> pl.DataFrame:
-    """Labels with their JSON value also as a number (bools as 0/1) and as text (string labels)."""
+    """Labels with their JSON value also as a number (bools as 0/1) and as text (string labels),
+    sorted by their prediction's hour (so a file's row groups each span few hours)."""
     value = pl.col("value")
     quoted = value.str.starts_with('"')
-    return raw.select(
-        pl.col("request_id"),
-        value.alias("label"),
-        value.replace({"true": "1", "false": "0"}).cast(pl.Float64, strict=False).alias("label_number"),
-        pl.when(quoted).then(value).str.json_decode(pl.String()).alias("label_text"),
-        pl.col("at").alias("label_at"),
-    ).cast(LABEL_COLUMNS)  # type: ignore[arg-type]
+    return (
+        raw.sort("hour", nulls_last=True, maintain_order=True)
+        .select(
+            pl.col("request_id"),
+            value.alias("label"),
+            value.replace({"true": "1", "false": "0"}).cast(pl.Float64, strict=False).alias("label_number"),
+            pl.when(quoted).then(value).str.json_decode(pl.String()).alias("label_text"),
+            pl.col("at").alias("label_at"),
+            pl.col("hour").alias("prediction_hour"),
+        )
+        .cast(LABEL_COLUMNS)  # type: ignore[arg-type]
+    )
 
 
 @dataclass
@@ -495,7 +520,8 @@ class EventTables:
         counter = int(manifest.get("parts", 0))
         if events.height:
             events = events.sort(["at", "position"], maintain_order=True).with_columns(
-                pl.col("at").dt.date().cast(pl.String).alias("day")
+                pl.col("at").dt.date().cast(pl.String).alias("day"),
+                pl.col("at").dt.hour().cast(pl.Int8).alias("hour"),
             )
             for (model,), group in events.group_by(["model"], maintain_order=True):
                 fresh = self._first_seen(group, self.event_files(str(model)))
@@ -518,14 +544,12 @@ class EventTables:
             report.labels_repeated = labels.height - fresh.height
             if events.height:  # a label the store could not place may belong to an event of this batch
                 owners = events.select(
-                    "request_id", pl.col("model").alias("owner"), pl.col("day").alias("owner_day")
+                    "request_id",
+                    pl.col("model").alias("owner"),
+                    pl.col("day").alias("owner_day"),
+                    pl.col("hour").alias("owner_hour"),
                 ).unique("request_id", keep="first")
-                unknown = pl.col("model").is_null()
-                fresh = fresh.join(owners, on="request_id", how="left").select(
-                    pl.exclude("model", "day", "owner", "owner_day"),
-                    pl.when(unknown).then("owner").otherwise("model").alias("model"),
-                    pl.when(unknown).then("owner_day").otherwise("day").alias("day"),
-                )
+                fresh = _owned(fresh.join(owners, on="request_id", how="left"))
             if placed_after is not None:
                 fresh = self._placed(fresh, placed_after)
             for (model, day), group in fresh.group_by(["model", "day"], maintain_order=True):
@@ -569,14 +593,10 @@ class EventTables:
                 "request_id",
                 where.struct.field("1").alias("owner"),
                 where.struct.field("2").alias("owner_day"),
+                pl.col("at").dt.hour().cast(pl.Int8).alias("owner_hour"),
             )
         )
-        unplaced = pl.col("model").is_null()
-        return labels.join(owners, on="request_id", how="left", maintain_order="left").select(
-            pl.exclude("model", "day", "owner", "owner_day"),
-            pl.when(unplaced).then("owner").otherwise("model").alias("model"),
-            pl.when(unplaced).then("owner_day").otherwise("day").alias("day"),
-        )
+        return _owned(labels.join(owners, on="request_id", how="left", maintain_order="left"))
 
     @staticmethod
     def _first_seen(batch: pl.DataFrame, files: Sequence[Path]) -> pl.DataFrame:
@@ -586,7 +606,12 @@ class EventTables:
             return batch
         ids = batch["request_id"]
         known = (
-            pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
+            pl.scan_parquet(
+                [str(f) for f in files],
+                hive_partitioning=False,
+                extra_columns="ignore",  # every file has a request id; layouts differ in the rest
+                missing_columns="insert",
+            )
             .select("request_id")
             .filter(pl.col("request_id").is_in(ids.implode()))
             .collect()["request_id"]

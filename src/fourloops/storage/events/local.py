@@ -80,8 +80,9 @@ _EVENT_SCHEMA = {
     "extra": pl.String,
 }
 _LABEL_SCHEMA = {"request_id": pl.String, "value": pl.String, "at_us": pl.Int64}
-#: What compaction reads of a label record: also the model and UTC day of its prediction, where known.
-_LABEL_RECORD = {**_LABEL_SCHEMA, "model": pl.String, "day": pl.String}
+#: What compaction reads of a label record: also the model, UTC day and hour of its prediction, where
+#: known.
+_LABEL_RECORD = {**_LABEL_SCHEMA, "model": pl.String, "day": pl.String, "hour": pl.Int64}
 
 
 def _micros(at: datetime) -> int:
@@ -252,9 +253,9 @@ class LocalEventStore(EventStoreBase):
         self._events = _Writer(self.path, _EVENTS, fsync=fsync, segment_bytes=segment_bytes)
         self._labels = _Writer(self.path, _LABELS, fsync=fsync, segment_bytes=segment_bytes)
         self._event_tail, self._label_tail = _Tail(), _Tail()
-        # request id -> (model, UTC day) of its first event; one tuple object per model and day
-        self._known: dict[str, tuple[str, str]] = {}
-        self._places: dict[tuple[str, str], tuple[str, str]] = {}
+        # request id -> (model, UTC day, UTC hour) of its first event; one tuple object per place
+        self._known: dict[str, tuple[str, str, int]] = {}
+        self._places: dict[tuple[str, str, int], tuple[str, str, int]] = {}
         self._labelled: set[str] = set()
         self._closed = False
         #: Damaged records skipped by the last :meth:`scan` or :meth:`count`.
@@ -309,7 +310,7 @@ class LocalEventStore(EventStoreBase):
                     "at_us": _micros(label.at),
                 }
                 if place is not None:  # compaction files the label under its prediction's model and day
-                    payload["model"], payload["day"] = place
+                    payload["model"], payload["day"], payload["hour"] = place
                 records.append(_frame(orjson.dumps(payload)))
             if records:
                 self._write(self._labels, b"".join(records))
@@ -340,12 +341,13 @@ class LocalEventStore(EventStoreBase):
             frame = _frame_df(
                 events, {"request_id": pl.String, "model": pl.String, "at_us": pl.Int64}, self.path
             )
-            day = pl.from_epoch(frame["at_us"], time_unit="us").dt.date().cast(pl.String)
+            at = pl.from_epoch(frame["at_us"], time_unit="us")
+            day, hour = at.dt.date().cast(pl.String), at.dt.hour()
             known, places = self._known, self._places
-            for rid, model, d in zip(frame["request_id"].to_list(), frame["model"].to_list(),
-                                     day.to_list(), strict=True):  # fmt: skip
+            for rid, model, d, h in zip(frame["request_id"].to_list(), frame["model"].to_list(),
+                                        day.to_list(), hour.to_list(), strict=True):  # fmt: skip
                 if rid not in known:
-                    place = (model, d)
+                    place = (model, d, h)
                     known[rid] = places.setdefault(place, place)
         labels = self._label_tail.new_payloads(self._files(_LABELS))
         if labels:

@@ -123,10 +123,12 @@ _EXPORT_EVENTS = """
     FROM prediction_events WHERE (recorded_at, request_id) > (%s, %s)
     ORDER BY recorded_at, request_id LIMIT %s
 """
-#: A label with the model and UTC day (the partition of its compacted event) of its first prediction.
+#: A label with the model, UTC day (the partition of its compacted event) and UTC hour of its first
+#: prediction.
 _EXPORT_LABELS = """
     SELECT l.request_id, l.value::text, l.at, p.model,
-           to_char(p.at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), l.recorded_at
+           to_char(p.at AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+           extract(hour FROM p.at AT TIME ZONE 'UTC')::int, l.recorded_at
     FROM prediction_labels l
     LEFT JOIN LATERAL (
         SELECT e.model, e.at FROM prediction_events e WHERE e.request_id = l.request_id
