@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,8 +126,12 @@ def _multivariate(
         where=" AND ".join(conditions) or None,
         seed=classifier.seed,
     )
-    for window, sample in zip(tested, samples, strict=True):
-        verdict = classifier.test(reference_sample, sample, columns)
+    # The fits are independent and LightGBM trains outside the GIL: one a core at a time (each on one
+    # thread, seeded: the verdicts do not depend on the order they finish in).
+    reference = reference_sample
+    with ThreadPoolExecutor(max_workers=max(1, min(len(tested), os.cpu_count() or 1))) as pool:
+        verdicts = list(pool.map(lambda sample: classifier.test(reference, sample, columns), samples))
+    for window, verdict in zip(tested, verdicts, strict=True):
         if verdict is None:
             continue
         window.multivariate = verdict.to_dict()
