@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 import fourloops as fl
 from fourloops.engines import DuckDBEngine
+from fourloops.engines.duckdb_events import register_chunks, register_events
 from fourloops.errors import StoreError
 from fourloops.storage.events import EventStore, Label, PredictionEvent, open_event_store
 from fourloops.storage.events.columnar import EventSchema, EventTables
@@ -478,3 +480,28 @@ def test_reading_a_time_range_keeps_every_event_in_it(
     assert sorted(got) == wanted
     if lo is not None and hi is not None:  # and fewer partitions than the whole log where it can
         assert len(tables.event_files("churn", since=lo, until=hi)) <= (hi - lo).days + 4
+
+
+def test_a_label_goes_where_compaction_puts_its_event_when_a_retry_crossed_the_hour(
+    store: EventStore, tmp_path: Path
+) -> None:
+    """A request answered at 22:59:59 and retried at 23:00:01, the retry logged first (another
+    process): compaction keeps the earlier event (first event wins by time), so the store cannot
+    name the label's hour from the first event it saw. It names none, and the label is read with
+    every hour's events: a scan of the day an hour at a time still joins it, once."""
+    tables = EventTables(tmp_path / "tables")
+    first = replace(_event(1), at=T0 + timedelta(minutes=59, seconds=59))
+    retry = replace(first, at=T0 + timedelta(hours=1, seconds=1))
+    store.append([retry])
+    store.append([first])
+    store.add_labels([Label(first.request_id, 1, T0 + timedelta(days=1))])
+    store.compact(tables, SCHEMAS)
+    assert _prediction_hours(tables) == {first.request_id: None}
+    con = ENGINE.connect()
+    try:
+        register_events(con, tables, model="churn")
+        parts = register_chunks(con, tables, model="churn", chunk_events=0)  # every hour its own part
+        rows = [r for p in parts for r in con.execute(f'SELECT "at", label FROM {p}').fetchall()]
+    finally:
+        con.close()
+    assert rows == [(first.at, "1")]

@@ -341,10 +341,11 @@ def raw_labels_frame(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select([pl.col(n).cast(t) for n, t in RAW_LABEL_COLUMNS.items()])
 
 
-def _owned(labels: pl.DataFrame) -> pl.DataFrame:
+def _owned(labels: pl.DataFrame, *, everywhere: bool = False) -> pl.DataFrame:
     """Labels joined with their owners (``owner``, ``owner_day``, ``owner_hour``: the model, day and
-    hour of the event found for each): those the store could not place take their owner's."""
-    unplaced = pl.col("model").is_null()
+    hour of the event found for each): those the store could not place take their owner's, and with
+    ``everywhere`` every label that has an owner."""
+    unplaced = pl.col("owner").is_not_null() if everywhere else pl.col("model").is_null()
     return labels.select(
         pl.exclude("model", "day", "hour", "owner", "owner_day", "owner_hour"),
         pl.when(unplaced).then("owner").otherwise("model").alias("model"),
@@ -518,6 +519,7 @@ class EventTables:
         """
         report = CompactionReport(events_read=events.height, labels_read=labels.height)
         counter = int(manifest.get("parts", 0))
+        written: list[pl.DataFrame] = []  # the model, day and hour of each event this compaction writes
         if events.height:
             events = events.sort(["at", "position"], maintain_order=True).with_columns(
                 pl.col("at").dt.date().cast(pl.String).alias("day"),
@@ -528,6 +530,7 @@ class EventTables:
                 report.events_repeated += group.height - fresh.height
                 if not fresh.height:
                     continue
+                written.append(fresh.select("request_id", "model", "day", "hour"))
                 schema = schemas.get(str(model))
                 typed = schema.typed(fresh) if schema is not None else _untyped(fresh)
                 typed = typed.with_columns(fresh["day"])
@@ -542,14 +545,22 @@ class EventTables:
             labels = labels.sort(["at", "position"], maintain_order=True)
             fresh = self._first_seen(labels, self.label_files())
             report.labels_repeated = labels.height - fresh.height
-            if events.height:  # a label the store could not place may belong to an event of this batch
-                owners = events.select(
-                    "request_id",
-                    pl.col("model").alias("owner"),
-                    pl.col("day").alias("owner_day"),
-                    pl.col("hour").alias("owner_hour"),
-                ).unique("request_id", keep="first")
-                fresh = _owned(fresh.join(owners, on="request_id", how="left"))
+            if written:
+                # A label whose event this compaction writes goes where that event goes: also when the
+                # store placed it by another event of its request id (a retry stamped a moment later,
+                # maybe in the next hour, logged first by another process), which compaction dropped
+                # as a repeat; else the label would sit in an hour's files its event is not in.
+                owners = (
+                    pl.concat(written)
+                    .select(
+                        "request_id",
+                        pl.col("model").alias("owner"),
+                        pl.col("day").alias("owner_day"),
+                        pl.col("hour").alias("owner_hour"),
+                    )
+                    .unique("request_id", keep="first", maintain_order=True)
+                )
+                fresh = _owned(fresh.join(owners, on="request_id", how="left"), everywhere=True)
             if placed_after is not None:
                 fresh = self._placed(fresh, placed_after)
             for (model, day), group in fresh.group_by(["model", "day"], maintain_order=True):

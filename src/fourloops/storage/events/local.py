@@ -253,9 +253,10 @@ class LocalEventStore(EventStoreBase):
         self._events = _Writer(self.path, _EVENTS, fsync=fsync, segment_bytes=segment_bytes)
         self._labels = _Writer(self.path, _LABELS, fsync=fsync, segment_bytes=segment_bytes)
         self._event_tail, self._label_tail = _Tail(), _Tail()
-        # request id -> (model, UTC day, UTC hour) of its first event; one tuple object per place
-        self._known: dict[str, tuple[str, str, int]] = {}
-        self._places: dict[tuple[str, str, int], tuple[str, str, int]] = {}
+        # request id -> (model, UTC day, UTC hour) of its first event (day and hour None when its
+        # events lie in different hours); one tuple object per place
+        self._known: dict[str, tuple[str, str | None, int | None]] = {}
+        self._places: dict[tuple[str, str | None, int | None], tuple[str, str | None, int | None]] = {}
         self._labelled: set[str] = set()
         self._closed = False
         #: Damaged records skipped by the last :meth:`scan` or :meth:`count`.
@@ -347,7 +348,13 @@ class LocalEventStore(EventStoreBase):
             for rid, model, d, h in zip(frame["request_id"].to_list(), frame["model"].to_list(),
                                         day.to_list(), hour.to_list(), strict=True):  # fmt: skip
                 if rid not in known:
-                    place = (model, d, h)
+                    place: tuple[str, str | None, int | None] = (model, d, h)
+                    known[rid] = places.setdefault(place, place)
+                elif known[rid][1:] != (d, h) and known[rid][1] is not None:
+                    # Events of one request id in different hours (a retry stamped a moment later,
+                    # maybe logged first by another process): compaction keeps the earliest, which
+                    # need not be the first logged, so the label is filed under its model, any day.
+                    place = (known[rid][0], None, None)
                     known[rid] = places.setdefault(place, place)
         labels = self._label_tail.new_payloads(self._files(_LABELS))
         if labels:

@@ -123,16 +123,19 @@ _EXPORT_EVENTS = """
     FROM prediction_events WHERE (recorded_at, request_id) > (%s, %s)
     ORDER BY recorded_at, request_id LIMIT %s
 """
-#: A label with the model, UTC day (the partition of its compacted event) and UTC hour of its first
-#: prediction.
+#: A label with the model, UTC day (the partition of its compacted event) and UTC hour of its
+#: prediction. When the request id's events lie in different hours (a retry stamped a moment later)
+#: or models, none is named: compaction keeps the earliest event, which need not be the first
+#: recorded, and a label of no named place is read with every day's and hour's events.
 _EXPORT_LABELS = """
     SELECT l.request_id, l.value::text, l.at, p.model,
            to_char(p.at AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
            extract(hour FROM p.at AT TIME ZONE 'UTC')::int, l.recorded_at
     FROM prediction_labels l
     LEFT JOIN LATERAL (
-        SELECT e.model, e.at FROM prediction_events e WHERE e.request_id = l.request_id
-        ORDER BY e.recorded_at LIMIT 1
+        SELECT min(e.model) AS model, min(e.at) AS at
+        FROM prediction_events e WHERE e.request_id = l.request_id
+        HAVING count(DISTINCT (e.model, date_trunc('hour', e.at AT TIME ZONE 'UTC'))) = 1
     ) p ON true
     WHERE (l.recorded_at, l.request_id) > (%s, %s)
     ORDER BY l.recorded_at, l.request_id LIMIT %s
