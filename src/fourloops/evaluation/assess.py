@@ -325,6 +325,27 @@ def _window_indexes(summaries: Summaries, how: Assessment) -> list[int]:
     return list(range(lo, hi + 1))
 
 
+def _window_bounds(
+    profile: ReferenceProfile, summaries: Summaries, how: Assessment, index: int
+) -> WindowBounds:
+    info = summaries.groups.get((index, None, None), GroupInfo(0))
+    return bounds(
+        how.windows,
+        index,
+        info.rows,
+        first_row=info.first_row,
+        last_row=info.last_row,
+        observed_until=how.observed_until,
+        observed_from=how.observed_from,
+        min_rows=profile.policy.min_rows,
+    )
+
+
+def window_bounds(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> list[WindowBounds]:
+    """The bounds of the windows :func:`assess` judges, in its order, without judging them."""
+    return [_window_bounds(profile, summaries, how, index) for index in _window_indexes(summaries, how)]
+
+
 def assess(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> list[WindowResult]:
     """Judge every window of ``summaries`` against ``profile`` (see the module docstring)."""
     policy = profile.policy
@@ -341,16 +362,7 @@ def assess(profile: ReferenceProfile, summaries: Summaries, how: Assessment) -> 
     out = []
     for index in _window_indexes(summaries, how):
         info = summaries.groups.get((index, None, None), GroupInfo(0))
-        b = bounds(
-            how.windows,
-            index,
-            info.rows,
-            first_row=info.first_row,
-            last_row=info.last_row,
-            observed_until=how.observed_until,
-            observed_from=how.observed_from,
-            min_rows=policy.min_rows,
-        )
+        b = _window_bounds(profile, summaries, how, index)
         window = WindowResult(b)
         key = (index, None, None)
         for column in columns:

@@ -28,7 +28,7 @@ from fourloops.engines.base import Engine, Stratum, TableScan
 from fourloops.engines.summaries import POSITION, RowWindows, ScorePlan, ScoreSummary, TimeWindows
 from fourloops.errors import ConfigError, SchemaError
 from fourloops.evaluation.alerts import AlertPolicy, RuleContext, detect
-from fourloops.evaluation.assess import Assessment, assess, reference_health
+from fourloops.evaluation.assess import Assessment, assess, reference_health, window_bounds
 from fourloops.evaluation.drift.methods import MethodResult
 from fourloops.evaluation.drift.policy import ColumnDrift, DriftPolicy, adjust
 from fourloops.evaluation.monitor_result import MonitorResult, WindowResult
@@ -101,7 +101,7 @@ def _window_sql(windows: TimeWindows | RowWindows | None, bounds: WindowBounds) 
 
 
 def _multivariate(
-    judged: list[WindowResult],
+    tested: Sequence[WindowBounds],
     classifier: DomainClassifier,
     profile: ReferenceProfile,
     ref_scan: TableScan | None,
@@ -109,20 +109,20 @@ def _multivariate(
     windows: TimeWindows | RowWindows | None,
     conditions: list[str],
     reference_sample: pa.Table | None,
-) -> None:
-    """The domain classifier's verdict on every window that has enough rows (see multivariate)."""
+) -> list[MultivariateResult | None]:
+    """The domain classifier's verdict on each of the ``tested`` windows (see multivariate); ``None``
+    where it cannot fit, and for every window without a reference to sample."""
     columns = [c for c in profile.columns if c != profile.prediction]
     if reference_sample is None:
         if ref_scan is None:
-            return
+            return [None] * len(tested)
         reference_sample = ref_scan.sample(columns, classifier.rows, seed=classifier.seed)
     columns = [c for c in columns if c in reference_sample.column_names]
-    tested = [w for w in judged if w.status != WindowStatus.TOO_FEW_ROWS]
     # every window's sample in one pass over the data (not a query per window)
     samples = cur_scan.sample_windows(
         columns,
         classifier.rows,
-        [Stratum(_window_sql(windows, w.bounds), w.bounds.rows) for w in tested],
+        [Stratum(_window_sql(windows, b), b.rows) for b in tested],
         where=" AND ".join(conditions) or None,
         seed=classifier.seed,
     )
@@ -130,12 +130,7 @@ def _multivariate(
     # thread, seeded: the verdicts do not depend on the order they finish in).
     reference = reference_sample
     with ThreadPoolExecutor(max_workers=max(1, min(len(tested), os.cpu_count() or 1))) as pool:
-        verdicts = list(pool.map(lambda sample: classifier.test(reference, sample, columns), samples))
-    for window, verdict in zip(tested, verdicts, strict=True):
-        if verdict is None:
-            continue
-        window.multivariate = verdict.to_dict()
-        _adjust_with(window, verdict, profile.policy)
+        return list(pool.map(lambda sample: classifier.test(reference, sample, columns), samples))
 
 
 def _adjust_with(window: WindowResult, verdict: MultivariateResult, policy: DriftPolicy) -> None:
@@ -341,11 +336,34 @@ def run(
         whole_history=since is None,
         before=before,
     )
-    judged = assess(judged_profile, summaries, how)
-    if multivariate is not None:
-        _multivariate(
-            judged, multivariate, judged_profile, ref_scan, cur_scan, windows, conditions, reference_sample
+    # The domain classifier (a sample query and a model a window, outside the GIL) runs beside the
+    # tests and metrics of the windows (Python and NumPy): neither needs the other's results.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        tested: list[WindowBounds] = []
+        classified = None
+        if multivariate is not None:
+            every = window_bounds(judged_profile, summaries, how)
+            tested = [b for b in every if b.status != WindowStatus.TOO_FEW_ROWS]
+            classified = beside.submit(
+                _multivariate,
+                tested,
+                multivariate,
+                judged_profile,
+                ref_scan,
+                cur_scan,
+                windows,
+                conditions,
+                reference_sample,
+            )
+        judged = assess(judged_profile, summaries, how)
+        verdicts = (
+            dict(zip([b.index for b in tested], classified.result(), strict=True)) if classified else {}
         )
+    for judged_window in judged:
+        verdict = verdicts.get(judged_window.index)
+        if verdict is not None:
+            judged_window.multivariate = verdict.to_dict()
+            _adjust_with(judged_window, verdict, judged_profile.policy)
     for w in judged:
         for column in missing:
             w.health[column] = {
