@@ -26,6 +26,7 @@ from fourloops.engines.duckdb_events import register_chunks, register_events
 from fourloops.errors import StoreError
 from fourloops.storage.events import EventStore, Label, PredictionEvent, open_event_store
 from fourloops.storage.events.columnar import EventSchema, EventTables
+from fourloops.storage.events.local import LocalEventStore
 
 T0 = datetime(2024, 5, 1, 22, tzinfo=UTC)
 FIELDS = {
@@ -487,8 +488,9 @@ def test_a_label_goes_where_compaction_puts_its_event_when_a_retry_crossed_the_h
 ) -> None:
     """A request answered at 22:59:59 and retried at 23:00:01, the retry logged first (another
     process): compaction keeps the earlier event (first event wins by time), so the store cannot
-    name the label's hour from the first event it saw. It names none, and the label is read with
-    every hour's events: a scan of the day an hour at a time still joins it, once."""
+    name the label's hour from the first event it saw. It names none; the local log's compaction
+    files the label by the event it kept, PostgreSQL's leaves it to be read with every hour's
+    events: either way a scan of the day an hour at a time joins it, once."""
     tables = EventTables(tmp_path / "tables")
     first = replace(_event(1), at=T0 + timedelta(minutes=59, seconds=59))
     retry = replace(first, at=T0 + timedelta(hours=1, seconds=1))
@@ -496,7 +498,8 @@ def test_a_label_goes_where_compaction_puts_its_event_when_a_retry_crossed_the_h
     store.append([first])
     store.add_labels([Label(first.request_id, 1, T0 + timedelta(days=1))])
     store.compact(tables, SCHEMAS)
-    assert _prediction_hours(tables) == {first.request_id: None}
+    expected = 22 if isinstance(store, LocalEventStore) else None
+    assert _prediction_hours(tables) == {first.request_id: expected}
     con = ENGINE.connect()
     try:
         register_events(con, tables, model="churn")
@@ -505,3 +508,28 @@ def test_a_label_goes_where_compaction_puts_its_event_when_a_retry_crossed_the_h
     finally:
         con.close()
     assert rows == [(first.at, "1")]
+
+
+def test_a_label_placed_by_a_retry_moves_to_the_event_compaction_keeps(
+    store: EventStore, tmp_path: Path
+) -> None:
+    """The retry (23:00:01) is logged, its label arrives and is placed in hour 23, and only then is the
+    original (22:59:59) logged: compaction keeps the original and files the label in its hour."""
+    tables = EventTables(tmp_path / "tables")
+    first = replace(_event(1), at=T0 + timedelta(minutes=59, seconds=59))
+    retry = replace(first, at=T0 + timedelta(hours=1, seconds=1))
+    store.append([retry])
+    store.add_labels([Label(first.request_id, 1, T0 + timedelta(hours=1, seconds=5))])
+    store.append([first])
+    store.compact(tables, SCHEMAS)
+    con = ENGINE.connect()
+    try:
+        register_events(con, tables, model="churn")
+        parts = register_chunks(con, tables, model="churn", chunk_events=0)
+        rows = [r for p in parts for r in con.execute(f'SELECT "at", label FROM {p}').fetchall()]
+    finally:
+        con.close()
+    assert rows == [(first.at, "1")]
+    # the local log's compaction finds the kept event; PostgreSQL's export sees both events and names none
+    expected = 22 if isinstance(store, LocalEventStore) else None
+    assert _prediction_hours(tables) == {first.request_id: expected}

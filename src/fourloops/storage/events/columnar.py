@@ -44,8 +44,11 @@ chunk is read a few hours at a time: each file of labels is sorted by
 ``prediction_hour``, so a query for some hours of a day reads only the row
 groups that hold them. A backend hands each
 label's model, prediction day and hour over with it (the store knows them when the
-label arrives after its prediction, as labels do; request ids are unique, so a
-request's events, repeats of one write, share their day). A label the store
+label arrives after its prediction, as labels do). A request id's events are
+normally repeats of one write, in one hour; where they are not (a retry stamped
+a moment later, maybe in the next hour or day), the store names no day or hour
+once it has seen both, and the local log's compaction files each label it
+compacts by the event it keeps, when that event is among those it wrote. A label the store
 could not place (it arrived before its prediction) is looked up among the
 events the same compaction wrote (the local log's compaction does this: a
 label logged before its prediction is compacted with it or before it), and
@@ -546,10 +549,8 @@ class EventTables:
             fresh = self._first_seen(labels, self.label_files())
             report.labels_repeated = labels.height - fresh.height
             if written:
-                # A label whose event this compaction writes goes where that event goes: also when the
-                # store placed it by another event of its request id (a retry stamped a moment later,
-                # maybe in the next hour, logged first by another process), which compaction dropped
-                # as a repeat; else the label would sit in an hour's files its event is not in.
+                # A label whose event this call writes goes where that event goes (as _placed does for
+                # the events of earlier calls of the same compaction).
                 owners = (
                     pl.concat(written)
                     .select(
@@ -577,12 +578,14 @@ class EventTables:
         return report
 
     def _placed(self, labels: pl.DataFrame, after: int) -> pl.DataFrame:
-        """``labels`` with the model and day of each one the store could not place whose event is in
-        an event file numbered above ``after`` (a label that arrived before its prediction)."""
-        unknown = labels.filter(pl.col("model").is_null())["request_id"]
-        files = [f for f in self.event_files() if int(f.name.split("-")[1]) > after] if unknown.len() else []
+        """``labels`` placed by their event where it is in an event file numbered above ``after`` (this
+        compaction's): the model, day and hour of the event compaction kept. That places a label the
+        store could not (it arrived before its prediction), and moves one the store placed by another
+        event of its request id (a retry stamped in the next hour, logged before the original)."""
+        files = [f for f in self.event_files() if int(f.name.split("-")[1]) > after] if labels.height else []
         if not files:
             return labels
+        unknown = labels["request_id"]
         found = (
             pl.scan_parquet(
                 [str(f) for f in files],
@@ -607,7 +610,9 @@ class EventTables:
                 pl.col("at").dt.hour().cast(pl.Int8).alias("owner_hour"),
             )
         )
-        return _owned(labels.join(owners, on="request_id", how="left", maintain_order="left"))
+        return _owned(
+            labels.join(owners, on="request_id", how="left", maintain_order="left"), everywhere=True
+        )
 
     @staticmethod
     def _first_seen(batch: pl.DataFrame, files: Sequence[Path]) -> pl.DataFrame:
