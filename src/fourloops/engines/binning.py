@@ -58,8 +58,10 @@ class BinLookup:
             return
         low, high = float(e[0]), float(e[-1])
         magnitude = max(abs(low), abs(high), high - low)
-        if magnitude < 1e-290 or not np.isfinite(_RESOLUTIONS[-1] * e.size / (high - low)):
-            return  # near the subnormals (the margin would round to nothing), or a scale that overflows
+        if not np.isfinite(magnitude) or magnitude < 1e-290:
+            return  # a range that overflows, or near the subnormals (the margin would round to nothing)
+        if not np.isfinite(_RESOLUTIONS[-1] * e.size / (high - low)):
+            return  # a scale that overflows
         margin = _MARGIN * magnitude
         best = None
         for per_edge in _RESOLUTIONS:
@@ -87,7 +89,8 @@ class BinLookup:
         if self.table is None:
             return np.searchsorted(self.edges, x, side="left").astype(np.int64)
         low, scale, cells, below, candidates = self.table
-        position = (x - low) * scale
+        with np.errstate(over="ignore"):  # an outlier far beyond the edges: +-inf, clipped below
+            position = (x - low) * scale
         np.clip(position, 0, cells - 1, out=position)
         cell = position.astype(np.intp)
         bins = below[cell]
