@@ -62,8 +62,9 @@ class DuckDBEngine:
         Where DuckDB spills (default: DuckDB's own choice).
     chunk_events:
         Events a part of a monitoring scan of the event log joins with its labels at most (whole
-        days; see :func:`~fourloops.engines.duckdb_events.register_chunks`): the join's hash table
-        holds one part's labels, so its memory does not grow with the days scanned.
+        days, or ranges of a busy day's hours; see
+        :func:`~fourloops.engines.duckdb_events.register_chunks`): the join's hash table holds one
+        part's labels, so its memory grows neither with the days scanned nor with the traffic.
 
     Example
     -------
@@ -158,8 +159,8 @@ class DuckDBEngine:
 
         With ``since`` / ``until`` only the partitions that can hold events of that range are read.
         A query of the scan that reads no label column reads the events without the join; its
-        streamed scan of the score reads the events in parts of whole days (``chunk_events``), each
-        joined with its own days' labels.
+        streamed scan of the score reads the events in parts of about ``chunk_events`` events (whole
+        days, or some hours of a busy day), each joined with its own days' and hours' labels.
         """
         from fourloops.engines.duckdb_events import (
             JOINED,

@@ -227,9 +227,9 @@ class Joined:
     ``columns`` reads ``unjoined`` instead, and saves the join.
 
     ``parts``: relations that, read one after another, hold exactly the joined relation's rows, each
-    joining only its share of what is joined on (the event log a few days at a time, each with those
-    days' labels): the streamed scan that needs the join reads them in turn, so it holds one part's
-    join at a time, not the whole relation's.
+    joining only its share of what is joined on (the event log a few days or hours at a time, each
+    with those days' or hours' labels): the streamed scan that needs the join reads them in turn,
+    so it holds one part's join at a time, not the whole relation's.
 
     >>> Joined("events_without_labels", frozenset({"label"})).needed(["x"], "version = 2")
     False

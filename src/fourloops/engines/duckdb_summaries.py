@@ -490,7 +490,8 @@ def summarize_relation(
     queries that need no score read (the event log without its labels joined; see
     :class:`~fourloops.engines.duckdb_scan.Joined`); ``relation`` by default. ``parts``: relations
     that, read one after another, hold exactly ``relation``'s rows, which the streamed scan of the
-    score reads instead (the event log a few days at a time, each with its own labels joined).
+    score reads instead (the event log a few days or hours at a time, each with its own labels
+    joined).
     """
     where_sql = _where(plan, where)
     plain = plain or relation

@@ -100,6 +100,14 @@ def _window_sql(windows: TimeWindows | RowWindows | None, bounds: WindowBounds) 
     return None
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity, which containers set), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _multivariate(
     tested: Sequence[WindowBounds],
     classifier: DomainClassifier,
@@ -129,7 +137,7 @@ def _multivariate(
     # The fits are independent and LightGBM trains outside the GIL: one a core at a time (each on one
     # thread, seeded: the verdicts do not depend on the order they finish in).
     reference = reference_sample
-    with ThreadPoolExecutor(max_workers=max(1, min(len(tested), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(tested), _cores()))) as pool:
         return list(pool.map(lambda sample: classifier.test(reference, sample, columns), samples))
 
 
