@@ -578,14 +578,14 @@ class EventTables:
         return report
 
     def _placed(self, labels: pl.DataFrame, after: int) -> pl.DataFrame:
-        """``labels`` placed by their event where it is in an event file numbered above ``after`` (this
-        compaction's): the model, day and hour of the event compaction kept. That places a label the
-        store could not (it arrived before its prediction), and moves one the store placed by another
-        event of its request id (a retry stamped in the next hour, logged before the original)."""
-        files = [f for f in self.event_files() if int(f.name.split("-")[1]) > after] if labels.height else []
+        """``labels`` of no named day placed by their event where it is in an event file numbered above
+        ``after`` (this compaction's): the model, day and hour of the event compaction kept. That
+        places a label the store could not (it arrived before its prediction), and one whose request
+        id has events in different hours (a retry stamped in the next hour)."""
+        unknown = labels.filter(pl.col("day").is_null())["request_id"]
+        files = [f for f in self.event_files() if int(f.name.split("-")[1]) > after] if unknown.len() else []
         if not files:
             return labels
-        unknown = labels["request_id"]
         found = (
             pl.scan_parquet(
                 [str(f) for f in files],
