@@ -391,6 +391,9 @@ class CompactionReport:
     models: dict[str, int] = field(default_factory=dict)
     #: Serving-count rows merged into hourly ones (see :meth:`ServingPeriods.roll_up`).
     serving_rows_rolled_up: int = 0
+    #: Request ids whose events this compaction met in different hours (a retry stamped a moment
+    #: later): it kept the earliest, so their labels are placed by it, not by the store's first guess.
+    split: set[str] = field(default_factory=set)
 
     def add(self, other: CompactionReport) -> None:
         """Add ``other``'s counts to these (one report for a compaction done in chunks)."""
@@ -399,10 +402,11 @@ class CompactionReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for model, n in other.models.items():
             self.models[model] = self.models.get(model, 0) + n
+        self.split |= other.split
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
-        return {**self.__dict__, "models": dict(self.models)}
+        return {**{k: v for k, v in self.__dict__.items() if k != "split"}, "models": dict(self.models)}
 
 
 class EventTables:
@@ -528,6 +532,10 @@ class EventTables:
                 pl.col("at").dt.date().cast(pl.String).alias("day"),
                 pl.col("at").dt.hour().cast(pl.Int8).alias("hour"),
             )
+            repeats = events.filter(pl.col("request_id").is_duplicated())
+            if repeats.height:
+                places = repeats.group_by("request_id").agg(pl.struct("day", "hour").n_unique().alias("n"))
+                report.split.update(places.filter(pl.col("n") > 1)["request_id"].to_list())
             for (model,), group in events.group_by(["model"], maintain_order=True):
                 fresh = self._first_seen(group, self.event_files(str(model)))
                 report.events_repeated += group.height - fresh.height

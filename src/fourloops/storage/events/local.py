@@ -324,15 +324,6 @@ class LocalEventStore(EventStoreBase):
             known = self._known
             return {rid: known[rid][0] for rid in request_ids if rid in known}
 
-    def unplaced(self, request_ids: Sequence[str]) -> set[str]:
-        """The ids whose events lie in different hours (a retry stamped later): the store names no
-        place for their labels, also for a label it placed before it saw the other event; compaction
-        places them by the event it keeps."""
-        with self._label_lock():
-            self._refresh_index()
-            known = self._known
-            return {rid for rid in request_ids if (place := known.get(rid)) is not None and place[1] is None}
-
     @contextmanager
     def _label_lock(self) -> Iterator[None]:
         try:

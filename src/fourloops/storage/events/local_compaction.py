@@ -100,11 +100,10 @@ def _flush(
     if kind == _EVENTS:
         report = tables.append(raw_events_frame(rows), _NO_LABELS, schemas, manifest)
     else:
-        # A label placed by a retry's hour before the original (stamped earlier, logged later) was
-        # seen: its place is compaction's to find, by the event it keeps.
-        unplaced = store.unplaced(rows["request_id"].to_list())
-        if unplaced:
-            moved = pl.col("request_id").is_in(list(unplaced))
+        # A label the store placed by one of its request id's events in different hours (a retry's,
+        # logged before the original stamped earlier): placed by the event this compaction kept.
+        if total.split:
+            moved = pl.col("request_id").is_in(list(total.split))
             rows = rows.with_columns(
                 pl.when(moved).then(None).otherwise(pl.col(c)).alias(c) for c in ("day", "hour")
             )
