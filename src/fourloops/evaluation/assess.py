@@ -50,7 +50,7 @@ from fourloops.evaluation.window_metrics import (
 )
 from fourloops.evaluation.windows import WindowBounds, WindowStatus, bounds
 
-__all__ = ["Assessment", "assess", "health_of", "reference_health"]
+__all__ = ["Assessment", "assess", "health_of", "reference_health", "window_bounds"]
 
 
 @dataclass(frozen=True)
