@@ -75,7 +75,7 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -344,16 +344,15 @@ def raw_labels_frame(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select([pl.col(n).cast(t) for n, t in RAW_LABEL_COLUMNS.items()])
 
 
-def _owned(labels: pl.DataFrame, *, everywhere: bool = False) -> pl.DataFrame:
+def _owned(labels: pl.DataFrame) -> pl.DataFrame:
     """Labels joined with their owners (``owner``, ``owner_day``, ``owner_hour``: the model, day and
-    hour of the event found for each): those the store could not place take their owner's, and with
-    ``everywhere`` every label that has an owner."""
-    unplaced = pl.col("owner").is_not_null() if everywhere else pl.col("model").is_null()
+    hour of the event found for each): a label of no named day with an owner takes its owner's place."""
+    placed = pl.col("day").is_null() & pl.col("owner").is_not_null()
     return labels.select(
         pl.exclude("model", "day", "hour", "owner", "owner_day", "owner_hour"),
-        pl.when(unplaced).then("owner").otherwise("model").alias("model"),
-        pl.when(unplaced).then("owner_day").otherwise("day").alias("day"),
-        pl.when(unplaced).then("owner_hour").otherwise("hour").alias("hour"),
+        pl.when(placed).then("owner").otherwise("model").alias("model"),
+        pl.when(placed).then("owner_day").otherwise("day").alias("day"),
+        pl.when(placed).then("owner_hour").otherwise("hour").alias("hour"),
     )
 
 
@@ -515,6 +514,7 @@ class EventTables:
         manifest: dict[str, Any],
         *,
         placed_after: int | None = None,
+        split_ids: Collection[str] = (),
     ) -> CompactionReport:
         """Write raw events and labels (their raw frames) as typed files, exactly once per request id.
 
@@ -522,11 +522,13 @@ class EventTables:
         features as JSON text (column ``features``). With ``placed_after`` (a part number: the
         manifest's ``parts`` when the compaction began), a label the store could not place is
         looked up among the event files numbered above it, those this compaction wrote: a label
-        logged before its prediction is compacted with it or before it, never after.
+        logged before its prediction is compacted with it or before it, never after; without it, among
+        the event files this call writes. ``split_ids``: request ids an earlier call of the same
+        compaction met in different hours (:attr:`CompactionReport.split`): their labels are placed
+        by the event compaction kept, not where the store first put them.
         """
         report = CompactionReport(events_read=events.height, labels_read=labels.height)
-        counter = int(manifest.get("parts", 0))
-        written: list[pl.DataFrame] = []  # the model, day and hour of each event this compaction writes
+        counter = began = int(manifest.get("parts", 0))
         if events.height:
             events = events.sort(["at", "position"], maintain_order=True).with_columns(
                 pl.col("at").dt.date().cast(pl.String).alias("day"),
@@ -541,7 +543,6 @@ class EventTables:
                 report.events_repeated += group.height - fresh.height
                 if not fresh.height:
                     continue
-                written.append(fresh.select("request_id", "model", "day", "hour"))
                 schema = schemas.get(str(model))
                 typed = schema.typed(fresh) if schema is not None else _untyped(fresh)
                 typed = typed.with_columns(fresh["day"])
@@ -556,20 +557,16 @@ class EventTables:
             labels = labels.sort(["at", "position"], maintain_order=True)
             fresh = self._first_seen(labels, self.label_files())
             report.labels_repeated = labels.height - fresh.height
-            if written:
-                # A label whose event this call writes goes where that event goes (as _placed does for
-                # the events of earlier calls of the same compaction).
-                owners = (
-                    pl.concat(written)
-                    .select(
-                        "request_id",
-                        pl.col("model").alias("owner"),
-                        pl.col("day").alias("owner_day"),
-                        pl.col("hour").alias("owner_hour"),
-                    )
-                    .unique("request_id", keep="first", maintain_order=True)
+            split = report.split | set(split_ids)
+            if split:  # placed by one of its request id's events in different hours: by the kept one
+                moved = pl.col("request_id").is_in(list(split))
+                fresh = fresh.with_columns(
+                    pl.when(moved).then(None).otherwise(pl.col(c)).alias(c) for c in ("day", "hour")
                 )
-                fresh = _owned(fresh.join(owners, on="request_id", how="left"), everywhere=True)
+            # events this call wrote are in the files numbered above where it began
+            placed_after = (
+                placed_after if placed_after is not None else (began if report.events_written else None)
+            )
             if placed_after is not None:
                 fresh = self._placed(fresh, placed_after)
             for (model, day), group in fresh.group_by(["model", "day"], maintain_order=True):
@@ -618,9 +615,7 @@ class EventTables:
                 pl.col("at").dt.hour().cast(pl.Int8).alias("owner_hour"),
             )
         )
-        return _owned(
-            labels.join(owners, on="request_id", how="left", maintain_order="left"), everywhere=True
-        )
+        return _owned(labels.join(owners, on="request_id", how="left", maintain_order="left"))
 
     @staticmethod
     def _first_seen(batch: pl.DataFrame, files: Sequence[Path]) -> pl.DataFrame:

@@ -100,12 +100,7 @@ def _flush(
     if kind == _EVENTS:
         report = tables.append(raw_events_frame(rows), _NO_LABELS, schemas, manifest)
     else:
-        # A label the store placed by one of its request id's events in different hours (a retry's,
-        # logged before the original stamped earlier): placed by the event this compaction kept.
-        if total.split:
-            moved = pl.col("request_id").is_in(list(total.split))
-            rows = rows.with_columns(
-                pl.when(moved).then(None).otherwise(pl.col(c)).alias(c) for c in ("day", "hour")
-            )
-        report = tables.append(_NO_EVENTS, raw_labels_frame(rows), schemas, manifest, placed_after=began)
+        report = tables.append(
+            _NO_EVENTS, raw_labels_frame(rows), schemas, manifest, placed_after=began, split_ids=total.split
+        )
     total.add(report)
