@@ -203,7 +203,7 @@ def _incident_chart(incident: dict[str, Any], metric: str, *, segment: bool = Fa
     )
     if incident.get("detected_at"):
         fig.add_vline(x=incident["detected_at"], line={"color": "#389e0d", "width": 1})
-    where = ", ".join(f"{k} = {v}" for k, v in incident.get("segment", {}).items())
+    where = _conditions(incident.get("segment"))
     fig.update_layout(
         height=240,
         template="plotly_white",
@@ -226,6 +226,11 @@ def _told(cost: dict[str, Any], metric: str, where: str) -> str:
     )
 
 
+def _conditions(conditions: dict[str, Any] | None) -> str:
+    """``column = value`` pairs of an incident's segment or ``where``, comma-separated."""
+    return ", ".join(f"{k} = {v}" for k, v in (conditions or {}).items())
+
+
 def _incidents(summary: dict[str, Any]) -> str:
     metric = (summary.get("outcomes") or {}).get("metric", "")
     parts = []
@@ -237,8 +242,8 @@ def _incidents(summary: dict[str, Any]) -> str:
             else "<b>not detected</b>"
         )
         responses = "".join(f"<li>{escape(r)}</li>" for r in i["responses"][:14]) or "<li>none</li>"
-        segment = ", ".join(f"{k} = {v}" for k, v in i.get("segment", {}).items()) or "all rows"
-        rows = ", ".join(f"{k} = {v}" for k, v in (i.get("where") or {}).items())
+        segment = _conditions(i.get("segment")) or "all rows"
+        rows = _conditions(i.get("where"))
         what, expected = _STORY.get(i["kind"], ("", ""))
         if rows:  # a concept shift narrowed inside its segment
             what += f" Here only the rows where {rows} change; the segment is where it is judged."
