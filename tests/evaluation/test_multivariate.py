@@ -53,11 +53,13 @@ def test_too_small_samples_give_no_verdict() -> None:
 
 
 def test_the_model_is_the_one_the_scikit_learn_wrapper_fits_on_the_frame() -> None:
-    """The classifier fits LightGBM on a float matrix (categories by code, missing ones NaN): the same
-    held-out scores and gains, to the bit, as ``LGBMClassifier`` on the pandas frame."""
+    """The classifier fits LightGBM on a float matrix built from Arrow (categories by code, missing
+    ones NaN): the same held-out scores and gains, to the bit, as ``LGBMClassifier`` on a pandas
+    frame of the same rows (numbers as floats, everything else as one shared category set)."""
     import lightgbm
+    import pandas as pd
 
-    from fourloops.evaluation.multivariate import _frame, _matrix
+    from fourloops.evaluation.multivariate import _matrix
 
     rng = np.random.default_rng(4)
     n = 600
@@ -65,27 +67,54 @@ def test_the_model_is_the_one_the_scikit_learn_wrapper_fits_on_the_frame() -> No
     def table(shift: float) -> pa.Table:
         x = rng.normal(shift, 1, n)
         x[rng.random(n) < 0.05] = np.nan
-        k = rng.choice(["a", "b", "c", None], n, p=[0.5, 0.3, 0.15, 0.05]).tolist()
+        k = rng.choice(["b", "a", "é", "c", None], n, p=[0.3, 0.45, 0.05, 0.15, 0.05]).tolist()
         return pa.table({"x": x, "n": rng.integers(0, 5, n), "k": k, "b": rng.random(n) < 0.3})
 
     columns = ["x", "n", "k", "b"]
-    X = _frame([table(0.0), table(0.4)], columns)
+    tables = [table(0.0), table(0.4)]
+    frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    for column in ("k", "b"):
+        frame[column] = frame[column].astype("string").astype("category")
+    frame["n"] = frame["n"].astype(float)
     y = np.repeat([0.0, 1.0], n)
     held = rng.random(2 * n) < 0.5
+    params = DomainClassifier().lightgbm_params()
     wrapper = lightgbm.LGBMClassifier(
-        n_estimators=40,
-        num_leaves=15,
-        learning_rate=0.1,
-        min_child_samples=10,
+        n_estimators=params["num_iterations"],
+        num_leaves=params["num_leaves"],
+        learning_rate=params["learning_rate"],
+        min_child_samples=params["min_child_samples"],
+        max_bin=params["max_bin"],
         random_state=0,
         n_jobs=1,
         verbose=-1,
         importance_type="gain",
-    ).fit(X[~held], y[~held])
-    values, categorical = _matrix(X)
+    ).fit(frame[~held], y[~held])
+    values, categorical = _matrix(tables, columns)
     assert categorical == [2, 3]
-    params = DomainClassifier().lightgbm_params()
     train = lightgbm.Dataset(values[~held], y[~held], categorical_feature=categorical)
     booster = lightgbm.train(params, train)
-    assert np.array_equal(wrapper.predict_proba(X[held])[:, 1], booster.predict(values[held], num_threads=1))
+    assert np.array_equal(
+        wrapper.predict_proba(frame[held])[:, 1], booster.predict(values[held], num_threads=1)
+    )
     assert np.array_equal(wrapper.feature_importances_, booster.feature_importance(importance_type="gain"))
+
+
+def test_a_repeated_reading_is_one_cluster() -> None:
+    """Rows sharing a reading of a repeating continuous column (NaN and -0.0 included) are one cluster;
+    a column that never repeats, or a category, does not group rows."""
+    from fourloops.evaluation.multivariate import _clusters
+
+    rng = np.random.default_rng(5)
+    readings = rng.normal(size=30)
+    readings[0], readings[1] = np.nan, 0.0
+    which = rng.integers(0, 30, 300)
+    weather = readings[which]
+    weather[(which == 1) & (rng.random(300) < 0.5)] = -0.0
+    values = np.column_stack([weather, rng.normal(size=300), rng.integers(0, 3, 300)])
+    clusters = _clusters(values, [2])
+    # as many clusters as readings met, and two rows share one exactly when they share the reading
+    assert np.unique(clusters).size == np.unique(which).size
+    same = clusters[:, None] == clusters[None, :]
+    assert np.array_equal(same, which[:, None] == which[None, :])
+    assert np.array_equal(_clusters(values[:, 1:], [1]), np.arange(300))
