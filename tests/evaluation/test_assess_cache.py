@@ -38,3 +38,17 @@ def test_the_same_scores_give_the_cached_metrics_and_different_scores_their_own(
     # another threshold or seed is another entry
     other = Assessment(windows=None, threshold=0.3, seed=3)
     assert assess_module._reference_metrics(a, other) == realised(a, threshold=0.3, seed=3)
+
+
+def test_a_window_whose_every_row_is_labelled_checks_its_estimate_on_all_rows() -> None:
+    """assess reuses the estimate of all rows as the estimate of the labelled rows when no row is
+    unlabelled: the two are equal there (and differ once some row is not labelled)."""
+    from fourloops.evaluation.window_metrics import Calibrator, estimate
+
+    calibrator = Calibrator.fit(_scores(2))
+    window = _scores(3)
+    everyone = estimate(window, calibrator, seed=5)
+    assert everyone == estimate(window, calibrator, seed=5, labelled_only=True)
+    pending = _scores(3)
+    pending.unlabelled[:5] = 30
+    assert estimate(pending, calibrator, seed=5) != estimate(pending, calibrator, seed=5, labelled_only=True)

@@ -229,7 +229,19 @@ def _metrics(
         )
     checks = {}
     if mature and calibrator is not None:
-        on_labelled = estimate(summary, calibrator, threshold=how.threshold, seed=seed, labelled_only=True)
+        # every row labelled: the estimate on the labelled rows is the one above (same rows and seed)
+        on_labelled = (
+            estimated
+            if not summary.unlabelled.any()
+            else estimate(
+                summary,
+                calibrator,
+                threshold=how.threshold,
+                seed=seed,
+                confidence=confidence,
+                labelled_only=True,
+            )
+        )
         checks = estimate_check(values, on_labelled)
     return reports, estimated, checks
 
