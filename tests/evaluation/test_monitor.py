@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 import fourloops as fl
-from fourloops.errors import ConfigError, SchemaError, SourceError
+from fourloops.errors import ConfigError, FourloopsError, SchemaError, SourceError
 from fourloops.evaluation.alerts import AlertPolicy
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -308,6 +310,116 @@ def test_bad_input_is_a_one_line_error_naming_what_is_wrong(reference: pl.DataFr
         fl.monitor(tmp_path / "bad.parquet", reference)
     with pytest.raises(SchemaError, match="no label column 'yy'"):
         fl.monitor(reference, reference, label="yy", score="score")
+
+
+def test_numbers_arriving_as_text_are_read_and_the_rest_shows_as_missing(reference: pl.DataFrame) -> None:
+    """A pipeline that writes a numeric column as text, with empty strings for its nulls: the numbers
+    are still read, the empty strings count as missing (the null share rises and alerts), and a note
+    says how many values were not numbers; a column of another type entirely counts as missing."""
+    current = frame(2000, 18)
+    z = [f"{v:.17g}" for v in current["z"]]
+    z[::4] = [""] * len(z[::4])
+    current = current.with_columns(
+        pl.Series("z", z, dtype=pl.String), pl.Series("x", current["ts"]).alias("x")
+    )
+    result = fl.monitor(reference, current, window=1000)
+    assert result.windows[0].health["z"]["null_share"] == pytest.approx(0.25)
+    assert result.windows[0].health["x"]["null_share"] == 1.0
+    assert not result.windows[0].drift["z"].drifted  # the numbers that did arrive did not move
+    assert {("data_quality", "z"), ("data_quality", "x")} <= {(a.kind, a.column) for a in result.alerts}
+    [z_note] = [n for n in result.notes if n.startswith("'z'")]
+    assert "500 values that are not numbers (such as '')" in z_note
+    [x_note] = [n for n in result.notes if n.startswith("'x'")]
+    assert "TIMESTAMP" in x_note and "2,000 values" in x_note
+    # text that does read as numbers everywhere is read, with a note and nothing missing
+    clean = frame(1000, 19)
+    as_text = clean.with_columns(pl.col("z").map_elements(lambda v: f"{v:.17g}", return_dtype=pl.String))
+    same = fl.monitor(reference, as_text)
+    assert same.windows[0].health["z"]["null_share"] == 0.0
+    assert (
+        same.windows[0].drift["z"].to_dict() == fl.monitor(reference, clean).windows[0].drift["z"].to_dict()
+    )
+    assert any(n == "'z' is VARCHAR in the current data: read as numbers" for n in same.notes)
+
+
+def test_scores_labels_and_references_that_cannot_be_read_are_one_line_errors(
+    reference: pl.DataFrame,
+) -> None:
+    current = frame(500, 20)
+    text_score = current.with_columns(
+        pl.when(pl.col("x") > 1)
+        .then(pl.lit("high"))
+        .otherwise(pl.col("score").cast(pl.String))
+        .alias("score")
+    )
+    with pytest.raises(
+        SchemaError, match=r"the current data's column 'score' must hold numbers; .* holds 'high'"
+    ):
+        fl.monitor(reference, text_score, score="score", label="y")
+    yes_no = current.with_columns(
+        pl.when(pl.col("y") == 1).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("y")
+    )
+    with pytest.raises(SchemaError, match=r"column 'y' must hold numbers"):
+        fl.monitor(reference, yes_no, score="score", label="y")
+    with pytest.raises(SchemaError, match=r"the reference's column 'y' must hold numbers"):
+        fl.monitor(yes_no, current, score="score", label="y")
+    with pytest.raises(SchemaError, match="the reference has no rows"):
+        fl.monitor(reference.head(0), current)
+    with pytest.raises(SchemaError, match=r"no column to monitor .* ts \(TIMESTAMP"):
+        fl.monitor(reference.select("ts"), current.select("ts"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_frames_give_a_result_or_a_one_line_error(data: st.DataObject) -> None:
+    """Whatever the two frames hold (numbers, NaN, infinity, text, booleans, timestamps, nulls, no
+    rows, types that differ between them), the monitor returns finite JSON or raises one of
+    fourloops' one-line errors, never anything else."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+
+    def column(kind: str, n: int) -> pl.Series:
+        if kind == "number":
+            return pl.Series(rng.normal(size=n))
+        if kind == "odd numbers":
+            return pl.Series(rng.choice([np.nan, np.inf, -np.inf, 1.0, 0.0], n))
+        if kind == "text":
+            return pl.Series(rng.choice(["a", "", "1.5", "nan"], n).tolist(), dtype=pl.String)
+        if kind == "boolean":
+            return pl.Series((rng.random(n) < 0.5).tolist(), dtype=pl.Boolean)
+        if kind == "time":
+            return pl.Series([T0 + timedelta(hours=int(h)) for h in rng.integers(0, 200, n)])
+        return pl.Series([None] * n, dtype=pl.Float64)
+
+    kinds = ["number", "odd numbers", "text", "boolean", "time", "nulls"]
+    names = [f"c{i}" for i in range(data.draw(st.integers(1, 3)))]
+    sizes = [data.draw(st.sampled_from([0, 1, 7, 60])) for _ in range(2)]
+    frames = []
+    for n in sizes:
+        drawn = {name: column(data.draw(st.sampled_from(kinds)), n) for name in names}
+        drawn["s"] = column(data.draw(st.sampled_from(["number", "odd numbers", "text", "boolean"])), n)
+        drawn["y"] = column(data.draw(st.sampled_from(["number", "boolean", "text", "nulls"])), n)
+        drawn["ts"] = column("time", n)
+        frames.append(pl.DataFrame(drawn))
+    options = data.draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "score": st.just("s"),
+                "label": st.just("y"),
+                "window": st.sampled_from([5, "1d"]),
+                "segments": st.sampled_from([["c0"], ["s"]]),
+                "multivariate": st.booleans(),
+            },
+        )
+    )
+    if options.get("window") == "1d":
+        options["timestamp"] = "ts"
+    try:
+        result = fl.monitor(frames[0], frames[1], **options)
+    except FourloopsError as error:
+        assert "\n" not in str(error)
+        return
+    json.dumps(result.to_dict(), allow_nan=False)
 
 
 def test_methods_pick_the_headline_and_report_every_method(reference: pl.DataFrame) -> None:

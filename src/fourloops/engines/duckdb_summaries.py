@@ -89,8 +89,9 @@ def _segment_sql(column: str) -> str:
 
 
 def _number_sql(column: str) -> str:
-    # NaN and infinity are nulls for monitoring (a contract would have refused them).
-    value = f"CAST({_q(column)} AS DOUBLE)"
+    # NaN and infinity are nulls for monitoring (a contract would have refused them); so is a value
+    # that is not a number at all (text where the reference had numbers: the monitor notes how many).
+    value = f"TRY_CAST({_q(column)} AS DOUBLE)"
     return f"CASE WHEN isfinite({value}) THEN {value} END"
 
 

@@ -88,6 +88,59 @@ def _check_columns(scan: TableScan, names: Sequence[str | None], what: str) -> N
             raise SchemaError(f"{what} has no column {name!r} (it has {', '.join(list(types)[:20])})")
 
 
+def _not_numbers(scan: TableScan, column: str, where: str | None) -> tuple[int, Any]:
+    """How many values of ``column`` do not read as numbers (nulls aside), and one of them."""
+    q = '"' + column.replace('"', '""') + '"'
+    condition = f"{q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL"
+    condition = f"({where}) AND {condition}" if where else condition
+    count = scan.rows(condition)
+    example = scan.sample([column], 1, where=condition).column(0)[0].as_py() if count else None
+    return count, example
+
+
+def _check_numbers(scan: TableScan, names: Sequence[str | None], what: str, where: str | None) -> None:
+    """A score or label column must hold numbers (booleans, or text that reads as numbers, will do)."""
+    types = scan.schema()
+    for name in names:
+        if name is None or name not in types:
+            continue
+        kind = types[name].upper()
+        if classify(kind) == "numeric" or kind == "BOOLEAN":
+            continue
+        count, example = _not_numbers(scan, name, where)
+        if count:
+            raise SchemaError(
+                f"{what}'s column {name!r} must hold numbers; it is {types[name]} and holds {example!r} "
+                f"({count:,} values are not numbers)"
+            )
+
+
+def _unread_numbers(
+    scan: TableScan, profile: ReferenceProfile, types: Mapping[str, str], where: str | None
+) -> list[str]:
+    """Notes on the reference's numeric columns that the current data holds as another type.
+
+    Their values are read as numbers where they are numbers; any other value counts as missing,
+    so the window's null share (and its data-quality alert) shows it. A note says how many.
+    """
+    notes = []
+    for column, p in profile.columns.items():
+        if p.kind != "numeric" or column == profile.prediction or column not in types:
+            continue
+        kind = types[column].upper()
+        if classify(kind) == "numeric" or kind == "BOOLEAN":
+            continue
+        count, example = _not_numbers(scan, column, where)
+        if count:
+            notes.append(
+                f"{column!r} is {types[column]} in the current data, numbers in the reference: "
+                f"{count:,} values that are not numbers (such as {example!r}) are counted as missing"
+            )
+        else:
+            notes.append(f"{column!r} is {types[column]} in the current data: read as numbers")
+    return notes
+
+
 def _window_sql(windows: TimeWindows | RowWindows | None, bounds: WindowBounds) -> str | None:
     """The SQL condition that selects one window's rows."""
     if isinstance(windows, TimeWindows) and bounds.start is not None and bounds.end is not None:
@@ -121,6 +174,8 @@ def _multivariate(
     """The domain classifier's verdict on each of the ``tested`` windows (see multivariate); ``None``
     where it cannot fit, and for every window without a reference to sample."""
     columns = [c for c in profile.columns if c != profile.prediction]
+    if not columns:
+        return [None] * len(tested)
     if reference_sample is None:
         if ref_scan is None:
             return [None] * len(tested)
@@ -267,11 +322,16 @@ def run(
         raise SchemaError(f"the current data has no label column {label!r}")
     notes: list[str] = []
     task = _task(cur_scan, score, prediction, label, task)
+    numbers = task in ("binary", "regression")
+    if numbers:
+        _check_numbers(cur_scan, [output, label], "the current data", where)
     if profile is None:
         if ref_scan is None:
             raise ConfigError("give a reference: data to profile, or a fitted profile")
         _check_columns(ref_scan, [output, *segments], "the reference")
         ref_label = label if label is not None and label in ref_scan.schema() else None
+        if numbers:
+            _check_numbers(ref_scan, [output, ref_label], "the reference", None)
         plan = ScorePlan(task, output, ref_label) if task is not None and output is not None else None
         exclude = [c for c in (timestamp, label, score, prediction) if c]
         profile = fit_profile(
@@ -286,6 +346,7 @@ def run(
     missing = [c for c in profile.columns if c not in cur_types and c != profile.prediction]
     if missing:
         notes.append(f"the current data lacks {', '.join(missing)}: counted as null in every window")
+    notes += _unread_numbers(cur_scan, profile, cur_types, where)
     judged_profile = profile.without(missing)
     conditions = [f"({where})"] if where else []
     observed_from: datetime | None = None

@@ -240,6 +240,9 @@ def fit_profile(
     """
     policy = policy or DriftPolicy()
     types = scan.schema()
+    if scan.rows(where) == 0:
+        chosen = f" where {where}" if where else ""
+        raise SchemaError(f"the reference has no rows{chosen}: there is nothing to compare the data with")
     kinds: dict[str, str] = {}
     wanted = list(columns) if columns is not None else [c for c in types if c not in set(exclude)]
     if score is not None and score.score not in wanted:
@@ -255,6 +258,9 @@ def fit_profile(
                 )
             continue
         kinds[column] = kind
+    if not kinds:
+        found = ", ".join(f"{c} ({types[c]})" for c in wanted) or "none"
+        raise SchemaError(f"the reference has no column to monitor (numbers or categories); it has {found}")
     for s in segments:
         if s not in types:
             raise SchemaError(f"segment column {s!r} is not in the reference")
