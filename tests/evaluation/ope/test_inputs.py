@@ -62,6 +62,8 @@ def _error(kind: type[FourloopsError], logs: Any, policy: Any = POLICY, **kwargs
             "the position column 'position' must hold whole numbers: row 2 has 1.5",
         ),
         ({"action": [0, None, 2, 1]}, "the action column 'action' is null at row 1"),
+        ({"action": [0.0, 1.0, float("inf"), 1.0]}, "the action column 'action' is NaN or infinite at row 2"),
+        ({"action": [0.0, float("nan"), 2.0, 1.0]}, "the action column 'action' is NaN or infinite at row 1"),
     ],
 )
 def test_bad_log_values_are_named(changes: dict[str, Any], expected: str) -> None:

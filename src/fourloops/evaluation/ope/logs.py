@@ -93,7 +93,7 @@ def keys(series: pl.Series) -> pl.Series:
     """Action labels as text; whole-number floats as integers first (``3.0`` in one file is ``3``)."""
     if series.dtype.is_float():
         values = series.drop_nulls().drop_nans()
-        if values.len() == 0 or bool((values == values.round(0)).all()):
+        if values.len() == 0 or bool((values.is_finite() & (values == values.round(0))).all()):
             series = series.fill_nan(None).cast(pl.Int64)
     return series.cast(pl.Utf8)
 
@@ -218,6 +218,9 @@ def read_logs(
     if action_col.null_count():
         row = _first_bad(action_col.is_null().to_numpy())
         raise SchemaError(f"{what}: the action column {action!r} is null at row {row}")
+    if action_col.dtype.is_float() and not bool(action_col.is_finite().all()):
+        row = _first_bad(~action_col.is_finite().to_numpy())
+        raise SchemaError(f"{what}: the action column {action!r} is NaN or infinite at row {row}")
     if position is None and _DEFAULT_POSITION in frame.columns:
         position = _DEFAULT_POSITION
     if position is None:
