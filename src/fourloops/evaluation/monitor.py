@@ -29,7 +29,7 @@ from fourloops.engines.summaries import POSITION, RowWindows, ScorePlan, ScoreSu
 from fourloops.errors import ConfigError, SchemaError
 from fourloops.evaluation.alerts import AlertPolicy, RuleContext, detect
 from fourloops.evaluation.assess import Assessment, assess, reference_health, window_bounds
-from fourloops.evaluation.drift.methods import MethodResult
+from fourloops.evaluation.drift.methods import Kind, MethodResult
 from fourloops.evaluation.drift.policy import ColumnDrift, DriftPolicy, adjust
 from fourloops.evaluation.monitor_result import MonitorResult, WindowResult
 from fourloops.evaluation.multivariate import DomainClassifier, MultivariateResult
@@ -98,14 +98,16 @@ def _not_numbers(scan: TableScan, column: str, where: str | None) -> tuple[int, 
     return count, example
 
 
+def _numbers_type(duckdb_type: str) -> bool:
+    """Whether values of this type are numbers as they are (booleans read as 0 and 1)."""
+    return classify(duckdb_type) == Kind.NUMERIC or duckdb_type.upper() == "BOOLEAN"
+
+
 def _check_numbers(scan: TableScan, names: Sequence[str | None], what: str, where: str | None) -> None:
     """A score or label column must hold numbers (booleans, or text that reads as numbers, will do)."""
     types = scan.schema()
     for name in names:
-        if name is None or name not in types:
-            continue
-        kind = types[name].upper()
-        if classify(kind) == "numeric" or kind == "BOOLEAN":
+        if name is None or name not in types or _numbers_type(types[name]):
             continue
         count, example = _not_numbers(scan, name, where)
         if count:
@@ -125,10 +127,9 @@ def _unread_numbers(
     """
     notes = []
     for column, p in profile.columns.items():
-        if p.kind != "numeric" or column == profile.prediction or column not in types:
+        if p.kind != Kind.NUMERIC or column == profile.prediction or column not in types:
             continue
-        kind = types[column].upper()
-        if classify(kind) == "numeric" or kind == "BOOLEAN":
+        if _numbers_type(types[column]):
             continue
         count, example = _not_numbers(scan, column, where)
         if count:
@@ -346,7 +347,6 @@ def run(
     missing = [c for c in profile.columns if c not in cur_types and c != profile.prediction]
     if missing:
         notes.append(f"the current data lacks {', '.join(missing)}: counted as null in every window")
-    notes += _unread_numbers(cur_scan, profile, cur_types, where)
     judged_profile = profile.without(missing)
     conditions = [f"({where})"] if where else []
     observed_from: datetime | None = None
@@ -377,6 +377,7 @@ def run(
                 last_window = max(0, -(-(end - origin) // spec.width) - 1)
     elif spec is not None and spec.rows is not None:
         windows = RowWindows(spec.rows)
+    notes += _unread_numbers(cur_scan, profile, cur_types, " AND ".join(conditions) or None)
     summary_plan = judged_profile.plan(windows, label=label if has_labels else None)
     if operational:
         numeric, categorical = operations_columns(cur_types)
