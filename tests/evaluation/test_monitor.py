@@ -310,6 +310,14 @@ def test_bad_input_is_a_one_line_error_naming_what_is_wrong(reference: pl.DataFr
         fl.monitor(tmp_path / "bad.parquet", reference)
     with pytest.raises(SchemaError, match="no label column 'yy'"):
         fl.monitor(reference, reference, label="yy", score="score")
+    # a CSV file whose lines disagree on their fields (DuckDB would read it as one column of text)
+    (tmp_path / "ragged.csv").write_text("x,z\n0.5,1.0\n0.25\n1.5,2.0\n")
+    with pytest.raises(
+        SourceError, match=r"ragged.csv: line 3 has 1 field separated by ',', the header has 2"
+    ):
+        fl.monitor(reference, tmp_path / "ragged.csv")
+    (tmp_path / "semicolons.csv").write_text("x;z\n0.5;1.0\n0.25;3.0\n")
+    assert fl.monitor(reference, tmp_path / "semicolons.csv").windows[0].bounds.rows == 2
 
 
 def test_numbers_arriving_as_text_are_read_and_the_rest_shows_as_missing(reference: pl.DataFrame) -> None:
@@ -328,7 +336,7 @@ def test_numbers_arriving_as_text_are_read_and_the_rest_shows_as_missing(referen
     assert not result.windows[0].drift["z"].drifted  # the numbers that did arrive did not move
     assert {("data_quality", "z"), ("data_quality", "x")} <= {(a.kind, a.column) for a in result.alerts}
     [z_note] = [n for n in result.notes if n.startswith("'z'")]
-    assert "500 values that are not numbers (such as '')" in z_note
+    assert "500 values that are not a number (such as '') counted as missing" in z_note
     [x_note] = [n for n in result.notes if n.startswith("'x'")]
     assert "TIMESTAMP" in x_note and "2,000 values" in x_note
     # text that does read as numbers everywhere is read, with a note and nothing missing

@@ -15,6 +15,7 @@ column at a time.
 
 from __future__ import annotations
 
+import csv
 import glob
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -80,6 +81,24 @@ def _files(data: str | Path | Sequence[str]) -> list[str]:
     return found
 
 
+def _check_ragged(path: str, header: str) -> None:
+    """A CSV file read as one column whose header has commas, tabs or semicolons is a file whose lines
+    disagree on their fields (DuckDB's sniffer then falls back to one column): name the first line
+    that differs from the header."""
+    delimiter = next((d for d in (",", "\t", ";") if d in header), None)
+    if delimiter is None:
+        return
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        lines = csv.reader(f, delimiter=delimiter)
+        fields = len(next(lines, []))
+        for number, row in enumerate(lines, start=2):
+            if row and len(row) != fields:
+                raise SourceError(
+                    f"{path}: line {number} has {len(row)} field{'s' * (len(row) != 1)} separated by "
+                    f"{delimiter!r}, the header has {fields}"
+                )
+
+
 def relation(con: duckdb.DuckDBPyConnection, data: DataInput, name: str, *, positions: bool) -> str:
     """Register ``data`` on ``con`` as the view ``name``; returns the name to select from.
 
@@ -102,6 +121,8 @@ def relation(con: duckdb.DuckDBPyConnection, data: DataInput, name: str, *, posi
             table = con.sql(f"SELECT * FROM read_csv({sql.literal(files[0])})").to_arrow_table()
         except duckdb.Error as err:
             raise SourceError(f"{files[0]}: cannot read as CSV: {str(err).splitlines()[0]}") from err
+        if table.num_columns == 1:
+            _check_ragged(files[0], table.column_names[0])
         return relation(con, table, name, positions=positions)
     if not suffixes <= {".parquet", ".pq"}:
         raise SourceError(f"{files[0]}: read Parquet (.parquet) or CSV (.csv) files, got {sorted(suffixes)}")

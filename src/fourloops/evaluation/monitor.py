@@ -113,7 +113,7 @@ def _check_numbers(scan: TableScan, names: Sequence[str | None], what: str, wher
         if count:
             raise SchemaError(
                 f"{what}'s column {name!r} must hold numbers; it is {types[name]} and holds {example!r} "
-                f"({count:,} values are not numbers)"
+                f"({count:,} {'values are' if count != 1 else 'value is'} not a number)"
             )
 
 
@@ -135,7 +135,8 @@ def _unread_numbers(
         if count:
             notes.append(
                 f"{column!r} is {types[column]} in the current data, numbers in the reference: "
-                f"{count:,} values that are not numbers (such as {example!r}) are counted as missing"
+                f"{count:,} {'values' if count != 1 else 'value'} that {'are' if count != 1 else 'is'} not "
+                f"a number (such as {example!r}) counted as missing"
             )
         else:
             notes.append(f"{column!r} is {types[column]} in the current data: read as numbers")
