@@ -371,6 +371,32 @@ def test_scores_labels_and_references_that_cannot_be_read_are_one_line_errors(
         fl.monitor(reference, yes_no, score="score", label="y")
     with pytest.raises(SchemaError, match=r"the reference's column 'y' must hold numbers"):
         fl.monitor(yes_no, current, score="score", label="y")
+    # a binary model's labels are 0 or 1 and its scores probabilities: nothing is cut at 0.5 or clipped
+    with pytest.raises(
+        SchemaError,
+        match=r"the current data's column 'y' holds a binary model's labels: 0 or 1; "
+        r"it holds 2 \(1 value outside\)",
+    ):
+        fl.monitor(
+            reference,
+            current.with_columns(pl.when(pl.int_range(500) == 7).then(2).otherwise(pl.col("y")).alias("y")),
+            score="score",
+            label="y",
+        )
+    with pytest.raises(
+        SchemaError,
+        match=r"the reference's column 'score' holds scores of a binary model: probabilities in \[0, 1\]; "
+        r"it holds 1\.\d+ \(20,000 values outside\)",
+    ):
+        fl.monitor(reference.with_columns(pl.col("score") + 1.5), current, score="score", label="y")
+    booleans = current.with_columns(
+        pl.col("y").cast(pl.Boolean),
+        pl.when(pl.int_range(500) == 3).then(float("nan")).otherwise(pl.col("score")).alias("score"),
+    )
+    assert (
+        fl.monitor(reference, booleans, score="score", label="y").windows[0].metrics["roc_auc"].value.rows
+        == 499
+    )
     with pytest.raises(SchemaError, match="the reference has no rows"):
         fl.monitor(reference.head(0), current)
     with pytest.raises(SchemaError, match=r"no column to monitor .* ts \(TIMESTAMP"):

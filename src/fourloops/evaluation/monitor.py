@@ -117,6 +117,28 @@ def _check_numbers(scan: TableScan, names: Sequence[str | None], what: str, wher
             )
 
 
+def _check_binary(scan: TableScan, score: str | None, label: str | None, what: str) -> None:
+    """A binary model's scores are probabilities and its labels 0 or 1 (not silently clipped or cut at
+    0.5); NaN, infinity and nulls aside, which monitoring counts as missing."""
+    types = scan.schema()
+    for column, outside, rule in (
+        (score, "NOT ({v} BETWEEN 0 AND 1)", "holds scores of a binary model: probabilities in [0, 1]"),
+        (label, "{v} NOT IN (0, 1)", "holds a binary model's labels: 0 or 1"),
+    ):
+        if column is None or column not in types:
+            continue
+        q = '"' + column.replace('"', '""') + '"'
+        value = f"TRY_CAST({q} AS DOUBLE)"
+        condition = f"isfinite({value}) AND {outside.format(v=value)}"
+        count = scan.rows(condition)
+        if count:
+            example = scan.sample([column], 1, where=condition).column(0)[0].as_py()
+            raise SchemaError(
+                f"{what}'s column {column!r} {rule}; it holds {example!r} "
+                f"({count:,} {'values' if count != 1 else 'value'} outside)"
+            )
+
+
 def _unread_numbers(
     scan: TableScan, profile: ReferenceProfile, types: Mapping[str, str], where: str | None
 ) -> list[str]:
@@ -302,6 +324,7 @@ def run(
     coverage: Mapping[str, float] | None = None,
     serving: Callable[[Sequence[WindowBounds]], Sequence[Mapping[str, Any]]] | None = None,
     history: Callable[[datetime, datetime], TableScan] | None = None,
+    check_values: bool = False,
 ) -> MonitorResult:
     """The monitor on two open scans (both doors end here); with ``profile``, no reference scan is read.
 
@@ -310,6 +333,8 @@ def run(
     window's ``operations``. ``history(start, end)`` opens the data before ``since`` (it may
     return ``cur_scan`` itself, which is not closed): the windows a segment's first pools reach
     back to are read from it, their scores only (:func:`_windows_before`).
+    ``check_values``: refuse a binary model's scores outside [0, 1] and labels other than 0 and 1
+    (files and frames; the event log's were checked when they arrived).
     """
     policy = policy or (profile.policy if profile is not None else DriftPolicy())
     alerts = alerts or AlertPolicy()
@@ -327,6 +352,8 @@ def run(
     numbers = task in ("binary", "regression")
     if numbers:
         _check_numbers(cur_scan, [output, label], "the current data", where)
+    if check_values and task == "binary":
+        _check_binary(cur_scan, output, label, "the current data")
     if profile is None:
         if ref_scan is None:
             raise ConfigError("give a reference: data to profile, or a fitted profile")
@@ -334,6 +361,8 @@ def run(
         ref_label = label if label is not None and label in ref_scan.schema() else None
         if numbers:
             _check_numbers(ref_scan, [output, ref_label], "the reference", None)
+        if check_values and task == "binary":
+            _check_binary(ref_scan, output, ref_label, "the reference")
         plan = ScorePlan(task, output, ref_label) if task is not None and output is not None else None
         exclude = [c for c in (timestamp, label, score, prediction) if c]
         profile = fit_profile(
@@ -581,6 +610,7 @@ def monitor(
                 seed=seed,
                 multivariate=DomainClassifier(seed=seed) if multivariate else None,
                 history=lambda _start, _end: cur_scan,  # the rows before since are in the same data
+                check_values=True,
             )
         finally:
             cur_scan.close()
