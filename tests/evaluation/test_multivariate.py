@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pytest
 
 import fourloops as fl
 from fourloops.evaluation.multivariate import DomainClassifier
@@ -118,3 +121,40 @@ def test_a_repeated_reading_is_one_cluster() -> None:
     same = clusters[:, None] == clusters[None, :]
     assert np.array_equal(same, which[:, None] == which[None, :])
     assert np.array_equal(_clusters(values[:, 1:], [1]), np.arange(300))
+
+
+def test_a_failure_beside_the_classifier_interrupts_its_query_instead_of_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the tests of the windows fail (or Ctrl-C arrives) while the classifier's sample query
+    runs beside them, the query is interrupted, not waited for."""
+    import threading
+
+    import duckdb
+
+    from fourloops.evaluation import monitor as monitor_module
+
+    started = threading.Event()
+    outcome: list[str] = []
+
+    def slow_sample(*args: Any, **kwargs: Any) -> list[None]:
+        con = args[4].con  # the current data's scan: a query that takes minutes unless interrupted
+        started.set()
+        try:
+            con.sql("SELECT count(*) FROM range(20000000000) t(i) WHERE hash(i) % 7 = 1").fetchall()
+            outcome.append("finished")
+        except duckdb.InterruptException:
+            outcome.append("interrupted")
+        return []
+
+    def failing_assess(*args: Any, **kwargs: Any) -> None:
+        started.wait(30)
+        raise RuntimeError("the tests failed")
+
+    monkeypatch.setattr(monitor_module, "_multivariate", slow_sample)
+    monkeypatch.setattr(monitor_module, "assess", failing_assess)
+    rng = np.random.default_rng(14)
+    ref, cur = _pair(rng, 200, 200)
+    with pytest.raises(RuntimeError, match="the tests failed"):
+        fl.monitor(ref, cur)
+    assert outcome == ["interrupted"]

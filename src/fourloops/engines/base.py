@@ -198,6 +198,10 @@ class TableScan(Protocol):
         pass over the data where the engine can; a window's rows never appear in another's sample."""
         ...
 
+    def interrupt(self) -> None:
+        """Stop the query running on this scan now (from another thread); it raises where it runs."""
+        ...
+
     def close(self) -> None: ...
 
 

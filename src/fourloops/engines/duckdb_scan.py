@@ -415,6 +415,9 @@ class DuckDBScan:
             self.con, rel, columns, rows, windows, identity=self.identity, where=where, seed=seed
         )
 
+    def interrupt(self) -> None:
+        self.con.interrupt()
+
     def close(self) -> None:
         self.con.close()
 

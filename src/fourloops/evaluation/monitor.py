@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -455,10 +455,21 @@ def run(
                 conditions,
                 reference_sample,
             )
-        judged = assess(judged_profile, summaries, how)
-        verdicts = (
-            dict(zip([b.index for b in tested], classified.result(), strict=True)) if classified else {}
-        )
+        try:
+            judged = assess(judged_profile, summaries, how)
+            verdicts = (
+                dict(zip([b.index for b in tested], classified.result(), strict=True)) if classified else {}
+            )
+        except BaseException:
+            # Ctrl-C or an error here: stop the classifier's queries rather than wait for them (again
+            # until it ends: a query may start just after an interrupt; its fits end on their own)
+            if classified is not None and not classified.cancel():
+                while not classified.done():
+                    for scan in (cur_scan, ref_scan):
+                        if scan is not None:
+                            scan.interrupt()
+                    wait([classified], timeout=0.05)
+            raise
     for judged_window in judged:
         verdict = verdicts.get(judged_window.index)
         if verdict is not None:
