@@ -30,24 +30,27 @@ ENGINE = DuckDBEngine(threads=1)
 PLACES = ("day", "model", "top")
 
 
-def _write(frame: pl.DataFrame, folder: Path, name: str) -> None:
+def _write(frame: pl.DataFrame, folder: Path, name: str, row_group_size: int | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(folder / f"part-{name}.parquet")
+    frame.write_parquet(folder / f"part-{name}.parquet", row_group_size=row_group_size)
 
 
-def _fill(root: Path, events: list[dict[str, Any]], labels: list[dict[str, Any]]) -> EventTables:
+def _fill(
+    root: Path, events: list[dict[str, Any]], labels: list[dict[str, Any]], row_group_size: int | None = None
+) -> EventTables:
     """Events (``model``, ``day`` index, ``request_id``, ``x``) in day partitions, one file per model and
-    day (a model's odd days also get column ``y``); labels filed where each one's ``place`` says."""
+    day (a model's odd days also get column ``y``; rows in time order, in row groups of
+    ``row_group_size``); labels filed where each one's ``place`` says."""
     tables = EventTables(root)
     frame = pl.DataFrame(events, schema={"model": pl.String, "day": pl.Int64, "request_id": pl.String,
                                          "x": pl.Float64, "minute": pl.Int64})  # fmt: skip
     for n, ((model, day), part) in enumerate(frame.group_by(["model", "day"], maintain_order=True)):
         at = pl.lit(T0) + pl.duration(days=day, minutes=pl.col("minute"))
-        part = part.select("request_id", at.dt.cast_time_unit("us").alias("at"), "x")
+        part = part.select("request_id", at.dt.cast_time_unit("us").alias("at"), "x").sort("at")
         if day % 2:
             part = part.with_columns((pl.col("x") * 2).alias("y"))
         date = (T0 + timedelta(days=day)).date().isoformat()
-        _write(part, root / "events" / f"model={model}" / f"day={date}", f"{n:08d}-e")
+        _write(part, root / "events" / f"model={model}" / f"day={date}", f"{n:08d}-e", row_group_size)
     for n, label in enumerate(labels):
         row = pl.DataFrame(
             {"request_id": [label["request_id"]], "label": [str(label["value"])],
@@ -211,6 +214,37 @@ def test_a_busy_day_is_read_a_few_hours_at_a_time_each_with_its_hours_labels(tmp
             # without an hour), and the two every part reads
             built = con.execute(f"SELECT count(*) FROM labels_part_{k}").fetchall()
             assert built == [(80 - 2 * (k == 0) + 2,)]
+        whole = _rows(con, "events")
+        assert sorted(row for part in parts for row in _rows(con, part)) == whole
+    finally:
+        con.close()
+
+
+def test_a_busy_day_is_cut_where_its_traffic_is_not_by_the_clock(tmp_path: Path) -> None:
+    """A day of 300 events, 240 of them from 08:00 to 12:00, in parts of up to 100 events: the parts
+    cut at 10:00 and 12:00 (136, 120 and 44 events, estimated from the row groups' first and last
+    times), not at 08:00 and 16:00 (16, 255 and 29); and together they are the whole join."""
+    minutes = (
+        [60 * h + 30 * i for h in range(8) for i in range(2)]
+        + [60 * h + i for h in range(8, 12) for i in range(60)]
+        + [720 + 16 * i + 3 for i in range(44)]
+    )
+    events = [
+        {"model": "a", "day": 0, "request_id": f"r{i:03d}", "x": 1.0, "minute": m}
+        for i, m in enumerate(minutes)
+    ]
+    labels = [
+        {"request_id": e["request_id"], "value": 1, "place": "day", "model": "a", "day": 0,
+         "hour": e["minute"] // 60}
+        for e in events
+    ]  # fmt: skip
+    tables = _fill(tmp_path, events, labels, row_group_size=20)
+    con = ENGINE.connect()
+    try:
+        register_events(con, tables, model="a")
+        parts = register_chunks(con, tables, model="a", chunk_events=100)
+        counts = [con.execute(f"SELECT count(*), count(label) FROM {p}").fetchall()[0] for p in parts]
+        assert counts == [(136, 136), (120, 120), (44, 44)]
         whole = _rows(con, "events")
         assert sorted(row for part in parts for row in _rows(con, part)) == whole
     finally:

@@ -31,6 +31,7 @@ file lacks reads as null. Quote ``"at"`` in SQL (a keyword in DuckDB).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,11 +112,52 @@ def _names(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
 
 
-def _hours(n: int, chunk_events: int) -> list[tuple[int, int]]:
+def _hours(n: int, chunk_events: int, per_hour: Sequence[float] | None = None) -> list[tuple[int, int]]:
     """The hour ranges ``[start, stop)`` a day of ``n`` events is read in: ``(0, 24)`` when it fits a
-    part, else about ``n / chunk_events`` ranges of whole hours of equal length."""
+    part, else about ``n / chunk_events`` ranges of whole hours. With ``per_hour`` (the day's events
+    in each UTC hour, estimated) the ranges hold about equal events, so a day whose traffic peaks
+    in a few hours does not make one part several times the others; without, equal hours.
+
+    >>> _hours(10, 100), _hours(300, 100)
+    ([(0, 24)], [(0, 8), (8, 16), (16, 24)])
+    >>> _hours(300, 100, [0.0] * 8 + [25.0] * 12 + [0.0] * 4)  # all of it from 08:00 to 20:00
+    [(0, 12), (12, 16), (16, 24)]
+    """
     slices = min(24, -(-n // chunk_events)) if chunk_events > 0 else 24
-    return [(24 * k // slices, 24 * (k + 1) // slices) for k in range(slices)]
+    if per_hour is None or slices == 1 or sum(per_hour) <= 0:
+        return [(24 * k // slices, 24 * (k + 1) // slices) for k in range(slices)]
+    total, held, cuts = float(sum(per_hour)), 0.0, [0]
+    for hour, count in enumerate(per_hour[:23]):
+        held += count
+        # a cut after this hour when it reaches the next of the equal shares
+        if held >= total * len(cuts) / slices and len(cuts) < slices:
+            cuts.append(hour + 1)
+    return list(zip(cuts, [*cuts[1:], 24], strict=True))
+
+
+def _hour_counts(con: duckdb.DuckDBPyConnection, files: Sequence[Path], day: str) -> list[float] | None:
+    """A day's events per UTC hour, estimated from its files' row-group statistics of ``"at"`` (each
+    group's rows spread evenly over its first to last time; compaction writes them in time order,
+    so a group spans a few hours at most); ``None`` when the statistics are missing."""
+    midnight = datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
+    groups = con.execute(
+        "SELECT row_group_num_rows, epoch(TRY_CAST(coalesce(stats_min_value, stats_min) AS TIMESTAMPTZ)), "
+        "epoch(TRY_CAST(coalesce(stats_max_value, stats_max) AS TIMESTAMPTZ)) "
+        f"FROM parquet_metadata({_listed(files)}) "
+        "WHERE path_in_schema = 'at'"
+    ).fetchall()
+    counts = [0.0] * 24
+    for rows, first, last in groups:
+        if first is None or last is None:
+            return None
+        start = min(max((first - midnight) / 3600, 0.0), 24.0)
+        stop = min(max((last - midnight) / 3600, start), 24.0)
+        if stop - start < 1e-9:
+            counts[min(int(start), 23)] += rows
+            continue
+        for hour in range(int(start), min(int(math.ceil(stop)), 24)):
+            counts[hour] += rows * (min(stop, hour + 1) - max(start, hour)) / (stop - start)
+    return counts
 
 
 def _hour_filters(day: str, start: int, stop: int) -> tuple[str, str]:
@@ -207,6 +249,8 @@ def register_chunks(
     for day in sorted(days):
         n = sum(int(rows[str(f)]) for f in days[day])
         hours = _hours(n, chunk_events)
+        if len(hours) > 1:  # a busy day: its ranges cut where its traffic is
+            hours = _hours(n, chunk_events, _hour_counts(con, days[day], day))
         if len(hours) > 1:
             chunks.extend(([day], h) for h in hours)
             held = chunk_events
