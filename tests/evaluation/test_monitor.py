@@ -316,6 +316,11 @@ def test_bad_input_is_a_one_line_error_naming_what_is_wrong(reference: pl.DataFr
         SourceError, match=r"ragged.csv: line 3 has 1 field separated by ',', the header has 2"
     ):
         fl.monitor(reference, tmp_path / "ragged.csv")
+    (tmp_path / "quoted.csv").write_text('x,z\n"0.5\n",1.0\n0.25,3.0\n0.75\n')  # a record of two lines
+    with pytest.raises(SourceError, match=r"quoted.csv: line 5 has 1 field"):
+        fl.monitor(reference, tmp_path / "quoted.csv")
+    (tmp_path / "bom.csv").write_text('\ufeff"x,z"\n0.5\n0.25\n')  # one column named "x,z"
+    assert fl.monitor(reference.with_columns(pl.col("x").alias("x,z")), tmp_path / "bom.csv").windows
     (tmp_path / "semicolons.csv").write_text("x;z\n0.5;1.0\n0.25;3.0\n")
     assert fl.monitor(reference, tmp_path / "semicolons.csv").windows[0].bounds.rows == 2
 
@@ -399,7 +404,7 @@ def test_scores_labels_and_references_that_cannot_be_read_are_one_line_errors(
     )
     with pytest.raises(SchemaError, match="the reference has no rows"):
         fl.monitor(reference.head(0), current)
-    with pytest.raises(SchemaError, match=r"no column to monitor .* ts \(TIMESTAMP"):
+    with pytest.raises(SchemaError, match=r"no column to monitor .* 'ts' \(TIMESTAMP"):
         fl.monitor(reference.select("ts"), current.select("ts"))
 
 
@@ -454,6 +459,33 @@ def test_any_frames_give_a_result_or_a_one_line_error(data: st.DataObject) -> No
         assert "\n" not in str(error)
         return
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_values_the_monitor_never_reads_are_not_checked_and_numbers_stay_numbers(
+    reference: pl.DataFrame,
+) -> None:
+    """A bad score after ``until`` does not refuse the run; the domain classifier compares a numeric
+    column that arrives as text as numbers (not as new categories), and reads integers beyond 2**53."""
+    current = frame(2000, 21, start=T0)
+    late = current.with_columns(
+        pl.when(pl.int_range(2000) == 1999).then(7.0).otherwise(pl.col("score")).alias("score")
+    )
+    until = T0 + timedelta(minutes=1500)
+    result = fl.monitor(reference, late, score="score", label="y", timestamp="ts", window="1d", until=until)
+    assert sum(w.bounds.rows for w in result.windows) == 1500
+    with pytest.raises(SchemaError, match="it holds 7.0"):
+        fl.monitor(reference, late, score="score", label="y", timestamp="ts", window="1d")
+    ref = frame(3000, 22).with_columns((pl.col("x") * 2).round(0).cast(pl.Int64).alias("k"))
+    cur = frame(3000, 23).with_columns((pl.col("x") * 2).round(0).cast(pl.Int64).alias("k"))
+    as_text = cur.with_columns(
+        pl.col("k").cast(pl.Float64).cast(pl.String)
+    )  # "1.0" where the reference had 1
+    [window] = fl.monitor(ref.drop("ts"), as_text.drop("ts")).windows
+    assert not window.drift["k"].drifted
+    assert window.multivariate is not None and not window.multivariate["drifted"]
+    big = ref.with_columns((pl.lit(2**62) + pl.int_range(3000)).alias("id"))
+    [window] = fl.monitor(big.drop("ts"), big.drop("ts")).windows
+    assert window.multivariate is not None and not window.multivariate["drifted"]
 
 
 def test_methods_pick_the_headline_and_report_every_method(reference: pl.DataFrame) -> None:

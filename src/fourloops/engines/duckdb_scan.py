@@ -88,15 +88,18 @@ def _check_ragged(path: str, header: str) -> None:
     delimiter = next((d for d in (",", "\t", ";") if d in header), None)
     if delimiter is None:
         return
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         lines = csv.reader(f, delimiter=delimiter)
-        fields = len(next(lines, []))
-        for number, row in enumerate(lines, start=2):
-            if row and len(row) != fields:
-                raise SourceError(
-                    f"{path}: line {number} has {len(row)} field{'s' * (len(row) != 1)} separated by "
-                    f"{delimiter!r}, the header has {fields}"
-                )
+        try:
+            fields = len(next(lines, []))
+            for row in lines:
+                if row and len(row) != fields:
+                    raise SourceError(
+                        f"{path}: line {lines.line_num} has {len(row)} field{'s' * (len(row) != 1)} "
+                        f"separated by {delimiter!r}, the header has {fields}"
+                    )
+        except csv.Error:
+            return  # Python's reader cannot follow the file either (a huge field): DuckDB's reading stands
 
 
 def relation(con: duckdb.DuckDBPyConnection, data: DataInput, name: str, *, positions: bool) -> str:

@@ -94,8 +94,13 @@ def _not_numbers(scan: TableScan, column: str, where: str | None) -> tuple[int, 
     condition = f"{q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL"
     condition = f"({where}) AND {condition}" if where else condition
     count = scan.rows(condition)
-    example = scan.sample([column], 1, where=condition).column(0)[0].as_py() if count else None
+    example = _shown(scan.sample([column], 1, where=condition).column(0)[0].as_py()) if count else None
     return count, example
+
+
+def _shown(value: Any) -> Any:
+    """A value for a one-line message: text cut to 40 characters."""
+    return value[:37] + "..." if isinstance(value, str) and len(value) > 40 else value
 
 
 def _numbers_type(duckdb_type: str) -> bool:
@@ -117,9 +122,12 @@ def _check_numbers(scan: TableScan, names: Sequence[str | None], what: str, wher
             )
 
 
-def _check_binary(scan: TableScan, score: str | None, label: str | None, what: str) -> None:
+def _check_binary(
+    scan: TableScan, score: str | None, label: str | None, what: str, where: str | None
+) -> None:
     """A binary model's scores are probabilities and its labels 0 or 1 (not silently clipped or cut at
-    0.5); NaN, infinity and nulls aside, which monitoring counts as missing."""
+    0.5), in the rows that match ``where``; NaN, infinity and nulls aside, which monitoring counts
+    as missing."""
     types = scan.schema()
     for column, outside, rule in (
         (score, "NOT ({v} BETWEEN 0 AND 1)", "holds scores of a binary model: probabilities in [0, 1]"),
@@ -130,9 +138,10 @@ def _check_binary(scan: TableScan, score: str | None, label: str | None, what: s
         q = '"' + column.replace('"', '""') + '"'
         value = f"TRY_CAST({q} AS DOUBLE)"
         condition = f"isfinite({value}) AND {outside.format(v=value)}"
+        condition = f"({where}) AND {condition}" if where else condition
         count = scan.rows(condition)
         if count:
-            example = scan.sample([column], 1, where=condition).column(0)[0].as_py()
+            example = _shown(scan.sample([column], 1, where=condition).column(0)[0].as_py())
             raise SchemaError(
                 f"{what}'s column {column!r} {rule}; it holds {example!r} "
                 f"({count:,} {'values' if count != 1 else 'value'} outside)"
@@ -217,7 +226,8 @@ def _multivariate(
     # thread, seeded: the verdicts do not depend on the order they finish in).
     reference = reference_sample
     with ThreadPoolExecutor(max_workers=max(1, min(len(tested), _cores()))) as pool:
-        return list(pool.map(lambda sample: classifier.test(reference, sample, columns), samples))
+        numeric = {c for c in columns if profile.columns[c].kind == Kind.NUMERIC}
+        return list(pool.map(lambda sample: classifier.test(reference, sample, columns, numeric), samples))
 
 
 def _adjust_with(window: WindowResult, verdict: MultivariateResult, policy: DriftPolicy) -> None:
@@ -350,10 +360,15 @@ def run(
     notes: list[str] = []
     task = _task(cur_scan, score, prediction, label, task)
     numbers = task in ("binary", "regression")
+    # the rows the monitor reads (before ``since`` too: a segment's first pools read their scores)
+    read = [f"({where})"] if where else []
+    if timestamp is not None and until is not None:
+        ts = '"' + timestamp.replace('"', '""') + '"'
+        read.append(f"{ts} < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'")
     if numbers:
-        _check_numbers(cur_scan, [output, label], "the current data", where)
+        _check_numbers(cur_scan, [output, label], "the current data", " AND ".join(read) or None)
     if check_values and task == "binary":
-        _check_binary(cur_scan, output, label, "the current data")
+        _check_binary(cur_scan, output, label, "the current data", " AND ".join(read) or None)
     if profile is None:
         if ref_scan is None:
             raise ConfigError("give a reference: data to profile, or a fitted profile")
@@ -362,7 +377,7 @@ def run(
         if numbers:
             _check_numbers(ref_scan, [output, ref_label], "the reference", None)
         if check_values and task == "binary":
-            _check_binary(ref_scan, output, ref_label, "the reference")
+            _check_binary(ref_scan, output, ref_label, "the reference", None)
         plan = ScorePlan(task, output, ref_label) if task is not None and output is not None else None
         exclude = [c for c in (timestamp, label, score, prediction) if c]
         profile = fit_profile(

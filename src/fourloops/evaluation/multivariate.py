@@ -27,11 +27,12 @@ else is read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
@@ -72,23 +73,37 @@ def _is_number(kind: pa.DataType) -> bool:
     return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind))
 
 
-def _matrix(tables: Sequence[pa.Table], columns: Sequence[str]) -> tuple[FloatArray, list[int]]:
+def _numbers(part: pa.ChunkedArray) -> FloatArray:
+    """A column as floats: numbers as they are (integers beyond 2**53 rounded), booleans as 0 and 1,
+    text that reads as a number as that number; anything else (other text, dates) NaN, as the
+    monitor's own reading of a numeric column does (``TRY_CAST``)."""
+    if _is_number(part.type) or pa.types.is_boolean(part.type):
+        values = pc.cast(part, pa.float64(), safe=False)
+    elif pa.types.is_string(part.type) or pa.types.is_large_string(part.type):
+        values = pl.from_arrow(pc.cast(part, pa.string())).cast(pl.Float64, strict=False).to_arrow()
+    else:
+        return np.full(len(part), np.nan)
+    return np.asarray(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _matrix(
+    tables: Sequence[pa.Table], columns: Sequence[str], numeric: Collection[str] = ()
+) -> tuple[FloatArray, list[int]]:
     """Both samples stacked as one float matrix, and which of its columns are categories.
 
-    A column of numbers in every table is read as floats (a missing value NaN). Any other column
-    (text, booleans, dates) is a category: its values as text, coded by their rank among the
-    distinct values of all the tables together, a missing value NaN. This is the matrix LightGBM's
-    scikit-learn wrapper builds from a pandas frame of categories, made from Arrow directly:
-    building the frame cost a third of a test.
+    A column of ``numeric`` (the profile's numeric columns), or of numbers in every table, is read
+    as floats (:func:`_numbers`: a number that arrives as text is still that number). Any other
+    column (text, booleans, dates) is a category: its values as text, coded by their rank among
+    the distinct values of all the tables together, a missing value NaN. This is the matrix
+    LightGBM's scikit-learn wrapper builds from a pandas frame of categories, made from Arrow
+    directly: building the frame cost a third of a test.
     """
     values = np.empty((sum(t.num_rows for t in tables), len(columns)), dtype=np.float64)
     categorical = []
     for i, column in enumerate(columns):
         parts = [t.column(column) for t in tables]
-        if all(_is_number(part.type) for part in parts):
-            values[:, i] = np.concatenate(
-                [pc.cast(part, pa.float64()).to_numpy(zero_copy_only=False) for part in parts]
-            )
+        if column in numeric or all(_is_number(part.type) for part in parts):
+            values[:, i] = np.concatenate([_numbers(part) for part in parts])
             continue
         text = pa.chunked_array([c for part in parts for c in pc.cast(part, pa.string()).chunks], pa.string())
         levels = pc.drop_null(pc.unique(text))
@@ -162,15 +177,19 @@ class DomainClassifier:
         }
 
     def test(
-        self, reference: pa.Table, window: pa.Table, columns: Sequence[str]
+        self, reference: pa.Table, window: pa.Table, columns: Sequence[str], numeric: Collection[str] = ()
     ) -> MultivariateResult | None:
-        """The verdict, or ``None`` when either sample is too small to fit (fewer than 20 rows)."""
+        """The verdict, or ``None`` when either sample is too small to fit (fewer than 20 rows).
+
+        ``numeric``: columns read as numbers whatever their type in either sample (the profile's
+        numeric columns: one that arrives as text is compared as numbers, not as new categories).
+        """
         import lightgbm
 
         n1, n2 = reference.num_rows, window.num_rows
         if n1 < 20 or n2 < 20 or not columns:
             return None
-        values, categorical = _matrix([reference, window], columns)
+        values, categorical = _matrix([reference, window], columns, numeric)
         y = np.concatenate([np.zeros(n1), np.ones(n2)])
         rng = np.random.default_rng(self.seed)
         clusters = _clusters(values, categorical)

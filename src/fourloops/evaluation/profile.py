@@ -259,7 +259,8 @@ def fit_profile(
             continue
         kinds[column] = kind
     if not kinds:
-        found = ", ".join(f"{c} ({types[c]})" for c in wanted) or "none"
+        found = ", ".join(f"{c!r} ({types[c]})" for c in wanted[:20]) + (", ..." if len(wanted) > 20 else "")
+        found = found or "none"
         raise SchemaError(f"the reference has no column to monitor (numbers or categories); it has {found}")
     for s in segments:
         if s not in types:
