@@ -61,9 +61,9 @@ def _error(kind: type[FourloopsError], logs: Any, policy: Any = POLICY, **kwargs
             {"position": [1.0, 2.0, 1.5, 2.0]},
             "the position column 'position' must hold whole numbers: row 2 has 1.5",
         ),
-        ({"action": [0, None, 2, 1]}, "the action column 'action' is null at row 1"),
-        ({"action": [0.0, 1.0, float("inf"), 1.0]}, "the action column 'action' is NaN or infinite at row 2"),
-        ({"action": [0.0, float("nan"), 2.0, 1.0]}, "the action column 'action' is NaN or infinite at row 1"),
+        ({"action": [0, None, 2, 1]}, "the 'action' column is null, NaN or infinite at row 1"),
+        ({"action": [0.0, 1.0, float("inf"), 1.0]}, "the 'action' column is null, NaN or infinite at row 2"),
+        ({"action": [0.0, float("nan"), 2.0, 1.0]}, "the 'action' column is null, NaN or infinite at row 1"),
     ],
 )
 def test_bad_log_values_are_named(changes: dict[str, Any], expected: str) -> None:
@@ -139,6 +139,10 @@ def test_positions_are_zero_based_when_the_logs_have_a_zero() -> None:
         ),
         (POLICY.select("item_id"), "the policy: no probability column beside the action column 'item_id'"),
         (POLICY.head(0), "the policy: no rows"),
+        (
+            POLICY.with_columns(item_id=pl.Series([0.0, 1.0, float("inf")])),
+            "the policy: the 'item_id' column is null, NaN or infinite at row 2",
+        ),
     ],
 )
 def test_bad_policies_are_named(policy: pl.DataFrame, expected: str) -> None:

@@ -93,9 +93,20 @@ def keys(series: pl.Series) -> pl.Series:
     """Action labels as text; whole-number floats as integers first (``3.0`` in one file is ``3``)."""
     if series.dtype.is_float():
         values = series.drop_nulls().drop_nans()
-        if values.len() == 0 or bool((values.is_finite() & (values == values.round(0))).all()):
+        whole = values.is_finite() & (values == values.round(0)) & (values.abs() < 2.0**63)
+        if values.len() == 0 or bool(whole.all()):
             series = series.fill_nan(None).cast(pl.Int64)
     return series.cast(pl.Utf8)
+
+
+def refuse_missing_ids(series: pl.Series, column: str, what: str) -> None:
+    """``SchemaError`` naming the first row whose id (an action, a round) is null, NaN or infinite."""
+    bad = series.is_null()
+    if series.dtype.is_float():
+        bad = bad | ~series.is_finite()
+    if bool(bad.any()):
+        row = int(bad.arg_max() or 0)
+        raise SchemaError(f"{what}: the {column!r} column is null, NaN or infinite at row {row}")
 
 
 def _column(frame: pl.DataFrame, name: str, role: str, what: str) -> pl.Series:
@@ -215,12 +226,7 @@ def read_logs(
             f"{what}: the propensity column {propensity!r} must be in (0, 1]: "
             f"row {row} has {float(prop_values[row])!r}"
         )
-    if action_col.null_count():
-        row = _first_bad(action_col.is_null().to_numpy())
-        raise SchemaError(f"{what}: the action column {action!r} is null at row {row}")
-    if action_col.dtype.is_float() and not bool(action_col.is_finite().all()):
-        row = _first_bad(~action_col.is_finite().to_numpy())
-        raise SchemaError(f"{what}: the action column {action!r} is NaN or infinite at row {row}")
+    refuse_missing_ids(action_col, action, what)
     if position is None and _DEFAULT_POSITION in frame.columns:
         position = _DEFAULT_POSITION
     if position is None:

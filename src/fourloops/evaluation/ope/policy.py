@@ -36,7 +36,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from fourloops.errors import SchemaError
-from fourloops.evaluation.ope.logs import DEFAULT_ROUND, keys, read_frame
+from fourloops.evaluation.ope.logs import DEFAULT_ROUND, keys, read_frame, refuse_missing_ids
 
 __all__ = ["SUM_TOLERANCE", "ActionPolicy", "RoundPolicy", "TargetPolicy", "read_policy"]
 
@@ -115,10 +115,7 @@ def _read_per_action(frame: pl.DataFrame, action: str | None, what: str) -> Acti
     if all(numbered):
         columns = [c for _, c in sorted(zip([int(m[1]) for m in numbered if m], columns, strict=True))]
     labels = frame[name]
-    if labels.null_count():
-        raise SchemaError(
-            f"{what}: action column {name!r} is null at row {int(labels.is_null().arg_max() or 0)}"
-        )
+    refuse_missing_ids(labels, name, what)
     text = keys(labels)
     duplicated = text.is_duplicated()
     if duplicated.any():
@@ -138,14 +135,8 @@ def _read_per_action(frame: pl.DataFrame, action: str | None, what: str) -> Acti
 
 
 def _read_per_round(frame: pl.DataFrame, round_id: str, what: str) -> RoundPolicy:
-    for column in ("action", "position"):
-        if frame[column].null_count():
-            row = int(frame[column].is_null().arg_max() or 0)
-            raise SchemaError(f"{what}: column {column!r} is null at row {row}")
-    if frame[round_id].null_count():
-        raise SchemaError(
-            f"{what}: column {round_id!r} is null at row {int(frame[round_id].is_null().arg_max() or 0)}"
-        )
+    for column in ("action", "position", round_id):
+        refuse_missing_ids(frame[column], column, what)
     position = frame["position"]
     if not position.dtype.is_numeric() or bool(
         (position != position.round(0)).any() if position.dtype.is_float() else False
