@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -161,6 +162,32 @@ def test_realised_metrics_agree_with_scikit_learn_on_the_raw_rows(reference: pl.
     assert metrics["brier"].value == pytest.approx(skm.brier_score_loss(y, s), abs=1e-4)
     roc = metrics["roc_auc"]
     assert roc.low < roc.value < roc.high and roc.rows == 4000
+
+
+def test_a_fully_labelled_window_is_estimated_once(
+    reference: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking the estimate against the labels needs the estimate of the labelled rows; when every
+    row is labelled that is the estimate of all rows, computed once (twice when some are not)."""
+    from fourloops.evaluation import assess as assess_module
+
+    calls: list[bool] = []
+    original = assess_module.estimate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(bool(kwargs.get("labelled_only")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(assess_module, "estimate", counted)
+    current = frame(2000, 24)
+    labelled = fl.monitor(reference, current, label="y", score="score", multivariate=False)
+    assert calls == [False] and labelled.windows[0].checks
+    calls.clear()
+    some = current.with_columns(
+        pl.when(pl.int_range(2000) < 100).then(None).otherwise(pl.col("y")).alias("y")
+    )
+    fl.monitor(reference, some, label="y", score="score", multivariate=False)
+    assert calls == [False, True]
 
 
 def test_unlabelled_rows_are_pending_never_negative(reference: pl.DataFrame) -> None:
