@@ -41,7 +41,15 @@ from numpy.typing import NDArray
 from fourloops.errors import ConfigError, SchemaError, SourceError
 from fourloops.storage.events.decisions import distribution_problem, rejection_message
 
-__all__ = ["DEFAULT_DISTRIBUTION", "DEFAULT_ROUND", "LoggedBandit", "keys", "read_frame", "read_logs"]
+__all__ = [
+    "DEFAULT_DISTRIBUTION",
+    "DEFAULT_ROUND",
+    "LoggedBandit",
+    "keys",
+    "read_frame",
+    "read_logs",
+    "refuse_missing_ids",
+]
 
 #: The round id column read when the logs have one and none is named.
 DEFAULT_ROUND = "round_id"
