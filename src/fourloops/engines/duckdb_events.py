@@ -248,10 +248,8 @@ def register_chunks(
     held = chunk_events
     for day in sorted(days):
         n = sum(int(rows[str(f)]) for f in days[day])
-        hours = _hours(n, chunk_events)
-        if len(hours) > 1:  # a busy day: its ranges cut where its traffic is
+        if chunk_events <= 0 or n > chunk_events:  # a busy day: hour ranges cut where its traffic is
             hours = _hours(n, chunk_events, _hour_counts(con, days[day], day))
-        if len(hours) > 1:
             chunks.extend(([day], h) for h in hours)
             held = chunk_events
             continue

@@ -88,19 +88,30 @@ def _check_columns(scan: TableScan, names: Sequence[str | None], what: str) -> N
             raise SchemaError(f"{what} has no column {name!r} (it has {', '.join(list(types)[:20])})")
 
 
-def _not_numbers(scan: TableScan, column: str, where: str | None) -> tuple[int, Any]:
-    """How many values of ``column`` do not read as numbers (nulls aside), and one of them."""
-    q = '"' + column.replace('"', '""') + '"'
-    condition = f"{q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL"
+def _quote(column: str) -> str:
+    """``column`` as an SQL identifier."""
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _offending(scan: TableScan, column: str, condition: str, where: str | None) -> tuple[int, Any]:
+    """How many rows of ``where`` meet ``condition``, and ``column``'s value in one of them (text cut
+    to 40 characters, for a one-line message)."""
     condition = f"({where}) AND {condition}" if where else condition
     count = scan.rows(condition)
-    example = _shown(scan.sample([column], 1, where=condition).column(0)[0].as_py()) if count else None
-    return count, example
+    if not count:
+        return 0, None
+    example = scan.sample([column], 1, where=condition).column(0)[0].as_py()
+    return count, example[:37] + "..." if isinstance(example, str) and len(example) > 40 else example
 
 
-def _shown(value: Any) -> Any:
-    """A value for a one-line message: text cut to 40 characters."""
-    return value[:37] + "..." if isinstance(value, str) and len(value) > 40 else value
+def _values(count: int) -> str:
+    return f"{count:,} value{'s' * (count != 1)}"
+
+
+def _not_numbers(scan: TableScan, column: str, where: str | None) -> tuple[int, Any]:
+    """How many values of ``column`` do not read as numbers (nulls aside), and one of them."""
+    q = _quote(column)
+    return _offending(scan, column, f"{q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL", where)
 
 
 def _numbers_type(duckdb_type: str) -> bool:
@@ -118,7 +129,7 @@ def _check_numbers(scan: TableScan, names: Sequence[str | None], what: str, wher
         if count:
             raise SchemaError(
                 f"{what}'s column {name!r} must hold numbers; it is {types[name]} and holds {example!r} "
-                f"({count:,} {'values are' if count != 1 else 'value is'} not a number)"
+                f"({_values(count)} {'are' if count != 1 else 'is'} not a number)"
             )
 
 
@@ -135,16 +146,11 @@ def _check_binary(
     ):
         if column is None or column not in types:
             continue
-        q = '"' + column.replace('"', '""') + '"'
-        value = f"TRY_CAST({q} AS DOUBLE)"
-        condition = f"isfinite({value}) AND {outside.format(v=value)}"
-        condition = f"({where}) AND {condition}" if where else condition
-        count = scan.rows(condition)
+        value = f"TRY_CAST({_quote(column)} AS DOUBLE)"
+        count, example = _offending(scan, column, f"isfinite({value}) AND {outside.format(v=value)}", where)
         if count:
-            example = _shown(scan.sample([column], 1, where=condition).column(0)[0].as_py())
             raise SchemaError(
-                f"{what}'s column {column!r} {rule}; it holds {example!r} "
-                f"({count:,} {'values' if count != 1 else 'value'} outside)"
+                f"{what}'s column {column!r} {rule}; it holds {example!r} ({_values(count)} outside)"
             )
 
 
@@ -166,8 +172,8 @@ def _unread_numbers(
         if count:
             notes.append(
                 f"{column!r} is {types[column]} in the current data, numbers in the reference: "
-                f"{count:,} {'values' if count != 1 else 'value'} that {'are' if count != 1 else 'is'} not "
-                f"a number (such as {example!r}) counted as missing"
+                f"{_values(count)} that {'are' if count != 1 else 'is'} not a number (such as {example!r}) "
+                "counted as missing"
             )
         else:
             notes.append(f"{column!r} is {types[column]} in the current data: read as numbers")
@@ -177,7 +183,7 @@ def _unread_numbers(
 def _window_sql(windows: TimeWindows | RowWindows | None, bounds: WindowBounds) -> str | None:
     """The SQL condition that selects one window's rows."""
     if isinstance(windows, TimeWindows) and bounds.start is not None and bounds.end is not None:
-        q = '"' + windows.column.replace('"', '""') + '"'
+        q = _quote(windows.column)
         start, end = bounds.start.isoformat(), bounds.end.isoformat()
         return f"{q} >= TIMESTAMPTZ '{start}' AND {q} < TIMESTAMPTZ '{end}'"
     if isinstance(windows, RowWindows):
@@ -277,7 +283,7 @@ def _windows_before(
         return {}
     width = windows.width
     start = windows.origin - (pool - 1) * width
-    q = '"' + windows.column.replace('"', '""') + '"'
+    q = _quote(windows.column)
     conditions = [f"({where})"] if where else []
     conditions += [
         f"{q} >= TIMESTAMPTZ '{start.astimezone(UTC).isoformat()}'",
@@ -361,14 +367,16 @@ def run(
     task = _task(cur_scan, score, prediction, label, task)
     numbers = task in ("binary", "regression")
     # the rows the monitor reads (before ``since`` too: a segment's first pools read their scores)
-    read = [f"({where})"] if where else []
-    if timestamp is not None and until is not None:
-        ts = '"' + timestamp.replace('"', '""') + '"'
-        read.append(f"{ts} < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'")
+    before_until = (
+        f"{_quote(timestamp)} < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'"
+        if timestamp is not None and until is not None
+        else None
+    )
+    read = " AND ".join(c for c in (f"({where})" if where else None, before_until) if c) or None
     if numbers:
-        _check_numbers(cur_scan, [output, label], "the current data", " AND ".join(read) or None)
+        _check_numbers(cur_scan, [output, label], "the current data", read)
     if check_values and task == "binary":
-        _check_binary(cur_scan, output, label, "the current data", " AND ".join(read) or None)
+        _check_binary(cur_scan, output, label, "the current data", read)
     if profile is None:
         if ref_scan is None:
             raise ConfigError("give a reference: data to profile, or a fitted profile")
@@ -397,12 +405,10 @@ def run(
     observed_from: datetime | None = None
     windows: TimeWindows | RowWindows | None = None
     first_window = last_window = None
-    if timestamp is not None:
-        q = '"' + timestamp.replace('"', '""') + '"'
-        if since is not None:
-            conditions.append(f"{q} >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'")
-        if until is not None:
-            conditions.append(f"{q} < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'")
+    if timestamp is not None and since is not None:
+        conditions.append(f"{_quote(timestamp)} >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'")
+    if before_until is not None:
+        conditions.append(before_until)
     if spec is not None and spec.width is not None:
         assert timestamp is not None
         first, last = cur_scan.time_range(timestamp)
