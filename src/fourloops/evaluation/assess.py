@@ -215,7 +215,7 @@ def _metrics(
 ) -> tuple[dict[str, MetricReport], dict[str, MetricValue], dict[str, dict[str, Any]]]:
     if summary is None:
         return {}, {}, {}
-    estimated = estimate(summary, calibrator, threshold=how.threshold, seed=seed, confidence=confidence)
+    estimated = estimate(summary, calibrator, threshold=how.threshold, confidence=confidence)
     if not how.has_labels:
         return {}, estimated, {}
     values = realised(summary, threshold=how.threshold, seed=seed, confidence=confidence)
@@ -229,7 +229,7 @@ def _metrics(
         )
     checks = {}
     if mature and calibrator is not None:
-        # every row labelled: the estimate on the labelled rows is the one above (same rows and seed)
+        # every row labelled: the estimate on the labelled rows is the one above (same rows)
         on_labelled = (
             estimated
             if not summary.unlabelled.any()
@@ -237,7 +237,6 @@ def _metrics(
                 summary,
                 calibrator,
                 threshold=how.threshold,
-                seed=seed,
                 confidence=confidence,
                 labelled_only=True,
             )

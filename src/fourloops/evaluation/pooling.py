@@ -23,10 +23,11 @@ segment alerts in a window stays at most ``segment_alpha``. Days that differ as 
 ones do are the hard case: a few windows tell their spread only roughly, and some segment then
 alerts more often than the level says.
 
-Standard errors are DeLong's for ROC-AUC (from the bins, no resampling) and otherwise come
-from the bootstrap's replicates (their central 68.27 %, which a couple of hundred replicates
-estimate well); the critical value is the normal distribution's: a Bonferroni level such as
-0.025 / (20 × 3) lies far in the tail, where a couple of hundred replicates cannot place a
+A binary metric's standard error is its linearised one, from the bins with no resampling
+(DeLong's for ROC-AUC; :mod:`fourloops.evaluation.influence`); a multiclass metric's comes from
+the bootstrap's replicates (their central 68.27 %, which a couple of hundred replicates
+estimate well). The critical value is the normal distribution's: a Bonferroni level such as
+0.025 / (20 × 3) lies far in the tail, where a couple of hundred replicates could not place a
 percentile.
 
 >>> scales(8), scales(6), scales(2), scales(1)
@@ -53,7 +54,7 @@ from typing import Any
 from scipy.special import ndtr, ndtri
 
 from fourloops.engines.summaries import ScoreSummary
-from fourloops.evaluation.window_metrics import auc_delong, realised
+from fourloops.evaluation.window_metrics import binary_error, realised
 
 __all__ = [
     "DEFAULT_POOL",
@@ -161,11 +162,13 @@ def measure(
 ) -> tuple[float | None, float | None, int]:
     """``metric`` on ``summary``'s labelled rows: its value, standard error and rows.
 
-    ROC-AUC's error is DeLong's (:func:`~fourloops.evaluation.window_metrics.auc_delong`), with
-    no resampling; any other metric's comes from its bootstrap replicates.
+    A binary metric's error is its linearised one
+    (:func:`~fourloops.evaluation.window_metrics.binary_error`: DeLong's for ROC-AUC), with no
+    resampling; a regression metric's comes from its normal interval, a multiclass one's from
+    its bootstrap replicates.
     """
-    if summary.task == "binary" and metric == "roc_auc":
-        return auc_delong(summary)
+    if summary.task == "binary":
+        return binary_error(summary, metric, threshold=threshold)
     value = realised(summary, threshold=threshold, seed=seed, confidence=ONE_SIGMA, metrics=[metric]).get(
         metric
     )

@@ -1,35 +1,39 @@
 """Realised and estimated performance of a window, from its score summary.
 
 **Realised** metrics use the rows whose label has arrived. A binary model's
-rows sit on a fine score grid (each bin's rows at the bin's mean score), so
-every metric is the registry's own metric code (:mod:`fourloops.evaluation.metrics`)
-run with the bin counts as weights, and its bootstrap interval resamples
-rows (a multinomial over the bins). Regression metrics come from sums of
-errors with normal intervals; multiclass ones from the confusion table.
+rows sit on a fine score grid (each bin's rows at the bin's mean score, its
+positives and negatives counted apart); each metric and its standard error
+come from the rows' influence on it (:mod:`fourloops.evaluation.influence`:
+the delta method, DeLong's for ROC-AUC), with no resampling, and its interval
+is Wilson's at the metric's effective sample size (normal for log loss and
+Brier). The values equal the registry's metric code
+(:mod:`fourloops.evaluation.metrics`) on the same rows. Regression metrics
+come from sums of errors with normal intervals; multiclass ones from the
+confusion table, with a bootstrap interval.
 
 **Estimated** metrics (binary, before labels arrive) follow confidence-based
 performance estimation: the scores are calibrated on the reference's own
 labelled rows (isotonic regression, so the assumption "scores are
 probabilities" is checked and repaired where the reference shows it wrong),
 then each row counts as ``c`` of a positive and ``1 - c`` of a negative.
-Metrics that are linear in the labels (accuracy, precision, recall, F1,
-ROC-AUC as a ratio of expected pair counts, log loss, prevalence) are the same
-code with those expected labels; the Brier score adds the label variance.
-The interval simulates labels drawn from the calibrated probabilities, so it
-says where the realised value should fall if nothing but the inputs changed.
-The calibration is itself learnt from a few thousand rows, so each simulation
-draws from one of its bootstrap curves, and the fit is corrected for isotonic
-regression's optimism at the ends of the scores (:class:`Calibrator`): without
-both, on a stationary process with a reference of 1,500 rows, the realised
-value fell below the interval in 10.2% of windows, not 2.5% (now 2.3%).
-Such estimation is blind to a change in P(y | x) (concept shift): comparing
-it with the realised value once labels mature is how that shows
-(:func:`estimate_check`).
+Every binary metric is a function of those expected labels (shares as sums of
+parts linear in each label, ROC-AUC as a ratio of expected pair counts); the
+Brier score counts the label's variance too. The interval says where the
+realised value should fall if nothing but the inputs changed: its variance is
+the labels' (each drawn with its chance; the metric linearised in them) plus
+the calibration's, since the calibrator is itself learnt from a few thousand
+rows (the metric's change under each of its bootstrap curves, to first order;
+the fit is also corrected for isotonic regression's optimism at the ends of
+the scores, :class:`Calibrator`). Without the calibration's part, on a
+stationary process with a reference of 1,500 rows, the realised value fell
+below the interval in 10.2% of windows, not 2.5%; with it, 2.4% (3,000
+windows, ``tests/evaluation/test_estimate_false_alarms.py``). Such estimation
+is blind to a change in P(y | x) (concept shift): comparing it with the
+realised value once labels mature is how that shows (:func:`estimate_check`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +44,8 @@ from scipy import stats as scipy_stats
 from scipy.optimize import isotonic_regression
 
 from fourloops.engines.summaries import ScoreSummary
-from fourloops.evaluation.metrics import higher_is_better, metric_specs
-from fourloops.evaluation.metrics_binary import MetricSpec
+from fourloops.evaluation.influence import Linearised, expected, interval, linearise
+from fourloops.evaluation.metrics import higher_is_better
 
 __all__ = [
     "BINARY_METRICS",
@@ -49,6 +53,7 @@ __all__ = [
     "Calibrator",
     "MetricValue",
     "auc_delong",
+    "binary_error",
     "estimate",
     "estimate_check",
     "realised",
@@ -61,13 +66,12 @@ BINARY_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss"
 ESTIMATED_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss", "brier", "prevalence")
 REGRESSION_METRICS = ("mae", "rmse", "bias", "r2")
 MULTICLASS_METRICS = ("accuracy", "macro_f1")
+#: Bootstrap replicates of a multiclass metric's interval.
 _REPLICATES = 200
-#: Bootstrap calibrators an estimate's replicates draw from (replicate ``i`` uses ``i mod`` this).
-CALIBRATORS = _REPLICATES
+#: Bootstrap refits of a calibrator: how far its curve could be off, which an estimate's interval counts.
+CALIBRATORS = 200
 #: Scores at which a calibrator keeps P(y = 1) (linear between them).
 CALIBRATION_GRID = np.linspace(0.0, 1.0, 201)
-#: Score groups the replicates use (the point estimates use every bin of the grid).
-_GROUPS = 128
 
 
 @dataclass(frozen=True)
@@ -108,84 +112,19 @@ def _bins(summary: ScoreSummary) -> tuple[FloatArray, FloatArray, FloatArray, Fl
     )
 
 
-Grouping = tuple[NDArray[np.int64], int] | None
-
-
-def _mean(total: FloatArray, rows: FloatArray) -> FloatArray:
-    """``total / rows``, 0 where there are no rows."""
-    return np.divide(total, rows, out=np.zeros(np.broadcast(total, rows).shape), where=rows > 0)
-
-
-def _merge(grouping: Grouping, values: FloatArray) -> FloatArray:
-    """Sums of ``values`` (one per bin) over each group of bins (``None``: a group per bin)."""
-    if grouping is None:
-        return values
-    return np.bincount(grouping[0], weights=values, minlength=grouping[1]).astype(float)
-
-
-def _compress(s: FloatArray, rows: FloatArray, threshold: float) -> tuple[Grouping, FloatArray, FloatArray]:
-    """Adjacent bins merged into about :data:`_GROUPS` groups of equal rows, for replicates.
-
-    Each bin's group (``None``: too few bins to merge), each group's mean score and its rows.
-    Groups never straddle the decision threshold, so the replicates' metrics differ from those
-    on the full grid only by the finer ordering inside a group.
-    """
-    if np.count_nonzero(rows) <= _GROUPS:
-        return None, s, rows
-    order = np.argsort(s, kind="stable")
-    rank = np.floor(np.cumsum(rows[order]) / rows.sum() * _GROUPS).clip(0, _GROUPS - 1)
-    _, dense = np.unique(rank + _GROUPS * (s[order] >= threshold), return_inverse=True)
-    group = np.empty(s.size, dtype=np.int64)
-    group[order] = dense
-    grouping = (group, int(dense.max()) + 1)
-    merged = _merge(grouping, rows)
-    return grouping, _mean(_merge(grouping, s * rows), merged), merged
-
-
-def _shifted(point: float, values: FloatArray, base: float, confidence: float, rows: int) -> MetricValue:
-    """The interval of replicates computed on merged bins, moved by the merge's effect on the point."""
-    return _interval(
-        point, values + (point - base if np.isfinite(point) and np.isfinite(base) else 0.0), confidence, rows
-    )
-
-
-def _binary_value(name: str, y: FloatArray, s: FloatArray, w: FloatArray, threshold: float) -> FloatArray:
-    """Metric ``name`` for each weight row of ``w`` (labels ``y`` may be fractional)."""
-    if name == "brier":
-        # E[(s - y)^2] with y ~ Bernoulli(c) is (s - c)^2 + c (1 - c); for 0/1 labels the second term is 0.
-        per_row = (s - y) ** 2 + y * (1 - y)
-        total = w.sum(axis=1)
-        mean: FloatArray = np.divide(w @ per_row, total, out=np.full(total.shape, np.nan), where=total > 0)
-        return mean
-    return np.asarray(_binary_spec(name, threshold).batch(y, s, w))
-
-
-@functools.lru_cache(maxsize=256)
-def _binary_spec(name: str, threshold: float) -> MetricSpec:
-    """The binary metric ``name`` at ``threshold`` (built once: every window asks for it)."""
-    return metric_specs("binary", threshold=threshold)[name]
-
-
 def _binary_realised(
-    summary: ScoreSummary,
-    threshold: float,
-    rng: np.random.Generator,
-    confidence: float,
-    names: Sequence[str] = BINARY_METRICS,
+    summary: ScoreSummary, threshold: float, confidence: float, names: Sequence[str] = BINARY_METRICS
 ) -> dict[str, MetricValue]:
     mean, pos, neg, _ = _bins(summary)
     n = int(pos.sum() + neg.sum())
     if not n:
         return {name: MetricValue(None, None, None, 0) for name in names}
     y, s, w = _stack(mean, pos, neg)
-    grouping, small_s, _ = _compress(mean, pos + neg, threshold)
-    ys, ss, ws = _stack(small_s, _merge(grouping, pos), _merge(grouping, neg))
-    reps = rng.multinomial(n, ws / ws.sum(), size=_REPLICATES).astype(float)
     out = {}
     for name in names:
-        point = float(_binary_value(name, y, s, w[np.newaxis, :], threshold)[0])
-        base = float(_binary_value(name, ys, ss, ws[np.newaxis, :], threshold)[0])
-        out[name] = _shifted(point, _binary_value(name, ys, ss, reps, threshold), base, confidence, n)
+        fit = linearise(name, y, s, w, threshold=threshold)
+        low, high = interval(name, fit, confidence)
+        out[name] = MetricValue(_opt(fit.value), low, high, n)
     return out
 
 
@@ -268,14 +207,13 @@ def realised(
     """
     if summary is None:
         return {}
-    rng = np.random.default_rng(seed)
     if summary.task == "binary":
         names = BINARY_METRICS if metrics is None else tuple(m for m in metrics if m in BINARY_METRICS)
-        return _binary_realised(summary, threshold, rng, confidence, names)
+        return _binary_realised(summary, threshold, confidence, names)
     if summary.task == "regression":
         values = _regression_realised(summary, confidence)
     else:
-        values = _multiclass_realised(summary, rng, confidence)
+        values = _multiclass_realised(summary, np.random.default_rng(seed), confidence)
     return values if metrics is None else {m: v for m, v in values.items() if m in metrics}
 
 
@@ -297,25 +235,25 @@ def auc_delong(summary: ScoreSummary) -> tuple[float | None, float | None, int]:
     >>> round(value, 4), round(se, 4), rows
     (0.845, 0.0888, 20)
     """
+    return binary_error(summary, "roc_auc", threshold=0.5)
+
+
+def binary_error(
+    summary: ScoreSummary, metric: str, *, threshold: float
+) -> tuple[float | None, float | None, int]:
+    """A binary metric of a summary's labelled rows with its standard error: value, error, rows.
+
+    The error is the metric's linearised one (:mod:`fourloops.evaluation.influence`); value and
+    error are ``None`` where either is undefined (ROC-AUC with fewer than two rows of a class,
+    precision without predicted positives, ...).
+    """
     mean, pos, neg, _ = _bins(summary)
-    keep = (pos + neg) > 0
-    score, pos, neg = mean[keep], pos[keep], neg[keep]
-    n1, n0 = float(pos.sum()), float(neg.sum())
-    rows = int(n1 + n0)
-    if n1 < 2 or n0 < 2:
+    y, s, w = _stack(mean, pos, neg)
+    rows = int(w.sum())
+    fit = linearise(metric, y, s, w, threshold=threshold)
+    if not (np.isfinite(fit.value) and np.isfinite(fit.se)):
         return None, None, rows
-    # Bins of equal mean score are one score: merge them, in increasing order.
-    distinct, where = np.unique(score, return_inverse=True)
-    pos = np.bincount(where, weights=pos, minlength=distinct.size).astype(float)
-    neg = np.bincount(where, weights=neg, minlength=distinct.size).astype(float)
-    below = np.cumsum(neg) - neg  # negatives scored strictly lower
-    above = pos.sum() - np.cumsum(pos)  # positives scored strictly higher
-    v10 = (below + 0.5 * neg) / n0  # a positive's placement among the negatives
-    v01 = (above + 0.5 * pos) / n1  # a negative's placement among the positives
-    auc = float(pos @ v10 / n1)
-    s10 = float(pos @ (v10 - auc) ** 2) / (n1 - 1)
-    s01 = float(neg @ (v01 - auc) ** 2) / (n0 - 1)
-    return auc, float(np.sqrt(s10 / n1 + s01 / n0)), rows
+    return fit.value, fit.se, rows
 
 
 def _isotonic(positives: FloatArray, rows: FloatArray) -> FloatArray:
@@ -375,23 +313,25 @@ class Calibrator:
     def __call__(self, score: FloatArray) -> FloatArray:
         return np.interp(score, self.x, self.y)
 
-    def bootstrap_sums(self, score: FloatArray, weight: FloatArray, grouping: Grouping) -> FloatArray:
-        """Each bootstrap curve's ``weight``-ed sum of P(y = 1) over each group's scores (curves × groups).
+    def deviation_sums(self, score: FloatArray, weights: FloatArray) -> FloatArray:
+        """Each bootstrap curve's departure from the fit, summed over ``score`` with ``weights``.
 
-        ``grouping`` gives each score's group and the number of groups (``None``: a group per score);
-        without bootstrap curves, the fit itself is the one curve.
+        ``weights`` has a column per quantity (scores × k); the result is curves × k: for curve
+        ``j`` and column ``q``, the sum over scores of ``weights[:, q] * (curve_j(score) - fit(score))``.
+        Without bootstrap curves it is empty (0 × k).
         """
-        group, k = grouping if grouping is not None else (np.arange(score.size), score.size)
-        curves = self.replicates if len(self.replicates) else self.y[np.newaxis, :]
-        # Interpolation on the uniform grid is linear in the curve: sum each group's weights onto
-        # the grid points around its scores once, then every curve is one product with them.
+        if not len(self.replicates):
+            return np.zeros((0, weights.shape[1]))
+        # Interpolation on the uniform grid is linear in the curve: spread the weights onto the grid
+        # points around their scores once, then every curve is one product with them.
         at = np.clip(score, 0.0, 1.0) * (self.x.size - 1)
         i = np.minimum(at.astype(np.int64), self.x.size - 2)
-        frac = at - i
-        cells = np.concatenate([i * k + group, (i + 1) * k + group])
-        spread = np.bincount(cells, np.concatenate([weight * (1 - frac), weight * frac]), self.x.size * k)
+        frac = (at - i)[:, np.newaxis]
+        spread = np.zeros((self.x.size, weights.shape[1]))
+        np.add.at(spread, i, weights * (1 - frac))
+        np.add.at(spread, i + 1, weights * frac)
         # (einsum, not BLAS: a threaded BLAS call this small costs more in threads than it saves.)
-        sums: FloatArray = np.einsum("cj,jk->ck", curves, spread.reshape(self.x.size, k))
+        sums: FloatArray = np.einsum("cj,jk->ck", self.replicates - self.y, spread)
         return sums
 
     def to_dict(self) -> dict[str, Any]:
@@ -408,15 +348,16 @@ def estimate(
     calibrator: Calibrator | None,
     *,
     threshold: float = 0.5,
-    seed: int = 0,
     confidence: float = 0.95,
     labelled_only: bool = False,
 ) -> dict[str, MetricValue]:
     """Estimated binary metrics of a window's rows (all, or only the labelled ones) without their labels.
 
-    The interval is where the realised value should fall if P(y | score) is what the reference
-    showed: each replicate takes one of the calibrator's bootstrap curves (the reference's own
-    sampling error) and draws the rows' labels from its chances (the window's).
+    The value is the metric on the rows' calibrated chances as expected labels. The interval is
+    where the realised value should fall if P(y | score) is what the reference showed: its
+    variance is the labels' (each row's label drawn with its chance, the metric linearised in
+    the labels: :func:`~fourloops.evaluation.influence.expected`) plus the calibration's (the
+    metric's change under each of the calibrator's bootstrap curves, to first order).
     """
     if summary is None or calibrator is None or summary.task != "binary":
         return {}
@@ -428,21 +369,18 @@ def estimate(
     if not n:
         return {name: MetricValue(None, None, None, 0) for name in ESTIMATED_METRICS}
     c = calibrator(s)
-    rng = np.random.default_rng(seed)
-    # Replicates on merged bins: each merged bin's positives drawn from its rows' chances.
-    grouping, small_s, small_w = _compress(s, w, threshold)
-    small_c = _mean(_merge(grouping, c * w), small_w)
-    chances = _mean(calibrator.bootstrap_sums(s, w, grouping), small_w)
-    chances = np.clip(chances[np.arange(_REPLICATES) % len(chances)], 0.0, 1.0)
-    sim_pos = rng.binomial(small_w.astype(np.int64), chances).astype(float)
-    y2 = np.concatenate([np.ones_like(small_s), np.zeros_like(small_s)])
-    s2 = np.concatenate([small_s, small_s])
-    sims = np.concatenate([sim_pos, small_w - sim_pos], axis=1)
+    fits = [expected(name, c, s, w, threshold=threshold) for name in ESTIMATED_METRICS]
+    # Each metric's derivative in one row's label, times the bin's rows: a column per metric.
+    slopes = np.column_stack([w * np.nan_to_num(gradient) for _, gradient, _ in fits])
+    label_variance = (c * (1 - c) / w) @ slopes**2
+    deviations = calibrator.deviation_sums(s, slopes)
+    calibration_variance = np.mean(deviations**2, axis=0) if len(deviations) else np.zeros(len(fits))
     out = {}
-    for name in ESTIMATED_METRICS:
-        point = float(_binary_value(name, c, s, w[np.newaxis, :], threshold)[0])
-        base = float(_binary_value(name, small_c, small_s, small_w[np.newaxis, :], threshold)[0])
-        out[name] = _shifted(point, _binary_value(name, y2, s2, sims, threshold), base, confidence, n)
+    for k, (name, (value, gradient, den)) in enumerate(zip(ESTIMATED_METRICS, fits, strict=True)):
+        defined = np.isfinite(value) and bool(np.all(np.isfinite(gradient)))
+        se = float(np.sqrt(label_variance[k] + calibration_variance[k])) if defined else np.nan
+        low, high = interval(name, Linearised(value, se, den), confidence)
+        out[name] = MetricValue(_opt(value), low, high, n)
     return out
 
 
