@@ -234,3 +234,82 @@ def test_edges_from_quantiles_and_from_few_distinct_values() -> None:
     counts = NumericSummary.of(x, edges["x"]).counts
     assert counts.min() >= 990 and counts.max() <= 1010  # each bin holds about a tenth
     assert edges["c"] == ()
+
+
+def _scored(rng: np.random.Generator, n: int) -> pa.Table:
+    """Binary scores with labels (a fifth missing) over three days of irregular times, two segments."""
+    score = rng.uniform(size=n)
+    label = np.where(rng.uniform(size=n) < 0.2, np.nan, (rng.uniform(size=n) < score).astype(float))
+    seconds = np.sort(rng.integers(0, 3 * 86_400, n))
+    return pa.table(
+        {
+            "s": score,
+            "y": pa.array(label, from_pandas=True),
+            "seg": rng.choice(["p", "q"], n),
+            "ts": pa.array([T0 + timedelta(seconds=int(x)) for x in seconds], pa.timestamp("us", "UTC")),
+        }
+    )
+
+
+BLOCKED = SummaryPlan(
+    score=ScorePlan("binary", "s", "y", grid=200, block_seconds=3600),
+    windows=TimeWindows("ts", T0, timedelta(days=1)),
+    segments=("seg",),
+)
+
+
+def _same_blocks(a: ScoreSummary, b: ScoreSummary) -> None:
+    assert sorted(a.blocks) == sorted(b.blocks)
+    for block in a.blocks:
+        assert a.blocks[block].tolist() == b.blocks[block].tolist()
+
+
+def test_scores_per_hour_block_equal_brute_force() -> None:
+    from fourloops.engines.summaries import BLOCK_BINS
+
+    table = _scored(np.random.default_rng(6), 2_000)
+    with DuckDBEngine().open(table, positions=False) as scan:
+        got = scan.summarize(BLOCKED)
+    score, label = table["s"].to_numpy(), table["y"].to_numpy(zero_copy_only=False)
+    seg = np.array(table["seg"].to_pylist())
+    hours = np.array([int(t.timestamp() // 3600) for t in table["ts"].to_pylist()])
+    day = (hours - int(T0.timestamp() // 3600)) // 24
+    coarse = np.clip(np.floor(score * 200), 0, 199).astype(int) * BLOCK_BINS // 200
+    for key, summary in got.scores.items():
+        w, column, value = key
+        member = (day == w) & (True if column is None else seg == value) & ~np.isnan(label)
+        want = {}
+        for hour in np.unique(hours[member]):
+            rows = member & (hours == hour)
+            want[int(hour)] = np.stack(
+                [
+                    np.bincount(coarse[rows & (label == 1)], minlength=BLOCK_BINS),
+                    np.bincount(coarse[rows & (label == 0)], minlength=BLOCK_BINS),
+                ]
+            )
+        _same_blocks(summary, ScoreSummary("binary", 200, blocks=want))
+        assert sum(int(c.sum()) for c in summary.blocks.values()) == summary.labelled
+    # without time windows there are no blocks (rows have no hour to share)
+    with DuckDBEngine().open(table) as scan:
+        plain = scan.summarize(SummaryPlan(score=BLOCKED.score, windows=RowWindows(500)))
+    assert all(not s.blocks for s in plain.scores.values())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.data())
+def test_score_blocks_of_parts_merge_into_those_of_the_whole(seed: int, draw: st.DataObject) -> None:
+    table = _scored(np.random.default_rng(seed), 300)
+    cuts = sorted(draw.draw(st.lists(st.integers(0, 300), min_size=2, max_size=2)))
+    engine = DuckDBEngine()
+    parts = []
+    for lo, hi in ((0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], 300)):
+        with engine.open(table.slice(lo, hi - lo), positions=False) as scan:
+            parts.append(scan.summarize(BLOCKED))
+    with engine.open(table, positions=False) as scan:
+        whole = scan.summarize(BLOCKED)
+    order = draw.draw(st.permutations([0, 1, 2]))
+    merged = parts[order[0]].merge(parts[order[1]]).merge(parts[order[2]])
+    assert merged.scores.keys() == whole.scores.keys()
+    for key, summary in whole.scores.items():
+        _same_blocks(merged.scores[key], summary)
+        assert merged.scores[key].positives.tolist() == summary.positives.tolist()

@@ -12,8 +12,9 @@ column), small summaries that can be merged:
   values never seen in the reference (with the most frequent ones named) and
   nulls;
 * :class:`ScoreSummary`: labelled and unlabelled rows of a model's output on a
-  fine score grid (binary), or sums of errors (regression), or a confusion
-  table (multiclass);
+  fine score grid (binary; with time windows, also the labelled rows of each
+  hour on a coarse grid, for errors that count rows of one hour as related),
+  or sums of errors (regression), or a confusion table (multiclass);
 * :class:`GroupInfo`: the rows of the group, the first and last row position
   and the first and last timestamp.
 
@@ -44,6 +45,7 @@ __all__ = [
     "GroupInfo",
     "GroupKey",
     "NumericSummary",
+    "BLOCK_BINS",
     "OTHER",
     "POSITION",
     "RowWindows",
@@ -68,6 +70,8 @@ UNSEEN = "__unseen__"
 OTHER = "__other__"
 #: How many unseen categories a summary keeps by name.
 UNSEEN_NAMED = 20
+#: Score bins of a binary summary's blocks (coarse: a block's rows are few).
+BLOCK_BINS = 50
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,10 @@ class ScorePlan:
     score: str
     label: str | None = None
     grid: int = 2000
+    #: Seconds of a block (0: none). With time windows, a binary model's labelled rows are also
+    #: counted per block of this many seconds (on :data:`BLOCK_BINS` score bins): rows of one block
+    #: may share a cause (an hour's weather, an incident), and the realised metrics' errors count it.
+    block_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -359,7 +367,9 @@ class ScoreSummary:
 
     Binary: ``positives``, ``negatives`` and ``unlabelled`` rows per bin of the
     score grid, with the score sums per bin (the bin's mean score is where its
-    rows sit). Regression: ``sums`` of (labelled rows, error, |error|,
+    rows sit); ``blocks`` (when the plan asks for them) maps a block (its index
+    since the epoch) to its labelled rows, positives then negatives, on
+    :data:`BLOCK_BINS` equal score bins. Regression: ``sums`` of (labelled rows, error, |error|,
     error², error⁴, label, label², prediction, prediction²) and the
     unlabelled rows. Multiclass: ``confusion`` counts (label, predicted).
     """
@@ -373,6 +383,7 @@ class ScoreSummary:
     sums: FloatArray = field(default_factory=lambda: np.zeros(9))
     pending: int = 0
     confusion: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    blocks: Mapping[int, IntArray] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, task: str, grid: int) -> ScoreSummary:
@@ -394,6 +405,9 @@ class ScoreSummary:
             raise ValueError("score summaries of different tasks or grids cannot be merged")
         confusion = Counter(self.confusion)
         confusion.update(other.confusion)
+        blocks = dict(self.blocks)
+        for block, counts in other.blocks.items():
+            blocks[block] = blocks[block] + counts if block in blocks else counts
         return replace(
             self,
             positives=self.positives + other.positives,
@@ -403,6 +417,7 @@ class ScoreSummary:
             sums=self.sums + other.sums,
             pending=self.pending + other.pending,
             confusion=dict(confusion),
+            blocks=blocks,
         )
 
 

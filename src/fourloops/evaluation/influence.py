@@ -23,6 +23,13 @@ positives, the smaller class for ROC-AUC) stands in. Log loss takes the normal i
 cut at 0; Brier the normal interval cut to [0, 1]. Coverage is measured by simulation in
 ``tests/evaluation/test_influence.py``.
 
+Rows are not always independent: rows of one hour may share a cause (its weather, an
+incident), and then a day's 2,400 rows say less than 2,400 independent ones would.
+:func:`block_variance` sums the residuals per block (the engine counts each hour's labelled
+rows on a coarse score grid, ``ScoreSummary.blocks``) and takes the blocks' sums as the
+independent draws (the clustered "sandwich" variance); callers widen an error by the ratio of
+the two variances, the design effect, when it exceeds 1.
+
 >>> import numpy as np
 >>> score = np.array([0.2, 0.5, 0.8, 0.2, 0.5, 0.8])
 >>> label = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
@@ -34,7 +41,7 @@ cut at 0; Brier the normal interval cut to [0, 1]. Coverage is measured by simul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,11 +49,13 @@ from scipy.special import ndtri
 
 from fourloops.evaluation.metrics_binary import LOG_EPS
 
-__all__ = ["BOUNDED", "Linearised", "expected", "interval", "linearise"]
+__all__ = ["BOUNDED", "MIN_BLOCKS", "Linearised", "block_variance", "expected", "interval", "linearise"]
 
 FloatArray = NDArray[np.float64]
 #: Metrics confined to [0, 1] whose interval is Wilson's at the effective sample size.
 BOUNDED = frozenset({"roc_auc", "accuracy", "precision", "recall", "f1", "prevalence"})
+#: Fewest blocks with labelled rows for their spread to count (fewer tell too little).
+MIN_BLOCKS = 10
 
 
 @dataclass(frozen=True)
@@ -55,11 +64,14 @@ class Linearised:
 
     ``denominator`` is the count the metric is a share of (rows, predicted positives, positives,
     the smaller class for ROC-AUC): the sample size an interval falls back on at 0 or 1.
+    ``residual`` is each input row's influence, scaled so that the metric's variance is about the
+    sum over rows of their squares (empty where the metric is undefined).
     """
 
     value: float
     se: float
     denominator: float
+    residual: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 def _share(a: FloatArray, b: FloatArray, w: FloatArray, *, empty: float = np.nan) -> Linearised:
@@ -70,7 +82,7 @@ def _share(a: FloatArray, b: FloatArray, w: FloatArray, *, empty: float = np.nan
     value = float(w @ a) / den
     residual = (a - value * b) / den
     variance = float(w @ residual**2) * n / (n - 1) if n > 1 else np.nan
-    return Linearised(value, float(np.sqrt(variance)), den)
+    return Linearised(value, float(np.sqrt(variance)), den, residual)
 
 
 def _roc_auc(y: FloatArray, s: FloatArray, w: FloatArray) -> Linearised:
@@ -84,11 +96,12 @@ def _roc_auc(y: FloatArray, s: FloatArray, w: FloatArray) -> Linearised:
     v10 = (np.cumsum(neg) - 0.5 * neg) / n0  # a positive's share of negatives below it
     v01 = (n1 - np.cumsum(pos) + 0.5 * pos) / n1  # a negative's share of positives above it
     auc = float(pos @ v10) / n1
+    residual = np.where(y > 0, (v10[where] - auc) / n1, (v01[where] - auc) / n0)
     if n1 < 2 or n0 < 2:
-        return Linearised(auc, np.nan, min(n1, n0))
+        return Linearised(auc, np.nan, min(n1, n0), residual)
     variance = float(pos @ (v10 - auc) ** 2) / (n1 * (n1 - 1))
     variance += float(neg @ (v01 - auc) ** 2) / (n0 * (n0 - 1))
-    return Linearised(auc, float(np.sqrt(variance)), min(n1, n0))
+    return Linearised(auc, float(np.sqrt(variance)), min(n1, n0), residual)
 
 
 def _linear_parts(
@@ -164,6 +177,32 @@ def expected(
         return empty, np.full(s.shape, np.nan), 0.0
     value = float(w @ (a0 + a1 * c)) / den
     return value, (a1 - value * b1) / den, den
+
+
+def block_variance(
+    fit: Linearised, w: FloatArray, cells: NDArray[np.int64], blocks: FloatArray
+) -> float | None:
+    """The metric's variance when rows of one block are related (the clustered sandwich); ``None``
+    with fewer than :data:`MIN_BLOCKS` blocks or no residuals.
+
+    ``w`` are the rows the residuals belong to and ``cells`` their cell in a block's counts;
+    ``blocks`` holds a row per block: its rows per cell (positives then negatives, a coarse score
+    bin each). A block's rows are given the mean residual of their cell's rows; the variance is
+    ``G / (G - 1)`` times the sum over the ``G`` blocks of the square of their residuals' sum, which
+    with one row a block is the rows' own (independent) variance.
+    """
+    g, size = (int(d) for d in blocks.shape)
+    if g < MIN_BLOCKS or fit.residual.size != w.size or not np.isfinite(fit.se):
+        return None
+    rows = np.bincount(cells, weights=w, minlength=size)
+    mean = np.divide(
+        np.bincount(cells, weights=w * fit.residual, minlength=size),
+        rows,
+        out=np.zeros(size),
+        where=rows > 0,
+    )
+    sums: FloatArray = blocks @ mean
+    return float(sums @ sums) * g / (g - 1)
 
 
 def interval(name: str, fit: Linearised, confidence: float) -> tuple[float | None, float | None]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from fourloops.evaluation.drift.methods import Comparison, Kind
 from fourloops.evaluation.drift.policy import DriftPolicy
 
 __all__ = [
+    "BLOCK_SECONDS",
     "ColumnProfile",
     "ReferenceProfile",
     "classify",
@@ -53,6 +54,10 @@ __all__ = [
     "summaries_to_dict",
 ]
 
+#: Time windows count a binary model's labelled rows per hour too: rows of one hour may share a cause
+#: (its weather, an incident, a batch of late labels), so realised metrics' errors treat an hour's
+#: rows as related (see :mod:`fourloops.evaluation.influence`).
+BLOCK_SECONDS = 3600
 #: Reference values kept by name for pooling as ``__other__``; rarer values past these count as unseen.
 MAX_POOLED = 100_000
 _NUMERIC = re.compile(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|REAL|DECIMAL.*|NUMERIC.*)$")
@@ -146,6 +151,8 @@ class ReferenceProfile:
         score = self.score
         if score is not None and label != score.label:
             score = ScorePlan(score.task, score.score, label, score.grid)
+        if score is not None and isinstance(windows, TimeWindows):
+            score = replace(score, block_seconds=BLOCK_SECONDS)
         return SummaryPlan(
             numeric={c.name: c.edges for c in self.columns.values() if c.kind == Kind.NUMERIC},
             categorical={c.name: c.categories for c in self.columns.values() if c.kind == Kind.CATEGORICAL},

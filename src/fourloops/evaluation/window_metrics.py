@@ -6,7 +6,9 @@ positives and negatives counted apart); each metric and its standard error
 come from the rows' influence on it (:mod:`fourloops.evaluation.influence`:
 the delta method, DeLong's for ROC-AUC), with no resampling, and its interval
 is Wilson's at the metric's effective sample size (normal for log loss and
-Brier). The values equal the registry's metric code
+Brier). With time windows the summary also counts each hour's labelled rows
+(``ScoreSummary.blocks``): rows of one hour may share a cause, and the error
+grows by the design effect the hours show (never shrinks). The values equal the registry's metric code
 (:mod:`fourloops.evaluation.metrics`) on the same rows. Regression metrics
 come from sums of errors with normal intervals; multiclass ones from the
 confusion table, with a bootstrap interval.
@@ -35,7 +37,7 @@ realised value once labels mature is how that shows (:func:`estimate_check`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,8 +45,8 @@ from numpy.typing import NDArray
 from scipy import stats as scipy_stats
 from scipy.optimize import isotonic_regression
 
-from fourloops.engines.summaries import ScoreSummary
-from fourloops.evaluation.influence import Linearised, expected, interval, linearise
+from fourloops.engines.summaries import BLOCK_BINS, ScoreSummary
+from fourloops.evaluation.influence import Linearised, block_variance, expected, interval, linearise
 from fourloops.evaluation.metrics import higher_is_better
 
 __all__ = [
@@ -112,29 +114,48 @@ def _bins(summary: ScoreSummary) -> tuple[FloatArray, FloatArray, FloatArray, Fl
     )
 
 
-def _binary_realised(
-    summary: ScoreSummary, threshold: float, confidence: float, names: Sequence[str] = BINARY_METRICS
-) -> dict[str, MetricValue]:
+def _labelled_fits(
+    summary: ScoreSummary, names: Sequence[str], threshold: float
+) -> dict[str, tuple[Linearised, float]]:
+    """Each binary metric of the summary's labelled rows, with its standard error and design effect.
+
+    The error takes rows as independent; the design effect is how much more variance the metric
+    has when rows of one block of time are related (the clustered variance over the independent
+    one, from ``summary.blocks``): 1 without at least :data:`~fourloops.evaluation.influence.MIN_BLOCKS`
+    blocks, and never below 1, since a spread estimated from a few dozen blocks should widen an
+    error, not narrow it.
+    """
     mean, pos, neg, _ = _bins(summary)
-    n = int(pos.sum() + neg.sum())
-    if not n:
-        return {name: MetricValue(None, None, None, 0) for name in names}
-    y, s, w = _stack(mean, pos, neg)
-    out = {}
-    for name in names:
-        fit = linearise(name, y, s, w, threshold=threshold)
-        low, high = interval(name, fit, confidence)
-        out[name] = MetricValue(_opt(fit.value), low, high, n)
-    return out
-
-
-def _stack(mean: FloatArray, pos: FloatArray, neg: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Rows as (label, score, weight): positives then negatives, empty bins left out."""
     y = np.concatenate([np.ones_like(mean), np.zeros_like(mean)])
     s = np.concatenate([mean, mean])
     w = np.concatenate([pos, neg])
+    bins = np.concatenate([np.arange(mean.size), np.arange(mean.size)])
     keep = w > 0
-    return y[keep], s[keep], w[keep]
+    y, s, w, bins = y[keep], s[keep], w[keep], bins[keep]
+    # a row's cell in the blocks' counts: positives then negatives, a coarse score bin each
+    cells = np.where(y > 0, 0, BLOCK_BINS) + bins * BLOCK_BINS // max(summary.grid, 1)
+    counted = [c.ravel() for c in summary.blocks.values() if c.any()]
+    blocks = np.stack(counted).astype(float) if counted else None
+    out = {}
+    for name in names:
+        fit = linearise(name, y, s, w, threshold=threshold)
+        clustered = block_variance(fit, w, cells, blocks) if blocks is not None else None
+        effect = clustered / fit.se**2 if clustered is not None and fit.se > 0 else 1.0
+        out[name] = (fit, max(effect, 1.0))
+    return out
+
+
+def _binary_realised(
+    summary: ScoreSummary, threshold: float, confidence: float, names: Sequence[str] = BINARY_METRICS
+) -> dict[str, MetricValue]:
+    n = summary.labelled
+    if not n:
+        return {name: MetricValue(None, None, None, 0) for name in names}
+    out = {}
+    for name, (fit, effect) in _labelled_fits(summary, names, threshold).items():
+        low, high = interval(name, replace(fit, se=fit.se * np.sqrt(effect)), confidence)
+        out[name] = MetricValue(_opt(fit.value), low, high, n)
+    return out
 
 
 def _regression_realised(summary: ScoreSummary, confidence: float) -> dict[str, MetricValue]:
@@ -228,7 +249,7 @@ def auc_delong(summary: ScoreSummary) -> tuple[float | None, float | None, int]:
     the binned scores.
 
     >>> import numpy as np
-    >>> from fourloops.engines.summaries import ScoreSummary
+    >>> from fourloops.engines.summaries import BLOCK_BINS, ScoreSummary
     >>> pos, neg = np.array([1, 2, 7]), np.array([6, 3, 1])
     >>> s = ScoreSummary("binary", 3, pos, neg, np.zeros(3, int), (pos + neg) * np.array([0.2, 0.5, 0.8]))
     >>> value, se, rows = auc_delong(s)
@@ -243,17 +264,17 @@ def binary_error(
 ) -> tuple[float | None, float | None, int]:
     """A binary metric of a summary's labelled rows with its standard error: value, error, rows.
 
-    The error is the metric's linearised one (:mod:`fourloops.evaluation.influence`); value and
+    The error is the metric's linearised one (:mod:`fourloops.evaluation.influence`), widened by
+    the design effect of the summary's blocks of time as the realised interval is; value and
     error are ``None`` where either is undefined (ROC-AUC with fewer than two rows of a class,
     precision without predicted positives, ...).
     """
-    mean, pos, neg, _ = _bins(summary)
-    y, s, w = _stack(mean, pos, neg)
-    rows = int(w.sum())
-    fit = linearise(metric, y, s, w, threshold=threshold)
+    rows = summary.labelled
+    fit, effect = _labelled_fits(summary, [metric], threshold)[metric]
+    fit = replace(fit, se=fit.se * np.sqrt(effect))
     if not (np.isfinite(fit.value) and np.isfinite(fit.se)):
         return None, None, rows
-    return fit.value, fit.se, rows
+    return float(fit.value), float(fit.se), rows
 
 
 def _isotonic(positives: FloatArray, rows: FloatArray) -> FloatArray:
@@ -357,7 +378,9 @@ def estimate(
     where the realised value should fall if P(y | score) is what the reference showed: its
     variance is the labels' (each row's label drawn with its chance, the metric linearised in
     the labels: :func:`~fourloops.evaluation.influence.expected`) plus the calibration's (the
-    metric's change under each of the calibrator's bootstrap curves, to first order).
+    metric's change under each of the calibrator's bootstrap curves, to first order). On the
+    labelled rows of a summary with blocks of time, the labels' part is multiplied by the design
+    effect those rows show (rows of one hour related), as the realised metric's error is.
     """
     if summary is None or calibrator is None or summary.task != "binary":
         return {}
@@ -373,6 +396,10 @@ def estimate(
     # Each metric's derivative in one row's label, times the bin's rows: a column per metric.
     slopes = np.column_stack([w * np.nan_to_num(gradient) for _, gradient, _ in fits])
     label_variance = (c * (1 - c) / w) @ slopes**2
+    if labelled_only and summary.blocks:
+        # Labels of one hour may share a cause: as much more variance as the labelled rows show.
+        effects = _labelled_fits(summary, ESTIMATED_METRICS, threshold)
+        label_variance = label_variance * np.array([effects[name][1] for name in ESTIMATED_METRICS])
     deviations = calibrator.deviation_sums(s, slopes)
     calibration_variance = np.mean(deviations**2, axis=0) if len(deviations) else np.zeros(len(fits))
     out = {}
