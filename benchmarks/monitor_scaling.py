@@ -48,9 +48,10 @@ a bare DuckDB query computing the same histograms (the floor). One command:
    without the labels (what the join costs); ``floor-2gb``, the floor with a
    2 GB memory limit. And it **profiles** the monitor at one size
    (``--profile-size``) with pyinstrument;
-5. **fits** time against N (least squares, and the log-log slope: 1.0 is
-   linear) and compares the peak RSS across sizes (flat: the largest size's
-   within 1.25x of the smallest's).
+5. **fits** time against N (least squares of time = fixed + cost per event,
+   and the log-log slopes from each size to the next: above 1.1 is superlinear;
+   a fixed cost lowers them, which is still linear) and compares the peak RSS
+   across sizes (flat: the largest size's within 1.25x of the smallest's).
 
 Run (from the repository root)::
 
@@ -103,7 +104,11 @@ DIAGNOSTICS = [m for m in METHOD_ARGS if m not in METHODS]
 #: The targets of issue 11.
 TARGET_RATIO = 1.5
 FLAT_RSS = 1.25  # the largest size's peak RSS within this factor of the smallest's
-LINEAR_SLOPE = (0.9, 1.1)  # the log-log slope of wall time against N
+#: Linear time: wall time is a fixed part plus a cost per event (an affine fit this good, R^2), and
+#: no step from one size to the next grows faster than this log-log slope (nothing superlinear).
+#: A fixed part makes the slope over all sizes fall below 1: that is still linear, not a failure.
+LINEAR_R2 = 0.99
+MAX_STEP_SLOPE = 1.1
 
 
 def run_child(args: list[str], log: Path, timeout: float) -> dict[str, Any]:
@@ -278,16 +283,20 @@ def scaling(per_size: dict[str, Any]) -> dict[str, Any]:
     monitor = out.get("monitor")
     if monitor:
         ratios = [r.get("monitor_over_floor") for r in per_size.values()]
-        low, high = LINEAR_SLOPE
+        fit = monitor["time_linear_fit"]
         out["targets"] = {
             "flat_memory": monitor["rss_largest_over_smallest"] <= FLAT_RSS,
-            "linear_time": low <= monitor["time_loglog_slope"] <= high
-            and all(step <= high for step in monitor["time_step_slopes"]),
+            "linear_time": fit is not None
+            and fit["r2"] >= LINEAR_R2
+            and fit["seconds_per_million"] > 0
+            and all(step <= MAX_STEP_SLOPE for step in monitor["time_step_slopes"]),
             "within_1_5x_of_floor": all(r is not None and r <= TARGET_RATIO for r in ratios),
             "criteria": (
-                f"flat: peak RSS at the largest size <= {FLAT_RSS}x the smallest's; linear: log-log slope "
-                f"of wall time over all sizes in [{low}, {high}] and none above {high} from one size to "
-                f"the next; floor: median wall / floor's median wall <= {TARGET_RATIO} at every size"
+                f"flat: peak RSS at the largest size <= {FLAT_RSS}x the smallest's; linear: wall time = "
+                f"fixed + per-event cost with R^2 >= {LINEAR_R2}, and no log-log slope above "
+                f"{MAX_STEP_SLOPE} from one size to the next (a fixed part lowers the slope over all "
+                f"sizes; only a step above it is superlinear); floor: median wall / floor's median wall "
+                f"<= {TARGET_RATIO} at every size"
             ),
         }
     return out
