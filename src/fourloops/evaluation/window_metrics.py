@@ -8,10 +8,10 @@ the delta method, DeLong's for ROC-AUC), with no resampling, and its interval
 is Wilson's at the metric's effective sample size (normal for log loss and
 Brier). With time windows the summary also counts each hour's labelled rows
 (``ScoreSummary.blocks``): rows of one hour may share a cause, and the error
-grows by the design effect the hours show (never shrinks). The values equal the registry's metric code
-(:mod:`fourloops.evaluation.metrics`) on the same rows. Regression metrics
-come from sums of errors with normal intervals; multiclass ones from the
-confusion table, with a bootstrap interval.
+grows by the design effect the hours show (never shrinks). The values equal
+the registry's metric code (:mod:`fourloops.evaluation.metrics`) on the same
+rows. Regression metrics come from sums of errors with normal intervals;
+multiclass ones from the confusion table, with a bootstrap interval.
 
 **Estimated** metrics (binary, before labels arrive) follow confidence-based
 performance estimation: the scores are calibrated on the reference's own
@@ -246,10 +246,11 @@ def auc_delong(summary: ScoreSummary) -> tuple[float | None, float | None, int]:
     positives scored above it; the AUC is the mean placement of the positives, and its variance
     the placements' variance among the positives over their count plus the same among the
     negatives (DeLong, DeLong and Clarke-Pearson, 1988). No resampling: microseconds, exact for
-    the binned scores.
+    the binned scores. A summary with blocks of time widens it by their design effect
+    (:func:`binary_error`).
 
     >>> import numpy as np
-    >>> from fourloops.engines.summaries import BLOCK_BINS, ScoreSummary
+    >>> from fourloops.engines.summaries import ScoreSummary
     >>> pos, neg = np.array([1, 2, 7]), np.array([6, 3, 1])
     >>> s = ScoreSummary("binary", 3, pos, neg, np.zeros(3, int), (pos + neg) * np.array([0.2, 0.5, 0.8]))
     >>> value, se, rows = auc_delong(s)
