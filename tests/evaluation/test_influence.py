@@ -256,3 +256,20 @@ def test_the_concept_shift_check_counts_related_hours_too() -> None:
     plain = {name: n / runs for name, n in independent.items()}
     assert max(rates.values()) <= 0.06 and rates["roc_auc"] <= 0.035, rates
     assert max(plain.values()) >= 0.09, plain
+
+
+def test_calibrator_deviation_sums_equal_interpolating_each_curve() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.uniform(size=5_000)
+    calibrator = Calibrator.fit(_summary(score, (rng.uniform(size=5_000) < score).astype(np.int64)))
+    assert calibrator is not None and len(calibrator.replicates) > 0
+    at, weights = rng.uniform(size=300), rng.uniform(size=(300, 8))
+    want = np.array(
+        [
+            [weights[:, q] @ (np.interp(at, calibrator.x, curve) - calibrator(at)) for q in range(8)]
+            for curve in calibrator.replicates
+        ]
+    )
+    np.testing.assert_allclose(calibrator.deviation_sums(at, weights), want, atol=1e-12)
+    plain = Calibrator.fit(_summary(score, (rng.uniform(size=5_000) < score).astype(np.int64)), bootstrap=0)
+    assert plain is not None and plain.deviation_sums(at, weights).shape == (0, 8)

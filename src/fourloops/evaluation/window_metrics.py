@@ -348,10 +348,14 @@ class Calibrator:
         # points around their scores once, then every curve is one product with them.
         at = np.clip(score, 0.0, 1.0) * (self.x.size - 1)
         i = np.minimum(at.astype(np.int64), self.x.size - 2)
-        frac = (at - i)[:, np.newaxis]
-        spread = np.zeros((self.x.size, weights.shape[1]))
-        np.add.at(spread, i, weights * (1 - frac))
-        np.add.at(spread, i + 1, weights * frac)
+        frac = at - i
+        points = np.concatenate([i, i + 1])
+        spread = np.column_stack(
+            [
+                np.bincount(points, np.concatenate([q * (1 - frac), q * frac]), minlength=self.x.size)
+                for q in weights.T
+            ]
+        )
         # (einsum, not BLAS: a threaded BLAS call this small costs more in threads than it saves.)
         sums: FloatArray = np.einsum("cj,jk->ck", self.replicates - self.y, spread)
         return sums
