@@ -146,6 +146,7 @@ def _aggregate(con: duckdb.DuckDBPyConnection, relation: str, plan: SummaryPlan,
     for i, column in enumerate(plan.numeric):
         v = _q("n_" + column)
         aggs.append(f"approx_count_distinct({v}) AS u{i}")
+        aggs += [f"min({v}) AS lo{i}", f"max({v}) AS hi{i}"]
         default = plan.defaults.get(column)
         if default is not None:
             aggs.append(f"count(*) FILTER (WHERE {v} = {float(default)!r}) AS d{i}")
@@ -182,6 +183,8 @@ def _aggregate(con: duckdb.DuckDBPyConnection, relation: str, plan: SummaryPlan,
                 NumericSummary.empty(plan.numeric[column]),
                 defaults=int(row.get(f"d{i}") or 0),
                 distinct=None if row[f"u{i}"] is None else int(row[f"u{i}"]),
+                minimum=None if row[f"lo{i}"] is None else float(row[f"lo{i}"]),
+                maximum=None if row[f"hi{i}"] is None else float(row[f"hi{i}"]),
             )
         for i, column in enumerate(plan.categorical):
             empty = CategoricalSummary.empty(plan.categorical[column])
@@ -260,8 +263,15 @@ def _bin_numeric(out: Summaries, plan: SummaryPlan, column: str, values: np.ndar
 
     def add(key: GroupKey, part: NumericSummary) -> None:
         prev = column_map[key]
-        # Defaults and distinct numbers come from the aggregate query, not from the batches.
-        column_map[key] = replace(prev.merge(part), defaults=prev.defaults, distinct=prev.distinct)
+        # Defaults, distinct numbers, the least and the largest value come from the aggregate query,
+        # not from the batches (a group's minimum in NumPy is a slow unbuffered ufunc.at).
+        column_map[key] = replace(
+            prev.merge(part),
+            defaults=prev.defaults,
+            distinct=prev.distinct,
+            minimum=prev.minimum,
+            maximum=prev.maximum,
+        )
 
     edges = plan.numeric[column]
     finite = np.isfinite(values)
@@ -275,7 +285,8 @@ def _bin_numeric(out: Summaries, plan: SummaryPlan, column: str, values: np.ndar
 def _by_group(
     edges: tuple[float, ...], x: np.ndarray, bins: IntArray, codes: np.ndarray, finite: np.ndarray, g: int
 ) -> list[NumericSummary]:
-    """Summaries of the finite values ``x`` (bin ``bins``) in ``g`` groups (``codes`` of every row)."""
+    """Summaries of the finite values ``x`` (bin ``bins``) in ``g`` groups (``codes`` of every row),
+    without their least and largest values (the aggregate query has them)."""
     nbins = len(edges) + 1
     low, high = bins == 0, bins == nbins - 1
     if g == 1:
@@ -287,8 +298,6 @@ def _by_group(
                 int(finite.size - x.size),
                 total=float(x.sum()),
                 squares=float((x * x).sum()),  # not np.dot: BLAS threads spin on a busy machine
-                minimum=float(x.min()) if x.size else None,
-                maximum=float(x.max()) if x.size else None,
                 low_sum=float(x[low].sum()),
                 high_sum=float(x[high].sum()),
             )
@@ -298,9 +307,6 @@ def _by_group(
     nulls = np.bincount(codes[~finite], minlength=g)
     total = np.bincount(c, weights=x, minlength=g)
     squares = np.bincount(c, weights=x * x, minlength=g)
-    lo, hi = np.full(g, np.inf), np.full(g, -np.inf)
-    np.minimum.at(lo, c, x)
-    np.maximum.at(hi, c, x)
     low_sum = np.bincount(c[low], weights=x[low], minlength=g)
     high_sum = np.bincount(c[high], weights=x[high], minlength=g)
     return [
@@ -310,8 +316,6 @@ def _by_group(
             int(nulls[i]),
             total=float(total[i]),
             squares=float(squares[i]),
-            minimum=float(lo[i]) if counts[i].any() else None,
-            maximum=float(hi[i]) if counts[i].any() else None,
             low_sum=float(low_sum[i]),
             high_sum=float(high_sum[i]),
         )
