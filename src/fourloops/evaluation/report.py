@@ -193,7 +193,9 @@ def _performance(result: MonitorResult, labels: list[str]) -> str:
     fig.update_yaxes(title=metric)
     note = (
         '<p class="muted">Shaded windows are <b>pending</b>: their labels have not matured, so only the '
-        "estimate (from the scores alone) is shown.</p>"
+        "estimate (from the scores alone) is shown. Bars and the band are 95% intervals: the realised "
+        "value's from its labelled rows (wider where rows of one hour moved together), the estimate's "
+        "where the realised value should fall if only the inputs changed.</p>"
     )
     return _chart(fig) + note
 
