@@ -427,19 +427,19 @@ def _bin_blocks(
     ids, local = np.unique(block, return_inverse=True)
     size = 2 * BLOCK_BINS
     for keys, codes in groups.sets:
-        g = len(keys)
-        flat = (codes[ok][keep] * ids.size + local) * size + cell
-        counts = np.bincount(flat, minlength=g * ids.size * size).reshape(g, ids.size, 2, BLOCK_BINS)
-        present = np.asarray(counts.any(axis=(2, 3)))
-        for i, key in enumerate(keys):
-            found = np.flatnonzero(present[i])
-            if not found.size:
-                continue
+        # Only the (group, block) pairs that hold rows: a block lies in one window, so a dense
+        # groups x blocks array would be mostly zeros (and huge with many segment values).
+        pairs, pair = np.unique(codes[ok][keep] * ids.size + local, return_inverse=True)
+        counts = np.bincount(pair * size + cell, minlength=pairs.size * size).reshape(-1, 2, BLOCK_BINS)
+        group = pairs // ids.size
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        for start, end in zip(starts, [*starts[1:], pairs.size], strict=True):
+            key = keys[int(group[start])]
             prev = out.scores[key]
             merged = dict(prev.blocks)
-            for j in found:
-                b = int(ids[j])
-                merged[b] = merged[b] + counts[i, j] if b in merged else counts[i, j].copy()
+            for j in range(start, end):
+                b = int(ids[pairs[j] % ids.size])
+                merged[b] = merged[b] + counts[j] if b in merged else counts[j].copy()
             out.scores[key] = replace(prev, blocks=merged)
 
 
