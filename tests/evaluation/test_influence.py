@@ -186,14 +186,16 @@ def test_estimate_interval_holds_the_realised_value_drawn_from_the_calibrated_ch
     assert all(0.93 <= rate <= 0.97 for rate in rates.values()), rates
 
 
-def _hours(rng: np.random.Generator, hours: int, per_hour: int, shock: float) -> ScoreSummary:
+def _hours(
+    rng: np.random.Generator, hours: int, per_hour: int, shock: float, *, garbled: int = 0
+) -> ScoreSummary:
     """A day of labelled rows whose hours share a cause: each hour's labels moved by one draw of
-    ``shock`` (sd, on the logit) around the model's calibrated score; blocks of one hour each."""
+    ``shock`` (sd, on the logit) around the model's calibrated score; blocks of one hour each.
+    The first ``garbled`` hours' labels are coin flips (an incident)."""
     x = rng.normal(-1.0, 0.8, hours * per_hour)
     hour = np.repeat(np.arange(hours), per_hour)
-    y = (rng.uniform(size=x.size) < 1 / (1 + np.exp(-(x + rng.normal(0, shock, hours)[hour])))).astype(
-        np.int64
-    )
+    chance = np.where(hour < garbled, 0.5, 1 / (1 + np.exp(-(x + rng.normal(0, shock, hours)[hour]))))
+    y = (rng.uniform(size=x.size) < chance).astype(np.int64)
     score = 1 / (1 + np.exp(-x))
     summary = _summary(score, y)
     if hours > 10_000:  # the process's value: no blocks needed
@@ -232,30 +234,67 @@ def test_intervals_count_rows_of_one_hour_as_related(shock: float) -> None:
         assert all(0.93 <= rate <= 0.98 for rate in plain.values()), plain
 
 
-def test_the_concept_shift_check_counts_related_hours_too() -> None:
+def test_the_concept_shift_check_under_hourly_causes_and_an_incident_of_a_few_hours() -> None:
     """400 days of 24 hours x 100 labelled rows whose hours share a cause (shock 0.4), each checked
     against its estimate from a reference of the same process (3,000 rows from as many hours).
-    Nothing changed, so "realised worse than the estimate's interval" should be rare (2.5%
-    claimed). With the design effect the day's hours show, every metric is at most 4.75% (ROC-AUC,
-    the default check, 1.75%); taking the labels as independent gave up to 11%. (The rest: a
-    design effect read from 24 hours is itself uncertain.)"""
+
+    The check takes labels as independent given the scores. With nothing changed, ROC-AUC (the
+    check alerts use by default) is worse than its interval in 1.75% of days (2.5% claimed);
+    accuracy, log loss and Brier in up to 11% (hourly causes move them more). A design effect
+    read from the same rows would bring those down, but it would also absorb an incident: with
+    three hours of garbled labels (coin flips), ROC-AUC is outside its interval on 33 of 50 such
+    days here; measured with a stronger model (ROC-AUC 0.83, no hourly causes), on every day
+    without the design effect and on 30% with it.
+    """
     rng = np.random.default_rng(3)
     runs = 400
-    related, independent = dict.fromkeys(BINARY_METRICS, 0), dict.fromkeys(BINARY_METRICS, 0)
+    worse = dict.fromkeys(BINARY_METRICS, 0)
     calibrator = None
     for run in range(runs):
         if run % 20 == 0:
             calibrator = Calibrator.fit(_hours(rng, 3_000, 1, 0.4))
         day = _hours(rng, 24, 100, 0.4)
-        values = realised(day)
-        for counts, summary in ((related, day), (independent, replace(day, blocks={}))):
-            checks = estimate_check(values, estimate(summary, calibrator, labelled_only=True))
-            for name, check in checks.items():
-                counts[name] += check["worse"]
-    rates = {name: n / runs for name, n in related.items()}
-    plain = {name: n / runs for name, n in independent.items()}
-    assert max(rates.values()) <= 0.06 and rates["roc_auc"] <= 0.035, rates
-    assert max(plain.values()) >= 0.09, plain
+        for name, check in estimate_check(
+            realised(day), estimate(day, calibrator, labelled_only=True)
+        ).items():
+            worse[name] += check["worse"]
+    rates = {name: n / runs for name, n in worse.items()}
+    assert rates["roc_auc"] <= 0.035, rates
+    assert max(rates.values()) <= 0.15, rates
+
+    outside = 0
+    for _ in range(50):
+        incident = _hours(rng, 24, 100, 0.4, garbled=3)
+        check = estimate_check(realised(incident), estimate(incident, calibrator, labelled_only=True))
+        outside += check["roc_auc"]["outside"]
+    assert outside >= 25
+
+
+def test_estimate_intervals_reach_the_edge_where_realised_values_do() -> None:
+    """A precision over few predicted positives is often exactly 1: the estimate's interval must
+    reach it (a Wilson interval did not, and 30% of realised values fell above it)."""
+    rng = np.random.default_rng(4)
+    reference = rng.uniform(size=50_000)
+    calibrator = Calibrator.fit(
+        _summary(reference, (rng.uniform(size=50_000) < reference).astype(np.int64)), bootstrap=0
+    )
+    score = rng.uniform(size=300)
+    window = _summary(score, np.zeros(300, np.int64), unlabelled=np.ones(300, bool))
+    predicted = estimate(window, calibrator, threshold=0.9)["precision"]
+    bins = np.clip(np.floor(score * GRID), 0, GRID - 1).astype(np.int64)
+    mean = np.bincount(bins, weights=score, minlength=GRID) / np.maximum(np.bincount(bins, minlength=GRID), 1)
+    chances = calibrator(mean[bins])
+    values = np.array(
+        [
+            realised(_summary(score, (rng.uniform(size=300) < chances).astype(np.int64)), threshold=0.9)[
+                "precision"
+            ].value
+            for _ in range(2_000)
+        ]
+    )
+    assert predicted.high == 1.0 and np.mean(values == 1.0) > 0.1
+    assert np.mean(values > predicted.high) <= 0.01
+    assert np.mean(values < predicted.low) <= 0.05
 
 
 def test_calibrator_deviation_sums_equal_interpolating_each_curve() -> None:
@@ -273,3 +312,39 @@ def test_calibrator_deviation_sums_equal_interpolating_each_curve() -> None:
     np.testing.assert_allclose(calibrator.deviation_sums(at, weights), want, atol=1e-12)
     plain = Calibrator.fit(_summary(score, (rng.uniform(size=5_000) < score).astype(np.int64)), bootstrap=0)
     assert plain is not None and plain.deviation_sums(at, weights).shape == (0, 8)
+
+
+def test_pools_of_a_metric_without_a_linearised_form_have_no_error() -> None:
+    from fourloops.evaluation.pooling import measure
+
+    window = _hours(np.random.default_rng(8), 24, 50, 0.0)
+    assert measure(window, "average_precision", threshold=0.5, seed=0) == (None, None, window.labelled)
+    value, se, rows = measure(window, "accuracy", threshold=0.5, seed=0)
+    assert value is not None and se is not None and se > 0 and rows == 1_200
+
+
+def test_the_block_size_is_the_monitors_not_stored_with_the_reference() -> None:
+    """A reference profile is read by older releases too: its score plan keeps the fields it had."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from fourloops.engines import DuckDBEngine
+    from fourloops.engines.summaries import ScorePlan, TimeWindows
+    from fourloops.evaluation.profile import BLOCK_SECONDS, ReferenceProfile, fit_profile
+
+    rng = np.random.default_rng(9)
+    score = rng.uniform(size=500)
+    table = pa.table(
+        {"x": rng.normal(size=500), "s": score, "y": (rng.uniform(size=500) < score).astype(int)}
+    )
+    with DuckDBEngine().open(table) as scan:
+        profile = fit_profile(scan, score=ScorePlan("binary", "s", "y"), exclude=["y"])
+    stored = profile.to_dict()
+    assert stored["score"] is not None and "block_seconds" not in stored["score"]
+    again = ReferenceProfile.from_dict(stored)
+    windows = TimeWindows("at", datetime(2024, 1, 1, tzinfo=UTC), timedelta(days=1))
+    plan = again.plan(windows, label="y")
+    assert plan.score is not None and plan.score.block_seconds == BLOCK_SECONDS
+    whole = again.plan(None, label="y").score
+    assert whole is not None and whole.block_seconds == 0

@@ -54,7 +54,7 @@ from typing import Any
 from scipy.special import ndtr, ndtri
 
 from fourloops.engines.summaries import ScoreSummary
-from fourloops.evaluation.window_metrics import binary_error, realised
+from fourloops.evaluation.window_metrics import BINARY_METRICS, binary_error, realised
 
 __all__ = [
     "DEFAULT_POOL",
@@ -165,9 +165,12 @@ def measure(
     A binary metric's error is its linearised one
     (:func:`~fourloops.evaluation.window_metrics.binary_error`: DeLong's for ROC-AUC), with no
     resampling; a regression metric's comes from its normal interval, a multiclass one's from
-    its bootstrap replicates.
+    its bootstrap replicates. A metric the window's metrics do not include (a binary model's
+    average precision, say) has neither.
     """
     if summary.task == "binary":
+        if metric not in BINARY_METRICS:
+            return None, None, summary.labelled
         return binary_error(summary, metric, threshold=threshold)
     value = realised(summary, threshold=threshold, seed=seed, confidence=ONE_SIGMA, metrics=[metric]).get(
         metric
@@ -279,7 +282,7 @@ def pool_windows(
     own windows differ beyond their sampling errors (:func:`between_windows`; none for one
     window): a pooled value averages its windows (by their rows), so a spread ``tau`` adds
     ``tau**2 * sum(share**2)`` to its variance. ``seed(size, index)`` seeds the bootstrap
-    (metrics other than ROC-AUC) of the pool of ``size`` windows up to ``index``; ``alone``
+    (a multiclass model's metrics) of the pool of ``size`` windows up to ``index``; ``alone``
     caches each window's own measure.
     """
     if index not in windows:

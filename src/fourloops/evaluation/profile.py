@@ -210,7 +210,11 @@ class ReferenceProfile:
             "format": 1,
             "columns": [c.to_dict() for c in self.columns.values()],
             "segments": list(self.segments),
-            "score": None if self.score is None else self.score.__dict__,
+            # (a block size is the monitor's, not the reference's: left out, so that a release
+            # without blocks still reads the profile)
+            "score": None
+            if self.score is None
+            else {k: v for k, v in self.score.__dict__.items() if k != "block_seconds"},
             "summaries": summaries_to_dict(self.summaries),
         }
 
