@@ -52,3 +52,17 @@ def test_a_window_whose_every_row_is_labelled_checks_its_estimate_on_all_rows() 
     pending = _scores(3)
     pending.unlabelled[:5] = 30
     assert estimate(pending, calibrator) != estimate(pending, calibrator, labelled_only=True)
+
+
+def test_scores_that_differ_only_in_their_hour_blocks_are_different_keys() -> None:
+    from dataclasses import replace
+
+    a = _scores(1)
+    counts = np.zeros((2, 50), dtype=np.int64)
+    counts[0, 3] = 5
+    blocked = replace(a, blocks={7: counts})
+    assert assess_module._fingerprint(blocked) != assess_module._fingerprint(a)
+    assert assess_module._fingerprint(blocked) == assess_module._fingerprint(
+        replace(a, blocks={7: counts.copy()})
+    )
+    assert assess_module._fingerprint(blocked) != assess_module._fingerprint(replace(a, blocks={8: counts}))

@@ -159,6 +159,9 @@ def _fingerprint(summary: ScoreSummary) -> str:
         digest.update(np.ascontiguousarray(values).tobytes())
         digest.update(b"\x00")
     digest.update(repr(sorted(summary.confusion.items())).encode())
+    for block in sorted(summary.blocks):  # (a reference's scores have none today; the key stays whole)
+        digest.update(f"\x00{block}\x00".encode())
+        digest.update(np.ascontiguousarray(summary.blocks[block]).tobytes())
     return digest.hexdigest()
 
 
