@@ -150,18 +150,23 @@ def test_summaries_of_parts_merge_into_the_summary_of_the_whole(
     data: list[tuple[float | None, str | None, str]], draw: st.DataObject
 ) -> None:
     plan = SummaryPlan(**{**PLAN.__dict__, "windows": TimeWindows("ts", T0, timedelta(days=2))})
-    cuts = sorted(draw.draw(st.lists(st.integers(0, len(data)), min_size=2, max_size=2)))
-    table = _table(data)
+    merged, whole = _merged_parts(_table(data), plan, draw)
+    _same(merged, whole)
+
+
+def _merged_parts(table: pa.Table, plan: SummaryPlan, draw: st.DataObject) -> tuple[Summaries, Summaries]:
+    """The table summarised in three parts cut where ``draw`` says and merged in an order it draws,
+    beside the summary of the whole table."""
+    cuts = sorted(draw.draw(st.lists(st.integers(0, table.num_rows), min_size=2, max_size=2)))
     engine = DuckDBEngine()
     parts = []
-    for lo, hi in ((0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], len(data))):
+    for lo, hi in ((0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], table.num_rows)):
         with engine.open(table.slice(lo, hi - lo), positions=False) as scan:
             parts.append(scan.summarize(plan))
     with engine.open(table, positions=False) as scan:
         whole = scan.summarize(plan)
     order = draw.draw(st.permutations([0, 1, 2]))
-    merged = parts[order[0]].merge(parts[order[1]]).merge(parts[order[2]])
-    _same(merged, whole)
+    return parts[order[0]].merge(parts[order[1]]).merge(parts[order[2]]), whole
 
 
 def test_scores_binary_equal_brute_force() -> None:
@@ -298,17 +303,7 @@ def test_scores_per_hour_block_equal_brute_force() -> None:
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.data())
 def test_score_blocks_of_parts_merge_into_those_of_the_whole(seed: int, draw: st.DataObject) -> None:
-    table = _scored(np.random.default_rng(seed), 300)
-    cuts = sorted(draw.draw(st.lists(st.integers(0, 300), min_size=2, max_size=2)))
-    engine = DuckDBEngine()
-    parts = []
-    for lo, hi in ((0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], 300)):
-        with engine.open(table.slice(lo, hi - lo), positions=False) as scan:
-            parts.append(scan.summarize(BLOCKED))
-    with engine.open(table, positions=False) as scan:
-        whole = scan.summarize(BLOCKED)
-    order = draw.draw(st.permutations([0, 1, 2]))
-    merged = parts[order[0]].merge(parts[order[1]]).merge(parts[order[2]])
+    merged, whole = _merged_parts(_scored(np.random.default_rng(seed), 300), BLOCKED, draw)
     assert merged.scores.keys() == whole.scores.keys()
     for key, summary in whole.scores.items():
         _same_blocks(merged.scores[key], summary)
