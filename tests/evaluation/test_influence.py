@@ -81,7 +81,7 @@ def test_expected_values_and_their_gradients_by_finite_differences(
     c = rng.uniform(0.02, 0.98, n)
     w = rng.integers(1, 4, n).astype(float)
     for name in BINARY_METRICS:
-        value, gradient, _ = expected(name, c, s, w, threshold=threshold)
+        value, gradient = expected(name, c, s, w, threshold=threshold)
         assert value == pytest.approx(_metric(name, c, s, w, threshold), abs=1e-12), name
         if not np.all(np.isfinite(gradient)):
             continue
@@ -348,3 +348,19 @@ def test_the_block_size_is_the_monitors_not_stored_with_the_reference() -> None:
     assert plan.score is not None and plan.score.block_seconds == BLOCK_SECONDS
     whole = again.plan(None, label="y").score
     assert whole is not None and whole.block_seconds == 0
+
+
+def test_fewer_blocks_than_the_minimum_leave_the_independent_error() -> None:
+    """Nine hours tell too little about how hours differ: the error stays the independent one; from
+    ten on the hours count (here they share strong shocks, so the interval widens)."""
+    from fourloops.evaluation.influence import MIN_BLOCKS
+
+    rng = np.random.default_rng(12)
+    for hours, widened in ((MIN_BLOCKS - 1, False), (MIN_BLOCKS, True)):
+        day = _hours(rng, hours, 200, 1.0)
+        plain = realised(replace(day, blocks={}))["prevalence"]
+        related = realised(day)["prevalence"]
+        assert related.value == plain.value
+        assert plain.low is not None and plain.high is not None and related.low is not None
+        assert related.high is not None
+        assert ((related.high - related.low) > (plain.high - plain.low)) is widened

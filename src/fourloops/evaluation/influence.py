@@ -157,11 +157,11 @@ def linearise(name: str, y: FloatArray, s: FloatArray, w: FloatArray, *, thresho
 
 def expected(
     name: str, c: FloatArray, s: FloatArray, w: FloatArray, *, threshold: float
-) -> tuple[float, FloatArray, float]:
+) -> tuple[float, FloatArray]:
     """Metric ``name`` on expected labels ``c`` (P(y = 1) per row) and its derivative in each label.
 
-    Returns the value (NaN where undefined), the derivative of the metric in one row's label
-    for each score (NaN where undefined) and the denominator (as :class:`Linearised`'s). The
+    Returns the value (NaN where undefined) and the derivative of the metric in one row's label
+    for each score (NaN where undefined). The
     realised metric, once labels drawn with chances ``c`` arrive, is about the value plus the
     sum over rows of derivative × (label - c): the variance of that sum is the labels' part of
     where the realised value can fall. ROC-AUC on expected labels counts each pair of a
@@ -173,19 +173,19 @@ def expected(
         neg = np.bincount(where, weights=w * (1 - c), minlength=distinct.size)
         n1, n0 = float(pos.sum()), float(neg.sum())
         if n1 <= 0 or n0 <= 0:
-            return np.nan, np.full(s.shape, np.nan), 0.0
+            return np.nan, np.full(s.shape, np.nan)
         neg_below = np.cumsum(neg) - 0.5 * neg  # negatives below, ties half
         pos_above = n1 - np.cumsum(pos) + 0.5 * pos  # positives above, ties half
         auc = float(pos @ neg_below) / (n1 * n0)
         # A label moving from negative to positive adds its pairs as a positive, drops them as a negative.
         gradient = ((neg_below - pos_above) - auc * (n0 - n1)) / (n1 * n0)
-        return auc, gradient[where], min(n1, n0)
+        return auc, gradient[where]
     a0, a1, b0, b1, empty = _linear_parts(name, s, threshold)
     den = float(w @ (b0 + b1 * c))
     if den <= 0:
-        return empty, np.full(s.shape, np.nan), 0.0
+        return empty, np.full(s.shape, np.nan)
     value = float(w @ (a0 + a1 * c)) / den
-    return value, (a1 - value * b1) / den, den
+    return value, (a1 - value * b1) / den
 
 
 def block_variance(
@@ -222,23 +222,15 @@ def interval(name: str, fit: Linearised, confidence: float) -> tuple[float | Non
     (0.886, 1.0)
     """
     value, se = fit.value, fit.se
-    if not np.isfinite(value) or not np.isfinite(se):
-        return None, None
+    if name not in BOUNDED or not np.isfinite(value) or not np.isfinite(se):
+        return prediction_interval(name, value, se, confidence)  # the normal one, cut at the range
     z = float(ndtri(0.5 + confidence / 2))
-    if name in BOUNDED:
-        inside = 0.0 < value < 1.0 and se > 0
-        n = value * (1 - value) / se**2 if inside else fit.denominator
-        if n <= 0:
-            return None, None
-        centre = (value + z * z / (2 * n)) / (1 + z * z / n)
-        half = z / (1 + z * z / n) * np.sqrt(value * (1 - value) / n + z * z / (4 * n * n))
-        low, high = max(centre - half, 0.0), min(centre + half, 1.0)
-    else:
-        low, high = value - z * se, value + z * se
-        low = max(low, 0.0)
-        if name == "brier":
-            high = min(high, 1.0)
-    return float(min(low, value)), float(max(high, value))
+    n = value * (1 - value) / se**2 if 0.0 < value < 1.0 and se > 0 else fit.denominator
+    if n <= 0:
+        return None, None
+    centre = (value + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(value * (1 - value) / n + z * z / (4 * n * n))
+    return float(min(max(centre - half, 0.0), value)), float(max(min(centre + half, 1.0), value))
 
 
 def prediction_interval(

@@ -410,12 +410,12 @@ def estimate(
     c = calibrator(s)
     fits = [expected(name, c, s, w, threshold=threshold) for name in ESTIMATED_METRICS]
     # Each metric's derivative in one row's label, times the bin's rows: a column per metric.
-    slopes = np.column_stack([w * np.nan_to_num(gradient) for _, gradient, _ in fits])
+    slopes = np.column_stack([w * np.nan_to_num(gradient) for _, gradient in fits])
     label_variance = (c * (1 - c) / w) @ slopes**2
     deviations = calibrator.deviation_sums(s, slopes)
     calibration_variance = np.mean(deviations**2, axis=0) if len(deviations) else np.zeros(len(fits))
     out = {}
-    for k, (name, (value, gradient, _)) in enumerate(zip(ESTIMATED_METRICS, fits, strict=True)):
+    for k, (name, (value, gradient)) in enumerate(zip(ESTIMATED_METRICS, fits, strict=True)):
         defined = np.isfinite(value) and bool(np.all(np.isfinite(gradient)))
         se = float(np.sqrt(label_variance[k] + calibration_variance[k])) if defined else np.nan
         low, high = prediction_interval(name, value, se, confidence)
