@@ -180,12 +180,22 @@ def _unread_numbers(
     return notes
 
 
+def _between(column: str, start: datetime | None, end: datetime | None) -> str | None:
+    """The SQL condition ``start <= column < end`` (either side left out when ``None``; ``None``
+    when both are)."""
+    q = _quote(column)
+    sides = [
+        f"{q} {op} TIMESTAMPTZ '{t.astimezone(UTC).isoformat()}'"
+        for op, t in ((">=", start), ("<", end))
+        if t
+    ]
+    return " AND ".join(sides) or None
+
+
 def _window_sql(windows: TimeWindows | RowWindows | None, bounds: WindowBounds) -> str | None:
     """The SQL condition that selects one window's rows."""
     if isinstance(windows, TimeWindows) and bounds.start is not None and bounds.end is not None:
-        q = _quote(windows.column)
-        start, end = bounds.start.isoformat(), bounds.end.isoformat()
-        return f"{q} >= TIMESTAMPTZ '{start}' AND {q} < TIMESTAMPTZ '{end}'"
+        return _between(windows.column, bounds.start, bounds.end)
     if isinstance(windows, RowWindows):
         first = bounds.index * windows.size
         return f"{POSITION} >= {first} AND {POSITION} < {first + windows.size}"
@@ -283,12 +293,8 @@ def _windows_before(
         return {}
     width = windows.width
     start = windows.origin - (pool - 1) * width
-    q = _quote(windows.column)
     conditions = [f"({where})"] if where else []
-    conditions += [
-        f"{q} >= TIMESTAMPTZ '{start.astimezone(UTC).isoformat()}'",
-        f"{q} < TIMESTAMPTZ '{windows.origin.astimezone(UTC).isoformat()}'",
-    ]
+    conditions.append(str(_between(windows.column, start, windows.origin)))
     earlier = TimeWindows(windows.column, start, width)
     plan = replace(profile.plan(earlier, label=label), numeric={}, categorical={}, pooled={}, defaults={})
     scan = history(start, windows.origin)
@@ -367,11 +373,7 @@ def run(
     task = _task(cur_scan, score, prediction, label, task)
     numbers = task in ("binary", "regression")
     # the rows the monitor reads (before ``since`` too: a segment's first pools read their scores)
-    before_until = (
-        f"{_quote(timestamp)} < TIMESTAMPTZ '{until.astimezone(UTC).isoformat()}'"
-        if timestamp is not None and until is not None
-        else None
-    )
+    before_until = _between(timestamp, None, until) if timestamp is not None else None
     read = " AND ".join(c for c in (f"({where})" if where else None, before_until) if c) or None
     if numbers:
         _check_numbers(cur_scan, [output, label], "the current data", read)
@@ -406,7 +408,7 @@ def run(
     windows: TimeWindows | RowWindows | None = None
     first_window = last_window = None
     if timestamp is not None and since is not None:
-        conditions.append(f"{_quote(timestamp)} >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'")
+        conditions.append(str(_between(timestamp, since, None)))
     if before_until is not None:
         conditions.append(before_until)
     if spec is not None and spec.width is not None:
